@@ -1,0 +1,5 @@
+"""Allows `python -m proxynow`."""
+
+from proxynow.cli import main
+
+raise SystemExit(main())

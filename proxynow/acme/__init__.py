@@ -1,0 +1,1 @@
+"""ACME manager, challenges, storage and renewal."""

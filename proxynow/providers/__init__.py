@@ -1,0 +1,1 @@
+"""Configuration providers: each turns an outside source into dynamic configuration."""
