@@ -1,0 +1,167 @@
+"""Configuration errors as the user should read them.
+
+A `ConfigError` carries every `ConfigIssue` found (never only the first), each rendered as
+`file:line:column: http.routers.api.rule: message`. `issues_from_validation` turns a
+pydantic `ValidationError` into issues: the path uses the user's own key names, unknown
+keys get a "did you mean" suggestion, and the position comes from a map of key paths to
+(line, column) built by the loader from the YAML or TOML text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from proxynow.config.keys import allowed_keys, struct_at
+from proxynow.config.middlewares import Middleware, TCPMiddleware
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "Loc",
+    "Positions",
+    "format_path",
+    "issues_from_validation",
+    "suggest",
+]
+
+Loc = tuple[str | int, ...]
+Positions = Mapping[Loc, tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in the configuration, with where it is when that is known."""
+
+    path: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = [str(part) for part in (self.file, self.line, self.column) if part is not None]
+        prefix = ":".join(where)
+        body = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{prefix}: {body}" if prefix else body
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `issues` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+def format_path(loc: Loc) -> str:
+    """`("http", "services", "s", "servers", 0, "url")` → `http.services.s.servers[0].url`."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def suggest(word: str, choices: Sequence[str]) -> str | None:
+    """The closest of `choices` to `word` (case-insensitive), if any is close enough."""
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def _user_loc(raw: Any, loc: Loc) -> Loc:
+    """Spell `loc` (model keys) with the keys the user actually wrote in `raw`."""
+    result: list[str | int] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node:
+            part = next((k for k in node if isinstance(k, str) and k.lower() == part.lower()), part)
+        result.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(result)
+
+
+def _position(positions: Positions, loc: Loc) -> tuple[int, int] | None:
+    """Position of the deepest prefix of `loc` that the file has."""
+    for end in range(len(loc), -1, -1):
+        found = positions.get(loc[:end])
+        if found is not None:
+            return found
+    return None
+
+
+def _clean_loc(loc: Sequence[str | int]) -> Loc:
+    # pydantic appends "[key]" to dict-key errors; the key itself is the useful part.
+    return tuple(part for part in loc if part != "[key]")
+
+
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean (true or false)",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+    "model": "a mapping",
+}
+
+
+def _unknown_key(model: type[BaseModel], loc: Loc) -> str:
+    parent = struct_at(model, loc[:-1])
+    key = str(loc[-1])
+    choices = allowed_keys(parent) if parent is not None else []
+    what = "middleware type" if parent in (Middleware, TCPMiddleware) else "key"
+    close = suggest(key, choices)
+    hint = f" (did you mean {close!r}?)" if close else ""
+    return f"unknown {what} {key!r}{hint}"
+
+
+def _message(model: type[BaseModel], error: ErrorDetails, loc: Loc) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key(model, loc)
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    if kind == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"expected {expected}, got {error['input']!r}"
+    prefix = kind.split("_", 1)[0]
+    if prefix in _TYPE_NAMES and kind.endswith(("_type", "_parsing")):
+        return f"expected {_TYPE_NAMES[prefix]}, got {error['input']!r}"
+    return f"{error['msg']} (got {error['input']!r})"
+
+
+def issues_from_validation(
+    exc: ValidationError,
+    model: type[BaseModel],
+    raw: Any,
+    *,
+    file: str | None = None,
+    positions: Positions | None = None,
+) -> list[ConfigIssue]:
+    """Turn a pydantic error on `model.model_validate(raw)` into issues the user can act on."""
+    issues: list[ConfigIssue] = []
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"])
+        message = _message(model, error, loc)
+        where_loc = loc[:-1] if error["type"] == "missing" else loc
+        user_loc = _user_loc(raw, where_loc)
+        position = _position(positions, user_loc) if positions is not None else None
+        line, column = position if position is not None else (None, None)
+        issues.append(ConfigIssue(format_path(user_loc), message, file, line, column))
+    return issues

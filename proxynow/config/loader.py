@@ -1,0 +1,291 @@
+"""Reading configuration: files, CLI flags and `PROXYNOW_*` variables → validated models.
+
+Static configuration merges its sources with the precedence flags > environment > file >
+defaults (Traefik makes them mutually exclusive; merging lets a flag override one value
+of a file). A dynamic file is read into a `DynamicConfig`. Every failure is a
+`ConfigError` listing all issues with their file positions; nothing raises anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from proxynow.config.dynamic import DynamicConfig, invalid_names
+from proxynow.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    Loc,
+    Positions,
+    format_path,
+    issues_from_validation,
+)
+from proxynow.config.keys import normalize
+from proxynow.config.positions import toml_positions, yaml_positions
+from proxynow.config.sources import parse_environment, parse_flags
+from proxynow.config.static import StaticConfig
+
+__all__ = [
+    "CONFIG_NAMES",
+    "LoadedStatic",
+    "default_search_dirs",
+    "find_config_file",
+    "load_dynamic_file",
+    "load_static",
+    "read_file",
+    "validate",
+    "validate_dynamic",
+]
+
+CONFIG_NAMES = ("proxynow.yml", "proxynow.yaml", "proxynow.toml")
+FLAGS_SOURCE = "command line"
+ENV_SOURCE = "environment"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class RawFile:
+    """A parsed configuration file: its data and where each key is."""
+
+    path: str
+    data: dict[str, Any]
+    positions: Positions
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedStatic:
+    """The static configuration and what it came from."""
+
+    config: StaticConfig
+    file: str | None
+    # True when no file, flag or variable configured anything: `run` then picks defaults.
+    empty: bool
+
+
+def read_file(path: str | os.PathLike[str]) -> RawFile:
+    """Parse a YAML or TOML file (by extension; YAML otherwise) into a raw mapping."""
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read file: {exc}", name)]) from None
+    if name.endswith(".toml"):
+        data, positions = _parse_toml(name, text)
+    else:
+        data, positions = _parse_yaml(name, text)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        issue = ConfigIssue("", "expected a mapping of keys at the top level", name, 1, 1)
+        raise ConfigError([issue])
+    return RawFile(name, data, positions)
+
+
+def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:
+    try:
+        data = yaml.safe_load(text)
+        positions = yaml_positions(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        issue = ConfigIssue("", f"YAML syntax error: {problem}", name, line, column)
+        raise ConfigError([issue]) from None
+    return data, positions
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _parse_toml(name: str, text: str) -> tuple[Any, Positions]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_AT.search(message)
+        line, column = (int(match[1]), int(match[2])) if match else (None, None)
+        problem = _TOML_AT.sub("", message)
+        raise ConfigError(
+            [ConfigIssue("", f"TOML syntax error: {problem}", name, line, column)]
+        ) from None
+    return data, toml_positions(text)
+
+
+def validate(
+    model: type[M],
+    raw: Mapping[str, Any],
+    *,
+    file: str | None = None,
+    positions: Positions | None = None,
+) -> M:
+    """Normalise key case and validate `raw` against `model`, or raise `ConfigError`."""
+    data = normalize(model, dict(raw))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues = issues_from_validation(exc, model, raw, file=file, positions=positions)
+        raise ConfigError(issues) from None
+
+
+def validate_dynamic(
+    raw: Mapping[str, Any],
+    *,
+    file: str | None = None,
+    positions: Positions | None = None,
+) -> DynamicConfig:
+    """Validate raw dynamic configuration from a provider (names must not contain `@`)."""
+    config = validate(DynamicConfig, raw, file=file, positions=positions)
+    issues = []
+    for loc, message in invalid_names(config):
+        user_loc = _spelt_as(raw, loc)
+        line, column = (positions or {}).get(user_loc, (None, None))
+        issues.append(ConfigIssue(format_path(user_loc), message, file, line, column))
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def _spelt_as(raw: Any, loc: Loc) -> Loc:
+    """`loc` with each key replaced by the raw key that matches it case-insensitively."""
+    result: list[str | int] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str):
+            part = next((k for k in node if str(k).lower() == part.lower()), part)
+            node = node.get(part)
+        result.append(part)
+    return tuple(result)
+
+
+def load_dynamic_file(path: str | os.PathLike[str]) -> DynamicConfig:
+    """Read and validate one dynamic configuration file."""
+    raw = read_file(path)
+    return validate_dynamic(raw.data, file=raw.path, positions=raw.positions)
+
+
+# ---------------------------------------------------------------- static configuration
+
+
+def default_search_dirs(environ: Mapping[str, str]) -> list[str]:
+    """Traefik's search places, with proxynow's name: /etc/proxynow, XDG, ~/.config, ."""
+    dirs = ["/etc/proxynow"]
+    if environ.get("XDG_CONFIG_HOME"):
+        dirs.append(environ["XDG_CONFIG_HOME"])
+    if environ.get("HOME"):
+        dirs.append(os.path.join(environ["HOME"], ".config"))
+    dirs.append(".")
+    return dirs
+
+
+def find_config_file(dirs: Iterable[str]) -> str | None:
+    """The first proxynow.yml|yaml|toml in `dirs`, in order."""
+    for directory in dirs:
+        for name in CONFIG_NAMES:
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def load_static(
+    flags: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    search_dirs: Iterable[str] | None = None,
+) -> LoadedStatic:
+    """Build the static configuration from a file, the environment and flags.
+
+    `flags` are Traefik-style `--entryPoints.web.address=:80` arguments; `environ` defaults
+    to `os.environ`. Without `config_file`, the usual places are searched.
+    """
+    env = os.environ if environ is None else environ
+    if config_file is None:
+        config_file = find_config_file(search_dirs or default_search_dirs(env))
+    raw_file = read_file(config_file) if config_file is not None else None
+    flag_data, flag_issues = parse_flags(StaticConfig, flags)
+    env_data, env_issues = parse_environment(StaticConfig, env)
+    issues = [ConfigIssue(p, m, FLAGS_SOURCE) for p, m in flag_issues]
+    issues += [ConfigIssue(p, m, ENV_SOURCE) for p, m in env_issues]
+    if issues:
+        raise ConfigError(issues)
+    file_data = normalize(StaticConfig, raw_file.data) if raw_file else {}
+    merged = deep_merge(deep_merge(file_data, env_data), flag_data)
+    try:
+        config = StaticConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_static_issues(exc, merged, raw_file, env_data, flag_data)) from None
+    empty = raw_file is None and not flag_data and not env_data
+    return LoadedStatic(config, config_file, empty)
+
+
+def _static_issues(
+    exc: ValidationError,
+    merged: dict[str, Any],
+    raw_file: RawFile | None,
+    env_data: dict[str, Any],
+    flag_data: dict[str, Any],
+) -> list[ConfigIssue]:
+    """Attribute each issue to the source that set the value (flags win, like the merge)."""
+    merged_issues = issues_from_validation(exc, StaticConfig, merged)
+    # The same errors in the same order, spelt and positioned as in the file.
+    file_issues = (
+        issues_from_validation(
+            exc, StaticConfig, raw_file.data, file=raw_file.path, positions=raw_file.positions
+        )
+        if raw_file is not None
+        else merged_issues
+    )
+    issues = []
+    for issue, in_file in zip(merged_issues, file_issues, strict=True):
+        if _has_path(flag_data, issue.path):
+            issues.append(ConfigIssue(issue.path, issue.message, FLAGS_SOURCE))
+        elif _has_path(env_data, issue.path):
+            issues.append(ConfigIssue(issue.path, issue.message, ENV_SOURCE))
+        else:
+            issues.append(in_file)
+    return _dedupe(issues)
+
+
+def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return list(dict.fromkeys(issues))
+
+
+def _has_path(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in re.split(r"\.|(?=\[)", dotted):
+        if not part:
+            continue
+        if part.startswith("[") and isinstance(node, list):
+            index = int(part[1:-1])
+            if index >= len(node):
+                return False
+            node = node[index]
+            continue
+        if not isinstance(node, dict):
+            return False
+        key = next((k for k in node if str(k).lower() == part.lower()), None)
+        if key is None:
+            return False
+        node = node[key]
+    return True
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, merging nested mappings; `over`'s scalars and lists win."""
+    result = dict(base)
+    for key, value in over.items():
+        previous = result.get(key)
+        if isinstance(previous, dict) and isinstance(value, dict):
+            result[key] = deep_merge(previous, value)
+        else:
+            result[key] = value
+    return result
