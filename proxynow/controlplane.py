@@ -1,0 +1,203 @@
+"""The control plane of `proxynow run`: static config in, a serving proxy out.
+
+It wires the pieces together and owns their lifetimes: logging, the entrypoint address
+reservations (`proxynow.edge.listen.reserve`), the supervisor and its workers, the
+aggregator and the providers. Every snapshot the aggregator publishes goes to the
+supervisor, which pushes it to every worker. SIGTERM or SIGINT stops the providers and
+drains the workers; `run` returns 0 after a clean drain, 1 when it cannot start (an
+address in use, a worker that cannot listen), with the reason on stderr.
+
+The control socket: when the environment variable `PROXYNOW_CONTROL_SOCKET` names a
+path, the control plane answers one JSON request per line on that unix socket:
+`{"op": "status"}` → `{"version", "workers": [{"id", "pid", "ready", "version",
+"restarts"}]}`, `{"op": "metrics"}` → `{"workers": [{"worker", "pid", "metrics"}]}`.
+Tests and local tooling use it to wait for "every worker serves version ≥ v" and to
+read per-worker counters; the metrics endpoint is built on the same `collect()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvloop
+
+from proxynow.aggregator import Aggregator, EntryPoints
+from proxynow.config.static import StaticConfig
+from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
+from proxynow.edge.supervisor import Supervisor, WorkerStartError
+from proxynow.logs import configure_logging
+from proxynow.providers.base import Provider
+from proxynow.snapshot import Snapshot
+
+__all__ = ["CONTROL_SOCKET_ENV", "run"]
+
+log = logging.getLogger(__name__)
+
+CONTROL_SOCKET_ENV = "PROXYNOW_CONTROL_SOCKET"
+
+EXIT_OK = 0
+EXIT_START_FAILED = 1
+
+
+def run(static: StaticConfig) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit code."""
+    configure_logging(static.log)
+    return uvloop.run(_ControlPlane(static).run())
+
+
+class _ControlPlane:
+    def __init__(self, static: StaticConfig) -> None:
+        self._static = static
+        self._reserved: list[socket.socket] = []
+        self._stop = asyncio.Event()
+
+    async def run(self) -> int:
+        try:
+            addresses = self._reserve()
+        except (AddressInUse, OSError, ValueError) as exc:
+            _say(f"proxynow: cannot start: {_reason(exc)}")
+            return EXIT_START_FAILED
+        try:
+            return await self._serve(addresses)
+        finally:
+            for sock in self._reserved:
+                sock.close()
+
+    def _reserve(self) -> dict[str, ListenAddress]:
+        """Bind every entrypoint address once (port 0 resolved) before any worker starts."""
+        addresses: dict[str, ListenAddress] = {}
+        for name, entrypoint in self._static.entry_points.items():
+            wanted = ListenAddress(entrypoint.host, entrypoint.port, entrypoint.protocol)
+            if wanted.transport == "udp":
+                log.error("entrypoint %s: UDP is not supported yet; not listening", name)
+                continue
+            try:
+                address, sockets = reserve(wanted)
+            except AddressInUse as exc:
+                raise AddressInUse(exc.errno, f"entrypoint {name}: {exc.strerror}") from exc
+            self._reserved.extend(sockets)
+            addresses[name] = address
+        return addresses
+
+    async def _serve(self, addresses: dict[str, ListenAddress]) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        supervisor = Supervisor(self._static, addresses, Snapshot.empty())
+        try:
+            await supervisor.start()
+        except WorkerStartError as exc:
+            _say(f"proxynow: cannot start: {exc}")
+            return EXIT_START_FAILED
+        self._announce(addresses)
+        aggregator = Aggregator(
+            EntryPoints.from_flags(
+                {name: ep.as_default for name, ep in self._static.entry_points.items()}
+            ),
+            supervisor.publish,
+            throttle=self._static.providers.providers_throttle_duration,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(aggregator.run(), name="aggregator")]
+                for provider in _providers(self._static):
+                    tasks.append(
+                        group.create_task(
+                            _run_provider(provider, aggregator), name=f"provider {provider.name}"
+                        )
+                    )
+                control = await _control_server(supervisor)
+                await self._stop.wait()
+                log.info("stopping: draining the workers")
+                for task in tasks:
+                    task.cancel()
+                if control is not None:
+                    control.close()
+        finally:
+            await supervisor.stop()
+        return EXIT_OK
+
+    def _announce(self, addresses: dict[str, ListenAddress]) -> None:
+        """Say what is served where, even at the default ERROR log level (stderr)."""
+        for name, address in addresses.items():
+            entrypoint = self._static.entry_points[name]
+            scheme = "https" if entrypoint.http.tls is not None else "http"
+            protocol = scheme.upper()
+            url = display_url(address, scheme)
+            _say(f"proxynow: serving {protocol} on {url} (entrypoint {name})")
+        log.info("%d workers serving %d entrypoints", self._static.workers, len(addresses))
+
+
+def _providers(static: StaticConfig) -> list[Provider]:
+    """The configured providers (the docker provider joins here when it exists)."""
+    providers: list[Provider] = []
+    if static.providers.file is not None:
+        from proxynow.providers.file import FileProvider
+
+        providers.append(FileProvider(static.providers.file))
+    return providers
+
+
+async def _run_provider(provider: Provider, aggregator: Aggregator) -> None:
+    """Run one provider; if it fails, log it and keep the rest of the proxy serving."""
+    try:
+        await provider.run(aggregator)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("provider %s stopped", provider.name)
+
+
+async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | None:
+    path = os.environ.get(CONTROL_SOCKET_ENV)
+    if not path:
+        return None
+    handlers: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "status": lambda: _status(supervisor),
+        "metrics": lambda: _metrics(supervisor),
+    }
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.closing(writer):
+            while line := await reader.readline():
+                try:
+                    op = json.loads(line)["op"]
+                    reply = await handlers[op]()
+                except (ValueError, KeyError, TypeError) as exc:
+                    reply = {"error": f"bad request: {exc!r}"}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return await asyncio.start_unix_server(handle, path)
+
+
+async def _status(supervisor: Supervisor) -> dict[str, Any]:
+    return {
+        "version": supervisor.version,
+        "workers": [info.as_dict() for info in supervisor.workers],
+    }
+
+
+async def _metrics(supervisor: Supervisor) -> dict[str, Any]:
+    return {"workers": await supervisor.collect()}
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

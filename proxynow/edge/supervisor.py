@@ -1,0 +1,310 @@
+"""The control-plane side of the workers: start, watch, restart, publish, collect, drain.
+
+Each worker is a `python -m proxynow.edge.worker` subprocess connected by a unix socket
+pair (`proxynow.edge.channel`). A snapshot is pickled once and pushed to every worker;
+a slow worker only ever has the newest one pending. A worker that exits while we are
+not draining is logged and replaced (with the latest snapshot, after a short capped
+backoff if it keeps dying at start), and the others keep serving. `stop()` sends
+SIGTERM to every worker, which drains by itself, and waits for them to exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxynow.config.static import StaticConfig
+from proxynow.edge import channel as ch
+from proxynow.edge.listen import ListenAddress
+from proxynow.snapshot import Snapshot
+
+__all__ = ["Supervisor", "WorkerInfo", "WorkerStartError"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_FIRST = 0.1
+_BACKOFF_MAX = 5.0
+_QUICK_DEATH = 1.0  # a worker dying sooner than this after READY counts as a crash loop
+_STOP_MARGIN = 5.0  # seconds beyond the drain deadline before a worker is killed
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not start (its FATAL message, or its exit before READY)."""
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    """What the control plane knows about one worker slot."""
+
+    worker_id: int
+    pid: int = 0
+    ready: bool = False
+    version: int = -1
+    restarts: int = 0
+    started_at: float = 0.0
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    channel: ch.Channel | None = field(default=None, repr=False)
+    ready_future: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.worker_id,
+            "pid": self.pid,
+            "ready": self.ready,
+            "version": self.version,
+            "restarts": self.restarts,
+        }
+
+
+class Supervisor:
+    """Owns the worker processes of one `proxynow run`."""
+
+    def __init__(
+        self,
+        static: StaticConfig,
+        addresses: Mapping[str, ListenAddress],
+        snapshot: Snapshot,
+        count: int | None = None,
+    ) -> None:
+        self._static = static
+        self._addresses = dict(addresses)
+        self._snapshot = snapshot
+        self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        self._workers = [WorkerInfo(i) for i in range(count or static.workers)]
+        self._watchers: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._changed = asyncio.Event()
+        self._requests = itertools.count(1)
+        self._collects: dict[int, tuple[asyncio.Future[None], dict[int, Any]]] = {}
+
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        return list(self._workers)
+
+    @property
+    def version(self) -> int:
+        """The version of the latest published snapshot."""
+        return self._snapshot.version
+
+    async def start(self) -> None:
+        """Start every worker and wait until all are READY; WorkerStartError otherwise."""
+        try:
+            for info in self._workers:
+                await self._spawn(info)
+            for info in self._workers:
+                assert info.ready_future is not None
+                await info.ready_future
+        except BaseException:
+            await self.stop()
+            raise
+        loop = asyncio.get_running_loop()
+        self._watchers = [
+            loop.create_task(self._watch(info), name=f"watch worker {info.worker_id}")
+            for info in self._workers
+        ]
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Push `snapshot` to every worker (pickled once; never blocks)."""
+        self._snapshot = snapshot
+        self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        message = (ch.SNAPSHOT, snapshot.version, self._blob)
+        for info in self._workers:
+            if info.channel is not None:
+                info.channel.send_latest(message)
+
+    async def wait_serving(self, version: int) -> None:
+        """Return once every worker is ready and serves `version` or newer."""
+        while not all(info.ready and info.version >= version for info in self._workers):
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def collect(self, timeout: float = 2.0) -> list[dict[str, Any]]:
+        """Metrics of every ready worker: [{"worker", "pid", "metrics"}]; a worker that does
+        not answer within `timeout` is left out (it may be restarting)."""
+        request_id = next(self._requests)
+        targets = [info for info in self._workers if info.ready and info.channel is not None]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        replies: dict[int, Any] = {}
+        self._collects[request_id] = (done, replies)
+        for info in targets:
+            assert info.channel is not None
+            info.channel.send((ch.COLLECT, request_id))
+        try:
+            if targets:
+                await asyncio.wait_for(asyncio.shield(done), timeout)
+        except TimeoutError:
+            log.warning("metrics: %d of %d workers answered", len(replies), len(targets))
+        finally:
+            del self._collects[request_id]
+        by_id = {info.worker_id: info for info in targets}
+        return [
+            {"worker": worker_id, "pid": by_id[worker_id].pid, "metrics": data}
+            for worker_id, data in sorted(replies.items())
+        ]
+
+    async def stop(self) -> None:
+        """Drain: SIGTERM every worker, wait for their exit (SIGKILL past the deadline)."""
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        for info in self._workers:
+            _signal(info, signal.SIGTERM)
+        deadline = self._drain_deadline()
+        await asyncio.gather(*(self._reap(info, deadline) for info in self._workers))
+
+    # -- one worker
+
+    async def _spawn(self, info: WorkerInfo) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            info.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "proxynow.edge.worker",
+                "--channel-fd",
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()
+        info.pid = info.process.pid
+        info.ready = False
+        info.started_at = loop.time()
+        info.ready_future = loop.create_future()
+
+        def make_channel() -> ch.Channel:
+            channel = ch.Channel(
+                lambda message: self._on_message(info, message),
+                lambda: self._on_channel_closed(info, channel),
+            )
+            return channel
+
+        _, info.channel = await loop.create_unix_connection(make_channel, sock=ours)
+        info.channel.send(
+            (
+                ch.INIT,
+                ch.PROTOCOL_VERSION,
+                info.worker_id,
+                self._static,
+                self._addresses,
+                self._blob,
+            )
+        )
+        info.version = self._snapshot.version - 1  # not serving anything yet
+
+    async def _watch(self, info: WorkerInfo) -> None:
+        """Restart the worker whenever it exits, until the supervisor stops."""
+        backoff = _BACKOFF_FIRST
+        while True:
+            assert info.process is not None
+            code = await info.process.wait()
+            if self._stopping:
+                return
+            info.ready = False
+            lived = asyncio.get_running_loop().time() - info.started_at
+            log.error(
+                "worker %d (pid %d) exited with %s; restarting it", info.worker_id, info.pid, code
+            )
+            if lived < _QUICK_DEATH:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            else:
+                backoff = _BACKOFF_FIRST
+            info.restarts += 1
+            try:
+                await self._spawn(info)
+                assert info.ready_future is not None
+                await info.ready_future
+            except (OSError, WorkerStartError) as exc:
+                log.error("worker %d could not restart: %s", info.worker_id, exc)
+            self._changed.set()
+
+    async def _reap(self, info: WorkerInfo, deadline: float) -> None:
+        process = info.process
+        if process is None:
+            return
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            log.error(
+                "worker %d (pid %d) did not drain in time; killing it", info.worker_id, info.pid
+            )
+            _signal(info, signal.SIGKILL)
+            await process.wait()
+        if info.channel is not None:
+            info.channel.close()
+        info.ready = False
+
+    def _drain_deadline(self) -> float:
+        lifecycles = [ep.transport.life_cycle for ep in self._static.entry_points.values()]
+        longest = max(
+            (life.request_accept_grace_timeout + life.grace_time_out for life in lifecycles),
+            default=0.0,
+        )
+        return asyncio.get_running_loop().time() + longest + _STOP_MARGIN
+
+    # -- channel events
+
+    def _on_message(self, info: WorkerInfo, message: ch.Message) -> None:
+        kind = message[0]
+        if kind == ch.READY:
+            info.ready = True
+            info.version = message[3]
+            log.info("worker %d ready (pid %d, version %d)", info.worker_id, info.pid, info.version)
+            if info.channel is not None and info.version < self._snapshot.version:
+                info.channel.send_latest((ch.SNAPSHOT, self._snapshot.version, self._blob))
+            _resolve(info.ready_future, None)
+        elif kind == ch.SERVING:
+            info.version = max(info.version, message[1])
+        elif kind == ch.METRICS:
+            self._on_metrics(info, message[1], message[2])
+        elif kind == ch.FATAL:
+            log.error("%s", message[1])
+            _resolve(info.ready_future, WorkerStartError(message[1]))
+        self._changed.set()
+
+    def _on_metrics(self, info: WorkerInfo, request_id: int, data: Any) -> None:
+        pending = self._collects.get(request_id)
+        if pending is None:
+            return
+        done, replies = pending
+        replies[info.worker_id] = data
+        expected = sum(1 for w in self._workers if w.ready and w.channel is not None)
+        if len(replies) >= expected and not done.done():
+            done.set_result(None)
+
+    def _on_channel_closed(self, info: WorkerInfo, channel: ch.Channel) -> None:
+        if info.channel is not channel:
+            return  # the channel of a worker that has been replaced already
+        info.channel = None
+        info.ready = False
+        _resolve(info.ready_future, WorkerStartError(f"worker {info.worker_id} exited at start"))
+        self._changed.set()
+
+
+def _resolve(future: asyncio.Future[None] | None, outcome: BaseException | None) -> None:
+    if future is None or future.done():
+        return
+    if outcome is None:
+        future.set_result(None)
+    else:
+        future.set_exception(outcome)
+
+
+def _signal(info: WorkerInfo, signum: int) -> None:
+    if info.process is None or info.process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(info.pid, signum)

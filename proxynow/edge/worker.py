@@ -1,0 +1,209 @@
+"""A data-plane worker process: uvloop, one listener per entrypoint, snapshots, drain.
+
+Started by the supervisor as `python -m proxynow.edge.worker --channel-fd N`, where N is
+its end of a unix socket pair. The first message (INIT) brings the worker id, the static
+configuration, the entrypoint addresses the control plane resolved and the latest
+snapshot; the worker binds its own SO_REUSEPORT sockets, builds its graph and answers
+READY. Every later SNAPSHOT is compiled with `build_graph` and swapped in with one
+assignment (`state.graph = graph`); requests in flight keep the graph they started with.
+
+Drain (SIGTERM, or the control plane going away): keep accepting for each entrypoint's
+`requestAcceptGraceTimeout`, close the listeners, ask every connection to `shutdown()`
+(finish what is in flight, then close), and wait up to `graceTimeOut` before dropping
+what is left. SIGINT is ignored: Ctrl-C reaches the whole process group, and the control
+plane turns it into the same orderly drain.
+
+This module imports only what a worker needs: no providers, no aggregator, no API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import uvloop
+
+from proxynow.config.static import EntryPoint, StaticConfig
+from proxynow.edge import channel as ch
+from proxynow.edge.graph import build_graph, empty_graph
+from proxynow.edge.http1 import entrypoint_runtime, http_protocol_factory
+from proxynow.edge.listen import ListenAddress, bind
+from proxynow.edge.state import WorkerState
+from proxynow.edge.tcp import entrypoint_factory
+from proxynow.snapshot import Snapshot
+
+__all__ = ["Worker", "main"]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_START_FAILED = 3
+_DRAIN_POLL = 0.05  # seconds between checks for "all connections closed"
+
+
+class Worker:
+    """One worker's life: init from the channel, listen, apply snapshots, drain."""
+
+    def __init__(self, channel_sock: socket.socket) -> None:
+        self._sock = channel_sock
+        self._loop = asyncio.get_running_loop()
+        self._init: asyncio.Future[ch.Message] = self._loop.create_future()
+        self._stop = asyncio.Event()
+        self._channel: ch.Channel | None = None
+        self._static = StaticConfig()
+        self._state: WorkerState | None = None
+        self._servers: dict[str, list[asyncio.Server]] = {}
+
+    async def run(self) -> int:
+        _, self._channel = await self._loop.create_unix_connection(
+            lambda: ch.Channel(self._on_message, self._stop.set), sock=self._sock
+        )
+        self._loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        init = await self._first_message()
+        if init is None:
+            return EXIT_OK
+        _, _, worker_id, static, addresses, blob = init
+        self._static = static
+        snapshot = pickle.loads(blob) if blob is not None else None
+        graph = build_graph(snapshot, static) if snapshot is not None else empty_graph(static)
+        self._state = WorkerState(worker_id=worker_id, graph=graph)
+        try:
+            await self._listen(addresses)
+        except OSError as exc:
+            self._channel.send((ch.FATAL, f"worker {worker_id}: cannot listen: {exc}"))
+            await self._close_channel()
+            return EXIT_START_FAILED
+        version = snapshot.version if snapshot is not None else 0
+        self._channel.send((ch.READY, worker_id, os.getpid(), version))
+        await self._stop.wait()
+        await self._drain()
+        await self._close_channel()
+        return EXIT_OK
+
+    async def _first_message(self) -> ch.Message | None:
+        """The INIT message, or None if the control plane stopped us before sending it."""
+        stopped = asyncio.ensure_future(self._stop.wait())
+        done, _ = await asyncio.wait({self._init, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if self._init not in done:
+            return None
+        init = self._init.result()
+        if init[1] != ch.PROTOCOL_VERSION:
+            raise RuntimeError(f"channel protocol {init[1]} != {ch.PROTOCOL_VERSION}")
+        return init
+
+    # -- messages from the control plane
+
+    def _on_message(self, message: ch.Message) -> None:
+        kind = message[0]
+        if kind == ch.INIT:
+            if not self._init.done():
+                self._init.set_result(message)
+        elif kind == ch.SNAPSHOT:
+            self._apply(message[2])
+        elif kind == ch.COLLECT:
+            self._collect(message[1])
+        else:
+            log.warning("worker: unknown message %r from the control plane", kind)
+
+    def _apply(self, blob: bytes) -> None:
+        state = self._state
+        if state is None:
+            return  # before INIT completed: INIT itself carried the newest snapshot
+        snapshot: Snapshot = pickle.loads(blob)
+        try:
+            graph = build_graph(snapshot, self._static)
+        except Exception:
+            log.exception("worker %d: building graph %d failed", state.worker_id, snapshot.version)
+            return
+        state.graph = graph
+        assert self._channel is not None
+        self._channel.send((ch.SERVING, snapshot.version))
+
+    def _collect(self, request_id: int) -> None:
+        state = self._state
+        data = state.metrics.collect() if state is not None else {}
+        assert self._channel is not None
+        self._channel.send((ch.METRICS, request_id, data))
+
+    # -- listeners
+
+    async def _listen(self, addresses: Mapping[str, ListenAddress]) -> None:
+        state = self._state
+        assert state is not None
+        for name, address in addresses.items():
+            entrypoint = self._static.entry_points[name]
+            if address.transport != "tcp":
+                continue
+            factory = self._factory(state, name, entrypoint)
+            servers = self._servers.setdefault(name, [])
+            for sock in bind(address):
+                servers.append(await self._loop.create_server(factory, sock=sock))
+
+    def _factory(self, state: WorkerState, name: str, entrypoint: EntryPoint) -> Any:
+        http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
+        return entrypoint_factory(name, lambda: state.graph.tcp, http_factory, state.connections)
+
+    # -- drain
+
+    async def _drain(self) -> None:
+        state = self._state
+        assert state is not None
+        log.info("worker %d: draining", state.worker_id)
+        async with asyncio.TaskGroup() as group:
+            for name, servers in self._servers.items():
+                grace = self._static.entry_points[name].transport.life_cycle
+                group.create_task(self._close_later(servers, grace.request_accept_grace_timeout))
+        state.draining = True
+        for connection in list(state.connections):
+            connection.shutdown()
+        deadline = self._loop.time() + self._grace_time_out()
+        while state.connections and self._loop.time() < deadline:
+            await asyncio.sleep(_DRAIN_POLL)
+        for connection in list(state.connections):
+            connection.abort()
+        log.info("worker %d: drained", state.worker_id)
+
+    async def _close_later(self, servers: list[asyncio.Server], delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for server in servers:
+            server.close()
+
+    def _grace_time_out(self) -> float:
+        """The longest graceTimeOut of our entrypoints (connections are tracked together)."""
+        lifecycles = [ep.transport.life_cycle for ep in self._static.entry_points.values()]
+        return max((life.grace_time_out for life in lifecycles), default=0.0)
+
+    async def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._channel.closed
+
+
+async def _serve(fd: int) -> int:
+    sock = socket.socket(fileno=fd)
+    return await Worker(sock).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="proxynow.edge.worker")
+    parser.add_argument("--channel-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    return uvloop.run(_serve(args.channel_fd))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
