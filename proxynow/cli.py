@@ -1,0 +1,135 @@
+"""The `proxynow` command: run | check | schema | version.
+
+`run` and `check` take the static configuration from `--config F` (alias `--configFile`,
+as in Traefik, else the usual search places), Traefik-style flags such as
+`--entryPoints.web.address=:80` and `PROXYNOW_*` variables. Configuration mistakes are
+printed as `file:line:column: path: message`, one per line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from proxynow import __version__
+from proxynow.config.errors import ConfigError, ConfigIssue
+from proxynow.config.loader import LoadedStatic, load_static
+from proxynow.config.static import StaticConfig
+
+__all__ = ["default_static", "main"]
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+EXIT_CONFIG = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="proxynow",
+        description="A Docker-label-driven edge router that reads Traefik's configuration.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("run", "start the proxy"),
+        ("check", "validate the static configuration and the file provider's dynamic files"),
+    ):
+        command = commands.add_parser(
+            name,
+            help=text,
+            allow_abbrev=False,
+            epilog="Other flags set static configuration, e.g. --entryPoints.web.address=:80",
+        )
+        command.add_argument(
+            "--config", "--configFile", dest="config", metavar="FILE", help="static config file"
+        )
+    schema = commands.add_parser("schema", help="print the JSON Schema of the configuration")
+    which = schema.add_mutually_exclusive_group()
+    which.add_argument("--static", dest="kind", action="store_const", const="static")
+    which.add_argument("--dynamic", dest="kind", action="store_const", const="dynamic")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command not in ("run", "check"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "version":
+        print(f"proxynow {__version__}")
+        return 0
+    if args.command == "schema":
+        return _schema(args.kind or "static")
+    try:
+        loaded = load_static(extra, os.environ, args.config)
+    except ConfigError as exc:
+        _print_issues(exc.issues)
+        return EXIT_CONFIG
+    if args.command == "check":
+        return _check(loaded)
+    return _run(loaded)
+
+
+def _print_issues(issues: Sequence[ConfigIssue]) -> None:
+    for issue in issues:
+        print(issue, file=sys.stderr)
+    count = len(issues)
+    print(f"{count} configuration error{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+def _schema(kind: str) -> int:
+    from proxynow.config.schema import dynamic_schema, static_schema
+
+    schema = static_schema() if kind == "static" else dynamic_schema()
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _check(loaded: LoadedStatic) -> int:
+    from proxynow.config.check import check_dynamic, dynamic_files
+
+    issues = check_dynamic(loaded.config)
+    if issues:
+        _print_issues(issues)
+        return EXIT_CONFIG
+    provider = loaded.config.providers.file
+    files = len(dynamic_files(provider)) if provider is not None else 0
+    source = loaded.file or "flags, environment and defaults"
+    print(f"configuration OK: static from {source}, {files} dynamic file(s)")
+    return 0
+
+
+def _run(loaded: LoadedStatic) -> int:
+    from proxynow import controlplane
+    from proxynow.logs import configure_logging
+
+    static = default_static() if loaded.empty else loaded.config
+    configure_logging(static.log)
+    return controlplane.run(static)
+
+
+def default_static() -> StaticConfig:
+    """What `run` serves with no configuration at all: `web` on :80 (or :8000), Docker."""
+    port = 80 if _can_bind(80) else 8000
+    data: dict[str, object] = {"entryPoints": {"web": {"address": f":{port}"}}}
+    if os.path.exists(DOCKER_SOCKET):
+        data["providers"] = {"docker": {}}
+    return StaticConfig.model_validate(data)
+
+
+def _can_bind(port: int) -> bool:
+    """Whether this process may listen on `port` (privileges, and nobody else on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
