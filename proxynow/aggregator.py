@@ -43,7 +43,7 @@ from proxynow.config.dynamic import (
     UDPService,
 )
 from proxynow.config.middlewares import Middleware
-from proxynow.providers.base import ProviderUpdate
+from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.rules import RuleError, parse_rule
 from proxynow.snapshot import ObjectStatus, Snapshot, status_key
 
@@ -69,19 +69,6 @@ INTERNAL_SERVICES = frozenset({"api", "dashboard", "ping", "prometheus", "noop"}
 DEFAULT_TLS = "default"  # the one TLS options / store name that is never qualified
 DEFAULT_TRANSPORT = "default@internal"
 
-# (protocol, section as in Traefik's YAML, attribute of the protocol's config model)
-_SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("http", "routers", "routers"),
-    ("http", "services", "services"),
-    ("http", "middlewares", "middlewares"),
-    ("http", "serversTransports", "servers_transports"),
-    ("tcp", "routers", "routers"),
-    ("tcp", "services", "services"),
-    ("tcp", "middlewares", "middlewares"),
-    ("tcp", "serversTransports", "servers_transports"),
-    ("udp", "routers", "routers"),
-    ("udp", "services", "services"),
-)
 _PROTOCOLS = ("http", "tcp", "udp")
 _CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
 
@@ -215,7 +202,7 @@ class _Merge:
 
 def _collect(merge: _Merge, update: ProviderUpdate) -> None:
     provider = update.provider
-    for protocol, section, attribute in _SECTIONS:
+    for protocol, section, attribute in SECTIONS:
         objects: Mapping[str, Any] = getattr(getattr(update.config, protocol), attribute)
         for name, obj in objects.items():
             qualified = f"{name}@{provider}"
@@ -481,7 +468,7 @@ def _split(merge: _Merge, protocol: str) -> tuple[Any, Any]:
     """The protocol's config of serving objects, and that of disabled ones."""
     serving: dict[str, dict[str, Any]] = {}
     disabled: dict[str, dict[str, Any]] = {}
-    for proto, section, attribute in _SECTIONS:
+    for proto, section, attribute in SECTIONS:
         if proto != protocol:
             continue
         serving[attribute], disabled[attribute] = {}, {}

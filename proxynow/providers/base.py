@@ -24,7 +24,22 @@ from typing import Protocol
 
 from proxynow.config.dynamic import DynamicConfig
 
-__all__ = ["ConfigSink", "Provider", "ProviderUpdate", "object_key"]
+__all__ = ["SECTIONS", "ConfigSink", "Provider", "ProviderUpdate", "object_key"]
+
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("http", "routers", "routers"),
+    ("http", "services", "services"),
+    ("http", "middlewares", "middlewares"),
+    ("http", "serversTransports", "servers_transports"),
+    ("tcp", "routers", "routers"),
+    ("tcp", "services", "services"),
+    ("tcp", "middlewares", "middlewares"),
+    ("tcp", "serversTransports", "servers_transports"),
+    ("udp", "routers", "routers"),
+    ("udp", "services", "services"),
+)
+"""The named objects of a `DynamicConfig`: (protocol, section as in Traefik's YAML,
+attribute of the protocol's model). Their names are qualified `name@provider`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,240 @@
+"""The file provider: dynamic configuration from one YAML/TOML file or a directory of them.
+
+`filename` names one file; `directory` names a directory whose `*.yml`, `*.yaml` and
+`*.toml` files are read, subdirectories included (as Traefik does), hidden entries
+excluded (so the `..data` trees of Kubernetes ConfigMap mounts are not read twice). With
+`watch` (the default) the file's directory or the whole tree is watched with watchfiles,
+so in-place writes, atomic renames, deleted and re-created files and new files are seen.
+
+Every reload reads every file again and merges them (`merge_files`). A file that fails to
+parse or validate keeps its last good content serving and its errors, with
+`file:line:column`, are reported to the sink as provider errors; once the file is fixed,
+the next change recovers without a restart. A name defined differently in two files is a
+conflict reported on that object (which the aggregator then disables). Go templates,
+which Traefik's file provider evaluates, are not supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from watchfiles import DefaultFilter, awatch
+
+from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
+from proxynow.config.errors import ConfigError
+from proxynow.config.loader import load_dynamic_file
+from proxynow.config.static import FileProvider as FileProviderConfig
+from proxynow.providers.base import SECTIONS, ConfigSink, ProviderUpdate, object_key
+
+__all__ = ["SUFFIXES", "FileProvider", "merge_files"]
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".yml", ".yaml", ".toml")
+_CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
+_MAX_BACKOFF = 30.0
+
+
+def merge_files(
+    configs: Mapping[str, DynamicConfig],
+) -> tuple[DynamicConfig, dict[str, tuple[str, ...]], list[str]]:
+    """Merge per-file configurations (in the mapping's order).
+
+    Returns the merged configuration, the per-object errors for names defined differently
+    in several files (the first definition is kept, the aggregator disables it), and
+    provider-level errors for conflicting TLS options and stores, which have no status
+    of their own. Identical definitions in several files are not a conflict.
+    """
+    parts: dict[str, dict[str, dict[str, Any]]] = {protocol: {} for protocol in _CONFIG_TYPES}
+    object_errors: dict[str, tuple[str, ...]] = {}
+    for protocol, section, attribute in SECTIONS:
+        merged, conflicts = _merge_named(configs, protocol, attribute)
+        parts[protocol][attribute] = merged
+        for name, files in conflicts.items():
+            object_errors[object_key(protocol, section, name)] = (_conflict(files),)
+    tls_errors: list[str] = []
+    tls: dict[str, Any] = {"certificates": []}
+    for kind in ("options", "stores"):
+        merged, conflicts = _merge_named(configs, "tls", kind)
+        tls[kind] = merged
+        tls_errors.extend(
+            f"tls.{kind}.{name}: {_conflict(files)}" for name, files in conflicts.items()
+        )
+    for config in configs.values():
+        tls["certificates"].extend(config.tls.certificates)
+    merged_config = DynamicConfig(
+        **{protocol: _CONFIG_TYPES[protocol](**part) for protocol, part in parts.items()},
+        tls=TLSConfig(**tls),
+    )
+    return merged_config, object_errors, tls_errors
+
+
+def _merge_named(
+    configs: Mapping[str, DynamicConfig], part: str, attribute: str
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Merge `config.<part>.<attribute>` of every file; names defined differently conflict."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    conflicts: dict[str, list[str]] = {}
+    for path, config in configs.items():
+        for name, obj in getattr(getattr(config, part), attribute).items():
+            if name not in merged:
+                merged[name], origin[name] = obj, path
+            elif merged[name] != obj:
+                conflicts.setdefault(name, [origin[name]]).append(path)
+    return merged, conflicts
+
+
+def _conflict(files: Sequence[str]) -> str:
+    return "defined differently in several files: " + ", ".join(files)
+
+
+def _config_files(directory: str) -> list[str]:
+    """Configuration files under `directory`, recursively, hidden entries skipped, sorted."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            os.path.join(root, name)
+            for name in files
+            if not name.startswith(".") and name.lower().endswith(SUFFIXES)
+        )
+    return sorted(found)
+
+
+class FileProvider:
+    """Reads `filename` or `directory`, submits the merged configuration, then watches.
+
+    `watching` is set once the file watcher is running (the configuration is re-read at
+    that moment, so nothing written before it is missed). `watch_timeout` is how often,
+    in seconds, the watcher thread wakes up while nothing changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        filename: str = "",
+        directory: str = "",
+        watch: bool = True,
+        name: str = "file",
+        watch_timeout: float = 1.0,
+    ) -> None:
+        if bool(filename) == bool(directory):
+            raise ValueError("set exactly one of filename and directory")
+        self._name = name
+        self._filename = os.path.abspath(filename) if filename else ""
+        self._directory = os.path.abspath(directory) if directory else ""
+        self._watch = watch
+        self._watch_timeout = watch_timeout
+        self._last_good: dict[str, DynamicConfig] = {}
+        self._file_errors: list[str] = []
+        self._watch_errors: list[str] = []
+        self._stop = asyncio.Event()
+        self.watching = asyncio.Event()
+
+    @classmethod
+    def from_config(cls, config: FileProviderConfig) -> FileProvider:
+        return cls(filename=config.filename, directory=config.directory, watch=config.watch)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def stop(self) -> None:
+        """Make `run` return (within the watcher's step, about 50 ms)."""
+        self._stop.set()
+
+    async def run(self, sink: ConfigSink) -> None:
+        await self._reload(sink)
+        if not self._watch:
+            return
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                await self._watch_changes(sink)
+            except OSError as error:  # the watched directory is missing or unreadable
+                self._watch_errors = [f"cannot watch {self._watch_root()}: {error}"]
+                self._report(sink)
+                await self._wait_stop(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _wait_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def _watch_root(self) -> str:
+        return self._directory or os.path.dirname(self._filename)
+
+    async def _watch_changes(self, sink: ConfigSink) -> None:
+        root = self._watch_root()
+        changes_seen = awatch(
+            root,
+            watch_filter=DefaultFilter(),
+            stop_event=self._stop,
+            rust_timeout=max(1, int(self._watch_timeout * 1000)),
+            yield_on_timeout=True,
+            recursive=bool(self._directory),
+        )
+        async for changes in changes_seen:
+            if not self.watching.is_set() or self._watch_errors:
+                # The watcher runs now: read again what may have changed before it did.
+                self._watch_errors = []
+                self.watching.set()
+                await self._reload(sink)
+            elif any(self._relevant(path) for _, path in changes):
+                await self._reload(sink)
+            elif not changes and not os.path.isdir(root):
+                raise FileNotFoundError(root)  # deleted: watch again once it is back
+
+    def _relevant(self, path: str) -> bool:
+        if self._directory:
+            return True  # a new or removed subdirectory matters too; a re-read is cheap
+        name = os.path.basename(path)
+        # `..data` is how Kubernetes swaps a mounted ConfigMap's files atomically.
+        return name == os.path.basename(self._filename) or name.startswith("..")
+
+    async def _reload(self, sink: ConfigSink) -> None:
+        update = await asyncio.to_thread(self._load)
+        self._report(sink)
+        if update is not None:
+            sink.submit(update)
+
+    def _report(self, sink: ConfigSink) -> None:
+        sink.report_errors(self._name, [*self._watch_errors, *self._file_errors])
+
+    def _load(self) -> ProviderUpdate | None:
+        """Read every file (in a thread); None when the directory cannot be listed."""
+        if self._filename:
+            paths = [self._filename]
+        elif not Path(self._directory).is_dir():
+            self._file_errors = [
+                f"{self._directory}: not a directory (keeping the last good files)"
+            ]
+            return None
+        else:
+            paths = _config_files(self._directory)
+        errors: list[str] = []
+        current: dict[str, DynamicConfig] = {}
+        for path in paths:
+            try:
+                current[path] = load_dynamic_file(path)
+            except ConfigError as error:
+                errors.extend(str(issue) for issue in error.issues)
+                if path in self._last_good:
+                    current[path] = self._last_good[path]
+        self._last_good = current
+        config, object_errors, tls_errors = merge_files(
+            {self._display(path): config for path, config in current.items()}
+        )
+        self._file_errors = errors + tls_errors
+        return ProviderUpdate(self._name, config, object_errors)
+
+    def _display(self, path: str) -> str:
+        """How a file is named in conflict messages: relative to the directory."""
+        return os.path.relpath(path, self._directory) if self._directory else path
