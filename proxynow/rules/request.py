@@ -16,31 +16,9 @@ from typing import Protocol
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Percent-encodings that keep their encoded form in the routing path: RFC 3986 gen-delims and
-# sub-delims plus '%' itself, uppercase hex only (Traefik compares the literal triplet, so a
-# lowercase "%2f" is decoded to "/"; see withRoutingPath in Traefik's pkg/muxer/http/mux.go).
-_RESERVED_ENCODINGS = frozenset(
-    [
-        "%3A",
-        "%2F",
-        "%3F",
-        "%23",
-        "%5B",
-        "%5D",
-        "%40",
-        "%21",
-        "%24",
-        "%26",
-        "%27",
-        "%28",
-        "%29",
-        "%2A",
-        "%2B",
-        "%2C",
-        "%3B",
-        "%3D",
-        "%25",
-    ]
-)
+# sub-delims plus '%' itself (see withRoutingPath in Traefik's pkg/muxer/http/mux.go). They
+# are compared and kept in uppercase: Traefik 3.7 routes "/a%2fb" like "/a%2Fb".
+_RESERVED_ENCODINGS = frozenset(f"%{ord(c):02X}" for c in ":/?#[]@!$&'()*+,;=%")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -102,14 +80,22 @@ def canonical_host(raw: str) -> str:
 
 
 def routing_path(raw_target_path: str) -> str:
-    """Escaped request path → routing path: percent-encodings of unreserved characters are
-    decoded, those of reserved characters kept (``/foo%20bar`` → ``/foo bar``, ``%2F`` stays).
+    """Escaped request path → routing path, as Traefik 3.7 routes it.
 
-    ``raw_target_path`` is the path of the request target without the query. Invalid
-    percent-encodings are left as they are (the HTTP parser rejects them before this).
+    Percent-encodings of unreserved characters are decoded and those of reserved characters
+    kept, uppercased (``/foo%20bar`` → ``/foo bar``, ``%2f`` → ``%2F``); then dot segments
+    and repeated slashes are removed like the entrypoint's default ``sanitizePath`` does
+    (Go's ``path.Clean``, keeping a trailing slash). ``raw_target_path`` is the path of the
+    request target without the query; invalid percent-encodings are left as they are (the
+    HTTP parser rejects them before this).
     """
-    if "%" not in raw_target_path:
-        return raw_target_path
+    path = _decode_unreserved(raw_target_path) if "%" in raw_target_path else raw_target_path
+    if "//" in path or "/." in path:
+        return clean_path(path)
+    return path
+
+
+def _decode_unreserved(raw_target_path: str) -> str:
     out = bytearray()
     raw = raw_target_path.encode("utf-8", "surrogateescape")
     i, n = 0, len(raw)
@@ -119,13 +105,29 @@ def routing_path(raw_target_path: str) -> str:
         if b != 0x25 or len(triplet) < 3 or not _is_hex_pair(triplet):
             out.append(b)
             i += 1
-        elif triplet.decode("ascii") in _RESERVED_ENCODINGS:
-            out += triplet
-            i += 3
+            continue
+        upper = triplet.decode("ascii").upper()
+        if upper in _RESERVED_ENCODINGS:
+            out += upper.encode("ascii")
         else:
             out.append(int(triplet[1:], 16))
-            i += 3
+        i += 3
     return out.decode("utf-8", "surrogateescape")
+
+
+def clean_path(path: str) -> str:
+    """Go's ``path.Clean`` of a rooted path, keeping a trailing slash like Traefik does."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    cleaned = "/" + "/".join(segments)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
 
 
 def _is_hex_pair(triplet: bytes) -> bool:
@@ -133,12 +135,12 @@ def _is_hex_pair(triplet: bytes) -> bool:
 
 
 def parse_query(raw_query: str) -> dict[str, list[str]]:
-    """Decode a raw query string like Go's ``url.ParseQuery``, which Traefik's Query matchers
-    use: pairs split on ``&`` only, ``+`` is a space, a pair with ``;`` or a bad
-    percent-encoding is dropped, ``?a`` gives ``{"a": [""]}``."""
+    """Decode a raw query string like Traefik's Query matchers see it: Go's ``url.ParseQuery``
+    after ``http.AllowQuerySemicolons`` (pairs split on ``&`` and ``;``), ``+`` is a space,
+    a pair with a bad percent-encoding is dropped, ``?a`` gives ``{"a": [""]}``."""
     values: dict[str, list[str]] = {}
-    for pair in raw_query.split("&"):
-        if not pair or ";" in pair:
+    for pair in raw_query.replace(";", "&").split("&"):
+        if not pair:
             continue
         key, _, value = pair.partition("=")
         decoded_key, decoded_value = _query_unescape(key), _query_unescape(value)
@@ -201,7 +203,12 @@ class SimpleRequest:
         headers: Sequence[tuple[str, str]] = (),
         client_ip: str | None = None,
     ) -> SimpleRequest:
-        """Build from a request target (``/path?query``), raw Host and raw header pairs."""
+        """Build from a request target (``/path?query`` or absolute-form), raw Host and raw
+        header pairs. An absolute-form target's authority replaces the Host header."""
+        scheme, sep, rest = target.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            authority, slash, target = rest.partition("/")
+            host, target = authority, slash + target
         raw_path, _, raw_query = target.partition("?")
         grouped: dict[str, list[str]] = {}
         for name, value in headers:
