@@ -159,14 +159,12 @@ def _qualify_middleware(middleware: Any, provider: str) -> Any:
     return middleware
 
 
-def _qualify_object(section: str, obj: Any, provider: str) -> Any:
-    if section == "routers":
-        return _qualify_router(obj, provider)
-    if section == "services":
-        return _qualify_service(obj, provider)
-    if section == "middlewares":
-        return _qualify_middleware(obj, provider)
-    return obj
+_QUALIFIERS: dict[str, Callable[[Any, str], Any]] = {
+    "routers": _qualify_router,
+    "services": _qualify_service,
+    "middlewares": _qualify_middleware,
+    "serversTransports": lambda transport, provider: transport,  # references nothing
+}
 
 
 # ---------------------------------------------------------------- the merge
@@ -181,7 +179,6 @@ class _Merge:
     tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # status key -> provider
     problems: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
-    served: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tls: dict[str, dict[str, Any]] = field(default_factory=dict)  # options / stores
     tls_conflicts: dict[str, str] = field(default_factory=dict)  # "tls.options.default" -> why
 
@@ -208,7 +205,7 @@ def _collect(merge: _Merge, update: ProviderUpdate) -> None:
             qualified = f"{name}@{provider}"
             key = status_key(protocol, section, qualified)
             merge.owners[key] = provider
-            merge.table(protocol, section)[qualified] = _qualify_object(section, obj, provider)
+            merge.table(protocol, section)[qualified] = _QUALIFIERS[section](obj, provider)
             if "@" in name:
                 merge.add(
                     key, f"name {name!r} must not contain '@' (it is reserved for references)"
@@ -229,7 +226,7 @@ def _collect_tls(merge: _Merge, updates: Sequence[ProviderUpdate]) -> list[Any]:
                     default_from.append(update.provider)
                     table[name] = value
                 else:
-                    table[qualify(name, update.provider)] = value
+                    table[f"{name}@{update.provider}"] = value  # definitions always qualified
         if len(default_from) > 1:
             # As Traefik: no default at all, so whatever relies on it fails visibly.
             del table[DEFAULT_TLS]

@@ -201,6 +201,7 @@ class FileProvider:
 
     async def _reload(self, sink: ConfigSink) -> None:
         update = await asyncio.to_thread(self._load)
+        log.debug("provider %s: configuration read, %d errors", self._name, len(self._file_errors))
         self._report(sink)
         if update is not None:
             sink.submit(update)
