@@ -46,6 +46,7 @@ CONTROL_SOCKET_ENV = "PROXYNOW_CONTROL_SOCKET"
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
+START_TIMEOUT = 60.0
 
 
 def run(static: StaticConfig) -> int:
@@ -94,10 +95,12 @@ class _ControlPlane:
             loop.add_signal_handler(signum, self._stop.set)
         supervisor = Supervisor(self._static, addresses, Snapshot.empty())
         try:
-            await supervisor.start()
+            started = await self._start(supervisor)
         except WorkerStartError as exc:
             _say(f"proxynow: cannot start: {exc}")
             return EXIT_START_FAILED
+        if not started:
+            return EXIT_OK
         self._announce(addresses)
         aggregator = Aggregator(
             EntryPoints.from_flags(
@@ -126,6 +129,27 @@ class _ControlPlane:
             await supervisor.stop()
         return EXIT_OK
 
+    async def _start(self, supervisor: Supervisor) -> bool:
+        """Start the workers; False if a signal asked us to stop first."""
+        starting = asyncio.ensure_future(supervisor.start())
+        stopping = asyncio.ensure_future(self._wait_stop())
+        done, _ = await asyncio.wait(
+            {starting, stopping}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        if starting in done:
+            starting.result()
+            return True
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        if stopping in done:
+            return False
+        raise WorkerStartError(f"the workers were not ready after {START_TIMEOUT:.0f}s")
+
+    async def _wait_stop(self) -> None:
+        await self._stop.wait()
+
     def _announce(self, addresses: dict[str, ListenAddress]) -> None:
         """Say what is served where, even at the default ERROR log level (stderr)."""
         for name, address in addresses.items():
@@ -143,7 +167,7 @@ def _providers(static: StaticConfig) -> list[Provider]:
     if static.providers.file is not None:
         from proxynow.providers.file import FileProvider
 
-        providers.append(FileProvider(static.providers.file))
+        providers.append(FileProvider.from_config(static.providers.file))
     return providers
 
 

@@ -25,7 +25,7 @@ import logging
 import pickle
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "COLLECT",
@@ -75,8 +75,9 @@ class Channel(asyncio.Protocol):
         self._pending: dict[str, Message] = {}
         self.closed = asyncio.get_running_loop().create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        transport = cast(asyncio.WriteTransport, base)
         self._transport = transport
         transport.set_write_buffer_limits(high=_HIGH_WATER)
 

@@ -21,7 +21,7 @@ import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
 from proxynow.edge import proxyproto
@@ -267,11 +267,11 @@ class _Dispatch(asyncio.Protocol):
         # The TLS issue reads the ClientHello here first (pause nothing, buffer the bytes,
         # parse SNI/ALPN, then match): with only non-TLS `HostSNI(`*`)` routers the peer
         # address is all a rule can read, so the decision is immediate.
-        assert isinstance(transport, asyncio.Transport)
         view = _ConnectionView(client_ip=_client_ip(transport.get_extra_info("peername")))
         route = self._table.match(view)
         protocol: asyncio.Protocol
         protocol = self._http_factory() if route is None else TcpProxy(route, self._connections)
+        # Hand the transport over: later callbacks go to `protocol`, this object is dropped.
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
 
@@ -307,8 +307,9 @@ class TcpProxy(asyncio.Protocol):
 
     # -- client side
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        transport = cast(asyncio.Transport, base)
         self._client = transport
         self._connections.add(self)
         picked = self._route.pick()
@@ -445,8 +446,9 @@ class _Upstream(asyncio.Protocol):
     def __init__(self, proxy: TcpProxy) -> None:
         self._proxy = proxy
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        transport = cast(asyncio.Transport, base)
         self._proxy._upstream_made(transport)
 
     def data_received(self, data: bytes) -> None:

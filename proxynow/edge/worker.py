@@ -34,11 +34,12 @@ import uvloop
 
 from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge import channel as ch
-from proxynow.edge.graph import build_graph, empty_graph
+from proxynow.edge.graph import empty_graph
 from proxynow.edge.http1 import entrypoint_runtime, http_protocol_factory
 from proxynow.edge.listen import ListenAddress, bind
 from proxynow.edge.state import WorkerState
 from proxynow.edge.tcp import entrypoint_factory
+from proxynow.logs import configure_logging
 from proxynow.snapshot import Snapshot
 
 __all__ = ["Worker", "main"]
@@ -56,7 +57,7 @@ class Worker:
     def __init__(self, channel_sock: socket.socket) -> None:
         self._sock = channel_sock
         self._loop = asyncio.get_running_loop()
-        self._init: asyncio.Future[ch.Message] = self._loop.create_future()
+        self._init: asyncio.Future[ch.Message | None] = self._loop.create_future()
         self._stop = asyncio.Event()
         self._channel: ch.Channel | None = None
         self._static = StaticConfig()
@@ -65,18 +66,23 @@ class Worker:
 
     async def run(self) -> int:
         _, self._channel = await self._loop.create_unix_connection(
-            lambda: ch.Channel(self._on_message, self._stop.set), sock=self._sock
+            lambda: ch.Channel(self._on_message, self._request_stop), sock=self._sock
         )
-        self._loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        self._loop.add_signal_handler(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         init = await self._first_message()
         if init is None:
             return EXIT_OK
         _, _, worker_id, static, addresses, blob = init
         self._static = static
-        snapshot = pickle.loads(blob) if blob is not None else None
-        graph = build_graph(snapshot, static) if snapshot is not None else empty_graph(static)
-        self._state = WorkerState(worker_id=worker_id, graph=graph)
+        configure_logging(static.log)
+        snapshot: Snapshot | None = pickle.loads(blob) if blob is not None else None
+        state = self._state = WorkerState(worker_id=worker_id)
+        if snapshot is not None:
+            state.load(snapshot, static)
+        else:
+            state.graph = empty_graph(static, state.resources)
+        state.ensure_ticking(self._loop)
         try:
             await self._listen(addresses)
         except OSError as exc:
@@ -92,15 +98,15 @@ class Worker:
 
     async def _first_message(self) -> ch.Message | None:
         """The INIT message, or None if the control plane stopped us before sending it."""
-        stopped = asyncio.ensure_future(self._stop.wait())
-        done, _ = await asyncio.wait({self._init, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if self._init not in done:
-            return None
-        init = self._init.result()
-        if init[1] != ch.PROTOCOL_VERSION:
+        init = await self._init
+        if init is not None and init[1] != ch.PROTOCOL_VERSION:
             raise RuntimeError(f"channel protocol {init[1]} != {ch.PROTOCOL_VERSION}")
         return init
+
+    def _request_stop(self) -> None:
+        self._stop.set()
+        if not self._init.done():
+            self._init.set_result(None)
 
     # -- messages from the control plane
 
@@ -122,11 +128,10 @@ class Worker:
             return  # before INIT completed: INIT itself carried the newest snapshot
         snapshot: Snapshot = pickle.loads(blob)
         try:
-            graph = build_graph(snapshot, self._static)
+            state.load(snapshot, self._static)
         except Exception:
             log.exception("worker %d: building graph %d failed", state.worker_id, snapshot.version)
             return
-        state.graph = graph
         assert self._channel is not None
         self._channel.send((ch.SERVING, snapshot.version))
 
@@ -172,6 +177,7 @@ class Worker:
             await asyncio.sleep(_DRAIN_POLL)
         for connection in list(state.connections):
             connection.abort()
+        state.stop()
         log.info("worker %d: drained", state.worker_id)
 
     async def _close_later(self, servers: list[asyncio.Server], delay: float) -> None:

@@ -1,0 +1,255 @@
+"""Run a real `proxynow run` for end-to-end tests, and thread-based backends for it.
+
+`proxynow_factory` is a pytest fixture giving `start(static, dynamic=None, workers=2)`:
+it writes the static YAML (and the dynamic file, wired as the file provider), starts
+`python -m proxynow run --config <file>` with a control socket, waits for readiness by
+polling (the "serving ... (entrypoint X)" lines on stderr give the real ports; the
+control socket tells when every worker serves the first file snapshot) and stops the
+process by its PID at teardown (SIGTERM, then SIGKILL past a deadline).
+
+Entrypoint addresses should be `127.0.0.1:0`: the control plane binds them first, so
+port 0 becomes one real port shared by every worker, and no test races for a port.
+
+Backends run in threads (`ThreadedServer`), so tests can be plain synchronous code with
+blocking clients while the proxy runs in its own processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+__all__ = [
+    "ProxynowProcess",
+    "ThreadedServer",
+    "poll",
+    "proxynow_factory",
+    "start_proxynow",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+_SERVING = re.compile(r"serving (\w+) on (\w+)://(\S+):(\d+) \(entrypoint (\S+)\)")
+
+
+def poll(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Call `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class ProxynowProcess:
+    """A running `proxynow run` and what a test needs to talk to it."""
+
+    process: subprocess.Popen[bytes]
+    directory: Path
+    control_path: Path
+    stderr_path: Path
+    dynamic_path: Path | None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def request(self, op: str) -> dict[str, Any]:
+        """One request on the control socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.control_path))
+            sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        reply: dict[str, Any] = json.loads(data)
+        return reply
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        workers: list[dict[str, Any]] = self.request("metrics")["workers"]
+        return workers
+
+    def worker_pids(self) -> list[int]:
+        return [w["pid"] for w in self.status()["workers"]]
+
+    def wait_serving(self, min_version: int = 0, timeout: float = START_TIMEOUT) -> int:
+        """Wait until every worker is ready and serves the control plane's latest version
+        (at least `min_version`); return that version."""
+
+        def serving() -> int | None:
+            status = self.status()
+            version = status["version"]
+            if version < min_version:
+                return None
+            ok = all(w["ready"] and w["version"] >= version for w in status["workers"])
+            return version if ok else None
+
+        version: int = poll(serving, timeout, f"workers serving version >= {min_version}")
+        return version
+
+    def write_dynamic(self, dynamic: dict[str, Any]) -> None:
+        """Replace the dynamic file atomically (the file provider sees one complete file)."""
+        assert self.dynamic_path is not None
+        temporary = self.dynamic_path.with_suffix(".tmp")
+        temporary.write_text(yaml.safe_dump(dynamic))
+        os.replace(temporary, self.dynamic_path)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int:
+        """SIGTERM, wait for the drain, SIGKILL if it does not end; the exit code."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                return self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start_proxynow(
+    directory: Path,
+    static: dict[str, Any],
+    dynamic: dict[str, Any] | None = None,
+    *,
+    workers: int = 2,
+    wait: bool = True,
+) -> ProxynowProcess:
+    """Start `proxynow run` in `directory`; with `wait`, return once it fully serves."""
+    directory.mkdir(parents=True, exist_ok=True)
+    static = dict(static)
+    static.setdefault("workers", workers)
+    dynamic_path = None
+    if dynamic is not None:
+        dynamic_path = directory / "dynamic.yml"
+        dynamic_path.write_text(yaml.safe_dump(dynamic))
+        providers = dict(static.get("providers", {}))
+        providers.setdefault("providersThrottleDuration", "10ms")
+        providers["file"] = {"filename": str(dynamic_path), "watch": True}
+        static["providers"] = providers
+    static_path = directory / "static.yml"
+    static_path.write_text(yaml.safe_dump(static))
+    stderr_path = directory / "stderr.log"
+    control_path = directory / "control.sock"
+    env = dict(os.environ, PROXYNOW_CONTROL_SOCKET=str(control_path))
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxynow", "run", "--config", str(static_path)],
+            cwd=directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+        )
+    proxy = ProxynowProcess(process, directory, control_path, stderr_path, dynamic_path)
+    if wait:
+        try:
+            _wait_ready(proxy, set(static.get("entryPoints", {})), dynamic is not None)
+        except BaseException:
+            proxy.stop()
+            raise
+    return proxy
+
+
+def _wait_ready(proxy: ProxynowProcess, entrypoints: set[str], has_dynamic: bool) -> None:
+    def announced() -> bool:
+        if proxy.process.poll() is not None:
+            raise AssertionError(f"proxynow exited early:\n{proxy.stderr()}")
+        for match in _SERVING.finditer(proxy.stderr()):
+            proxy.ports[match.group(5)] = int(match.group(4))
+        return entrypoints <= set(proxy.ports) and proxy.control_path.exists()
+
+    poll(announced, START_TIMEOUT, "the serving lines and the control socket")
+    proxy.wait_serving(1 if has_dynamic else 0)
+
+
+@pytest.fixture
+def proxynow_factory(tmp_path: Path) -> Iterator[Callable[..., ProxynowProcess]]:
+    """`start(static, dynamic=None, workers=2, wait=True)`; every process stopped at the end."""
+    started: list[ProxynowProcess] = []
+
+    def start(
+        static: dict[str, Any],
+        dynamic: dict[str, Any] | None = None,
+        *,
+        workers: int = 2,
+        wait: bool = True,
+    ) -> ProxynowProcess:
+        proxy = start_proxynow(
+            tmp_path / f"proxynow{len(started)}", static, dynamic, workers=workers, wait=wait
+        )
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+# ---------------------------------------------------------------- backends
+
+
+class ThreadedServer:
+    """A TCP server on 127.0.0.1:0 running `handler(connection)` in a thread per client."""
+
+    def __init__(self, handler: Callable[[socket.socket], None], host: str = "127.0.0.1"):
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                handler(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self._server = Server((host, 0), Handler)
+        self.port: int = self._server.server_address[1]
+        self.address = f"{host}:{self.port}" if ":" not in host else f"[{host}]:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> ThreadedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
