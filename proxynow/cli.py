@@ -78,10 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_issues(issues: Sequence[ConfigIssue]) -> None:
-    for issue in issues:
+    for issue in sorted(issues, key=_where):
         print(issue, file=sys.stderr)
     count = len(issues)
     print(f"{count} configuration error{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+def _where(issue: ConfigIssue) -> tuple[str, int, int]:
+    return (issue.file or "", issue.line or 0, issue.column or 0)
 
 
 def _schema(kind: str) -> int:

@@ -1,0 +1,214 @@
+"""The `proxynow` command, run as a real process: check, schema, version."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from proxynow import __version__
+from proxynow.cli import DOCKER_SOCKET, default_static
+from proxynow.config.static import Log
+from proxynow.logs import configure_logging
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("proxynow")
+
+
+def proxynow(*args: str, cwd: Path, module: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `python -m proxynow` (or the console script) with a clean PROXYNOW_* environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROXYNOW_")}
+    command = [sys.executable, "-m", "proxynow"] if module else [str(CONSOLE_SCRIPT)]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(
+        tmp_path / "proxynow.yml",
+        """
+        entryPoints:
+          web:
+            address: ":8080"
+        providers:
+          file:
+            directory: dynamic
+        api: {}
+        """,
+    )
+    write(
+        tmp_path / "dynamic" / "routers.yml",
+        """
+        http:
+          routers:
+            app:
+              rule: "Host(`app.example.com`)"
+              service: app
+              middlewares: [strip]
+            dashboard:
+              rule: "PathPrefix(`/dashboard`)"
+              service: api@internal
+          services:
+            app:
+              loadBalancer:
+                servers:
+                  - url: "http://127.0.0.1:9000"
+        """,
+    )
+    write(
+        tmp_path / "dynamic" / "middlewares.toml",
+        """
+        [http.middlewares.strip.stripPrefix]
+        prefixes = ["/app"]
+        """,
+    )
+    return tmp_path
+
+
+def test_check_accepts_a_good_configuration(project: Path) -> None:
+    result = proxynow("check", "--config", "proxynow.yml", cwd=project, module=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "configuration OK: static from proxynow.yml, 2 dynamic file(s)\n"
+    assert result.stderr == ""
+
+
+def test_check_finds_the_config_file_in_the_working_directory(project: Path) -> None:
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "static from ./proxynow.yml" in result.stdout
+
+
+def test_check_lists_every_error_with_position(project: Path) -> None:
+    write(
+        project / "dynamic" / "routers.yml",
+        """
+        http:
+          routers:
+            app:
+              rule: "Host(`app.example.com`) &&"
+              service: app
+            other:
+              rule: "Host(`other.example.com`)"
+              service: nowhere
+          services:
+            app:
+              loadBalancer:
+                servers:
+                  - url: "http://127.0.0.1:9000"
+        """,
+    )
+    write(
+        project / "dynamic" / "middlewares.toml",
+        """
+        [http.middlewares.strip.stripPrefx]
+        prefixes = ["/app"]
+        """,
+    )
+    result = proxynow("check", "--configFile=proxynow.yml", cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "dynamic/middlewares.toml:1:1: http.middlewares.strip.stripPrefx: "
+        "unknown middleware type 'stripPrefx' (did you mean 'stripPrefix'?)"
+    )
+    assert lines[1].startswith("dynamic/routers.yml:3:5: http.routers.app: ")
+    assert "column" in lines[1]
+    assert lines[2].startswith("dynamic/routers.yml:6:5: http.routers.other: ")
+    assert "nowhere" in lines[2]
+    assert lines[3] == "3 configuration errors"
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_reports_static_errors_without_traceback(project: Path) -> None:
+    write(project / "proxynow.yml", "entryPoints:\n  web:\n    adress: ':80'\n")
+    result = proxynow("check", "--log.level=DEBUG", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "./proxynow.yml:2:3: entryPoints.web: missing required key 'address'",
+        "./proxynow.yml:3:5: entryPoints.web.adress: "
+        "unknown key 'adress' (did you mean 'address'?)",
+        "2 configuration errors",
+    ]
+
+
+def test_check_yaml_syntax_error(project: Path) -> None:
+    write(project / "proxynow.yml", "entryPoints:\n  web: [\n")
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 1
+    (first, summary) = result.stderr.splitlines()
+    assert first.startswith("./proxynow.yml:3:1: YAML syntax error: ")
+    assert summary == "1 configuration error"
+
+
+def test_flags_are_validated_too(tmp_path: Path) -> None:
+    result = proxynow("check", "--entryPoints.web.address=:http", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "command line: entryPoints.web.address: invalid address ':http' "
+        "(expected [host]:port[/tcp|/udp], e.g. :80)"
+    )
+
+
+@pytest.mark.parametrize(("flag", "key"), [("--static", "entryPoints"), ("--dynamic", "http")])
+def test_schema(tmp_path: Path, flag: str, key: str) -> None:
+    result = proxynow("schema", flag, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert key in schema["properties"]
+
+
+def test_schema_defaults_to_static(tmp_path: Path) -> None:
+    result = proxynow("schema", cwd=tmp_path)
+    assert json.loads(result.stdout)["title"] == "proxynow static configuration"
+
+
+def test_version(tmp_path: Path) -> None:
+    result = proxynow("version", cwd=tmp_path, module=False)
+    assert (result.returncode, result.stdout) == (0, f"proxynow {__version__}\n")
+
+
+def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    result = proxynow("frobnicate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_default_static_serves_web_and_docker_when_there() -> None:
+    config = default_static()
+    assert list(config.entry_points) == ["web"]
+    assert config.entry_points["web"].port in (80, 8000)
+    assert (config.providers.docker is not None) == os.path.exists(DOCKER_SOCKET)
+    assert config.providers.file is None
+
+
+def test_logging_json_to_file(tmp_path: Path) -> None:
+    target = tmp_path / "proxynow.log"
+    configure_logging(Log(level="INFO", format="json", file_path=str(target)))
+    logger = logging.getLogger("proxynow.test")
+    logger.debug("hidden")
+    logger.info("shown %d", 1)
+    configure_logging(Log())  # closes the file handler, back to stderr at ERROR
+    (line,) = target.read_text().splitlines()
+    entry = json.loads(line)
+    assert (entry["level"], entry["logger"], entry["message"]) == (
+        "info",
+        "proxynow.test",
+        "shown 1",
+    )
+    assert logging.getLogger("proxynow").level == logging.ERROR
