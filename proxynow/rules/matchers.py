@@ -74,7 +74,10 @@ def resolve_name(written: str, kind: str, column: int) -> str:
         raise RuleError(f"unknown matcher '{written}'{hint}", column)
     if _SPECS[name].kind not in ("both", kind):
         other = "TCP" if kind == "http" else "HTTP"
-        raise RuleError(f"{name} is a {other} matcher, not allowed in {kind.upper()} rules", column)
+        article = "an" if other == "HTTP" else "a"
+        raise RuleError(
+            f"{name} is {article} {other} matcher, not allowed in {kind.upper()} rules", column
+        )
     return name
 
 
