@@ -1,0 +1,128 @@
+"""Smooth weighted round robin, scheduled earliest-deadline-first as Traefik does it.
+
+Traefik's `wrr` balancer (pkg/server/service/loadbalancer/wrr) keeps its children in a
+binary heap ordered by deadline: each pick pops the earliest, moves the balancer's current
+deadline there, pushes the child back with its deadline advanced by 1/weight; a child added
+later starts at current deadline + 1/weight. Ties are resolved by the heap's layout, so to
+give the same order for equal weights we sift exactly as Go's `container/heap` does
+(`Pop` swaps root and last then sifts down over n-1; `Push` sifts up), not as `heapq` does.
+
+A `Balancer` is per-worker mutable state (the cursor). The graph holds a reference, but the
+object is owned by `BalancerRegistry`, keyed by service name and the children's identity,
+so an unchanged service keeps its position across graph swaps. Children are opaque (a
+server, or another service for `weighted` services, which nest by picking recursively).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["Balancer", "BalancerRegistry"]
+
+T = TypeVar("T")
+
+
+class _Entry(Generic[T]):
+    __slots__ = ("deadline", "index", "item", "step")
+
+    def __init__(self, index: int, item: T, weight: float, deadline: float) -> None:
+        self.index = index
+        self.item = item
+        self.step = 1.0 / weight
+        self.deadline = deadline
+
+
+class Balancer(Generic[T]):
+    """EDF weighted round robin over `(item, weight)` children; weights <= 0 are ignored."""
+
+    __slots__ = ("_heap", "_now", "only")
+
+    def __init__(self, children: Sequence[tuple[T, float]]) -> None:
+        self._heap: list[_Entry[T]] = []
+        self._now = 0.0
+        for index, (item, weight) in enumerate(children):
+            if weight > 0:
+                self._push(_Entry(index, item, weight, self._now + 1.0 / weight))
+        # One child: no scheduling at all on the hot path.
+        self.only: T | None = self._heap[0].item if len(self._heap) == 1 else None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def rebind(self, items: Sequence[T]) -> None:
+        """Point the entries at a new graph's objects for the same children (same order)."""
+        for entry in self._heap:
+            entry.item = items[entry.index]
+        self.only = self._heap[0].item if len(self._heap) == 1 else None
+
+    def pick(self) -> T | None:
+        """The next child, or None when there is none."""
+        if self.only is not None:
+            return self.only
+        heap = self._heap
+        n = len(heap) - 1
+        if n < 0:
+            return None
+        entry = heap[0]
+        heap[0] = heap[n]
+        heap[n] = entry
+        self._down(n)
+        heap.pop()
+        self._now = entry.deadline
+        entry.deadline += entry.step
+        self._push(entry)
+        return entry.item
+
+    def _push(self, entry: _Entry[T]) -> None:
+        heap = self._heap
+        heap.append(entry)
+        j = len(heap) - 1
+        while j > 0:
+            i = (j - 1) // 2
+            if not heap[j].deadline < heap[i].deadline:
+                break
+            heap[i], heap[j] = heap[j], heap[i]
+            j = i
+
+    def _down(self, n: int) -> None:
+        heap = self._heap
+        i = 0
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                return
+            if j + 1 < n and heap[j + 1].deadline < heap[j].deadline:
+                j += 1
+            if not heap[j].deadline < heap[i].deadline:
+                return
+            heap[i], heap[j] = heap[j], heap[i]
+            i = j
+
+
+class BalancerRegistry:
+    """The worker's balancers, reused for a service whose children did not change."""
+
+    __slots__ = ("_current",)
+
+    def __init__(self) -> None:
+        self._current: dict[str, tuple[Hashable, Balancer[object]]] = {}
+
+    def get(
+        self, service: str, identity: Hashable, children: Sequence[tuple[T, float]]
+    ) -> Balancer[T]:
+        """The balancer of `service`; a new one if `identity` (its children's key) changed."""
+        known = self._current.get(service)
+        if known is not None and known[0] == identity:
+            # Same identity means the same children in the same order, so items map 1:1.
+            balancer: Balancer[T] = known[1]  # type: ignore[assignment]
+            balancer.rebind([item for item, _ in children])
+            return balancer
+        balancer = Balancer(children)
+        self._current[service] = (identity, balancer)  # type: ignore[assignment]
+        return balancer
+
+    def retain(self, services: set[str]) -> None:
+        """Forget the balancers of services that left the configuration."""
+        for name in [n for n in self._current if n not in services]:
+            del self._current[name]

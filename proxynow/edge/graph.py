@@ -1,0 +1,269 @@
+"""Compile a snapshot into the worker's immutable RouterGraph.
+
+`build_graph` runs in the worker whenever a snapshot arrives. It resolves everything a
+request would otherwise look up by name: per HTTP entrypoint a compiled `RouteTable` whose
+targets carry the router name, its middleware chain (a placeholder until middlewares land),
+a ready `pick()` that walks the service tree (load balancers, nested `weighted` services)
+down to a `Server`, and the metrics object to count into. Servers hold their upstream pool
+and the request-shaping facts (Host to send, path prefix, timeouts).
+
+Mutable per-worker state (balancer cursors, pools, metrics) is not part of the graph: it is
+fetched from the worker's registries by name while building, so an unchanged service keeps
+its balancer position and its warm connections across graph swaps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from proxynow.config.dynamic import DynamicConfig, LoadBalancer, ServersTransport, Service
+from proxynow.config.static import StaticConfig
+from proxynow.edge.balancer import Balancer, BalancerRegistry
+from proxynow.edge.metrics import TargetStats, WorkerMetrics
+from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
+from proxynow.edge.tcp import TcpRouting, build_tcp_routing
+from proxynow.rules import Node, Route, RouteTable, RuleError, compile_table, parse_rule
+
+if TYPE_CHECKING:
+    from proxynow.snapshot import Snapshot
+
+__all__ = [
+    "GraphResources",
+    "HttpTarget",
+    "RouterGraph",
+    "Server",
+    "build_graph",
+    "empty_graph",
+    "http_entrypoints",
+]
+
+log = logging.getLogger(__name__)
+
+# Go's http.DefaultMaxIdleConnsPerHost, which a dynamic serversTransport with 0 gets.
+_GO_DEFAULT_MAX_IDLE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One backend server as a request needs it."""
+
+    url: str
+    service: str
+    pool: UpstreamPool
+    host_header: bytes
+    pass_host_header: bool
+    path_prefix: bytes
+    response_header_timeout: float
+
+
+Pick = Callable[[], Server | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """What a matched HTTP router leads to."""
+
+    router: str
+    service: str
+    middlewares: tuple[str, ...]
+    pick: Pick
+    stats: TargetStats
+
+
+@dataclass(frozen=True, slots=True)
+class RouterGraph:
+    """The compiled configuration a worker serves; never mutated once built."""
+
+    version: int
+    http: Mapping[str, RouteTable[HttpTarget]]
+    tcp: TcpRouting
+    # Routers with `tls` are served by TLS entrypoints (the TLS issue wires them up).
+    https: Mapping[str, RouteTable[HttpTarget]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GraphResources:
+    """The per-worker mutable objects a graph points into, kept across graph swaps."""
+
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    balancers: BalancerRegistry = field(default_factory=BalancerRegistry)
+    pools: PoolRegistry = field(default_factory=PoolRegistry)
+
+
+def http_entrypoints(static: StaticConfig) -> list[str]:
+    """Entrypoints that can serve HTTP (every TCP one; UDP ones cannot)."""
+    return [n for n, ep in static.entry_points.items() if not ep.address.endswith("/udp")]
+
+
+def empty_graph(static: StaticConfig, resources: GraphResources | None = None) -> RouterGraph:
+    """A graph with no routers: every request gets a 404."""
+    return build_graph(None, static, resources)
+
+
+def build_graph(
+    snapshot: Snapshot | None, static: StaticConfig, resources: GraphResources | None = None
+) -> RouterGraph:
+    """Compile `snapshot` for this worker; `resources` are the worker's registries."""
+    config = snapshot.config if snapshot is not None else DynamicConfig()
+    builder = _Builder(config, static, resources or GraphResources())
+    http, https = builder.tables()
+    entrypoints = http_entrypoints(static)
+    return RouterGraph(
+        version=snapshot.version if snapshot is not None else 0,
+        http=http,
+        https=https,
+        tcp=build_tcp_routing(config, entrypoints),
+    )
+
+
+class _Builder:
+    def __init__(self, config: DynamicConfig, static: StaticConfig, res: GraphResources) -> None:
+        self.config = config
+        self.static = static
+        self.res = res
+        self.picks: dict[str, Pick | None] = {}
+        self.resolving: set[str] = set()
+        self.entrypoints = http_entrypoints(static)
+        defaults = [n for n in self.entrypoints if static.entry_points[n].as_default]
+        self.default_entrypoints = defaults or self.entrypoints
+
+    def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
+        plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
+        secure: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
+        for name, router in self.config.http.routers.items():
+            node = _parse(name, router.rule)
+            pick = self.service(router.service)
+            if node is None or pick is None:
+                continue
+            for ep in router.entry_points or self.default_entrypoints:
+                routes = (secure if router.tls is not None else plain).get(ep)
+                if routes is None:
+                    continue
+                stats = self.res.metrics.target(ep, name, router.service)
+                target = HttpTarget(name, router.service, tuple(router.middlewares), pick, stats)
+                routes.append(Route(name, node, target, router.priority))
+        self.res.balancers.retain(set(self.picks))
+        return (
+            {ep: compile_table(routes) for ep, routes in plain.items()},
+            {ep: compile_table(routes) for ep, routes in secure.items()},
+        )
+
+    def service(self, name: str) -> Pick | None:
+        """The pick function of a service, built once per graph; None if it cannot serve."""
+        if name in self.picks:
+            return self.picks[name]
+        service = self.config.http.services.get(name)
+        if service is None or name in self.resolving:
+            return None
+        self.resolving.add(name)
+        try:
+            pick = self._service(name, service)
+        finally:
+            self.resolving.discard(name)
+        self.picks[name] = pick
+        return pick
+
+    def _service(self, name: str, service: Service) -> Pick | None:
+        if service.load_balancer is not None:
+            return self._load_balancer(name, service.load_balancer)
+        if service.weighted is not None:
+            children = [(self.service(c.name), float(c.weight)) for c in service.weighted.services]
+            live = [(pick, weight) for pick, weight in children if pick is not None]
+            identity = tuple((c.name, c.weight) for c in service.weighted.services)
+            return _nested(self.res.balancers.get(name, identity, live))
+        # Mirroring and failover serve their main service until those issues land.
+        if service.mirroring is not None:
+            return self.service(service.mirroring.service)
+        if service.failover is not None:
+            return self.service(service.failover.service)
+        return None
+
+    def _load_balancer(self, name: str, lb: LoadBalancer) -> Pick:
+        options = self._transport(lb.servers_transport)
+        servers: list[tuple[Server, float]] = []
+        for spec in lb.servers:
+            server = self._server(name, spec.url, spec.preserve_path, lb.pass_host_header, options)
+            if server is not None:
+                servers.append((server, float(spec.weight)))
+        identity = tuple((s.url, s.weight) for s in lb.servers)
+        return self.res.balancers.get(name, identity, servers).pick
+
+    def _server(
+        self, service: str, url: str, preserve: bool, pass_host: bool, options: TransportOptions
+    ) -> Server | None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            log.warning("service %s: invalid server URL %r", service, url)
+            return None
+        scheme = "https" if parts.scheme == "https" else "http"
+        host = parts.hostname or ""
+        if not host:
+            return None
+        key = PoolKey(scheme, host, port or (443 if scheme == "https" else 80), options)
+        prefix = parts.path.rstrip("/") if preserve else ""
+        return Server(
+            url=url,
+            service=service,
+            pool=self.res.pools.get(key),
+            host_header=parts.netloc.rpartition("@")[2].encode("idna"),
+            pass_host_header=pass_host,
+            path_prefix=prefix.encode("ascii", "replace"),
+            response_header_timeout=options.response_header_timeout,
+        )
+
+    def _transport(self, name: str) -> TransportOptions:
+        dynamic = self.config.http.servers_transports.get(name) if name else None
+        if dynamic is not None:
+            return _dynamic_transport(name, dynamic)
+        static = self.static.servers_transport
+        timeouts = static.forwarding_timeouts
+        return TransportOptions(
+            dial_timeout=timeouts.dial_timeout,
+            response_header_timeout=timeouts.response_header_timeout,
+            idle_conn_timeout=timeouts.idle_conn_timeout,
+            max_idle_conns_per_host=max(static.max_idle_conns_per_host, 0),
+            insecure_skip_verify=static.insecure_skip_verify,
+            root_cas=tuple(static.root_cas),
+        )
+
+
+def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
+    timeouts = spec.forwarding_timeouts
+    max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
+    return TransportOptions(
+        name=name,
+        dial_timeout=timeouts.dial_timeout,
+        response_header_timeout=timeouts.response_header_timeout,
+        idle_conn_timeout=timeouts.idle_conn_timeout,
+        max_idle_conns_per_host=max(max_idle, 0),
+        insecure_skip_verify=spec.insecure_skip_verify,
+        root_cas=tuple(spec.root_cas),
+        server_name=spec.server_name,
+    )
+
+
+def _nested(balancer: Balancer[Pick]) -> Pick:
+    def pick() -> Server | None:
+        child = balancer.pick()
+        return child() if child is not None else None
+
+    return pick
+
+
+def _parse(name: str, rule: str) -> Node | None:
+    try:
+        return parse_rule(rule, "http")
+    except RuleError as exc:
+        log.warning("router %s: %s", name, exc)
+        return None
+
+
+def describe(graph: RouterGraph) -> dict[str, Any]:
+    """Route names per entrypoint in evaluation order (for debugging and tests)."""
+    return {ep: list(table.route_names) for ep, table in graph.http.items()}

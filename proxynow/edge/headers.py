@@ -1,0 +1,287 @@
+"""Pure header rewriting for the HTTP/1.1 proxy: hop-by-hop removal and X-Forwarded-*.
+
+`RequestHead` accumulates a client request's headers as the parser delivers them: ordinary
+headers go straight into the outgoing byte list, the few that matter (Host, framing,
+Connection, Upgrade, Expect, the X-Forwarded family) are set aside. `upstream_head` then
+builds the request head sent to the backend in one join. `ResponseHead` does the same for
+a backend's response. No sockets, clocks or awaits here (the pure core of the data plane).
+
+Forwarded headers follow Traefik's entrypoint behaviour (pkg/middlewares/forwardedheaders):
+from an untrusted peer every managed X-Forwarded-* / X-Real-Ip header is dropped; then
+X-Forwarded-For gets the peer appended, Proto / Host / Port / X-Real-Ip are set when
+absent, X-Forwarded-Server is always our hostname. Hop-by-hop headers (RFC 9110 §7.6.1)
+and those named in Connection are removed; Upgrade survives when the client asked for it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+__all__ = [
+    "ForwardContext",
+    "RequestHead",
+    "ResponseHead",
+    "filter_connection_named",
+    "upstream_head",
+]
+
+# Kinds of request header worth a look; anything absent is copied through untouched.
+K_HOST = 1
+K_LENGTH = 2
+K_TE = 3
+K_CONNECTION = 4
+K_UPGRADE = 5
+K_EXPECT = 6
+K_HOP = 7
+K_XFF = 8
+K_XF_PROTO = 9
+K_XF_HOST = 10
+K_XF_PORT = 11
+K_XF_OTHER = 12
+K_REAL_IP = 13
+K_XF_SERVER = 14
+
+_MANAGED = {
+    b"x-forwarded-for": K_XFF,
+    b"x-forwarded-proto": K_XF_PROTO,
+    b"x-forwarded-host": K_XF_HOST,
+    b"x-forwarded-port": K_XF_PORT,
+    b"x-forwarded-server": K_XF_SERVER,
+    b"x-real-ip": K_REAL_IP,
+    b"x-forwarded-scheme": K_XF_OTHER,
+    b"x-forwarded-uri": K_XF_OTHER,
+    b"x-forwarded-method": K_XF_OTHER,
+    b"x-forwarded-prefix": K_XF_OTHER,
+    b"x-forwarded-tls-client-cert": K_XF_OTHER,
+    b"x-forwarded-tls-client-cert-info": K_XF_OTHER,
+    b"x-scheme": K_XF_OTHER,
+}
+_HOP = (b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization")
+_HOP_ALL = (*_HOP, b"te", b"trailer")
+
+REQUEST_KINDS: dict[bytes, int] = {
+    b"host": K_HOST,
+    b"content-length": K_LENGTH,
+    b"transfer-encoding": K_TE,
+    b"connection": K_CONNECTION,
+    b"upgrade": K_UPGRADE,
+    b"expect": K_EXPECT,
+    **dict.fromkeys(_HOP_ALL, K_HOP),
+    **_MANAGED,
+    # Go keeps X_Forwarded_For beside X-Forwarded-For; Traefik strips those spellings too.
+    **{name.replace(b"-", b"_"): kind for name, kind in _MANAGED.items() if b"-" in name},
+}
+
+# Response headers that never travel back to the client as they came.
+R_LENGTH = 1
+R_TE = 2
+R_CONNECTION = 3
+R_UPGRADE = 4
+R_HOP = 5
+RESPONSE_KINDS: dict[bytes, int] = {
+    b"content-length": R_LENGTH,
+    b"transfer-encoding": R_TE,
+    b"connection": R_CONNECTION,
+    b"upgrade": R_UPGRADE,
+    **dict.fromkeys(_HOP_ALL, R_HOP),
+}
+
+# Connection options that are not header names (RFC 9110 §7.6.1).
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b"upgrade", b""))
+_MANAGED_NAMES = frozenset(_MANAGED)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardContext:
+    """What a client connection contributes to forwarded headers (built once per connection)."""
+
+    client_ip: bytes
+    trusted: bool
+    tls: bool
+    server_name: bytes = socket.gethostname().encode("ascii", "replace")
+
+
+class RequestHead:
+    """A client request's headers, sorted into pass-through lines and the ones we act on."""
+
+    __slots__ = (
+        "connection",
+        "content_length",
+        "count",
+        "expect",
+        "host",
+        "hosts",
+        "lengths",
+        "lines",
+        "real_ip",
+        "te",
+        "trusted",
+        "upgrade",
+        "xf_host",
+        "xf_port",
+        "xf_proto",
+        "xff",
+    )
+
+    def __init__(self, trusted: bool) -> None:
+        self.trusted = trusted
+        self.lines: list[bytes] = []
+        self.count = 0
+        self.hosts = 0
+        self.host = b""
+        self.lengths = 0
+        self.content_length = b""
+        self.te = b""
+        self.connection = b""
+        self.upgrade = b""
+        self.expect = b""
+        self.xff: list[bytes] = []
+        self.xf_proto = b""
+        self.xf_host = b""
+        self.xf_port = b""
+        self.real_ip = b""
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """Take one header as the parser delivers it."""
+        self.count += 1
+        kind = REQUEST_KINDS.get(name.lower())
+        if kind is None:
+            self.lines += (name, b": ", value, b"\r\n")
+        elif kind <= K_HOP:
+            self._add_framing(kind, value)
+        elif self.trusted:
+            self._add_forwarded(kind, name, value)
+
+    def _add_framing(self, kind: int, value: bytes) -> None:
+        if kind == K_HOST:
+            self.hosts += 1
+            self.host = value
+        elif kind == K_LENGTH:
+            if self.lengths and value != self.content_length:
+                self.lengths = -1  # differing duplicates: ambiguous, rejected by the caller
+            elif self.lengths >= 0:
+                self.lengths += 1
+                self.content_length = value
+        elif kind == K_TE:
+            self.te = value if not self.te else self.te + b", " + value
+        elif kind == K_CONNECTION:
+            self.connection = value if not self.connection else self.connection + b"," + value
+        elif kind == K_UPGRADE:
+            self.upgrade = value
+        elif kind == K_EXPECT:
+            self.expect = value
+
+    def _add_forwarded(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == K_XFF:
+            self.xff.append(value)
+            return
+        if kind == K_XF_SERVER:
+            return  # always replaced by ours
+        if kind == K_XF_PROTO:
+            self.xf_proto = value
+        elif kind == K_XF_HOST:
+            self.xf_host = value
+        elif kind == K_XF_PORT:
+            self.xf_port = value
+        elif kind == K_REAL_IP:
+            self.real_ip = value
+        self.lines += (name, b": ", value, b"\r\n")
+
+    def connection_tokens(self) -> list[bytes]:
+        """The lowercased options listed in Connection."""
+        return [token.strip().lower() for token in self.connection.split(b",")]
+
+    def wants_upgrade(self) -> bool:
+        return bool(self.upgrade) and b"upgrade" in self.connection_tokens()
+
+
+def filter_connection_named(lines: list[bytes], tokens: list[bytes]) -> list[bytes]:
+    """Drop the lines of headers named in Connection (rare, so done in a second pass).
+
+    Traefik never lets Connection remove the X-Forwarded headers it manages.
+    """
+    names = {t for t in tokens if t not in _CONNECTION_OPTIONS and t not in _MANAGED_NAMES}
+    if not names:
+        return lines
+    kept: list[bytes] = []
+    for i in range(0, len(lines), 4):
+        if lines[i].lower() not in names:
+            kept += lines[i : i + 4]
+    return kept
+
+
+def _forwarded_port(head: RequestHead, proto: bytes) -> bytes:
+    host = head.host
+    colon = host.rfind(b":")
+    if colon > host.rfind(b"]"):
+        port = host[colon + 1 :]
+        if port:
+            return port
+    return b"443" if proto in (b"https", b"wss") else b"80"
+
+
+def upstream_head(
+    head: RequestHead,
+    start_line: bytes,
+    host: bytes,
+    ctx: ForwardContext,
+    framing: bytes,
+    upgrade: bool,
+) -> bytes:
+    """The request head sent to the backend: start line, kept headers, ours, framing."""
+    lines = head.lines
+    if head.connection:
+        lines = filter_connection_named(lines, head.connection_tokens())
+    xff = b", ".join([*head.xff, ctx.client_ip]) if head.xff else ctx.client_ip
+    proto = head.xf_proto
+    parts = [start_line, b"Host: ", host, b"\r\n", *lines, b"X-Forwarded-For: ", xff, b"\r\n"]
+    if not proto:
+        if upgrade and head.upgrade.lower() == b"websocket":
+            proto = b"wss" if ctx.tls else b"ws"
+        else:
+            proto = b"https" if ctx.tls else b"http"
+        parts += (b"X-Forwarded-Proto: ", proto, b"\r\n")
+    if not head.xf_host and head.host:
+        parts += (b"X-Forwarded-Host: ", head.host, b"\r\n")
+    if not head.xf_port:
+        parts += (b"X-Forwarded-Port: ", _forwarded_port(head, proto), b"\r\n")
+    parts += (b"X-Forwarded-Server: ", ctx.server_name, b"\r\n")
+    if not head.real_ip:
+        parts += (b"X-Real-Ip: ", ctx.client_ip, b"\r\n")
+    if upgrade:
+        parts += (b"Connection: Upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
+    parts += (framing, b"\r\n")
+    return b"".join(parts)
+
+
+class ResponseHead:
+    """A backend response's headers: kept lines plus what decides framing and reuse."""
+
+    __slots__ = ("connection", "content_length", "lines", "te", "upgrade")
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.content_length = b""
+        self.te = b""
+        self.connection = b""
+        self.upgrade = b""
+
+    def add(self, name: bytes, value: bytes) -> None:
+        kind = RESPONSE_KINDS.get(name.lower())
+        if kind is None:
+            self.lines += (name, b": ", value, b"\r\n")
+        elif kind == R_LENGTH:
+            self.content_length = value
+        elif kind == R_TE:
+            self.te = value
+        elif kind == R_CONNECTION:
+            self.connection = value if not self.connection else self.connection + b"," + value
+        elif kind == R_UPGRADE:
+            self.upgrade = value
+
+    def kept_lines(self) -> list[bytes]:
+        if not self.connection:
+            return self.lines
+        tokens = [t.strip().lower() for t in self.connection.split(b",")]
+        return filter_connection_named(self.lines, tokens)

@@ -1,0 +1,165 @@
+"""Per-worker request metrics: plain integer increments, aggregated only when collected.
+
+One `TargetStats` exists per (entrypoint, router, service) and is bound to the graph's
+target when the graph is built, so recording a request is a handful of list increments on
+an object the request already holds: no locks, no label formatting, no lookups by name.
+Requests that match no router count against the entrypoint's unrouted stats. The stats
+outlive graph swaps (counters are cumulative), so they live here, not in the graph.
+
+`collect()` returns plain dicts (picklable) that the control plane merges across workers
+and renders as Traefik's metric families (entrypoint / router / service requests by code
+class and method, duration histogram with buckets 0.1, 0.3, 1.2, 5 s, bytes, retries,
+open connections).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BUCKETS",
+    "METHODS",
+    "STATUS_CLASSES",
+    "EntryPointStats",
+    "TargetStats",
+    "WorkerMetrics",
+    "method_index",
+]
+
+BUCKETS = (0.1, 0.3, 1.2, 5.0)
+METHODS = (
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "OTHER",
+)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_N_METHODS = len(METHODS)
+_OTHER = _N_METHODS - 1
+_METHOD_INDEX = {name.encode("ascii"): i for i, name in enumerate(METHODS[:_OTHER])}
+
+
+def method_index(method: bytes) -> int:
+    """The precomputed index of a request method (unknown methods share one slot)."""
+    return _METHOD_INDEX.get(method, _OTHER)
+
+
+class TargetStats:
+    """Counters for one (entrypoint, router, service) triple."""
+
+    __slots__ = ("buckets", "bytes_in", "bytes_out", "duration_sum", "requests", "retries")
+
+    def __init__(self) -> None:
+        self.requests = [0] * (len(STATUS_CLASSES) * _N_METHODS)
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.retries = 0
+
+    def observe(
+        self, method: int, status: int, duration: float, bytes_in: int, bytes_out: int
+    ) -> None:
+        """Count one finished request (status is 100..599, method from `method_index`)."""
+        self.requests[(status // 100 - 1) * _N_METHODS + method] += 1
+        if duration <= 0.1:
+            self.buckets[0] += 1
+        elif duration <= 0.3:
+            self.buckets[1] += 1
+        elif duration <= 1.2:
+            self.buckets[2] += 1
+        elif duration <= 5.0:
+            self.buckets[3] += 1
+        else:
+            self.buckets[4] += 1
+        self.duration_sum += duration
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+
+
+class EntryPointStats:
+    """Connection gauge and the stats of requests that reached no router."""
+
+    __slots__ = ("open_connections", "unrouted")
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        self.unrouted = TargetStats()
+
+
+def _empty_view() -> dict[str, Any]:
+    return {
+        "requests": {},
+        "duration": {"buckets": [0] * (len(BUCKETS) + 1), "sum": 0.0, "count": 0},
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "retries": 0,
+    }
+
+
+def _merge(view: dict[str, Any], stats: TargetStats) -> None:
+    requests: dict[str, dict[str, int]] = view["requests"]
+    for i, count in enumerate(stats.requests):
+        if count:
+            by_method = requests.setdefault(STATUS_CLASSES[i // _N_METHODS], {})
+            method = METHODS[i % _N_METHODS]
+            by_method[method] = by_method.get(method, 0) + count
+    duration = view["duration"]
+    duration["buckets"] = [a + b for a, b in zip(duration["buckets"], stats.buckets, strict=True)]
+    duration["sum"] += stats.duration_sum
+    duration["count"] += sum(stats.buckets)
+    view["bytes_in"] += stats.bytes_in
+    view["bytes_out"] += stats.bytes_out
+    view["retries"] += stats.retries
+
+
+class WorkerMetrics:
+    """All counters of one worker, keyed by names only at build and collect time."""
+
+    __slots__ = ("entrypoints", "targets")
+
+    def __init__(self) -> None:
+        self.entrypoints: dict[str, EntryPointStats] = {}
+        self.targets: dict[tuple[str, str, str], TargetStats] = {}
+
+    def entrypoint(self, name: str) -> EntryPointStats:
+        stats = self.entrypoints.get(name)
+        if stats is None:
+            stats = self.entrypoints[name] = EntryPointStats()
+        return stats
+
+    def target(self, entrypoint: str, router: str, service: str) -> TargetStats:
+        """The stats object for a graph target (created once, reused across graphs)."""
+        key = (entrypoint, router, service)
+        stats = self.targets.get(key)
+        if stats is None:
+            stats = self.targets[key] = TargetStats()
+            self.entrypoint(entrypoint)
+        return stats
+
+    def collect(self) -> dict[str, Any]:
+        """Plain nested dicts: {"entrypoints"|"routers"|"services": {name: view}}.
+
+        Bucket counts are per bucket (not cumulative), the last one is +Inf; entrypoint
+        views add "open_connections".
+        """
+        entrypoints: dict[str, dict[str, Any]] = {}
+        routers: dict[str, dict[str, Any]] = {}
+        services: dict[str, dict[str, Any]] = {}
+        for name, ep in self.entrypoints.items():
+            view = entrypoints[name] = _empty_view()
+            view["open_connections"] = ep.open_connections
+            _merge(view, ep.unrouted)
+        for (ep_name, router, service), stats in self.targets.items():
+            _merge(entrypoints[ep_name], stats)
+            if router:
+                _merge(routers.setdefault(router, _empty_view()), stats)
+            if service:
+                _merge(services.setdefault(service, _empty_view()), stats)
+        return {"entrypoints": entrypoints, "routers": routers, "services": services}

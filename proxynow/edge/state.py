@@ -1,0 +1,84 @@
+"""A worker's data-plane state: the current graph and what outlives graph swaps.
+
+`graph` is replaced by one assignment when a snapshot arrives (`load` builds it with this
+worker's registries, so balancer cursors, pools and metrics carry over); a request reads it
+once when its head is complete and keeps it. `connections` are the live client connections
+(each has `shutdown()` and `abort()`), used for draining and by the tick, which runs once
+per `tick_interval` and enforces the connection deadlines (read, idle, response header) and
+closes upstream connections idle past idleConnTimeout. One periodic timer per worker, not a
+timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from proxynow.config.static import StaticConfig
+from proxynow.edge.graph import GraphResources, RouterGraph, build_graph, empty_graph
+from proxynow.edge.metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from proxynow.snapshot import Snapshot
+
+__all__ = ["WorkerState"]
+
+
+class WorkerState:
+    """Everything a worker's protocols share."""
+
+    __slots__ = (
+        "_ticker",
+        "clocked",
+        "connections",
+        "draining",
+        "graph",
+        "resources",
+        "tick_interval",
+        "worker_id",
+    )
+
+    def __init__(
+        self,
+        graph: RouterGraph | None = None,
+        worker_id: int = 0,
+        resources: GraphResources | None = None,
+        tick_interval: float = 1.0,
+    ) -> None:
+        self.resources = resources or GraphResources()
+        self.graph = graph if graph is not None else empty_graph(StaticConfig(), self.resources)
+        self.worker_id = worker_id
+        self.draining = False
+        self.connections: set[Any] = set()
+        # The HTTP connections, whose `deadline` the tick enforces (a subset of the above).
+        self.clocked: set[Any] = set()
+        self.tick_interval = tick_interval
+        self._ticker: asyncio.TimerHandle | None = None
+
+    @property
+    def metrics(self) -> WorkerMetrics:
+        return self.resources.metrics
+
+    def load(self, snapshot: Snapshot, static: StaticConfig) -> RouterGraph:
+        """Build a graph for `snapshot` with this worker's registries and swap it in."""
+        graph = build_graph(snapshot, static, self.resources)
+        self.graph = graph
+        return graph
+
+    def ensure_ticking(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._ticker is None:
+            self._ticker = loop.call_later(self.tick_interval, self._tick, loop)
+
+    def stop(self) -> None:
+        """Stop the tick and close idle upstream connections (worker exit)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self.resources.pools.close()
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn in [c for c in self.clocked if c.deadline <= now]:
+            conn.on_deadline(now)
+        self.resources.pools.sweep(now)
+        self._ticker = loop.call_later(self.tick_interval, self._tick, loop)

@@ -1,0 +1,199 @@
+"""One HTTP/1.1 connection to a backend, driven by httptools response callbacks.
+
+The connection belongs to its pool while idle and to one client exchange (`owner`) while a
+request is in flight; it reports the response to the owner as it is parsed (head, body
+chunks, end) and never buffers a body. Completion is reported after `feed_data` returns,
+so an owner that immediately reuses or releases the connection never re-enters the parser.
+
+Two things httptools cannot be told: a response to HEAD has no body whatever its
+Content-Length says (the parser is replaced after the head), and a close-delimited body
+ends at EOF (reported from `connection_lost`). After a 101 the connection becomes a raw
+tunnel to the client's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Protocol, cast
+
+import httptools
+
+from proxynow.edge.headers import ResponseHead
+
+if TYPE_CHECKING:
+    from proxynow.edge.pool import UpstreamPool
+
+__all__ = ["Owner", "UpstreamConnection"]
+
+
+class Owner(Protocol):
+    """What the client side of an exchange hears from its upstream connection."""
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None: ...
+    def upstream_body(self, data: bytes) -> None: ...
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None: ...
+    def upstream_lost(self, conn: UpstreamConnection) -> None: ...
+    def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None: ...
+    def upstream_pause(self) -> None: ...
+    def upstream_resume(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A keep-alive connection to one backend address."""
+
+    __slots__ = (
+        "closed",
+        "done",
+        "got_bytes",
+        "head",
+        "head_only",
+        "idle_since",
+        "keep_alive",
+        "owner",
+        "parser",
+        "pool",
+        "reading_paused",
+        "reused",
+        "skipping",
+        "status",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.owner: Owner | None = None
+        self.head = ResponseHead()
+        self.status = 0
+        self.closed = False
+        self.reused = False
+        self.got_bytes = False
+        self.head_only = False
+        self.skipping = 0  # 1: a HEAD response's head was seen, 2: and then bytes of "body"
+        self.done = False
+        self.reading_paused = False
+        self.idle_since = 0.0
+        self.keep_alive = False
+        self.tunnel: asyncio.Transport | None = None
+
+    # -- used by the owner
+
+    def send(self, owner: Owner, data: bytes, head_only: bool) -> None:
+        """Start an exchange: `data` is the request head (and any body already at hand)."""
+        self.owner = owner
+        self.head_only = head_only
+        self.got_bytes = False
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        owner = self.owner
+        if owner is None:
+            self.close()  # an idle connection has nothing to say; never reuse it
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.owner = None
+            owner.upstream_upgraded(self, data[exc.args[0] :])
+            return
+        except httptools.HttpParserError:
+            self.abort()
+            return
+        if self.skipping:
+            # The HEAD response ended with its head; bytes the parser took as its body mean
+            # the backend misbehaved, so only a clean connection is reused.
+            reusable = self.skipping == 1 and self.keep_alive
+            self.skipping = 0
+            self.parser = httptools.HttpResponseParser(self)
+            self.owner = None
+            owner.upstream_done(self, reusable and not self.closed)
+        elif self.done:
+            self.done = False
+            self.owner = None
+            owner.upstream_done(self, self.keep_alive and not self.closed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.upstream_lost(self)
+        elif self.tunnel is not None:
+            self.tunnel.close()
+        else:
+            self.pool.forget(self)
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.upstream_pause()
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.upstream_resume()
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.head = ResponseHead()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head.add(name, value)
+
+    def on_headers_complete(self) -> None:
+        status = self.status = self.parser.get_status_code()
+        # Read now: llhttp forgets it once the message is complete.
+        self.keep_alive = self.parser.should_keep_alive()
+        assert self.owner is not None
+        self.owner.upstream_head(self, status, self.head)
+        if self.head_only and status >= 200:
+            self.skipping = 1
+
+    def on_body(self, body: bytes) -> None:
+        if self.skipping:
+            self.skipping = 2
+        elif self.owner is not None:
+            self.owner.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.status >= 200 and not self.skipping:
+            self.keep_alive = self.parser.should_keep_alive()
+            self.done = True
