@@ -1,0 +1,71 @@
+"""Configuration churn: a router added and another removed every 100 ms through the file provider.
+
+A background thread rewrites the dynamic file atomically (temp file + rename) on a fixed period
+for as long as the measurement runs. The serving router of the scenario is never touched, so
+every request must still succeed; after the run, the harness checks that the proxy picked the
+changes up by requesting the newest churn router's Host.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from bench.configs import Setup, dynamic_config, write_yaml_atomic
+
+CHURN_HOST = "churn-{:06d}.bench"
+
+
+class Churner:
+    """Rewrites `dynamic_path` every `period` seconds with a sliding window of extra routers."""
+
+    def __init__(
+        self,
+        dynamic_path: Path,
+        backend_port: int,
+        setup: Setup,
+        period: float = 0.1,
+        live: int = 5,
+    ) -> None:
+        self._path = dynamic_path
+        self._backend_port = backend_port
+        self._setup = setup
+        self._period = period
+        self._window: deque[str] = deque(maxlen=live)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-churn", daemon=True)
+        self.writes = 0
+        self.late_ticks = 0  # ticks that started after their slot: the writer fell behind
+
+    @property
+    def newest_host(self) -> str | None:
+        return self._window[-1] if self._window else None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            self._write_next()
+            next_tick += self._period
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                self.late_ticks += 1
+                next_tick = time.monotonic()
+                continue
+            # A periodic tick, not a readiness wait: Event.wait returns early on stop().
+            self._stop.wait(delay)
+
+    def _write_next(self) -> None:
+        # The window's oldest router drops out as the new one comes in: one add, one remove.
+        self._window.append(CHURN_HOST.format(self.writes))
+        config = dynamic_config(self._backend_port, self._setup, tuple(self._window))
+        write_yaml_atomic(self._path, config)
+        self.writes += 1

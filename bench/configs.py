@@ -1,0 +1,213 @@
+"""Configuration files for the benchmark's servers.
+
+The backend is nginx serving fixed bodies. Traefik and proxynow read the SAME static and dynamic
+YAML files (proxynow reads Traefik's schema; Traefik ignores the `workers` key, proxynow uses it).
+nginx-as-proxy gets the equivalent nginx.conf, with upstream keep-alive. Everything is written
+under one run directory; the dynamic file is replaced atomically so that a watching proxy never
+reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SMALL_BODY = b"Hello, World!"  # 13 bytes
+BODIES: dict[str, bytes] = {
+    "/": SMALL_BODY,
+    "/16k": b"a" * 16 * 1024,
+    "/1m": b"b" * 1024 * 1024,
+}
+UPLOAD_PATH = "/upload"  # accepts a POST body and answers SMALL_BODY
+UPLOAD_SIZE = 64 * 1024
+ROUTER_HOST = "h{:04d}.bench"  # Host of the i-th host-keyed router
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the proxy is configured with for a scenario.
+
+    routers == 0 means one catch-all router (PathPrefix(`/`)); otherwise that many routers,
+    each keyed on its own Host, all to the same backend service.
+    """
+
+    workers: int = 1
+    routers: int = 0
+
+
+def router_hosts(routers: int) -> list[str]:
+    return [ROUTER_HOST.format(i) for i in range(routers)]
+
+
+# --- backend -----------------------------------------------------------------------------
+
+
+def write_backend(directory: Path, port: int, workers: int = 2) -> Path:
+    """nginx serving 13 B at /, 16 KiB at /16k, 1 MiB at /1m and accepting POSTs at /upload."""
+    www = directory / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    for path, body in BODIES.items():
+        if path != "/":
+            (www / path.lstrip("/")).write_bytes(body)
+    small = SMALL_BODY.decode()
+    server = f"""
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {www};
+        location = / {{ return 200 "{small}"; }}
+        location = {UPLOAD_PATH} {{
+            client_max_body_size 4m;
+            client_body_buffer_size 128k;
+            return 200 "{small}";
+        }}
+        location / {{ }}
+    }}"""
+    return _write_nginx(directory, "backend", workers, server, upstream="")
+
+
+# --- nginx as the proxy ------------------------------------------------------------------
+
+
+def write_nginx_proxy(directory: Path, port: int, backend_port: int, setup: Setup) -> Path:
+    """nginx proxying to the backend with upstream keep-alive; host-keyed like the routers."""
+    upstream = f"""
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 256;
+    }}"""
+    # Stream bodies both ways like Traefik does, instead of spooling them to temp files.
+    proxy = """
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_max_temp_file_size 0;
+            client_max_body_size 4m;"""
+    if setup.routers == 0:
+        servers = f"""
+    server {{
+        listen 127.0.0.1:{port} default_server backlog=4096;
+        location / {{{proxy}
+        }}
+    }}"""
+    else:
+        names = " ".join(router_hosts(setup.routers))
+        servers = f"""
+    server {{
+        listen 127.0.0.1:{port} default_server backlog=4096;
+        return 404;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name {names};
+        location / {{{proxy}
+        }}
+    }}"""
+    return _write_nginx(directory, "nginx-proxy", setup.workers, servers, upstream)
+
+
+def _write_nginx(directory: Path, name: str, workers: int, servers: str, upstream: str) -> Path:
+    """A foreground nginx (master + workers) whose files all live under `directory`."""
+    prefix = directory / name
+    prefix.mkdir(parents=True, exist_ok=True)
+    temp = "\n".join(
+        f"    {kind}_temp_path {prefix / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = f"""daemon off;
+master_process on;
+worker_processes {workers};
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} warn;
+worker_rlimit_nofile 16384;
+events {{
+    worker_connections 8192;
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server_names_hash_max_size 8192;
+    server_names_hash_bucket_size 64;
+{temp}
+{upstream}
+{servers}
+}}
+"""
+    path = prefix / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+# --- Traefik and proxynow ----------------------------------------------------------------
+
+
+def static_config(port: int, dynamic_path: Path, workers: int) -> dict[str, Any]:
+    """Traefik's static schema; `workers` is proxynow's only addition (Traefik ignores it)."""
+    return {
+        # Both options default to phoning home; this machine has no route out and must not try.
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {"web": {"address": f"127.0.0.1:{port}"}},
+        "providers": {"file": {"filename": str(dynamic_path), "watch": True}},
+        "log": {"level": "ERROR"},
+        "workers": workers,
+    }
+
+
+def dynamic_config(
+    backend_port: int, setup: Setup, extra_routers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Routers and the one backend service; `extra_routers` are churn routers (name = host)."""
+    routers: dict[str, Any] = {}
+    if setup.routers == 0:
+        routers["bench"] = _router("PathPrefix(`/`)")
+    for i, host in enumerate(router_hosts(setup.routers)):
+        routers[f"r{i:04d}"] = _router(f"Host(`{host}`)")
+    for host in extra_routers:
+        routers[host.replace(".", "-")] = _router(f"Host(`{host}`)")
+    server = {"url": f"http://127.0.0.1:{backend_port}"}
+    service = {"loadBalancer": {"servers": [server]}}
+    return {"http": {"routers": routers, "services": {"backend": service}}}
+
+
+def _router(rule: str) -> dict[str, Any]:
+    return {"rule": rule, "service": "backend", "entryPoints": ["web"]}
+
+
+def write_yaml_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`."""
+    text = yaml.safe_dump(data, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class TraefikFiles:
+    static: Path
+    dynamic: Path
+
+
+def write_traefik_files(
+    directory: Path, port: int, backend_port: int, setup: Setup
+) -> TraefikFiles:
+    """The static and dynamic YAML shared by Traefik and proxynow for one scenario."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TraefikFiles(directory / "static.yml", directory / "dynamic.yml")
+    write_yaml_atomic(files.dynamic, dynamic_config(backend_port, setup))
+    write_yaml_atomic(files.static, static_config(port, files.dynamic, setup.workers))
+    return files
