@@ -169,7 +169,9 @@ class FileProvider(Model):
 
 
 class Providers(Model):
-    providers_throttle_duration: Duration = 2.0
+    # Traefik waits 2 s before every rebuild; we publish the first change of a quiet
+    # period at once and coalesce only what follows within this window (aggregator.py).
+    providers_throttle_duration: Duration = 0.1
     docker: DockerProvider | None = None
     file: FileProvider | None = None
 
