@@ -66,7 +66,9 @@ def test_static_defaults_are_traefiks() -> None:
     assert docker.watch is True
     assert docker.default_rule == "Host(`{{ normalize .Name }}`)"
     assert config.providers.file is not None and config.providers.file.watch is True
-    assert config.providers.providers_throttle_duration == 2.0
+    assert (
+        config.providers.providers_throttle_duration == 0.1
+    )  # deliberately shorter than Traefik's 2 s: see docs/configuration.md
     assert config.log.level == "ERROR"
     assert config.log.format == "common"
     assert config.servers_transport.max_idle_conns_per_host == 200
