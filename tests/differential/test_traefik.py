@@ -7,20 +7,25 @@ ports are read from /proc); every router's service is a backend that names itsel
 on ::1. Where two matching routers have the same priority Traefik's order is unspecified
 (Go map iteration), so either answer is accepted there; docs/rules.md explains the rest.
 
-The proxynow side is ``proxynow_answer``: the in-process ``RouteTable`` fed the same raw
-request until ``proxynow run`` serves; then this fixture alone switches to the server.
+The proxynow side is ``proxynow run`` with the same routers (``proxynow_server``); the
+in-process ``RouteTable`` fed the same raw requests is compared too, so that a routing
+difference and a server difference show up as different failures.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from diff_requests import HAND_PICKED, all_requests
 from traefik_harness import (
+    ENTRYPOINTS,
     NOT_FOUND,
     InProcessProxynow,
     RawRequest,
+    dynamic_config,
     load_routers,
     send,
     start_backends,
@@ -28,25 +33,50 @@ from traefik_harness import (
     write_traefik_config,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support.proc import start_proxynow
+
 Answer = Callable[[RawRequest], str]
 
 
 @pytest.fixture(scope="module")
-def traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Answer]:
+def backend_ports() -> Iterator[dict[str, int]]:
     backends, ports = start_backends(list(load_routers()))
     try:
-        static = write_traefik_config(tmp_path_factory.mktemp("traefik"), ports)
-        process, v4, v6 = start_traefik(static)
-        try:
-            yield lambda request: send(request, v4, v6)
-        finally:
-            process.stop()
+        yield ports
     finally:
         backends.stop()
 
 
 @pytest.fixture(scope="module")
-def proxynow_answer() -> Answer:
+def traefik(
+    tmp_path_factory: pytest.TempPathFactory, backend_ports: dict[str, int]
+) -> Iterator[Answer]:
+    static = write_traefik_config(tmp_path_factory.mktemp("traefik"), backend_ports)
+    process, v4, v6 = start_traefik(static)
+    try:
+        yield lambda request: send(request, v4, v6)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def proxynow_server(
+    tmp_path_factory: pytest.TempPathFactory, backend_ports: dict[str, int]
+) -> Iterator[Answer]:
+    directory = tmp_path_factory.mktemp("proxynow")
+    proxy = start_proxynow(
+        directory, {"entryPoints": ENTRYPOINTS}, dynamic_config(backend_ports), workers=1
+    )
+    try:
+        v4, v6 = proxy.ports["web"], proxy.ports["web6"]
+        yield lambda request: send(request, v4, v6)
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def proxynow_in_process() -> Answer:
     return InProcessProxynow().answer
 
 
@@ -64,19 +94,28 @@ def test_configuration_is_large_enough() -> None:
     assert len(HAND_PICKED) >= 150
 
 
-def test_same_router_as_traefik(traefik: Answer, proxynow_answer: Answer) -> None:
+def _compare(traefik: Answer, proxynow: Answer) -> dict[str, int]:
     oracle = InProcessProxynow()
     mismatches = []
     answers: dict[str, int] = {}
     for request in all_requests():
-        expected, got = traefik(request), proxynow_answer(request)
+        expected, got = traefik(request), proxynow(request)
         answers[expected] = answers.get(expected, 0) + 1
         if expected != got and not {expected, got} <= _acceptable(request, oracle):
             mismatches.append(f"{request}: traefik={expected} proxynow={got}")
     assert mismatches == []
+    return answers
+
+
+def test_same_router_as_traefik(traefik: Answer, proxynow_server: Answer) -> None:
+    answers = _compare(traefik, proxynow_server)
     # The requests must exercise routing, not only 404s: most routers are hit.
     assert answers.get(NOT_FOUND, 0) < len(all_requests()) // 3
     assert len(answers) > len(load_routers()) * 3 // 4
+
+
+def test_route_table_decides_like_traefik(traefik: Answer, proxynow_in_process: Answer) -> None:
+    _compare(traefik, proxynow_in_process)
 
 
 def test_harness_sees_a_missing_router(traefik: Answer) -> None:

@@ -86,22 +86,28 @@ def start_backends(names: list[str]) -> tuple[Process, dict[str, int]]:
     return Process(popen), json.loads(line)
 
 
-def write_traefik_config(directory: Path, ports: dict[str, int]) -> Path:
+def dynamic_config(ports: dict[str, int]) -> dict[str, object]:
+    """The routers file plus one service per router pointing at its named backend."""
     routers = load_routers()
     services = {
         name: {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{ports[name]}"}]}}
         for name in routers
     }
+    return {"http": {"routers": routers, "services": services}}
+
+
+# Both servers listen on these; the ports are chosen by the kernel and read back.
+ENTRYPOINTS = {"web": {"address": "127.0.0.1:0"}, "web6": {"address": "[::1]:0"}}
+
+
+def write_traefik_config(directory: Path, ports: dict[str, int]) -> Path:
     dynamic = directory / "dynamic.yml"
-    dynamic.write_text(yaml.safe_dump({"http": {"routers": routers, "services": services}}))
+    dynamic.write_text(yaml.safe_dump(dynamic_config(ports)))
     static = directory / "traefik.yml"
     static.write_text(
         yaml.safe_dump(
             {
-                "entryPoints": {
-                    "web": {"address": "127.0.0.1:0"},
-                    "web6": {"address": "[::1]:0"},
-                },
+                "entryPoints": ENTRYPOINTS,
                 "providers": {"file": {"filename": str(dynamic), "watch": False}},
                 "log": {"level": "ERROR"},
             }
