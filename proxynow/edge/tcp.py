@@ -299,6 +299,8 @@ class TcpProxy(asyncio.Protocol):
         self._client: asyncio.Transport | None = None
         self._backend: asyncio.Transport | None = None
         self._connect: asyncio.Task[None] | None = None
+        self._target: TcpTarget | None = None
+        self._early = bytearray()  # client bytes that arrived before the backend connected
         self._timer: asyncio.TimerHandle | None = None
         self._delay = -1.0
         self._client_eof = False
@@ -318,8 +320,11 @@ class TcpProxy(asyncio.Protocol):
             self.close()
             return
         target, server = picked
+        self._target = target
         self._delay = target.termination_delay
-        transport.pause_reading()  # until the backend is connected
+        # Until the backend is connected. (uvloop starts reading right after
+        # connection_made whatever it did, hence the re-pause in data_received.)
+        transport.pause_reading()
         self._connect = self._loop.create_task(
             self._open(target, server), name=f"tcp-connect {target.name}"
         )
@@ -328,10 +333,14 @@ class TcpProxy(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._backend is not None:
             self._backend.write(data)
+        elif self._client is not None:
+            self._early += data
+            self._client.pause_reading()
 
     def eof_received(self) -> bool:
         self._client_eof = True
-        self._half_closed(self._backend)
+        if self._backend is not None:
+            self._half_closed(self._backend)
         return True  # keep the transport open: the backend may still answer
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -397,19 +406,10 @@ class TcpProxy(asyncio.Protocol):
 
     async def _open(self, target: TcpTarget, server: tuple[str, int]) -> None:
         host, port = server
-        transport, _ = await asyncio.wait_for(
+        await asyncio.wait_for(
             self._loop.create_connection(lambda: _Upstream(self), host, port),
             target.dial_timeout if target.dial_timeout > 0 else None,
         )
-        client = self._client
-        if target.proxy_protocol and client is not None:
-            transport.write(
-                proxyproto.header(
-                    target.proxy_protocol,
-                    client.get_extra_info("peername"),
-                    client.get_extra_info("sockname"),
-                )
-            )
 
     def _connected(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -422,10 +422,22 @@ class TcpProxy(asyncio.Protocol):
             self._client.resume_reading()
 
     def _upstream_made(self, transport: asyncio.Transport) -> None:
-        if self._closed:
+        client = self._client
+        if self._closed or client is None:
             transport.close()
             return
         self._backend = transport
+        target = self._target
+        assert target is not None
+        if target.proxy_protocol:
+            # The header is the first thing the backend reads.
+            peer, local = client.get_extra_info("peername"), client.get_extra_info("sockname")
+            transport.write(proxyproto.header(target.proxy_protocol, peer, local))
+        if self._early:
+            transport.write(bytes(self._early))
+            self._early.clear()
+        if self._client_eof:
+            self._half_closed(transport)
 
     def _half_closed(self, other: asyncio.Transport | None) -> None:
         """One direction ended: pass the EOF on, and give the other `terminationDelay`."""
