@@ -169,9 +169,14 @@ def _parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network 
     if "%" in value:
         return None
     try:
-        return ipaddress.ip_network(value, strict=False)
+        network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         return None
+    mapped = network.network_address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped and network.prefixlen >= 96:
+        # Go keeps IPv4 addresses in IPv4-mapped form: ::ffff:10.0.0.1 *is* 10.0.0.1.
+        return ipaddress.IPv4Network(f"{mapped.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def sni_key(value: str) -> str | None:

@@ -149,6 +149,8 @@ CASES: list[tuple[str, SimpleRequest, bool]] = [
     ("ClientIP(`2001:db8::/32`)", req(ip="2001:db9::5"), False),
     ("ClientIP(`10.0.0.1`)", req(ip="::ffff:10.0.0.1"), True),
     ("ClientIP(`::/0`)", req(ip="10.0.0.1"), False),
+    ("ClientIP(`::ffff:10.0.0.1`)", req(ip="10.0.0.1"), True),
+    ("ClientIP(`::ffff:10.0.0.0/104`)", req(ip="10.9.0.1"), True),
     ("ClientIP(`10.0.0.1`)", req(ip=None), False),
     (
         "ClientIP(`10.0.0.1`)",
