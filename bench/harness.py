@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -138,12 +138,15 @@ class Harness:
         churner = Churner(dynamic, self.backend_port, scenario.setup) if scenario.churn else None
         if churner:
             churner.start()
+        proxy_cores = _cpu_set(self.cores.for_scenario(scenario)[1])
         try:
+            busy_before = procs.cores_busy_seconds(proxy_cores)
             cpu_before = procs.tree_cpu_seconds(server.pid)
             result = run_wrk(
                 scenario.load, self.proxy_port, self.timing.duration, script, load_cpus, threads
             )
             cpu_after = procs.tree_cpu_seconds(server.pid)
+            busy_after = procs.cores_busy_seconds(proxy_cores)
             memory = procs.tree_memory(server.pid)
         finally:
             if churner:
@@ -154,15 +157,16 @@ class Harness:
                 + server.log_tail()
             )
         applied = self._churn_applied(server, churner) if churner else None
-        return _measurement(
-            server.name,
-            scenario,
-            round_no,
-            result,
-            cpu_after - cpu_before,
-            memory,
-            churner.writes if churner else 0,
-            applied,
+        proxy_cpu = cpu_after - cpu_before
+        others = (
+            max(0.0, busy_after - busy_before - proxy_cpu) / result.duration_s / len(proxy_cores)
+        )
+        measurement = _measurement(server.name, scenario, round_no, result, proxy_cpu, memory)
+        return replace(
+            measurement,
+            churn_writes=churner.writes if churner else 0,
+            churn_applied=applied,
+            others_on_proxy_cores=0.0 if scenario.shared_cores else others,
         )
 
     def _wait_proxying(self, server: procs.Managed, scenario: Scenario) -> None:
@@ -226,8 +230,6 @@ def _measurement(
     result: WrkResult,
     cpu_seconds: float,
     memory: procs.Memory,
-    churn_writes: int,
-    churn_applied: bool | None,
 ) -> Measurement:
     per_request = cpu_seconds * 1e6 / result.requests if result.requests else 0.0
     return Measurement(
@@ -243,8 +245,6 @@ def _measurement(
         requests=result.requests,
         socket_errors=result.socket_errors,
         non_2xx=result.non_2xx,
-        churn_writes=churn_writes,
-        churn_applied=churn_applied,
     )
 
 

@@ -169,6 +169,7 @@ def answers(port: int, path: str, expected: bytes, host: str | None = None) -> b
 
 @dataclass(frozen=True)
 class ProcStat:
+    state: str  # R, S, D, Z (zombie: dead, waiting for its parent to reap it), ...
     ppid: int
     cpu_ticks: int  # utime + stime + cutime + cstime
 
@@ -182,7 +183,7 @@ def read_stat(pid: int) -> ProcStat | None:
     # The command name may hold spaces or parentheses: fields start after the last ')'.
     fields = raw[raw.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return ProcStat(ppid=int(fields[1]), cpu_ticks=utime + stime + cutime + cstime)
+    return ProcStat(fields[0], int(fields[1]), utime + stime + cutime + cstime)
 
 
 def tree_pids(root: int) -> list[int]:
@@ -253,3 +254,18 @@ def pin_tree(root: int, cpus: set[int]) -> None:
             for tid in os.listdir(f"/proc/{pid}/task"):
                 with contextlib.suppress(ProcessLookupError):
                     os.sched_setaffinity(int(tid), cpus)
+
+
+def cores_busy_seconds(cpus: set[int]) -> float:
+    """CPU seconds the given cores spent busy (anything but idle and iowait), from /proc/stat.
+
+    Compared with the proxy's own CPU time over the same window, this shows how much of the
+    proxy's cores other programs took: the machine is shared, and a noisy round should say so.
+    """
+    ticks = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in values[:8])
+            ticks += user + nice + system + irq + softirq + steal
+    return ticks / CLOCK_TICKS

@@ -15,7 +15,16 @@ from typing import Any
 from bench.proxies import REFERENCE
 from bench.scenarios import TARGETS, Scenario, Target
 
-METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_request", "rss_mib", "pss_mib")
+METRICS = (
+    "rps",
+    "p50_us",
+    "p99_us",
+    "cpu_us_per_request",
+    "rss_mib",
+    "pss_mib",
+    "others_on_proxy_cores",
+)
+NOISY = 0.10  # flag a measurement whose proxy cores were this busy with other programs
 MIB = 1024 * 1024
 
 
@@ -37,6 +46,9 @@ class Measurement:
     non_2xx: int = 0
     churn_writes: int = 0
     churn_applied: bool | None = None  # None: not a churn scenario
+    # Share of the proxy's cores that other programs used during the measurement (0..1); not
+    # measured (0) where wrk and the backend share the proxy's cores on purpose.
+    others_on_proxy_cores: float = 0.0
     error: str = ""  # the proxy failed to start, to proxy, or died
     skipped: str = ""  # the proxy does not take part in this scenario
 
@@ -213,6 +225,9 @@ def _note(s: Summary | None) -> str:
     parts = []
     if s.medians and s.ok_rounds < s.rounds:
         parts.append(f"{s.rounds - s.ok_rounds} of {s.rounds} rounds failed: {s.problem}")
+    if s.medians and s.medians["others_on_proxy_cores"] > NOISY:
+        share = s.medians["others_on_proxy_cores"]
+        parts.append(f"other programs used {share:.0%} of the proxy's core(s): noisy figures")
     if s.churn_applied is False:
         parts.append("the proxy did NOT pick up the churned routers")
     elif s.churn_applied:

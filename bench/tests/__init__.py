@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness (run: .venv/bin/pytest bench/tests)."""
