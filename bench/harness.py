@@ -92,7 +92,7 @@ class Harness:
 
     def _pin_backend(self, cpus: str) -> None:
         if self._backend is not None:
-            procs.pin_tree(self._backend.pid, _cpu_set(cpus))
+            procs.pin_tree(self._backend.pid, cpu_set(cpus))
 
     # --- one measurement -----------------------------------------------------------------
 
@@ -132,13 +132,13 @@ class Harness:
         load_cpus: str,
     ) -> Measurement:
         self._wait_proxying(server, scenario)
-        threads = len(_cpu_set(load_cpus))
+        threads = len(cpu_set(load_cpus))
         script = dynamic.parent / "load.lua"
         run_wrk(scenario.load, self.proxy_port, self.timing.warmup, script, load_cpus, threads)
         churner = Churner(dynamic, self.backend_port, scenario.setup) if scenario.churn else None
         if churner:
             churner.start()
-        proxy_cores = _cpu_set(self.cores.for_scenario(scenario)[1])
+        proxy_cores = cpu_set(self.cores.for_scenario(scenario)[1])
         try:
             busy_before = procs.cores_busy_seconds(proxy_cores)
             cpu_before = procs.tree_cpu_seconds(server.pid)
@@ -248,7 +248,7 @@ def _measurement(
     )
 
 
-def _cpu_set(cpus: str) -> set[int]:
+def cpu_set(cpus: str) -> set[int]:
     """Parse taskset list syntax ("1", "0,1", "0-3")."""
     found: set[int] = set()
     for part in cpus.split(","):

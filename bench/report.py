@@ -178,7 +178,7 @@ def render_markdown(
     for scenario in scenarios:
         lines += _scenario_table(scenario, proxies, summaries)
     lines += _targets_table(summaries)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 _COLUMNS = (

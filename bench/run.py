@@ -21,7 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Cores, Harness, Timing
+from bench import procs
+from bench.harness import Cores, Harness, Timing, cpu_set
 from bench.proxies import PROXIES, version
 from bench.report import Measurement, render_markdown, summarise, to_json
 from bench.scenarios import SCENARIOS, Scenario, select
@@ -78,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def header(args: argparse.Namespace, argv: list[str], cores: Cores) -> dict[str, str]:
     cpu = _cpu_model()
     return {
-        "Command": f"`python bench/run.py {shlex.join(argv)}`".replace(" `", "`"),
+        "Command": f"`{shlex.join(['python', 'bench/run.py', *argv])}`",
         "Date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "Machine": f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
         f"load average at start {os.getloadavg()[0]:.2f}",
@@ -130,6 +131,20 @@ def _progress(m: Measurement) -> None:
     print(f"[round {m.round + 1}] {m.scenario:<14} {m.proxy:<9} {status}", file=sys.stderr)
 
 
+def measure_all(
+    args: argparse.Namespace, cores: Cores, scenarios: list[Scenario], proxies: list[str]
+) -> list[Measurement]:
+    with tempfile.TemporaryDirectory(prefix="proxynow-bench-") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)  # nginx workers run as an unprivileged user and read from here
+        harness = Harness(workdir, cores, Timing(args.duration, args.warmup))
+        try:
+            harness.start_backend()
+            return run_rounds(harness, scenarios, proxies, args.rounds)
+        finally:
+            harness.stop_backend()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -140,16 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     proxies = [p for p in PROXIES if not args.proxy or p in args.proxy]
     cores = Cores(args.load_cpus, args.proxy_cpus, f"{args.load_cpus},{args.proxy_cpus}")
+    missing = cpu_set(cores.shared) - os.sched_getaffinity(0)
+    if missing:
+        print(f"cores {sorted(missing)} are not available to this process", file=sys.stderr)
+        return 2
     head = header(args, argv, cores)
-    with tempfile.TemporaryDirectory(prefix="proxynow-bench-") as tmp:
-        workdir = Path(tmp)
-        workdir.chmod(0o755)  # nginx workers run as an unprivileged user and read from here
-        harness = Harness(workdir, cores, Timing(args.duration, args.warmup))
-        harness.start_backend()
-        try:
-            measurements = run_rounds(harness, scenarios, proxies, args.rounds)
-        finally:
-            harness.stop_backend()
+    try:
+        measurements = measure_all(args, cores, scenarios, proxies)
+    except procs.ProcessFailed as exc:  # the backend itself did not come up
+        print(f"cannot run the benchmark: {exc}", file=sys.stderr)
+        return 1
+    head["Machine"] += f", at the end {os.getloadavg()[0]:.2f}"
     summaries = summarise(measurements)
     markdown = render_markdown(head, scenarios, proxies, summaries)
     args.output_dir.mkdir(parents=True, exist_ok=True)
