@@ -16,6 +16,8 @@ blocking clients while the proxy runs in its own processes.
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import re
@@ -35,8 +37,10 @@ import pytest
 import yaml
 
 __all__ = [
+    "HttpBackend",
     "ProxynowProcess",
     "ThreadedServer",
+    "http_get",
     "poll",
     "proxynow_factory",
     "start_proxynow",
@@ -253,3 +257,69 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HttpBackend:
+    """A threaded HTTP/1.1 backend on 127.0.0.1:0.
+
+    Every request is answered 200 with `<name> <path>`; a path starting with `/slow`
+    waits until `release` is set (and `arrived` is set when such a request comes in).
+    """
+
+    def __init__(self, name: str = "backend") -> None:
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        self.requests = 0
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                backend.requests += 1
+                if self.path.startswith("/slow"):
+                    backend.arrived.set()
+                    backend.release.wait(60)
+                body = f"{name} {self.path}".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.port: int = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> HttpBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def http_get(
+    port: int, path: str = "/", host: str = "app.test", timeout: float = 20
+) -> tuple[int, bytes]:
+    """One request on a new connection: (status, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Host": host, "Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
