@@ -102,6 +102,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--profile", help="py-spy the proxy, writing this (flamegraph svg)")
+    parser.add_argument("--proxy", help="run this script (backend port, port) instead")
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -128,6 +130,26 @@ def main() -> int:
         try:
             wait_port(backend_port)
             wait_port(proxy_port)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("py-spy")),
+                        "record",
+                        "--pid",
+                        str(proxy.pid),
+                        "-d",
+                        str(args.seconds),
+                        "-r",
+                        "250",
+                        "-f",
+                        "raw",
+                        "-o",
+                        args.profile,
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
             wrk = [
                 "taskset",
                 "-c",
@@ -138,7 +160,10 @@ def main() -> int:
                 f"-d{args.seconds}s",
                 f"http://127.0.0.1:{proxy_port}/",
             ]
-            return subprocess.run(wrk, check=False).returncode
+            code = subprocess.run(wrk, check=False).returncode
+            if spy is not None:
+                spy.wait(30)
+            return code
         finally:
             for process in (proxy, nginx):
                 process.send_signal(signal.SIGTERM if process is proxy else signal.SIGQUIT)

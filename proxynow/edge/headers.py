@@ -115,6 +115,7 @@ class RequestHead:
         "lengths",
         "lines",
         "real_ip",
+        "size",
         "te",
         "trusted",
         "upgrade",
@@ -128,6 +129,7 @@ class RequestHead:
         self.trusted = trusted
         self.lines: list[bytes] = []
         self.count = 0
+        self.size = 0
         self.hosts = 0
         self.host = b""
         self.lengths = 0
@@ -145,6 +147,7 @@ class RequestHead:
     def add(self, name: bytes, value: bytes) -> None:
         """Take one header as the parser delivers it."""
         self.count += 1
+        self.size += len(name) + len(value) + 4
         kind = REQUEST_KINDS.get(name.lower())
         if kind is None:
             self.lines += (name, b": ", value, b"\r\n")

@@ -444,7 +444,7 @@ class HttpProxy(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         head = self.ex.head  # type: ignore[union-attr]
         head.add(name, value)
-        if head.count > self.ep.max_header_count:
+        if head.count > self.ep.max_header_count or head.size > self.ep.max_header_bytes:
             raise HeaderTooLarge()
 
     def on_headers_complete(self) -> None:
@@ -791,6 +791,8 @@ def _validate(ex: Exchange) -> None:
         if ex.version != "1.1" or head.te.strip().lower() != b"chunked":
             raise BadRequest("unsupported Transfer-Encoding")
         ex.chunked = True
+    elif not head.lengths or head.content_length == b"0":
+        ex.complete = True  # no body: the request is whole once its head is
     if head.hosts > 1 or (head.hosts == 0 and ex.version == "1.1"):
         raise BadRequest("exactly one Host header is required")
     if head.expect:

@@ -30,6 +30,7 @@ from proxynow.snapshot import Snapshot
 
 T = TypeVar("T")
 DEADLINE = 10.0
+NAME = web.AppKey("name", str)
 
 
 class LoopThread:
@@ -70,6 +71,7 @@ class LoopThread:
             await asyncio.gather(*tasks, return_exceptions=True)
 
         self.run(cancel_all())
+        self.run(asyncio.sleep(0.01))  # let transports finish closing
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(DEADLINE)
         self.loop.close()
@@ -107,12 +109,12 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         "headers": [[k, v] for k, v in request.headers.items()],
         "body_len": len(body),
         "body_sha": hashlib.sha256(body).hexdigest(),
-        "server": request.app["name"],
+        "server": request.app[NAME],
     }
     if status in (204, 304):
-        return web.Response(status=status, headers={"X-Server": request.app["name"]})
+        return web.Response(status=status, headers={"X-Server": request.app[NAME]})
     response = web.json_response(info, status=status)
-    response.headers["X-Server"] = request.app["name"]
+    response.headers["X-Server"] = request.app[NAME]
     for name in query.getall("hop", []):
         response.headers[name] = "hop"
     if "chunked" in query:
@@ -152,7 +154,7 @@ class Backend:
         self.lt = lt
         self.name = name
         app = web.Application(client_max_size=64 << 20)
-        app["name"] = name
+        app[NAME] = name
         app.router.add_get("/ws", _ws)
         app.router.add_route("*", "/{tail:.*}", _echo)
         self.runner = web.AppRunner(app, access_log=None)
@@ -227,7 +229,13 @@ class RawBackend:
         return f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
-        self.server.close()
+        def stop() -> None:
+            self.server.close()
+            for conn in self.connections:
+                if conn.transport is not None:
+                    conn.transport.abort()
+
+        self.lt.call(stop)
 
 
 def ok_response(body: bytes = b"hello", extra: bytes = b"") -> bytes:
@@ -282,8 +290,13 @@ class Proxy:
         return self.lt.call(self.state.metrics.collect)
 
     def close(self) -> None:
-        self.server.close()
-        self.lt.call(self.state.stop)
+        def stop() -> None:
+            self.server.close()
+            for connection in list(self.state.connections):
+                connection.abort()
+            self.state.stop()
+
+        self.lt.call(stop)
 
 
 @contextmanager
