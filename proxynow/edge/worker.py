@@ -44,7 +44,8 @@ from proxynow.snapshot import Snapshot
 
 __all__ = ["Worker", "main"]
 
-log = logging.getLogger(__name__)
+# Not __name__: run with `-m`, this module is `__main__`, outside the proxynow logger.
+log = logging.getLogger("proxynow.edge.worker")
 
 EXIT_OK = 0
 EXIT_START_FAILED = 3
