@@ -1,4 +1,5 @@
-"""Entrypoint addresses: parsing Traefik's `[host]:port[/tcp|/udp]`, binding, reserving.
+"""Entrypoint addresses (Traefik's `[host]:port[/tcp|/udp]`, parsed by the static
+config): binding and reserving.
 
 Every worker binds its own listening socket with SO_REUSEPORT, and the kernel spreads
 new connections across them. The control plane binds each address once first, with
@@ -18,7 +19,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-__all__ = ["AddressInUse", "ListenAddress", "bind", "display_url", "parse_address", "reserve"]
+__all__ = ["AddressInUse", "ListenAddress", "bind", "display_url", "reserve"]
 
 _BACKLOG = 2048
 
@@ -37,20 +38,6 @@ class ListenAddress:
 
     def with_port(self, port: int) -> ListenAddress:
         return ListenAddress(self.host, port, self.transport)
-
-
-def parse_address(text: str) -> ListenAddress:
-    """`:80`, `0.0.0.0:8080`, `[::1]:443/tcp`, `localhost:53/udp` → ListenAddress."""
-    address, _, transport = text.strip().partition("/")
-    transport = (transport or "tcp").lower()
-    if transport not in ("tcp", "udp"):
-        raise ValueError(f"invalid transport {transport!r} in address {text!r}")
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"invalid address {text!r}: expected [host]:port[/tcp|/udp]")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return ListenAddress(host, int(port_text), transport)
 
 
 def display_url(address: ListenAddress, scheme: str = "http") -> str:
