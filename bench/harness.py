@@ -58,8 +58,7 @@ class Harness:
         self.workdir = workdir
         self.cores = cores
         self.timing = timing
-        self.proxy_port = procs.free_port()
-        self.backend_port = procs.free_port()
+        self.proxy_port, self.backend_port = procs.free_ports(2)
         self._backend: procs.Managed | None = None
 
     # --- backend ---------------------------------------------------------------------
@@ -72,12 +71,19 @@ class Harness:
             self.cores.load,
             self.workdir / "backend.log",
         )
+        try:
+            self._check_backend(self._backend)
+        except BaseException:
+            self.stop_backend()
+            raise
+
+    def _check_backend(self, backend: procs.Managed) -> None:
         for path, body in BODIES.items():
             procs.wait_until(
                 partial(procs.answers, self.backend_port, path, body),
                 READY_TIMEOUT,
                 f"the backend to serve {path}",
-                self._backend,
+                backend,
             )
         reply = procs.http_request(
             self.backend_port, UPLOAD_PATH, method="POST", body=b"x" * UPLOAD_SIZE
@@ -132,22 +138,14 @@ class Harness:
         load_cpus: str,
     ) -> Measurement:
         self._wait_proxying(server, scenario)
-        threads = len(cpu_set(load_cpus))
         script = dynamic.parent / "load.lua"
+        threads = len(cpu_set(load_cpus))
         run_wrk(scenario.load, self.proxy_port, self.timing.warmup, script, load_cpus, threads)
         churner = Churner(dynamic, self.backend_port, scenario.setup) if scenario.churn else None
         if churner:
             churner.start()
-        proxy_cores = cpu_set(self.cores.for_scenario(scenario)[1])
         try:
-            busy_before = procs.cores_busy_seconds(proxy_cores)
-            cpu_before = procs.tree_cpu_seconds(server.pid)
-            result = run_wrk(
-                scenario.load, self.proxy_port, self.timing.duration, script, load_cpus, threads
-            )
-            cpu_after = procs.tree_cpu_seconds(server.pid)
-            busy_after = procs.cores_busy_seconds(proxy_cores)
-            memory = procs.tree_memory(server.pid)
+            window = self._measured_load(server, scenario, script, load_cpus)
         finally:
             if churner:
                 churner.stop()
@@ -156,17 +154,32 @@ class Harness:
                 f"{server.name} died under load (exit {server.popen.returncode}):\n"
                 + server.log_tail()
             )
-        applied = self._churn_applied(server, churner) if churner else None
-        proxy_cpu = cpu_after - cpu_before
-        others = (
-            max(0.0, busy_after - busy_before - proxy_cpu) / result.duration_s / len(proxy_cores)
+        measurement = _measurement(server.name, scenario, round_no, window)
+        if churner is None:
+            return measurement
+        applied = self._churn_applied(server, churner)
+        return replace(measurement, churn_writes=churner.writes, churn_applied=applied)
+
+    def _measured_load(
+        self, server: procs.Managed, scenario: Scenario, script: Path, load_cpus: str
+    ) -> _Window:
+        """The measured wrk run, with the proxy tree's CPU time around it and memory after."""
+        proxy_cores = cpu_set(self.cores.for_scenario(scenario)[1])
+        threads = len(cpu_set(load_cpus))
+        busy_before = procs.cores_busy_seconds(proxy_cores)
+        cpu_before = procs.tree_cpu_seconds(server.pid)
+        result = run_wrk(
+            scenario.load, self.proxy_port, self.timing.duration, script, load_cpus, threads
         )
-        measurement = _measurement(server.name, scenario, round_no, result, proxy_cpu, memory)
-        return replace(
-            measurement,
-            churn_writes=churner.writes if churner else 0,
-            churn_applied=applied,
-            others_on_proxy_cores=0.0 if scenario.shared_cores else others,
+        proxy_cpu = procs.tree_cpu_seconds(server.pid) - cpu_before
+        others = procs.cores_busy_seconds(proxy_cores) - busy_before - proxy_cpu
+        share = max(0.0, others) / result.duration_s / len(proxy_cores) if result.duration_s else 0
+        # Where wrk and the backend share the proxy's cores on purpose, "others" means nothing.
+        return _Window(
+            result,
+            proxy_cpu,
+            0.0 if scenario.shared_cores else share,
+            procs.tree_memory(server.pid),
         )
 
     def _wait_proxying(self, server: procs.Managed, scenario: Scenario) -> None:
@@ -223,15 +236,19 @@ class _Probe:
         return False
 
 
-def _measurement(
-    proxy: str,
-    scenario: Scenario,
-    round_no: int,
-    result: WrkResult,
-    cpu_seconds: float,
-    memory: procs.Memory,
-) -> Measurement:
-    per_request = cpu_seconds * 1e6 / result.requests if result.requests else 0.0
+@dataclass(frozen=True)
+class _Window:
+    """What the measured wrk run saw, and what the proxy's process tree spent on it."""
+
+    result: WrkResult
+    proxy_cpu: float  # seconds
+    others_share: float  # of the proxy's cores, used by other programs (0..1)
+    memory: procs.Memory
+
+
+def _measurement(proxy: str, scenario: Scenario, round_no: int, window: _Window) -> Measurement:
+    result = window.result
+    per_request = window.proxy_cpu * 1e6 / result.requests if result.requests else 0.0
     return Measurement(
         proxy=proxy,
         scenario=scenario.name,
@@ -240,11 +257,12 @@ def _measurement(
         p50_us=result.p50_us,
         p99_us=result.p99_us,
         cpu_us_per_request=per_request,
-        rss_mib=memory.rss_bytes / MIB,
-        pss_mib=memory.pss_bytes / MIB,
+        rss_mib=window.memory.rss_bytes / MIB,
+        pss_mib=window.memory.pss_bytes / MIB,
         requests=result.requests,
         socket_errors=result.socket_errors,
         non_2xx=result.non_2xx,
+        others_on_proxy_cores=window.others_share,
     )
 
 

@@ -85,7 +85,7 @@ def stop(proc: Managed, grace: float = 10.0) -> None:
         proc.popen.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         _signal_group(pgid, signal.SIGKILL)
-        proc.popen.wait(timeout=grace)
+        proc.popen.wait()  # SIGKILL cannot be caught: this returns
     # Children that outlive their leader (a worker mid-drain) are still in the group.
     _signal_group(pgid, signal.SIGKILL)
 
@@ -118,16 +118,18 @@ def wait_until(
         time.sleep(interval)
 
 
-def free_port() -> int:
-    """A port the kernel considers free on 127.0.0.1 now.
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports the kernel considers free on 127.0.0.1 now.
 
     The harness starts servers that take a port from their config file, so it has to pick one
     before they start; the small race with other programs is acceptable for a benchmark run.
+    All sockets stay open until every port is picked, so the ports differ.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @dataclass(frozen=True)

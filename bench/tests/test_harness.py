@@ -55,3 +55,11 @@ def test_a_server_that_does_not_proxy_is_a_failed_measurement(
     m = harness.measure("proxynow", BY_NAME["keepalive-c10"], 0)
     assert not m.ok
     assert "did not proxy / with Host 127.0.0.1 (last seen: status 200" in m.error
+
+
+def test_traefik_is_measured_while_its_config_churns(harness: Harness) -> None:
+    m = harness.measure("traefik", BY_NAME["config-churn"], 0)
+    assert m.ok, m.error
+    assert (m.socket_errors, m.non_2xx) == (0, 0)
+    assert m.churn_writes > 0
+    assert m.churn_applied is True

@@ -8,7 +8,7 @@ import pytest
 
 from bench.harness import Harness
 from bench.loadgen import RESULT_MARKER, Load, lua_script, parse_wrk_output, run_wrk, wrk_argv
-from bench.procs import free_port
+from bench.procs import free_ports
 
 
 def test_script_rotates_hosts_from_precomputed_requests() -> None:
@@ -63,4 +63,4 @@ def test_real_wrk_counts_error_statuses(harness: Harness, tmp_path: Path) -> Non
 
 def test_wrk_that_cannot_connect_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="unable to connect"):
-        run_wrk(Load(2), free_port(), 1, tmp_path / "refused.lua", "0")
+        run_wrk(Load(2), free_ports(1)[0], 1, tmp_path / "refused.lua", "0")
