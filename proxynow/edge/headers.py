@@ -151,7 +151,12 @@ class RequestHead:
         kind = REQUEST_KINDS.get(name.lower())
         if kind is None:
             self.lines += (name, b": ", value, b"\r\n")
-        elif kind <= K_HOP:
+        else:
+            self.add_special(kind, name, value)
+
+    def add_special(self, kind: int, name: bytes, value: bytes) -> None:
+        """Take a header `REQUEST_KINDS` knows (called directly by the protocol's fast path)."""
+        if kind <= K_HOP:
             self._add_framing(kind, value)
         elif self.trusted:
             self._add_forwarded(kind, name, value)
@@ -264,6 +269,10 @@ class ResponseHead:
     __slots__ = ("connection", "content_length", "lines", "te", "upgrade")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous response (the object is reused per connection)."""
         self.lines: list[bytes] = []
         self.content_length = b""
         self.te = b""
@@ -279,7 +288,9 @@ class ResponseHead:
         elif kind == R_TE:
             self.te = value
         elif kind == R_CONNECTION:
-            self.connection = value if not self.connection else self.connection + b"," + value
+            # Only options that name other headers need a second pass (kept_lines).
+            if value.lower() not in _CONNECTION_OPTIONS:
+                self.connection = value if not self.connection else self.connection + b"," + value
         elif kind == R_UPGRADE:
             self.upgrade = value
 

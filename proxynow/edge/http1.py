@@ -22,14 +22,12 @@ import ipaddress
 import logging
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from proxynow.config.static import EntryPoint
 from proxynow.edge import flow
 from proxynow.edge.errors import (
     BadRequest,
@@ -39,12 +37,28 @@ from proxynow.edge.errors import (
     UriTooLong,
     error_response,
 )
+from proxynow.edge.exchange import (
+    F_CHUNK,
+    F_NONE,
+    F_PASS,
+    EntryPointRuntime,
+    Exchange,
+    entrypoint_runtime,
+    retryable,
+    validate,
+)
 from proxynow.edge.flow import ReadGate
-from proxynow.edge.headers import ForwardContext, RequestHead, ResponseHead, upstream_head
+from proxynow.edge.headers import (
+    REQUEST_KINDS,
+    ForwardContext,
+    RequestHead,
+    ResponseHead,
+    upstream_head,
+)
 from proxynow.edge.metrics import TargetStats, method_index
 from proxynow.edge.pool import UpstreamPool
 from proxynow.edge.upstream import UpstreamConnection
-from proxynow.rules import canonical_host, parse_query, routing_path
+from proxynow.rules import canonical_host, routing_path
 
 if TYPE_CHECKING:
     from proxynow.edge.graph import HttpTarget, RouterGraph, Server
@@ -73,61 +87,9 @@ _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CLOSE = b"Connection: close\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
-# Request-target bytes that never appear in a valid target (RFC 9112 §3.2): controls,
-# space, DEL and '#' (a fragment is never sent). Deleting the valid ones leaves the bad.
-_TARGET_OK = bytes(b for b in range(256) if 0x20 < b < 0x7F and b != 0x23)
-
-# Response framing towards the client.
-F_NONE = 0  # no body (HEAD, 1xx, 204, 304)
-F_PASS = 1  # bytes as they come (Content-Length, or close-delimited to an HTTP/1.0 client)
-F_CHUNK = 2  # re-chunked (unknown length, HTTP/1.1 client)
-
 # What the connection deadline means when it passes.
 D_READ = 0  # reading a request or idle between requests: close
 D_RESPONSE = 1  # waiting for the backend's response head: 504
-
-_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPointRuntime:
-    """What the HTTP protocol needs from an entrypoint's static configuration."""
-
-    name: str
-    trusted_ips: tuple[_Network, ...] = ()
-    insecure: bool = False
-    tls: bool = False
-    read_timeout: float = 60.0
-    write_timeout: float = 0.0
-    idle_timeout: float = 180.0
-    max_header_bytes: int = 1 << 20
-    max_header_count: int = 256
-    max_target_bytes: int = 64 << 10
-    max_body_bytes: int = 0  # 0: no limit
-    server_name: bytes = socket.gethostname().encode("ascii", "replace")
-
-    def trusts(self, ip: _IP | None) -> bool:
-        """Whether forwarded headers from `ip` are kept (forwardedHeaders)."""
-        if self.insecure:
-            return True
-        return ip is not None and any(ip in net for net in self.trusted_ips)
-
-
-def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> EntryPointRuntime:
-    """Freeze the parts of a static entrypoint the HTTP protocol reads."""
-    forwarded = entrypoint.forwarded_headers
-    timeouts = entrypoint.transport.responding_timeouts
-    networks = tuple(ipaddress.ip_network(ip, strict=False) for ip in forwarded.trusted_ips)
-    return EntryPointRuntime(
-        name=name,
-        trusted_ips=networks,
-        insecure=forwarded.insecure,
-        tls=tls or entrypoint.http.tls is not None,
-        read_timeout=timeouts.read_timeout,
-        write_timeout=timeouts.write_timeout,
-        idle_timeout=timeouts.idle_timeout,
-        max_header_bytes=entrypoint.http.max_header_bytes,
-    )
 
 
 def http_protocol_factory(
@@ -140,90 +102,6 @@ def http_protocol_factory(
         return HttpProxy(state, entrypoint, stats.unrouted)
 
     return factory
-
-
-class Exchange:
-    """One request and its response; also the `RequestView` the router matches against."""
-
-    __slots__ = (
-        "body_sent",
-        "bytes_in",
-        "bytes_out",
-        "chunked",
-        "client_ip",
-        "complete",
-        "expect_continue",
-        "framing",
-        "head",
-        "host",
-        "keep",
-        "keep_alive",
-        "method_b",
-        "path",
-        "pending",
-        "response_head",
-        "retried",
-        "sent_continue",
-        "server",
-        "start",
-        "stats",
-        "status",
-        "target",
-        "upgrade",
-        "upstream",
-        "version",
-    )
-
-    def __init__(self, head: RequestHead, start: float, client_ip: _IP | None) -> None:
-        self.head = head
-        self.start = start
-        self.client_ip = client_ip
-        self.target = b""
-        self.method_b = b""
-        self.version = "1.1"
-        self.keep_alive = True
-        self.keep = False
-        self.complete = False
-        self.chunked = False
-        self.upgrade = False
-        self.expect_continue = False
-        self.sent_continue = False
-        self.retried = False
-        self.body_sent = False
-        self.pending: list[bytes] | None = None
-        self.response_head = b""
-        self.upstream: UpstreamConnection | None = None
-        self.server: Server | None = None
-        self.stats: TargetStats | None = None
-        self.status = 0
-        self.framing = F_NONE
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.host = ""
-        self.path = ""
-
-    # -- RequestView (host, path and client_ip are plain attributes)
-
-    @property
-    def method(self) -> str:
-        return self.method_b.decode("ascii")
-
-    def header_values(self, lower_name: str) -> Sequence[str]:
-        name = lower_name.encode("latin-1")
-        if name == b"host":
-            return [self.head.host.decode("latin-1")] if self.head.hosts else []
-        lines = self.head.lines
-        return [
-            lines[i + 2].decode("latin-1")
-            for i in range(0, len(lines), 4)
-            if lines[i].lower() == name
-        ]
-
-    def query_values(self, name: str) -> Sequence[str] | None:
-        _, sep, query = self.target.partition(b"?")
-        if not sep:
-            return None
-        return parse_query(query.decode("latin-1")).get(name)
 
 
 class HttpProxy(asyncio.Protocol):
@@ -244,10 +122,13 @@ class HttpProxy(asyncio.Protocol):
         "gate",
         "graph",
         "head_bytes",
+        "host",
         "in_head",
         "loop",
         "parser",
         "queue",
+        "raw_host",
+        "read_timeout",
         "shutting_down",
         "stash",
         "state",
@@ -280,6 +161,11 @@ class HttpProxy(asyncio.Protocol):
         self.stash: list[bytes] | None = None
         self.tunnel: UpstreamConnection | None = None
         self.client_ip: _IP | None = None
+        timeout = ep.read_timeout or ep.idle_timeout
+        self.read_timeout = timeout if timeout > 0 else INF
+        # Clients repeat their Host on a connection: canonicalise it once.
+        self.raw_host = b""
+        self.host = ""
 
     # ------------------------------------------------------------------ connection
 
@@ -366,8 +252,7 @@ class HttpProxy(asyncio.Protocol):
             self.transport.close()  # slowloris or idle keep-alive: cut without a word
 
     def _set_read_deadline(self, now: float) -> None:
-        timeout = self.ep.read_timeout or self.ep.idle_timeout
-        self.deadline = now + timeout if timeout > 0 else INF
+        self.deadline = now + self.read_timeout
         self.deadline_kind = D_READ
 
     # ------------------------------------------------------------------ reading
@@ -432,7 +317,8 @@ class HttpProxy(asyncio.Protocol):
         self.ex = Exchange(RequestHead(self.ctx.trusted), now, self.client_ip)
         self.in_head = True
         self.head_bytes = 0
-        self._set_read_deadline(now)
+        self.deadline = now + self.read_timeout
+        self.deadline_kind = D_READ
 
     def on_url(self, url: bytes) -> None:
         ex = self.ex
@@ -442,20 +328,27 @@ class HttpProxy(asyncio.Protocol):
             raise UriTooLong()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # RequestHead.add inlined: this runs for every request header.
         head = self.ex.head  # type: ignore[union-attr]
-        head.add(name, value)
-        if head.count > self.ep.max_header_count or head.size > self.ep.max_header_bytes:
-            raise HeaderTooLarge()
+        head.count += 1
+        head.size += len(name) + len(value) + 4
+        kind = REQUEST_KINDS.get(name.lower())
+        if kind is None:
+            head.lines.extend((name, b": ", value, b"\r\n"))
+        else:
+            head.add_special(kind, name, value)
 
     def on_headers_complete(self) -> None:
         ex = self.ex
         assert ex is not None
         self.in_head = False
+        if ex.head.count > self.ep.max_header_count or ex.head.size > self.ep.max_header_bytes:
+            raise HeaderTooLarge()
         parser = self.parser
         ex.method_b = parser.get_method()
         ex.version = parser.get_http_version()
         ex.keep_alive = parser.should_keep_alive()
-        _validate(ex)
+        validate(ex)
         if self.active is None:
             self.active = ex
             self._start(ex)
@@ -511,8 +404,11 @@ class HttpProxy(asyncio.Protocol):
         if graph is not self.graph:
             self.graph = graph
             self.table = graph.http.get(self.ep.name)
-        head = ex.head
-        ex.host = canonical_host(head.host.decode("latin-1")) if head.hosts else ""
+        raw_host = ex.head.host
+        if raw_host != self.raw_host:
+            self.raw_host = raw_host
+            self.host = canonical_host(raw_host.decode("latin-1"))
+        ex.host = self.host
         path = ex.target.partition(b"?")[0]
         ex.path = routing_path(path.decode("utf-8", "surrogateescape"))
         table = self.table
@@ -560,8 +456,9 @@ class HttpProxy(asyncio.Protocol):
             conn.pause_reading()
         if ex.sent_continue:
             self.transport.write(_CONTINUE)
-        self.gate.unblock(flow.UPSTREAM_PENDING)
-        if ex.complete:
+        if self.gate.reasons:
+            self.gate.unblock(flow.UPSTREAM_PENDING)
+        if ex.complete and ex.server.response_header_timeout > 0:
             self._await_response(ex)
 
     def _dial(self, ex: Exchange, pool: UpstreamPool) -> None:
@@ -652,7 +549,7 @@ class HttpProxy(asyncio.Protocol):
             return
         ex.upstream = None
         if ex.status == 0:
-            if _retryable(ex, conn):
+            if retryable(ex, conn):
                 ex.retried = True
                 assert ex.stats is not None and ex.server is not None
                 ex.stats.retries += 1
@@ -731,7 +628,9 @@ class HttpProxy(asyncio.Protocol):
         )
 
     def _finish(self, ex: Exchange, now: float) -> None:
-        self._observe(ex, now)
+        (ex.stats or self.ep_stats).observe(
+            method_index(ex.method_b), ex.status, now - ex.start, ex.bytes_in, ex.bytes_out
+        )
         self.active = None
         if not ex.keep or not ex.complete or self.fatal or self.shutting_down:
             if self.fatal:
@@ -770,53 +669,3 @@ def _nodelay(transport: asyncio.Transport) -> None:
 def _status_line(status: int) -> bytes:
     line = STATUS_LINES.get(status)
     return line if line is not None else b"HTTP/1.1 %d \r\n" % status
-
-
-def _retryable(ex: Exchange, conn: UpstreamConnection) -> bool:
-    """A reused connection that died before any response byte: try once more on a new one
-    when nothing of the body went out (or the method is idempotent and had no body)."""
-    if ex.retried or not conn.reused or conn.got_bytes or ex.body_sent:
-        return False
-    return ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
-
-
-def _validate(ex: Exchange) -> None:
-    """Reject what httptools lets through and a proxy must not forward (RFC 9112 §6.3)."""
-    head = ex.head
-    if head.lengths < 0:
-        raise BadRequest("differing Content-Length values")
-    if head.te:
-        if head.lengths:
-            raise BadRequest("Content-Length with Transfer-Encoding")
-        if ex.version != "1.1" or head.te.strip().lower() != b"chunked":
-            raise BadRequest("unsupported Transfer-Encoding")
-        ex.chunked = True
-    elif not head.lengths or head.content_length == b"0":
-        ex.complete = True  # no body: the request is whole once its head is
-    if head.hosts > 1 or (head.hosts == 0 and ex.version == "1.1"):
-        raise BadRequest("exactly one Host header is required")
-    if head.expect:
-        ex.expect_continue = head.expect.lower() == b"100-continue"
-    if head.upgrade:
-        ex.upgrade = head.wants_upgrade()
-    _validate_target(ex)
-
-
-def _validate_target(ex: Exchange) -> None:
-    target = ex.target
-    if not target or target.translate(None, _TARGET_OK):
-        raise BadRequest("invalid request target")
-    if target[0] == 0x2F:  # origin-form, the usual case
-        return
-    if target == b"*" and ex.method_b == b"OPTIONS":
-        return
-    lower = target[:8].lower()
-    if lower.startswith((b"http://", b"https://")):
-        rest = target[target.index(b"//") + 2 :]
-        cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
-        authority, path = rest[:cut], rest[cut:]
-        if b"@" in authority or authority.lower() != ex.head.host.lower():
-            raise BadRequest("absolute-form target disagrees with Host")
-        ex.target = path if path.startswith(b"/") else b"/" + path
-        return
-    raise BadRequest("unsupported request-target form")

@@ -10,7 +10,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from support_http import (
+from websockets.sync.client import connect as ws_connect
+
+from proxynow.edge import flow
+from tests.edge.support_http import (
     Backend,
     LoopThread,
     Proxy,
@@ -25,9 +28,6 @@ from support_http import (
     simple_config,
     wait_for,
 )
-from websockets.sync.client import connect as ws_connect
-
-from proxynow.edge import flow
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_pipelined_responses_come_in_request_order(proxy: Proxy) -> None:
 
 
 def _read(reader: object) -> tuple[int, dict[str, str], bytes]:
-    from support_http import _read_response
+    from tests.edge.support_http import _read_response
 
     return _read_response(reader, False)
 
@@ -339,7 +339,7 @@ def test_forwarded_headers_from_trusted_peer_are_kept_and_appended(
 ) -> None:
     import ipaddress
 
-    from support_http import EntryPointRuntime
+    from tests.edge.support_http import EntryPointRuntime
 
     runtime = EntryPointRuntime("web", trusted_ips=(ipaddress.ip_network("127.0.0.0/8"),))
     proxy = Proxy(lt, simple_config(backend.url), runtime)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support_http import (
+
+from tests.edge.support_http import (
     EntryPointRuntime,
     LoopThread,
     Proxy,

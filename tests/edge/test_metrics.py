@@ -6,7 +6,9 @@ import pickle
 from collections.abc import Iterator
 
 import pytest
-from support_http import (
+
+from proxynow.edge.metrics import WorkerMetrics, method_index
+from tests.edge.support_http import (
     Backend,
     LoopThread,
     Proxy,
@@ -15,8 +17,6 @@ from support_http import (
     simple_config,
     wait_for,
 )
-
-from proxynow.edge.metrics import WorkerMetrics, method_index
 
 
 def test_observe_and_collect() -> None:

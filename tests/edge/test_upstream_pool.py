@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support_http import (
+
+from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions
+from proxynow.edge.upstream import UpstreamConnection
+from tests.edge.support_http import (
     Backend,
     EntryPointRuntime,
     LoopThread,
@@ -20,9 +23,6 @@ from support_http import (
     simple_config,
     wait_for,
 )
-
-from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions
-from proxynow.edge.upstream import UpstreamConnection
 
 
 @pytest.fixture
