@@ -587,6 +587,7 @@ class HttpProxy(asyncio.Protocol):
         self.tunnel = conn
         assert conn.transport is not None
         conn.tunnel = self.transport
+        conn.owner = self  # only for pause/resume_writing: backpressure from the backend
         for chunk in self.stash or ():
             conn.write(chunk)
         self.stash = None

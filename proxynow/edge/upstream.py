@@ -168,10 +168,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         owner, self.owner = self.owner, None
-        if owner is not None:
-            owner.upstream_lost(self)
-        elif self.tunnel is not None:
+        if self.tunnel is not None:
             self.tunnel.close()
+        elif owner is not None:
+            owner.upstream_lost(self)
         else:
             self.pool.forget(self)
 

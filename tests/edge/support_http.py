@@ -150,9 +150,10 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
 class Backend:
     """An aiohttp backend on the proxy's loop."""
 
-    def __init__(self, lt: LoopThread, name: str = "a") -> None:
+    def __init__(self, lt: LoopThread, name: str = "a", ssl: Any = None) -> None:
         self.lt = lt
         self.name = name
+        self.ssl = ssl
         app = web.Application(client_max_size=64 << 20)
         app[NAME] = name
         app.router.add_get("/ws", _ws)
@@ -162,7 +163,7 @@ class Backend:
 
     async def _start(self) -> int:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.ssl)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server | uvloop.Loop) or server is not None
@@ -172,7 +173,7 @@ class Backend:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self.lt.run(self.runner.cleanup())
