@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from traefik_harness import RawRequest
+from tests.differential.traefik_harness import RawRequest
 
 R = RawRequest
 SOURCES = ("127.0.0.1", "127.0.0.2", "127.0.1.5", "127.9.9.9", "::1")

@@ -14,13 +14,12 @@ difference and a server difference show up as different failures.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from diff_requests import HAND_PICKED, all_requests
-from traefik_harness import (
+
+from tests.differential.diff_requests import HAND_PICKED, all_requests
+from tests.differential.traefik_harness import (
     ENTRYPOINTS,
     NOT_FOUND,
     InProcessProxynow,
@@ -32,8 +31,6 @@ from traefik_harness import (
     start_traefik,
     write_traefik_config,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.support.proc import start_proxynow
 
 Answer = Callable[[RawRequest], str]

@@ -4,15 +4,12 @@ send requests; every request succeeds, and the newest route serves afterwards.""
 from __future__ import annotations
 
 import http.client
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.support.proc import HttpBackend, ProxynowProcess, http_get, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]

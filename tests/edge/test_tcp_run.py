@@ -13,15 +13,12 @@ import queue
 import select
 import socket
 import struct
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.support.proc import ProxynowProcess, ThreadedServer, start_proxynow
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"

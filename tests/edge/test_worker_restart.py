@@ -13,14 +13,11 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.support.proc import HttpBackend, ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]
