@@ -87,9 +87,20 @@ def _object_issues(static: StaticConfig, files: list[RawFile]) -> list[ConfigIss
 def _issue(key: str, message: str, origin: _Origin | None) -> ConfigIssue:
     if origin is None:
         return ConfigIssue(key, message)
-    line, column = origin.positions.get(origin.loc, (None, None))
-    path = ".".join(str(part) for part in origin.loc)
+    loc, message = _field_of(origin, message)
+    line, column = origin.positions.get(loc, (None, None))
+    path = ".".join(str(part) for part in loc)
     return ConfigIssue(path, message, origin.file, line, column)
+
+
+def _field_of(origin: _Origin, message: str) -> tuple[Loc, str]:
+    """Point `"rule: unexpected ')'"` at the object's `rule` key rather than the object."""
+    field, sep, rest = message.partition(": ")
+    if sep:
+        loc = (*origin.loc, field)
+        if loc in origin.positions:
+            return loc, rest
+    return origin.loc, message
 
 
 def _origins(files: list[RawFile]) -> Iterator[tuple[str, _Origin]]:
