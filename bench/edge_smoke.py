@@ -1,10 +1,12 @@
 """Smoke benchmark of the HTTP data plane: one proxy process in front of nginx.
 
-    .venv/bin/python bench/edge_smoke.py [--seconds 5] [--connections 50]
+    .venv/bin/python bench/edge_smoke.py [--seconds 5] [--connections 50] [--path /1m]
+        [--close] [--profile out.txt [--native]]
 
-Starts nginx (13-byte keep-alive response) pinned to CPU 0, the proxy (http_protocol_factory
-on uvloop, metrics on as always) pinned to CPU 1, then wrk -t1 on CPU 0, and prints wrk's
-report. Everything binds 127.0.0.1 on free ports and is stopped by PID at the end.
+Starts nginx (13 bytes at /, 16 KiB at /16k, 1 MiB at /1m, keep-alive) pinned to CPU 0,
+the proxy (http_protocol_factory on uvloop, metrics on as always) pinned to CPU 1, then
+wrk -t1 on CPU 0, and prints wrk's report. Everything binds 127.0.0.1 on free ports and
+is stopped by PID at the end.
 A smoke check, not the benchmark of record: keep runs short on shared machines.
 """
 
@@ -37,7 +39,8 @@ http {{
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ return 200 "Hello, World!"; }}
+        location = / {{ return 200 "Hello, World!"; }}
+        location / {{ root {dir}; }}
     }}
 }}
 """
@@ -82,7 +85,10 @@ def serve_proxy(backend_port: int, port: int) -> None:
     from proxynow.config.static import StaticConfig
     from proxynow.edge.http1 import EntryPointRuntime, http_protocol_factory
     from proxynow.edge.state import WorkerState
+    from proxynow.edge.worker import tune_allocator
     from proxynow.snapshot import Snapshot
+
+    tune_allocator()
 
     config = DynamicConfig.model_validate(
         {
@@ -115,7 +121,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--profile", help="py-spy the proxy, writing this (flamegraph svg)")
+    parser.add_argument("--path", default="/", help="request path: /, /16k or /1m")
+    parser.add_argument("--close", action="store_true", help="Connection: close per request")
+    parser.add_argument("--profile", help="py-spy the proxy, writing this (raw folded stacks)")
+    parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--proxy", help="run this script (backend port, port) instead")
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,6 +135,8 @@ def main() -> int:
         backend_port, proxy_port = free_port(), free_port()
         conf = Path(tmp, "nginx.conf")
         conf.write_text(NGINX_CONF.format(dir=tmp, port=backend_port))
+        Path(tmp, "16k").write_bytes(b"a" * 16 * 1024)
+        Path(tmp, "1m").write_bytes(b"b" * 1024 * 1024)
         nginx = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", str(conf)])
         proxy = subprocess.Popen(
             [
@@ -160,6 +171,7 @@ def main() -> int:
                         "-o",
                         args.profile,
                         "--nonblocking",
+                        *(["--native"] if args.native else []),
                     ],
                     stdout=subprocess.DEVNULL,
                 )
@@ -171,7 +183,8 @@ def main() -> int:
                 "-t1",
                 f"-c{args.connections}",
                 f"-d{args.seconds}s",
-                f"http://127.0.0.1:{proxy_port}/",
+                *(["-H", "Connection: close"] if args.close else []),
+                f"http://127.0.0.1:{proxy_port}{args.path}",
             ]
             before = cpu_seconds(proxy.pid)
             run = subprocess.run(wrk, check=False, capture_output=True, text=True)
