@@ -3,8 +3,10 @@
 `RequestHead` accumulates a client request's headers as the parser delivers them: ordinary
 headers go straight into the outgoing byte list, the few that matter (Host, framing,
 Connection, Upgrade, Expect, the X-Forwarded family) are set aside. `upstream_head` then
-builds the request head sent to the backend in one join. `ResponseHead` does the same for
-a backend's response. No sockets, clocks or awaits here (the pure core of the data plane).
+builds the request head sent to the backend in one join, with the X-Forwarded-* block
+from `forwarded_headers` (which the protocol memoises per peer and Host). `ResponseHead`
+does the same for a backend's response. No sockets, clocks or awaits here (the pure core
+of the data plane).
 
 Forwarded headers follow Traefik's entrypoint behaviour (pkg/middlewares/forwardedheaders):
 from an untrusted peer every managed X-Forwarded-* / X-Real-Ip header is dropped; then
@@ -19,10 +21,14 @@ import socket
 from dataclasses import dataclass
 
 __all__ = [
+    "REQUEST_MEMO",
+    "RESPONSE_MEMO",
     "ForwardContext",
+    "KindMemo",
     "RequestHead",
     "ResponseHead",
     "filter_connection_named",
+    "forwarded_headers",
     "upstream_head",
 ]
 
@@ -87,6 +93,33 @@ RESPONSE_KINDS: dict[bytes, int] = {
     **dict.fromkeys(_HOP_ALL, R_HOP),
 }
 
+
+class KindMemo:
+    """Header name as sent (any case) → its kind in `table` (0: copied through).
+
+    A memo of a pure function, so that the spellings clients and backends actually send
+    cost one dict lookup and no `lower()` per header; bounded, names are client-chosen.
+    """
+
+    __slots__ = ("seen", "table")
+
+    LIMIT = 4096
+
+    def __init__(self, table: dict[bytes, int]) -> None:
+        self.table = table
+        self.seen: dict[bytes, int] = {}
+
+    def learn(self, name: bytes) -> int:
+        """The kind of a name not seen yet (the hot path reads `seen` itself)."""
+        kind = self.table.get(name.lower(), 0)
+        if len(self.seen) < self.LIMIT:
+            self.seen[name] = kind
+        return kind
+
+
+REQUEST_MEMO = KindMemo(REQUEST_KINDS)
+RESPONSE_MEMO = KindMemo(RESPONSE_KINDS)
+
 # Connection options that are not header names (RFC 9110 §7.6.1).
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b"upgrade", b""))
 _MANAGED_NAMES = frozenset(_MANAGED)
@@ -110,6 +143,7 @@ class RequestHead:
         "content_length",
         "count",
         "expect",
+        "forwarded",
         "host",
         "hosts",
         "lengths",
@@ -143,13 +177,16 @@ class RequestHead:
         self.xf_host = b""
         self.xf_port = b""
         self.real_ip = b""
+        self.forwarded = False  # a trusted client sent X-Forwarded-* / X-Real-Ip
 
     def add(self, name: bytes, value: bytes) -> None:
         """Take one header as the parser delivers it."""
         self.count += 1
         self.size += len(name) + len(value) + 4
-        kind = REQUEST_KINDS.get(name.lower())
+        kind = REQUEST_MEMO.seen.get(name)
         if kind is None:
+            kind = REQUEST_MEMO.learn(name)
+        if not kind:
             self.lines += (name, b": ", value, b"\r\n")
         else:
             self.add_special(kind, name, value)
@@ -181,6 +218,7 @@ class RequestHead:
             self.expect = value
 
     def _add_forwarded(self, kind: int, name: bytes, value: bytes) -> None:
+        self.forwarded = True
         if kind == K_XFF:
             self.xff.append(value)
             return
@@ -230,20 +268,25 @@ def _forwarded_port(head: RequestHead, proto: bytes) -> bytes:
 
 
 def upstream_head(
-    head: RequestHead,
-    start_line: bytes,
-    host: bytes,
-    ctx: ForwardContext,
-    framing: bytes,
-    upgrade: bool,
+    head: RequestHead, start_line: bytes, host: bytes, forwarded: bytes, framing: bytes
 ) -> bytes:
-    """The request head sent to the backend: start line, kept headers, ours, framing."""
+    """The request head sent to the backend: start line, kept headers, the block from
+    `forwarded_headers`, framing."""
     lines = head.lines
     if head.connection:
         lines = filter_connection_named(lines, head.connection_tokens())
+    return b"".join((start_line, b"Host: ", host, b"\r\n", *lines, forwarded, framing, b"\r\n"))
+
+
+def forwarded_headers(head: RequestHead, ctx: ForwardContext, upgrade: bool) -> bytes:
+    """X-Forwarded-*, X-Real-Ip (and the Upgrade pair) for the backend.
+
+    Without `head.forwarded` and `upgrade` the result depends only on `ctx` and
+    `head.host`, so a connection may reuse it for its next request with the same Host.
+    """
     xff = b", ".join([*head.xff, ctx.client_ip]) if head.xff else ctx.client_ip
     proto = head.xf_proto
-    parts = [start_line, b"Host: ", host, b"\r\n", *lines, b"X-Forwarded-For: ", xff, b"\r\n"]
+    parts = [b"X-Forwarded-For: ", xff, b"\r\n"]
     if not proto:
         if upgrade and head.upgrade.lower() == b"websocket":
             proto = b"wss" if ctx.tls else b"ws"
@@ -259,7 +302,6 @@ def upstream_head(
         parts += (b"X-Real-Ip: ", ctx.client_ip, b"\r\n")
     if upgrade:
         parts += (b"Connection: Upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
-    parts += (framing, b"\r\n")
     return b"".join(parts)
 
 
@@ -280,8 +322,10 @@ class ResponseHead:
         self.upgrade = b""
 
     def add(self, name: bytes, value: bytes) -> None:
-        kind = RESPONSE_KINDS.get(name.lower())
+        kind = RESPONSE_MEMO.seen.get(name)
         if kind is None:
+            kind = RESPONSE_MEMO.learn(name)
+        if not kind:
             self.lines += (name, b": ", value, b"\r\n")
         elif kind == R_LENGTH:
             self.content_length = value

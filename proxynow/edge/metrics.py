@@ -19,6 +19,8 @@ from typing import Any
 __all__ = [
     "BUCKETS",
     "METHODS",
+    "METHOD_INDEX",
+    "OTHER_METHOD",
     "STATUS_CLASSES",
     "EntryPointStats",
     "TargetStats",
@@ -41,13 +43,13 @@ METHODS = (
 )
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _N_METHODS = len(METHODS)
-_OTHER = _N_METHODS - 1
-_METHOD_INDEX = {name.encode("ascii"): i for i, name in enumerate(METHODS[:_OTHER])}
+OTHER_METHOD = _N_METHODS - 1
+METHOD_INDEX = {name.encode("ascii"): i for i, name in enumerate(METHODS[:OTHER_METHOD])}
 
 
 def method_index(method: bytes) -> int:
     """The precomputed index of a request method (unknown methods share one slot)."""
-    return _METHOD_INDEX.get(method, _OTHER)
+    return METHOD_INDEX.get(method, OTHER_METHOD)
 
 
 class TargetStats:

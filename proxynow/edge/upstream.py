@@ -64,8 +64,8 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        # One head per connection, reset per response, so that the parser can call its
-        # `add` directly: a Python frame less per response header.
+        # One head per connection, reset per exchange (and after a 1xx), so that the
+        # parser can call its `add` directly: a Python frame less per response header.
         self.head = ResponseHead()
         self.parser = self._new_parser()
         self.owner: Owner | None = None
@@ -83,7 +83,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _new_parser(self) -> Any:
         callbacks = SimpleNamespace(
-            on_message_begin=self.head.reset,
             on_header=self.head.add,
             on_headers_complete=self.on_headers_complete,
             on_body=self.on_body,
@@ -98,6 +97,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner = owner
         self.head_only = head_only
         self.got_bytes = False
+        self.head.reset()
         assert self.transport is not None
         self.transport.write(data)
 
@@ -189,8 +189,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         assert self.owner is not None
         self.owner.upstream_head(self, status, self.head)
-        if self.head_only and status >= 200:
-            self.skipping = 1
+        if status >= 200:
+            if self.head_only:
+                self.skipping = 1
+        elif status != 101:
+            self.head.reset()  # an interim response: the final one starts afresh
 
     def on_body(self, body: bytes) -> None:
         if self.skipping:

@@ -312,6 +312,68 @@ def test_hop_by_hop_headers_are_removed_both_ways(proxy: Proxy) -> None:
     assert "keep-alive" not in headers
 
 
+def test_interim_response_headers_do_not_reach_the_final_response(lt: LoopThread) -> None:
+    raw = RawBackend(
+        lt,
+        lambda conn, head: (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            + ok_response(b"final", b"X-Final: 1\r\n")
+        ),
+    )
+    proxy = Proxy(lt, simple_config(raw.url))
+    try:
+        with proxy.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            reader = sock.makefile("rb")
+            assert reader.readline() == b"HTTP/1.1 103 Early Hints\r\n"
+            assert reader.readline() == b"Link: </a.css>; rel=preload\r\n"
+            assert reader.readline() == b"\r\n"
+            status, headers, body = _read(reader)
+    finally:
+        proxy.close()
+        raw.close()
+    assert (status, body, headers["x-final"]) == (200, b"final", "1")
+    assert "link" not in headers
+
+
+def test_header_names_are_recognised_in_any_case(proxy: Proxy) -> None:
+    with proxy.connect() as sock:
+        for spelling in (b"x-forwarded-for", b"X-FORWARDED-FOR", b"X-Forwarded-For"):
+            sock.sendall(b"GET /c HTTP/1.1\r\nhOsT: h\r\n%b: 6.6.6.6\r\n\r\n" % spelling)
+            _, _, body = read_response(sock)
+            info = echo_info(body)
+            assert header(info, "X-Forwarded-For") == ["127.0.0.1"]
+            assert header(info, "X-Forwarded-Host") == ["h"]
+
+
+def test_forwarded_headers_follow_each_request_on_one_connection(
+    lt: LoopThread, backend: Backend
+) -> None:
+    import ipaddress
+
+    from tests.edge.support_http import EntryPointRuntime
+
+    runtime = EntryPointRuntime("web", trusted_ips=(ipaddress.ip_network("127.0.0.0/8"),))
+    proxy = Proxy(lt, simple_config(backend.url), runtime)
+    requests = [
+        (b"Host: a.test:8080\r\n", "a.test:8080", "8080", "127.0.0.1"),
+        (b"Host: b.test\r\n", "b.test", "80", "127.0.0.1"),
+        (b"Host: a.test:8080\r\nX-Forwarded-For: 1.2.3.4\r\n", "a.test:8080", "8080",
+         "1.2.3.4, 127.0.0.1"),
+        (b"Host: a.test:8080\r\n", "a.test:8080", "8080", "127.0.0.1"),
+    ]  # fmt: skip
+    try:
+        with proxy.connect() as sock:
+            for lines, host, port, xff in requests:
+                sock.sendall(b"GET /f HTTP/1.1\r\n%b\r\n" % lines)
+                info = echo_info(read_response(sock)[2])
+                assert header(info, "X-Forwarded-Host") == [host]
+                assert header(info, "X-Forwarded-Port") == [port]
+                assert header(info, "X-Forwarded-For") == [xff]
+    finally:
+        proxy.close()
+
+
 def test_forwarded_headers_from_untrusted_peer_are_replaced(proxy: Proxy) -> None:
     _, _, body = get(
         proxy,
