@@ -14,13 +14,17 @@ import yaml
 
 from proxynow.config.errors import Loc
 
-__all__ = ["toml_positions", "yaml_positions"]
+__all__ = ["toml_positions", "yaml_node_positions", "yaml_positions"]
 
 
 def yaml_positions(text: str) -> dict[Loc, tuple[int, int]]:
     """Positions of every mapping key and sequence item of a YAML document."""
+    return yaml_node_positions(yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+def yaml_node_positions(root: yaml.Node | None) -> dict[Loc, tuple[int, int]]:
+    """`yaml_positions` of an already composed document (None: an empty one)."""
     positions: dict[Loc, tuple[int, int]] = {}
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is not None:
         _walk_yaml(root, (), positions)
     return positions
