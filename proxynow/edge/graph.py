@@ -9,7 +9,9 @@ and the request-shaping facts (Host to send, path prefix, timeouts).
 
 Mutable per-worker state (balancer cursors, pools, metrics) is not part of the graph: it is
 fetched from the worker's registries by name while building, so an unchanged service keeps
-its balancer position and its warm connections across graph swaps.
+its balancer position and its warm connections across graph swaps. Parsed rules are kept
+the same way (by rule text, for the rules the last graph used): a snapshot that changes
+one router of a thousand parses one rule, not a thousand.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class GraphResources:
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     balancers: BalancerRegistry = field(default_factory=BalancerRegistry)
     pools: PoolRegistry = field(default_factory=PoolRegistry)
+    # Rule text → its AST (None: invalid, already logged), as the last graph used them.
+    rules: dict[str, Node | None] = field(default_factory=dict)
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -134,8 +138,10 @@ class _Builder:
     def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         secure: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
+        previous, rules = self.res.rules, {}
         for name, router in self.config.http.routers.items():
-            node = _parse(name, router.rule)
+            rule = router.rule
+            node = rules[rule] = previous[rule] if rule in previous else _parse(name, rule)
             pick = self.service(router.service)
             if node is None or pick is None:
                 continue
@@ -147,6 +153,7 @@ class _Builder:
                 target = HttpTarget(name, router.service, tuple(router.middlewares), pick, stats)
                 routes.append(Route(name, node, target, router.priority))
         self.res.balancers.retain(set(self.picks))
+        self.res.rules = rules
         return (
             {ep: compile_table(routes) for ep, routes in plain.items()},
             {ep: compile_table(routes) for ep, routes in secure.items()},

@@ -206,3 +206,34 @@ def test_empty_graph_routes_nothing() -> None:
     graph = empty_graph(STATIC)
     assert graph.version == 0
     assert match(graph, "web") is None
+
+
+def test_unchanged_rules_are_not_parsed_again(caplog: Any) -> None:
+    resources = GraphResources()
+    services = {"s@f": lb("http://10.0.0.1")}
+    first = {
+        "kept@f": {"rule": "Host(`a.example`)", "service": "s@f"},
+        "gone@f": {"rule": "Host(`b.example`)", "service": "s@f"},
+        "bad@f": {"rule": "Host(`c.example`", "service": "s@f"},
+    }
+    build_graph(snapshot({"routers": first, "services": services}), STATIC, resources)
+    kept = resources.rules["Host(`a.example`)"]
+    warnings = len(caplog.records)
+    assert warnings == 1  # bad@f
+    second = {
+        "kept@f": first["kept@f"],
+        "bad@f": first["bad@f"],
+        "new@f": {"rule": "Host(`d.example`)", "service": "s@f"},
+    }
+    graph = build_graph(snapshot({"routers": second, "services": services}, 2), STATIC, resources)
+    assert resources.rules["Host(`a.example`)"] is kept
+    assert set(resources.rules) == {"Host(`a.example`)", "Host(`c.example`", "Host(`d.example`)"}
+    assert resources.rules["Host(`c.example`"] is None
+    assert len(caplog.records) == warnings  # an invalid rule is reported once, not per graph
+    assert [
+        match(graph, "web", h) is not None for h in ("a.example", "b.example", "d.example")
+    ] == [
+        True,
+        False,
+        True,
+    ]
