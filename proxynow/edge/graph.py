@@ -28,7 +28,15 @@ from proxynow.edge.balancer import Balancer, BalancerRegistry
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
-from proxynow.rules import Node, Route, RouteTable, RuleError, compile_table, parse_rule
+from proxynow.rules import (
+    Node,
+    Route,
+    RouteTable,
+    RuleError,
+    compile_table,
+    parse_rule,
+    provider_rank,
+)
 
 if TYPE_CHECKING:
     from proxynow.snapshot import Snapshot
@@ -151,7 +159,7 @@ class _Builder:
                     continue
                 stats = self.res.metrics.target(ep, name, router.service)
                 target = HttpTarget(name, router.service, tuple(router.middlewares), pick, stats)
-                routes.append(Route(name, node, target, router.priority))
+                routes.append(Route(name, node, target, router.priority, provider_rank(name), rule))
         self.res.balancers.retain(set(self.picks))
         self.res.rules = rules
         return (

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
 from proxynow.edge import proxyproto
-from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule
+from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule, provider_rank
 from proxynow.rules.request import IPAddress
 
 __all__ = [
@@ -156,7 +156,14 @@ def _route(
     except (RuleError, KeyError, ValueError) as exc:
         log.error("TCP router %s skipped: %s", name, exc)
         return None
-    return Route(name=name, rule=node, target=TcpRoute(name, service), priority=router.priority)
+    return Route(
+        name=name,
+        rule=node,
+        target=TcpRoute(name, service),
+        priority=router.priority,
+        provider_rank=provider_rank(name),
+        source=router.rule,
+    )
 
 
 def _service(

@@ -11,7 +11,14 @@ Public interface (see docs/architecture.md, "Rules"):
 """
 
 from proxynow.rules.ast import And, Matcher, Node, Not, Or, format_rule
-from proxynow.rules.compiler import Route, RouteTable, compile_predicate, compile_table
+from proxynow.rules.compiler import (
+    PROVIDER_PRECEDENCE,
+    Route,
+    RouteTable,
+    compile_predicate,
+    compile_table,
+    provider_rank,
+)
 from proxynow.rules.domains import rule_domains
 from proxynow.rules.errors import RuleError
 from proxynow.rules.parser import RuleKind, parse_rule
@@ -26,6 +33,7 @@ from proxynow.rules.request import (
 )
 
 __all__ = [
+    "PROVIDER_PRECEDENCE",
     "And",
     "Matcher",
     "Node",
@@ -45,6 +53,7 @@ __all__ = [
     "format_rule",
     "parse_query",
     "parse_rule",
+    "provider_rank",
     "routing_path",
     "rule_domains",
 ]

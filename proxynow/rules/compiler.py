@@ -43,21 +43,54 @@ def compile_predicate(node: Node) -> Predicate:
     return lambda r: left(r) or right(r)
 
 
+# Traefik 3.7's default `providers.precedence`: on equal priority, the earlier provider wins.
+PROVIDER_PRECEDENCE = (
+    "kubernetesgateway",
+    "kubernetescrd",
+    "kubernetes",
+    "kubernetesingressnginx",
+    "swarm",
+    "docker",
+    "file",
+    "redis",
+    "knative",
+    "consul",
+    "consulcatalog",
+    "nomad",
+    "etcd",
+    "ecs",
+    "http",
+    "zookeeper",
+    "rest",
+)
+_RANK = {name: rank for rank, name in enumerate(PROVIDER_PRECEDENCE)}
+
+
+def provider_rank(qualified_name: str) -> int:
+    """The tie-break rank of `name@provider` (providers not in the list come last)."""
+    provider = qualified_name.rpartition("@")[2]
+    return _RANK.get(provider, len(PROVIDER_PRECEDENCE))
+
+
 @dataclass(frozen=True, slots=True)
 class Route(Generic[T]):
-    """One router as the table sees it. ``rule`` is text or an already parsed tree."""
+    """One router as the table sees it. ``rule`` is text or an already parsed tree;
+    with a tree, ``source`` is the rule's text, whose length is the default priority."""
 
     name: str
     rule: str | Node
     target: T
     priority: int = 0
     provider_rank: int = 0
+    source: str = ""
 
     def effective_priority(self) -> int:
         if self.priority:
             return self.priority
-        text = self.rule if isinstance(self.rule, str) else format_rule(self.rule)
-        return len(text)
+        if isinstance(self.rule, str):
+            return len(self.rule)
+        # Traefik counts the text as written (spaces, quotes): the canonical form is a fallback.
+        return len(self.source or format_rule(self.rule))
 
 
 @dataclass(frozen=True, slots=True)

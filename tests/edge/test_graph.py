@@ -237,3 +237,27 @@ def test_unchanged_rules_are_not_parsed_again(caplog: Any) -> None:
         False,
         True,
     ]
+
+
+def test_default_priority_is_the_rule_as_written_and_ties_follow_provider_precedence() -> None:
+    spaced = "Host(`x.example`)     &&     Path(`/a`)"  # 39 characters, 31 once normalised
+    graph = build_graph(
+        snapshot(
+            {
+                "routers": {
+                    "spaced@f": {"rule": spaced, "service": "s@f"},
+                    "prefix@f": {"rule": "Host(`x.example`) && PathPrefix(`/`)", "service": "s@f"},
+                    "a@file": {"rule": "Host(`y.example`)", "service": "s@f"},
+                    "b@docker": {"rule": "Host(`y.example`)", "service": "s@f"},
+                },
+                "services": {"s@f": lb("http://10.0.0.1")},
+            }
+        ),
+        STATIC,
+    )
+    table = graph.http["web"]
+    found = table.match(request("x.example", "/a"))
+    assert found is not None and found.router == "spaced@f"
+    # Equal priority: docker comes before file in Traefik's providers.precedence.
+    tied = table.match(request("y.example"))
+    assert tied is not None and tied.router == "b@docker"
