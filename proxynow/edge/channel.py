@@ -11,6 +11,7 @@ Messages, control plane → worker:
     (INIT, PROTOCOL_VERSION, worker_id, static_config, snapshot_blob | None)
     (SNAPSHOT, version, snapshot_blob)   snapshot_blob = pickle.dumps(Snapshot), made once
     (COLLECT, request_id)
+    (CHALLENGES, challenge_set)          the pending ACME challenges (edge/challenges.py)
 Messages, worker → control plane:
     (READY, worker_id, pid, version)     listeners bound, graph built
     (SERVING, version)                   a new graph is in place
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 __all__ = [
+    "CHALLENGES",
     "COLLECT",
     "FATAL",
     "INIT",
@@ -47,6 +49,7 @@ PROTOCOL_VERSION = 1
 INIT = "init"
 SNAPSHOT = "snapshot"
 COLLECT = "collect"
+CHALLENGES = "challenges"
 READY = "ready"
 SERVING = "serving"
 METRICS = "metrics"

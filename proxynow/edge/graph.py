@@ -28,6 +28,7 @@ from proxynow.edge.balancer import Balancer, BalancerRegistry
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
+from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
 from proxynow.rules import (
     Node,
     Route,
@@ -91,8 +92,11 @@ class RouterGraph:
     version: int
     http: Mapping[str, RouteTable[HttpTarget]]
     tcp: TcpRouting
-    # Routers with `tls` are served by TLS entrypoints (the TLS issue wires them up).
+    # Routers with `tls`: served only over TLS on their entrypoints.
     https: Mapping[str, RouteTable[HttpTarget]] = field(default_factory=dict)
+    # Entrypoints whose new connections start with the ClientHello peek (edge/tls_conn.py).
+    tls_entrypoints: frozenset[str] = frozenset()
+    sni: SniTable = field(default_factory=SniTable)
 
 
 @dataclass(slots=True)
@@ -104,6 +108,7 @@ class GraphResources:
     pools: PoolRegistry = field(default_factory=PoolRegistry)
     # Rule text → its AST (None: invalid, already logged), as the last graph used them.
     rules: dict[str, Node | None] = field(default_factory=dict)
+    contexts: ContextCache = field(default_factory=ContextCache)
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -123,12 +128,20 @@ def build_graph(
     config = snapshot.config if snapshot is not None else DynamicConfig()
     builder = _Builder(config, static, resources or GraphResources())
     http, https = builder.tables()
-    entrypoints = http_entrypoints(static)
+    tcp = build_tcp_routing(config, http_entrypoints(static))
+    tls_entrypoints = frozenset(
+        [ep for ep, table in https.items() if table.route_names] + list(tcp.tls_tables)
+    )
+    sni = SniTable()
+    if tls_entrypoints:
+        sni = build_tls(config, options_by_host(builder.tls_options), builder.res.contexts)
     return RouterGraph(
         version=snapshot.version if snapshot is not None else 0,
         http=http,
         https=https,
-        tcp=build_tcp_routing(config, entrypoints),
+        tcp=tcp,
+        tls_entrypoints=tls_entrypoints,
+        sni=sni,
     )
 
 
@@ -142,6 +155,8 @@ class _Builder:
         self.entrypoints = http_entrypoints(static)
         defaults = [n for n in self.entrypoints if static.entry_points[n].as_default]
         self.default_entrypoints = defaults or self.entrypoints
+        # (parsed rule, TLS options name) of the routers that name TLS options.
+        self.tls_options: list[tuple[Node, str]] = []
 
     def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
@@ -153,6 +168,8 @@ class _Builder:
             pick = self.service(router.service)
             if node is None or pick is None:
                 continue
+            if router.tls is not None and router.tls.options:
+                self.tls_options.append((node, router.tls.options))
             for ep in router.entry_points or self.default_entrypoints:
                 routes = (secure if router.tls is not None else plain).get(ep)
                 if routes is None:

@@ -474,7 +474,7 @@ class HttpProxy(asyncio.Protocol):
         graph = self.state.graph
         if graph is not self.graph:
             self.graph = graph
-            self.table = graph.http.get(self.ep.name)
+            self.table = (graph.https if self.ep.tls else graph.http).get(self.ep.name)
         raw_host = ex.head.host
         host = self.peers.hosts.get(raw_host)
         ex.host = host if host is not None else self.peers.host(raw_host)
@@ -484,6 +484,8 @@ class HttpProxy(asyncio.Protocol):
             path = raw_path.partition(b"?")[0]
             self.path = routing_path(path.decode("utf-8", "surrogateescape"))
         ex.path = self.path
+        if self.state.http01 and self._http01(ex):
+            return
         table = self.table
         target = table.match(ex) if table is not None else None
         if target is None:
@@ -690,6 +692,25 @@ class HttpProxy(asyncio.Protocol):
         ex = self.active
         if ex is None or not ex.upgrade:
             self._reject(400, BadRequest("unexpected upgrade"))
+
+    def _http01(self, ex: Exchange) -> bool:
+        """Answer an ACME HTTP-01 request (before any routing or redirect)."""
+        answer = self.state.challenges.http01_answer(ex.path)
+        if answer is None:
+            return False
+        body = answer.encode("ascii", "replace")
+        close = not (ex.keep_alive and ex.complete) or self.shutting_down or ex.upgrade
+        ex.status = 200
+        ex.keep = not close
+        ex.bytes_out = len(body)
+        head = b"%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
+            _status_line(200),
+            len(body),
+            _CLOSE if close else b"",
+        )
+        self.transport.write(head + body)
+        self._finish(ex, self.loop.time())
+        return True
 
     def _error(self, ex: Exchange, status: int) -> None:
         """Answer `ex` with an error status (before any response byte was sent)."""

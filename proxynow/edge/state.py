@@ -15,6 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from proxynow.config.static import StaticConfig
+from proxynow.edge.challenges import EMPTY_CHALLENGES, ChallengeSet
 from proxynow.edge.graph import GraphResources, RouterGraph, build_graph, empty_graph
 from proxynow.edge.metrics import WorkerMetrics
 
@@ -29,10 +30,12 @@ class WorkerState:
 
     __slots__ = (
         "_ticker",
+        "challenges",
         "clocked",
         "connections",
         "draining",
         "graph",
+        "http01",
         "resources",
         "tick_interval",
         "worker_id",
@@ -53,6 +56,10 @@ class WorkerState:
         # The HTTP connections, whose `deadline` the tick enforces (a subset of the above).
         self.clocked: set[Any] = set()
         self.tick_interval = tick_interval
+        self.challenges = EMPTY_CHALLENGES
+        # The HTTP-01 tokens: empty (falsy) unless a challenge is pending, so the request
+        # path pays one truth test.
+        self.http01 = EMPTY_CHALLENGES.http01
         self._ticker: asyncio.TimerHandle | None = None
 
     @property
@@ -64,6 +71,10 @@ class WorkerState:
         graph = build_graph(snapshot, static, self.resources)
         self.graph = graph
         return graph
+
+    def set_challenges(self, challenges: ChallengeSet) -> None:
+        self.challenges = challenges
+        self.http01 = challenges.http01
 
     def ensure_ticking(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._ticker is None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from proxynow.config.static import StaticConfig
 from proxynow.edge import channel as ch
+from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.listen import ListenAddress
 from proxynow.snapshot import Snapshot
 
@@ -86,6 +87,7 @@ class Supervisor:
         self._changed = asyncio.Event()
         self._requests = itertools.count(1)
         self._collects: dict[int, tuple[asyncio.Future[None], dict[int, Any]]] = {}
+        self._challenges: ChallengeSet | None = None
 
     @property
     def workers(self) -> list[WorkerInfo]:
@@ -118,6 +120,15 @@ class Supervisor:
         self._snapshot = snapshot
         self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
         message = (ch.SNAPSHOT, snapshot.version, self._blob)
+        for info in self._workers:
+            if info.channel is not None:
+                info.channel.send_latest(message)
+
+    def publish_challenges(self, challenges: ChallengeSet) -> None:
+        """Hand the pending ACME challenges to every worker (no graph rebuild); a worker
+        started later gets the latest set right after its INIT."""
+        self._challenges = challenges
+        message = (ch.CHALLENGES, challenges)
         for info in self._workers:
             if info.channel is not None:
                 info.channel.send_latest(message)
@@ -201,6 +212,8 @@ class Supervisor:
                 self._blob,
             )
         )
+        if self._challenges is not None:
+            info.channel.send((ch.CHALLENGES, self._challenges))
         info.version = self._snapshot.version - 1  # not serving anything yet
 
     async def _watch(self, info: WorkerInfo) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "TcpRouting",
     "TcpTarget",
     "build_tcp_routing",
+    "client_view",
     "entrypoint_factory",
 ]
 
@@ -107,6 +108,7 @@ class TcpRoute:
 
     router: str
     service: _Balancer | _Leaf
+    passthrough: bool = False  # TLS routers only: forward the encrypted bytes as they are
 
     def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
         return self.service.pick()
@@ -117,6 +119,12 @@ class TcpRouting:
     """`RouterGraph.tcp`: one route table per entrypoint that has TCP routers."""
 
     tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
+    # Routers with `tls` (passthrough or terminated), matched on the ClientHello peek.
+    tls_tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
+
+    def match_tls(self, entrypoint: str, view: Any) -> TcpRoute | None:
+        table = self.tls_tables.get(entrypoint)
+        return table.match(view) if table is not None else None
 
 
 EMPTY_TCP_ROUTING = TcpRouting()
@@ -129,14 +137,17 @@ def build_tcp_routing(config: DynamicConfig, entrypoints: list[str]) -> TcpRouti
     tcp = config.tcp
     services: dict[str, _Balancer | _Leaf] = {}
     routes: dict[str, list[Route[TcpRoute]]] = {}
+    tls_routes: dict[str, list[Route[TcpRoute]]] = {}
     for name, router in sorted(tcp.routers.items()):
         route = _route(name, router, tcp.services, tcp.servers_transports, services)
         if route is None:
             continue
+        chosen = tls_routes if router.tls is not None else routes
         for entrypoint in router.entry_points or entrypoints:
-            routes.setdefault(entrypoint, []).append(route)
+            chosen.setdefault(entrypoint, []).append(route)
     tables = {ep: compile_table(ep_routes, "tcp") for ep, ep_routes in routes.items()}
-    return TcpRouting(tables)
+    tls_tables = {ep: compile_table(ep_routes, "tcp") for ep, ep_routes in tls_routes.items()}
+    return TcpRouting(tables, tls_tables)
 
 
 def _route(
@@ -146,10 +157,6 @@ def _route(
     transports: Mapping[str, TCPServersTransport],
     built: dict[str, _Balancer | _Leaf],
 ) -> Route[TcpRoute] | None:
-    if router.tls is not None:
-        # SNI routing and TLS termination/passthrough need the ClientHello peek (TLS issue).
-        log.warning("TCP router %s: TLS is not supported yet; router skipped", name)
-        return None
     try:
         node = parse_rule(router.rule, "tcp")
         service = _service(router.service, services, transports, built, ())
@@ -159,7 +166,7 @@ def _route(
     return Route(
         name=name,
         rule=node,
-        target=TcpRoute(name, service),
+        target=TcpRoute(name, service, router.tls is not None and router.tls.passthrough),
         priority=router.priority,
         provider_rank=provider_rank(name),
         source=router.rule,
@@ -284,6 +291,11 @@ class _Dispatch(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced before data
         raise RuntimeError("data before the connection was dispatched")
+
+
+def client_view(transport: asyncio.BaseTransport, sni: str, alpn: tuple[str, ...]) -> Any:
+    """What a TCP rule reads for a connection whose ClientHello was peeked."""
+    return _ConnectionView(_client_ip(transport.get_extra_info("peername")), sni, alpn)
 
 
 def _client_ip(peer: Any) -> IPAddress | None:

@@ -35,11 +35,11 @@ import uvloop
 
 from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge import channel as ch
+from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.graph import empty_graph
-from proxynow.edge.http1 import entrypoint_runtime, http_protocol_factory
 from proxynow.edge.listen import ListenAddress, bind
 from proxynow.edge.state import WorkerState
-from proxynow.edge.tcp import entrypoint_factory
+from proxynow.edge.tls_conn import connection_factory
 from proxynow.logs import configure_logging
 from proxynow.snapshot import Snapshot
 
@@ -71,6 +71,7 @@ class Worker:
         self._static = StaticConfig()
         self._state: WorkerState | None = None
         self._servers: dict[str, list[asyncio.Server]] = {}
+        self._pending_challenges: ChallengeSet | None = None
 
     async def run(self) -> int:
         _, self._channel = await self._loop.create_unix_connection(
@@ -86,6 +87,8 @@ class Worker:
         configure_logging(static.log)
         snapshot: Snapshot | None = pickle.loads(blob) if blob is not None else None
         state = self._state = WorkerState(worker_id=worker_id)
+        if self._pending_challenges is not None:
+            state.set_challenges(self._pending_challenges)
         if snapshot is not None:
             state.load(snapshot, static)
         else:
@@ -127,6 +130,10 @@ class Worker:
             self._apply(message[2])
         elif kind == ch.COLLECT:
             self._collect(message[1])
+        elif kind == ch.CHALLENGES:
+            self._pending_challenges = message[1]
+            if self._state is not None:
+                self._state.set_challenges(message[1])
         else:
             log.warning("worker: unknown message %r from the control plane", kind)
 
@@ -164,8 +171,7 @@ class Worker:
                 servers.append(await self._loop.create_server(factory, sock=sock))
 
     def _factory(self, state: WorkerState, name: str, entrypoint: EntryPoint) -> Any:
-        http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
-        return entrypoint_factory(name, lambda: state.graph.tcp, http_factory, state.connections)
+        return connection_factory(state, name, entrypoint)
 
     # -- drain
 

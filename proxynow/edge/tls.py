@@ -1,0 +1,343 @@
+"""TLS termination settings: certificates, TLS options, and the per-graph SNI table.
+
+`build_tls(config, routers)` runs with every graph build. It loads the certificates of
+`tls.certificates` and `tls.stores.default.defaultCertificate` (a path or inline PEM, like
+Traefik's FileOrContent; the ACME manager hands its certificates in inline), compiles the
+TLS options, and returns an immutable `SniTable`: exact name → context, `*.one.label` →
+context, then the default certificate (configured, else "PROXYNOW DEFAULT CERT", made once
+per process). SSL contexts come from a per-worker `ContextCache` keyed by certificate
+content and options, so a graph swap reuses every context it can (sessions survive too).
+
+TLS options per server name follow Traefik: a router with `tls.options` applies them to
+the hosts of its `Host(...)` rule; every other name uses `default`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from proxynow.config.dynamic import DynamicConfig, TLSOptions
+from proxynow.rules import Node, rule_domains
+
+__all__ = [
+    "DEFAULT_CERT_NAME",
+    "CertPair",
+    "ContextCache",
+    "OptionSpec",
+    "SniTable",
+    "build_tls",
+    "cert_pair",
+    "generated_default",
+    "load_pem",
+    "option_spec",
+    "options_by_host",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CERT_NAME = "PROXYNOW DEFAULT CERT"
+_VERSIONS = {
+    "VersionTLS10": ssl.TLSVersion.TLSv1,
+    "VersionTLS11": ssl.TLSVersion.TLSv1_1,
+    "VersionTLS12": ssl.TLSVersion.TLSv1_2,
+    "VersionTLS13": ssl.TLSVersion.TLSv1_3,
+}
+# Go's TLS 1.2 suite names → OpenSSL's (TLS 1.3 suites are not configurable, as in Go).
+_CIPHERS = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+}
+_CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1"}
+_CURVES.update({"secp256r1": "prime256v1", "secp384r1": "secp384r1", "secp521r1": "secp521r1"})
+_VERIFY = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+# h2 is not served yet; acme-tls/1 only ever gets the challenge context.
+_UNSERVED_ALPN = frozenset({"h2", "acme-tls/1"})
+
+
+@dataclass(frozen=True, slots=True)
+class CertPair:
+    """A certificate chain and its key (PEM) and the names it is valid for."""
+
+    cert: bytes
+    key: bytes
+    names: tuple[str, ...]
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.cert + b"\0" + self.key).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """TLS options resolved to what OpenSSL takes; hashable (a context cache key)."""
+
+    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    ciphers: str = ""
+    curve: str = ""
+    alpn: tuple[str, ...] = ("http/1.1",)
+    sni_strict: bool = False
+    verify: ssl.VerifyMode = ssl.CERT_NONE
+    client_cas: bytes = b""
+    session_tickets: bool = True
+
+
+DEFAULT_OPTIONS = OptionSpec()
+
+
+def load_pem(value: str) -> bytes:
+    """FileOrContent: inline PEM as is, anything else is a file path."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return value.encode("ascii")
+    with open(value, "rb") as handle:
+        return handle.read()
+
+
+def option_spec(options: TLSOptions) -> OptionSpec:
+    """Compile one `tls.options` entry; unknown names raise ValueError."""
+    ciphers = [_lookup(_CIPHERS, "cipher suite", name) for name in options.cipher_suites]
+    curves = [_lookup(_CURVES, "curve", name) for name in options.curve_preferences]
+    auth = options.client_auth
+    cas = b"".join(load_pem(ca) for ca in auth.ca_files) if auth is not None else b""
+    return OptionSpec(
+        min_version=_version(options.min_version or "VersionTLS12"),
+        max_version=_version(options.max_version or "VersionTLS13"),
+        ciphers=":".join(dict.fromkeys(ciphers)),
+        curve=curves[0] if curves else "",
+        alpn=tuple(p for p in options.alpn_protocols if p not in _UNSERVED_ALPN),
+        sni_strict=options.sni_strict,
+        verify=_VERIFY[auth.client_auth_type] if auth is not None else ssl.CERT_NONE,
+        client_cas=cas,
+        session_tickets=not options.disable_session_tickets,
+    )
+
+
+def _lookup(table: Mapping[str, str], what: str, name: str) -> str:
+    value = table.get(name)
+    if value is None:
+        raise ValueError(f"unknown {what} {name!r}")
+    return value
+
+
+def _version(name: str) -> ssl.TLSVersion:
+    version = _VERSIONS.get(name)
+    if version is None:
+        raise ValueError(f"unknown TLS version {name!r}")
+    return version
+
+
+class ContextCache:
+    """A worker's SSL contexts by (certificate, options); kept across graph swaps."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[bytes, OptionSpec], ssl.SSLContext] = {}
+        self._used: set[tuple[bytes, OptionSpec]] = set()
+
+    def get(self, pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
+        key = (pair.digest, spec)
+        self._used.add(key)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = _make_context(pair, spec)
+        return context
+
+    def retain_used(self) -> None:
+        """Forget contexts the last build did not use (call after a build)."""
+        for key in set(self._contexts) - self._used:
+            del self._contexts[key]
+        self._used = set()
+
+
+def _make_context(pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = spec.min_version
+    context.maximum_version = spec.max_version
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    if not spec.session_tickets:
+        context.options |= ssl.OP_NO_TICKET
+        context.num_tickets = 0
+    else:
+        # One ticket per TLS 1.3 handshake is enough to resume; each costs an encryption.
+        context.num_tickets = 1
+    if spec.ciphers:
+        context.set_ciphers(spec.ciphers)
+    if spec.curve:
+        context.set_ecdh_curve(spec.curve)
+    if spec.alpn:
+        context.set_alpn_protocols(list(spec.alpn))
+    if spec.verify != ssl.CERT_NONE:
+        context.verify_mode = spec.verify
+        if spec.client_cas:
+            context.load_verify_locations(cadata=spec.client_cas.decode("ascii"))
+    _load_chain(context, pair)
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, pair: CertPair) -> None:
+    """`load_cert_chain` reads files only: PEM content goes through a private temp file."""
+    fd, path = tempfile.mkstemp(prefix="proxynow-tls-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pair.key + b"\n" + pair.cert)
+        context.load_cert_chain(path)
+    finally:
+        os.unlink(path)
+
+
+@dataclass(frozen=True, slots=True)
+class SniTable:
+    """An immutable SNI → context table (one per graph)."""
+
+    exact: Mapping[str, ssl.SSLContext] = field(default_factory=dict)
+    wildcard: Mapping[str, ssl.SSLContext] = field(default_factory=dict)  # "one.label" → ctx
+    default: ssl.SSLContext | None = None  # None: sniStrict, unknown names are refused
+
+    def lookup(self, sni: str) -> ssl.SSLContext | None:
+        context = self.exact.get(sni)
+        if context is not None:
+            return context
+        context = self.wildcard.get(sni.partition(".")[2])
+        return context if context is not None else self.default
+
+
+def build_tls(
+    config: DynamicConfig, host_options: Mapping[str, str], cache: ContextCache
+) -> SniTable:
+    """The SNI table of a graph. `host_options` maps a host to the TLS options name its
+    router asked for. A certificate or option that cannot be loaded is logged and left
+    out; the table is always usable."""
+    specs = _specs(config)
+    default_spec = specs.get("default", DEFAULT_OPTIONS)
+    exact: dict[str, ssl.SSLContext] = {}
+    wildcard: dict[str, ssl.SSLContext] = {}
+    for pair in _certificates(config):
+        for name in pair.names:
+            spec = specs.get(host_options.get(name, "default"), default_spec)
+            try:
+                context = cache.get(pair, spec)
+            except (ssl.SSLError, ValueError, OSError) as exc:
+                log.error("TLS certificate for %s cannot be used: %s", name, exc)
+                break
+            if name.startswith("*."):
+                wildcard.setdefault(name[2:], context)
+            else:
+                exact.setdefault(name, context)
+    default: ssl.SSLContext | None = None
+    if not default_spec.sni_strict:
+        default = cache.get(_default_pair(config), default_spec)
+    cache.retain_used()
+    return SniTable(exact, wildcard, default)
+
+
+def options_by_host(routers: Iterable[tuple[Node, str]]) -> dict[str, str]:
+    """host → options name, from (parsed rule, options name) of routers with TLS options."""
+    hosts: dict[str, str] = {}
+    for node, options in routers:
+        if options:
+            for host in rule_domains(node):
+                hosts.setdefault(host, options.split("@", 1)[0])
+    return hosts
+
+
+def _specs(config: DynamicConfig) -> dict[str, OptionSpec]:
+    specs: dict[str, OptionSpec] = {}
+    for name, options in config.tls.options.items():
+        try:
+            specs[name.split("@", 1)[0]] = option_spec(options)
+        except (ValueError, OSError) as exc:
+            log.error("TLS options %s skipped: %s", name, exc)
+    return specs
+
+
+def _certificates(config: DynamicConfig) -> list[CertPair]:
+    pairs: list[CertPair] = []
+    for entry in config.tls.certificates:
+        try:
+            pairs.append(cert_pair(load_pem(entry.cert_file), load_pem(entry.key_file)))
+        except (OSError, ValueError) as exc:
+            log.error("TLS certificate %s skipped: %s", entry.cert_file[:60], exc)
+    return pairs
+
+
+def cert_pair(cert: bytes, key: bytes) -> CertPair:
+    """A CertPair with the DNS names of the certificate (SANs, else its common name)."""
+    leaf = x509.load_pem_x509_certificate(cert)
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        dns = names.value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return CertPair(cert, key, tuple(dict.fromkeys(name.lower() for name in dns)))
+
+
+def _default_pair(config: DynamicConfig) -> CertPair:
+    store = config.tls.stores.get("default")
+    configured = store.default_certificate if store is not None else None
+    if configured is not None:
+        try:
+            return cert_pair(load_pem(configured.cert_file), load_pem(configured.key_file))
+        except (OSError, ValueError) as exc:
+            log.error("TLS default certificate skipped: %s", exc)
+    return generated_default()
+
+
+_GENERATED: list[CertPair] = []
+
+
+def generated_default() -> CertPair:
+    """The self-signed PROXYNOW DEFAULT CERT (ECDSA P-256), made once per process."""
+    if not _GENERATED:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_CERT_NAME)])
+        now = datetime.datetime.now(datetime.UTC)
+        san = f"{os.urandom(16).hex()}.proxynow.default"
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        pem_key = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _GENERATED.append(CertPair(cert.public_bytes(serialization.Encoding.PEM), pem_key, ()))
+    return _GENERATED[0]

@@ -1,0 +1,363 @@
+"""TLS connections: the ClientHello peek and a MemoryBIO TLS layer of our own.
+
+`TlsPeek` is the protocol of a new connection on an entrypoint that serves TLS. It
+buffers what the client sends until the ClientHello is complete, then decides once:
+
+- not TLS → the entrypoint's plain protocol (TCP dispatch or HTTP) gets the bytes;
+- TCP router with `HostSNI` matching and `tls.passthrough` → raw bytes to its backend;
+- otherwise a context: the TLS-ALPN-01 challenge certificate (client offers
+  `acme-tls/1` for a pending domain), else the SNI table's; `TlsLayer` terminates TLS
+  and feeds the plaintext to a TCP route with TLS termination or the HTTPS protocol.
+
+Why a layer of our own instead of `loop.start_tls`: the peeked bytes must reach the TLS
+engine, and start_tls cannot be given bytes already read (nor be used without a task per
+connection). `TlsLayer` is the raw transport's protocol and the application protocol's
+transport at once: ssl.SSLObject over two MemoryBIOs, one `write` to the socket per
+application write, no coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from proxynow.edge.challenges import ACME_TLS_ALPN, ChallengeSet
+from proxynow.edge.http1 import entrypoint_runtime, http_protocol_factory
+from proxynow.edge.tcp import TcpProxy, client_view, entrypoint_factory
+from proxynow.edge.tls import ContextCache, OptionSpec, cert_pair
+from proxynow.edge.tls_hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
+
+if TYPE_CHECKING:
+    from proxynow.config.static import EntryPoint
+    from proxynow.edge.state import WorkerState
+
+__all__ = ["TlsEntry", "TlsLayer", "TlsPeek", "connection_factory"]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 256 * 1024
+_CHALLENGE_SPEC = OptionSpec(alpn=(ACME_TLS_ALPN,))
+
+
+class TlsEntry:
+    """What the connections of one TLS-capable entrypoint share."""
+
+    __slots__ = (
+        "challenges",
+        "connections",
+        "contexts",
+        "graph",
+        "https_factory",
+        "name",
+        "plain_factory",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        graph: Callable[[], Any],
+        plain_factory: Callable[[], asyncio.Protocol],
+        https_factory: Callable[[], asyncio.Protocol],
+        challenges: Callable[[], ChallengeSet],
+        contexts: ContextCache,
+        connections: set[Any],
+    ) -> None:
+        self.name = name
+        self.connections = connections
+        self.graph = graph
+        self.plain_factory = plain_factory
+        self.https_factory = https_factory
+        self.challenges = challenges
+        self.contexts = contexts
+
+    def challenge_context(self, hello: Hello) -> ssl.SSLContext | None:
+        """The TLS-ALPN-01 context for this hello, or None (the usual case)."""
+        if ACME_TLS_ALPN not in hello.alpn:
+            return None
+        pair = self.challenges().tlsalpn01.get(hello.sni)
+        if pair is None:
+            return None
+        return self.contexts.get(cert_pair(*pair), _CHALLENGE_SPEC)
+
+
+class TlsPeek(asyncio.Protocol):
+    """Reads the ClientHello, then hands the connection to the protocol it calls for."""
+
+    __slots__ = ("_buffer", "_entry", "_transport")
+
+    def __init__(self, entry: TlsEntry) -> None:
+        self._entry = entry
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer = self._buffer + data if self._buffer else data
+        hello = parse_hello(buffer)
+        if hello is None:
+            if len(buffer) > MAX_HELLO_BYTES:
+                self._close()
+            return
+        transport = self._transport
+        assert transport is not None
+        self._buffer = b""
+        if hello is NOT_TLS:
+            _hand_over(transport, self._entry.plain_factory(), buffer)
+            return
+        entry = self._entry
+        graph = entry.graph()
+        route = graph.tcp.match_tls(entry.name, client_view(transport, hello.sni, hello.alpn))
+        if route is not None and route.passthrough:
+            _hand_over(transport, TcpProxy(route, entry.connections), buffer)
+            return
+        context = entry.challenge_context(hello)
+        if context is None:
+            context = graph.sni.lookup(hello.sni)
+        if context is None:
+            self._close()  # sniStrict and an unknown name: no certificate to offer
+            return
+        app_factory = entry.https_factory
+        if route is not None:
+            app_factory = partial(TcpProxy, route, entry.connections)
+        layer = TlsLayer(context, app_factory)
+        transport.set_protocol(layer)
+        layer.connection_made(transport)
+        layer.data_received(buffer)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _hand_over(transport: asyncio.Transport, protocol: asyncio.Protocol, data: bytes) -> None:
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    # A dispatching protocol may have handed the transport on again.
+    final = cast(asyncio.Protocol, transport.get_protocol())
+    if not transport.is_closing():
+        final.data_received(data)
+
+
+class TlsLayer(asyncio.Protocol):
+    """Terminates TLS on a raw transport; is the transport of the application protocol."""
+
+    __slots__ = (
+        "_app",
+        "_app_factory",
+        "_closing",
+        "_handshaking",
+        "_in",
+        "_out",
+        "_paused",
+        "_raw",
+        "_ssl",
+    )
+
+    def __init__(
+        self, context: ssl.SSLContext, app_factory: Callable[[], asyncio.Protocol]
+    ) -> None:
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
+        self._app_factory = app_factory
+        self._app: asyncio.Protocol | None = None
+        self._raw: asyncio.Transport | None = None
+        self._handshaking = True
+        self._paused = False
+        self._closing = False
+
+    # -- raw side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._in.write(data)
+        if self._handshaking and not self._handshake():
+            return
+        self._read()
+
+    def eof_received(self) -> bool:
+        if self._app is not None:
+            self._app.eof_received()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        app, self._app = self._app, None
+        if app is not None:
+            app.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._app is not None:
+            self._app.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._app is not None:
+            self._app.resume_writing()
+
+    def _handshake(self) -> bool:
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("TLS handshake failed: %s", exc)
+            self._flush()
+            self.abort()
+            return False
+        self._handshaking = False
+        self._flush()
+        app = self._app = self._app_factory()
+        app.connection_made(cast(asyncio.BaseTransport, self))  # duck-typed transport
+        return True
+
+    def _read(self) -> None:
+        ssl_object = self._ssl
+        while not self._paused and self._app is not None:
+            try:
+                chunk = ssl_object.read(_READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._app.eof_received()
+                self.close()
+                break
+            except ssl.SSLError:
+                self.abort()
+                break
+            if not chunk:
+                break
+            self._app.data_received(chunk)
+        if self._out.pending:
+            self._flush()  # session tickets, key updates
+
+    def _flush(self) -> None:
+        raw = self._raw
+        if raw is not None and self._out.pending:
+            raw.write(self._out.read())
+
+    # -- the application's transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing:
+            return
+        view = memoryview(data)
+        while view:
+            written = self._ssl.write(view)
+            view = view[written:]
+        self._flush()
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("TLS connections cannot half-close")
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        if self._raw is not None:
+            self._raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        raw = self._raw
+        if raw is not None and not raw.is_closing():
+            raw.resume_reading()
+            # Plaintext already decrypted but not delivered while paused.
+            asyncio.get_running_loop().call_soon(self._read)
+
+    def is_reading(self) -> bool:
+        return not self._paused
+
+    def is_closing(self) -> bool:
+        return self._closing or self._raw is None or self._raw.is_closing()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+            self._ssl.unwrap()
+        self._flush()
+        if self._raw is not None:
+            self._raw.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self._raw is not None:
+            self._raw.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._ssl
+        if name == "peercert":
+            return self._ssl.getpeercert()
+        if name == "cipher":
+            return self._ssl.cipher()
+        if self._raw is None:
+            return default
+        return self._raw.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self._raw.get_write_buffer_size() if self._raw is not None else 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if self._raw is not None:
+            self._raw.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._app = cast(asyncio.Protocol, protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol | None:
+        return self._app
+
+
+def connection_factory(
+    state: WorkerState, name: str, entrypoint: EntryPoint
+) -> Callable[[], asyncio.Protocol]:
+    """The protocol factory of one entrypoint's listeners (plain HTTP, TCP and TLS).
+
+    The current graph says per new connection whether the entrypoint serves TLS; when it
+    does not, the connection goes straight to the plain factory (one set lookup).
+    """
+    http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
+    plain = entrypoint_factory(name, lambda: state.graph.tcp, http_factory, state.connections)
+    https = http_protocol_factory(state, entrypoint_runtime(name, entrypoint, tls=True))
+    entry = TlsEntry(
+        name,
+        lambda: state.graph,
+        plain,
+        https,
+        lambda: state.challenges,
+        state.resources.contexts,
+        state.connections,
+    )
+
+    def factory() -> asyncio.Protocol:
+        if name in state.graph.tls_entrypoints:
+            return TlsPeek(entry)
+        return plain()
+
+    return factory
