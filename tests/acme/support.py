@@ -1,0 +1,77 @@
+"""Shared helpers for the ACME tests: a recording sink, static configs, verification."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from proxynow.config.dynamic import DynamicConfig
+from proxynow.config.static import StaticConfig
+from proxynow.providers.base import ProviderUpdate
+from proxynow.snapshot import Snapshot
+from tests.acme.pebble import Pebble
+
+__all__ = ["RecordingSink", "resolver_static", "router_snapshot", "until", "verify_chain"]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.updates: list[ProviderUpdate] = []
+
+    def submit(self, update: ProviderUpdate) -> None:
+        self.updates.append(update)
+
+    def report_errors(self, provider: str, errors: Sequence[str]) -> None:
+        pass
+
+    def certificates(self) -> list[tuple[str, str]]:
+        if not self.updates:
+            return []
+        return [(c.cert_file, c.key_file) for c in self.updates[-1].config.tls.certificates]
+
+
+async def until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+    return result
+
+
+def resolver_static(pebble: Pebble, storage: Path, **acme: Any) -> StaticConfig:
+    settings: dict[str, Any] = {
+        "email": "admin@example.com",
+        "storage": str(storage),
+        "caServer": pebble.directory_url,
+        "caCertificates": [str(pebble.ca_file)],
+        "keyType": "EC256",
+    }
+    settings.update(acme)
+    if "tlsChallenge" not in settings:
+        settings.setdefault("httpChallenge", {"entryPoint": "web"})
+    return StaticConfig.model_validate({"certificatesResolvers": {"le": {"acme": settings}}})
+
+
+def router_snapshot(*rules: str, version: int = 1, resolver: str = "le") -> Snapshot:
+    routers = {
+        f"r{i}@file": {"rule": rule, "service": "s@file", "tls": {"certResolver": resolver}}
+        for i, rule in enumerate(rules)
+    }
+    return Snapshot(version, DynamicConfig.model_validate({"http": {"routers": routers}}))
+
+
+def verify_chain(chain_pem: str | bytes, root_pem: bytes, name: str) -> x509.Certificate:
+    """Verify the chain for `name` trusting only `root_pem`; the leaf."""
+    data = chain_pem.encode() if isinstance(chain_pem, str) else chain_pem
+    leaf, *intermediates = x509.load_pem_x509_certificates(data)
+    store = Store(x509.load_pem_x509_certificates(root_pem))
+    verifier = PolicyBuilder().store(store).build_server_verifier(x509.DNSName(name))
+    verifier.verify(leaf, intermediates)
+    return leaf

@@ -1,0 +1,143 @@
+"""The manager against a real Pebble, with thread-based challenge answerers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from cryptography import x509
+
+from proxynow.acme.manager import AcmeManager
+from proxynow.acme.storage import Storage
+from proxynow.config.static import StaticConfig
+from proxynow.snapshot import Snapshot
+from tests.acme.pebble import PebbleFactory
+from tests.acme.responders import Responders
+from tests.acme.support import RecordingSink, resolver_static, router_snapshot, until, verify_chain
+
+
+@asynccontextmanager
+async def running(
+    static: StaticConfig, publish: Callable[..., None], snapshot: Snapshot
+) -> AsyncIterator[tuple[AcmeManager, RecordingSink]]:
+    manager = AcmeManager(static, publish)
+    sink = RecordingSink()
+    manager.on_snapshot(snapshot)
+    task = asyncio.create_task(manager.run(sink), name="acme manager under test")
+    try:
+        yield manager, sink
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_http01_issues_a_certificate_trusted_by_pebble_root(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    pebble = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    storage = tmp_path / "acme.json"
+    static = resolver_static(pebble, storage)
+    snapshot = router_snapshot("Host(`a.example.com`) || Host(`b.example.com`)")
+    async with running(static, responders.publish, snapshot) as (manager, sink):
+        ((chain, key),) = await until(sink.certificates, what="a certificate")
+        leaf = verify_chain(chain, pebble.root_pem(), "b.example.com")
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sorted(san.get_values_for_type(x509.DNSName)) == ["a.example.com", "b.example.com"]
+        assert "PRIVATE KEY" in key
+        assert manager.orders_started == 1
+    assert any(c.http01 for c in responders.published)
+    assert not responders.current.http01  # answers withdrawn once the order is done
+    assert stat.S_IMODE(os.stat(storage).st_mode) == 0o600
+    (stored,) = Storage(storage).load()["le"].certificates
+    assert stored.domains == ("a.example.com", "b.example.com")
+
+
+async def test_tls_alpn01_issues_a_certificate(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    pebble = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    static = resolver_static(pebble, tmp_path / "acme.json", tlsChallenge={})
+    async with running(static, responders.publish, router_snapshot("Host(`t.example.com`)")) as (
+        _,
+        sink,
+    ):
+        ((chain, _key),) = await until(sink.certificates, what="a certificate")
+        verify_chain(chain, pebble.root_pem(), "t.example.com")
+    assert any("t.example.com" in c.tlsalpn01 for c in responders.published)
+    assert not any(c.http01 for c in responders.published)
+
+
+async def test_restart_reuses_the_stored_certificate(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    pebble = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    static = resolver_static(pebble, tmp_path / "acme.json")
+    snapshot = router_snapshot("Host(`r.example.com`)")
+    async with running(static, responders.publish, snapshot) as (first, sink):
+        (issued,) = await until(sink.certificates, what="a certificate")
+    assert first.orders_started == 1
+    async with running(static, responders.publish, snapshot) as (second, sink):
+        assert await until(sink.certificates, what="the stored certificate") == [issued]
+        # Give the manager a chance to (wrongly) order: a snapshot wakes its scheduler.
+        second.on_snapshot(router_snapshot("Host(`r.example.com`)", version=2))
+        for _ in range(10):  # the scheduler runs within a few loop iterations of a wake
+            await asyncio.sleep(0)
+    assert second.orders_started == 0
+
+
+async def test_renewal_with_a_short_lifetime(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    # Pebble issues 6-second certificates: renewal is due 4 s after issuance.
+    pebble = pebble_factory.start(
+        http_port=responders.http_port, tls_port=responders.tls_port, validity=6
+    )
+    static = resolver_static(pebble, tmp_path / "acme.json")
+    async with running(static, responders.publish, router_snapshot("Host(`n.example.com`)")) as (
+        manager,
+        sink,
+    ):
+        (first,) = await until(sink.certificates, what="a certificate")
+        renewed = await until(
+            lambda: sink.certificates() != [first] and sink.certificates(),
+            timeout=30,
+            what="a renewed certificate",
+        )
+        assert len(renewed) == 1
+        verify_chain(renewed[0][0], pebble.root_pem(), "n.example.com")
+        assert manager.orders_started >= 2
+
+
+async def test_unreachable_ca_is_retried_with_backoff(
+    responders: Responders, tmp_path: Path, caplog: object
+) -> None:
+    from tests.acme.pebble import free_port
+
+    static = StaticConfig.model_validate(
+        {
+            "certificatesResolvers": {
+                "le": {
+                    "acme": {
+                        "email": "admin@example.com",
+                        "storage": str(tmp_path / "acme.json"),
+                        "caServer": f"https://127.0.0.1:{free_port()}/dir",
+                        "httpChallenge": {"entryPoint": "web"},
+                    }
+                }
+            }
+        }
+    )
+    async with running(static, responders.publish, router_snapshot("Host(`u.example.com`)")) as (
+        manager,
+        sink,
+    ):
+        await until(lambda: manager.orders_started >= 3, timeout=15, what="three attempts")
+        assert sink.certificates() == []
+    messages = [r.getMessage() for r in caplog.records]  # type: ignore[attr-defined]
+    failures = [m for m in messages if "cannot get a certificate for u.example.com" in m]
+    assert "attempt 1" in failures[0] and "retrying in 1s" in failures[0]
+    assert "attempt 2" in failures[1] and "retrying in 2s" in failures[1]
