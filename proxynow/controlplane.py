@@ -26,7 +26,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
@@ -37,6 +37,9 @@ from proxynow.edge.supervisor import Supervisor, WorkerStartError
 from proxynow.logs import configure_logging
 from proxynow.providers.base import Provider
 from proxynow.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from proxynow.acme.manager import AcmeManager
 
 __all__ = ["CONTROL_SOCKET_ENV", "run"]
 
@@ -102,17 +105,18 @@ class _ControlPlane:
         if not started:
             return EXIT_OK
         self._announce(addresses)
+        acme = _acme_manager(self._static, supervisor)
         aggregator = Aggregator(
             EntryPoints.from_flags(
                 {name: ep.as_default for name, ep in self._static.entry_points.items()}
             ),
-            supervisor.publish,
+            _publisher(supervisor, acme),
             throttle=self._static.providers.providers_throttle_duration,
         )
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(aggregator.run(), name="aggregator")]
-                for provider in _providers(self._static):
+                for provider in [*_providers(self._static), *([acme] if acme else [])]:
                     tasks.append(
                         group.create_task(
                             _run_provider(provider, aggregator), name=f"provider {provider.name}"
@@ -169,6 +173,27 @@ def _providers(static: StaticConfig) -> list[Provider]:
 
         providers.append(FileProvider.from_config(static.providers.file))
     return providers
+
+
+def _acme_manager(static: StaticConfig, supervisor: Supervisor) -> AcmeManager | None:
+    """The ACME manager when an ACME resolver is configured (a provider named `acme`)."""
+    if not any(r.acme for r in static.certificates_resolvers.values()):
+        return None
+    from proxynow.acme.manager import AcmeManager  # the acme library only when needed
+
+    return AcmeManager(static, supervisor.publish_challenges)
+
+
+def _publisher(supervisor: Supervisor, acme: AcmeManager | None) -> Callable[[Snapshot], None]:
+    """Every snapshot goes to the workers, then to the ACME manager (for its domains)."""
+    if acme is None:
+        return supervisor.publish
+
+    def publish(snapshot: Snapshot) -> None:
+        supervisor.publish(snapshot)
+        acme.on_snapshot(snapshot)
+
+    return publish
 
 
 async def _run_provider(provider: Provider, aggregator: Aggregator) -> None:
