@@ -29,6 +29,7 @@ from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
 from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
+from proxynow.edge.tls_redirect import Respond, compile_chain, entrypoint_redirect
 from proxynow.rules import (
     Node,
     Route,
@@ -83,6 +84,8 @@ class HttpTarget:
     middlewares: tuple[str, ...]
     pick: Pick
     stats: TargetStats
+    # The compiled middleware chain (edge/tls_redirect.py); None: straight to the service.
+    respond: Respond | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class GraphResources:
     # Rule text → its AST (None: invalid, already logged), as the last graph used them.
     rules: dict[str, Node | None] = field(default_factory=dict)
     contexts: ContextCache = field(default_factory=ContextCache)
+    # Entrypoint name → the port its workers listen on (resolved port 0), for redirects.
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -155,6 +160,7 @@ class _Builder:
         self.entrypoints = http_entrypoints(static)
         defaults = [n for n in self.entrypoints if static.entry_points[n].as_default]
         self.default_entrypoints = defaults or self.entrypoints
+        self.tls_entrypoints = {n for n in self.entrypoints if static.entry_points[n].http.tls}
         # (parsed rule, TLS options name) of the routers that name TLS options.
         self.tls_options: list[tuple[Node, str]] = []
 
@@ -171,18 +177,50 @@ class _Builder:
             if router.tls is not None and router.tls.options:
                 self.tls_options.append((node, router.tls.options))
             for ep in router.entry_points or self.default_entrypoints:
-                routes = (secure if router.tls is not None else plain).get(ep)
+                tls = router.tls is not None or ep in self.tls_entrypoints
+                routes = (secure if tls else plain).get(ep)
                 if routes is None:
                     continue
                 stats = self.res.metrics.target(ep, name, router.service)
-                target = HttpTarget(name, router.service, tuple(router.middlewares), pick, stats)
+                middlewares = tuple(router.middlewares)
+                respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+                target = HttpTarget(name, router.service, middlewares, pick, stats, respond)
                 routes.append(Route(name, node, target, router.priority, provider_rank(name), rule))
+        for ep, routes in plain.items():
+            redirect = self.redirect_route(ep)
+            if redirect is not None:
+                routes.append(redirect)
         self.res.balancers.retain(set(self.picks))
         self.res.rules = rules
         return (
             {ep: compile_table(routes) for ep, routes in plain.items()},
             {ep: compile_table(routes) for ep, routes in secure.items()},
         )
+
+    def redirect_route(self, ep: str) -> Route[HttpTarget] | None:
+        """Traefik's `<ep>-to-<to>` catch-all router for an entrypoint redirection."""
+        http = self.static.entry_points[ep].http
+        spec = http.redirections.entry_point if http.redirections is not None else None
+        if spec is None:
+            return None
+        port = spec.to if spec.to.isdigit() else str(self._port(spec.to))
+        name = f"{ep}-to-{spec.to}@internal"
+        respond = entrypoint_redirect(spec.scheme, port, spec.permanent)
+        stats = self.res.metrics.target(ep, name, "noop@internal")
+        target = HttpTarget(name, "noop@internal", (), _no_server, stats, respond)
+        rule = "PathPrefix(`/`)"
+        node = parse_rule(rule, "http")
+        return Route(name, node, target, spec.priority, provider_rank(name), rule)
+
+    def _port(self, entrypoint: str) -> int:
+        known = self.res.ports.get(entrypoint)
+        if known is not None:
+            return known
+        static = self.static.entry_points.get(entrypoint)
+        if static is None:
+            log.warning("redirection to unknown entrypoint %s", entrypoint)
+            return 0
+        return int(static.address.rpartition(":")[2].split("/")[0] or 0)
 
     def service(self, name: str) -> Pick | None:
         """The pick function of a service, built once per graph; None if it cannot serve."""
@@ -278,6 +316,10 @@ def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
         root_cas=tuple(spec.root_cas),
         server_name=spec.server_name,
     )
+
+
+def _no_server() -> Server | None:
+    return None
 
 
 def _nested(balancer: Balancer[Pick]) -> Pick:

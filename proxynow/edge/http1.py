@@ -492,6 +492,8 @@ class HttpProxy(asyncio.Protocol):
             self._error(ex, 404)
             return
         ex.stats = target.stats
+        if target.respond is not None and self._respond(ex, target.respond):
+            return
         server = target.pick()
         if server is None:
             self._error(ex, 503)
@@ -692,6 +694,21 @@ class HttpProxy(asyncio.Protocol):
         ex = self.active
         if ex is None or not ex.upgrade:
             self._reject(400, BadRequest("unexpected upgrade"))
+
+    def _respond(self, ex: Exchange, respond: Callable[[Exchange], bytes | None]) -> bool:
+        """Run the router's middleware chain; True if a middleware answered `ex`."""
+        reply = respond(ex)
+        if reply is None:
+            return False
+        close = not (ex.keep_alive and ex.complete) or self.shutting_down or ex.upgrade
+        ex.status = int(reply[9:12])
+        ex.keep = not close
+        if close:
+            head, _, rest = reply.partition(b"\r\n")
+            reply = head + b"\r\n" + _CLOSE + rest
+        self.transport.write(reply)
+        self._finish(ex, self.loop.time())
+        return True
 
     def _http01(self, ex: Exchange) -> bool:
         """Answer an ACME HTTP-01 request (before any routing or redirect)."""

@@ -89,6 +89,8 @@ class Worker:
         state = self._state = WorkerState(worker_id=worker_id)
         if self._pending_challenges is not None:
             state.set_challenges(self._pending_challenges)
+        # Entrypoint redirections name the port clients reach (port 0 resolved).
+        state.resources.ports = {name: address.port for name, address in addresses.items()}
         if snapshot is not None:
             state.load(snapshot, static)
         else:
