@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from proxynow.acme.manager import AcmeManager
@@ -113,7 +114,7 @@ async def test_renewal_with_a_short_lifetime(
 
 
 async def test_unreachable_ca_is_retried_with_backoff(
-    responders: Responders, tmp_path: Path, caplog: object
+    responders: Responders, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.acme.pebble import free_port
 
@@ -137,7 +138,7 @@ async def test_unreachable_ca_is_retried_with_backoff(
     ):
         await until(lambda: manager.orders_started >= 3, timeout=15, what="three attempts")
         assert sink.certificates() == []
-    messages = [r.getMessage() for r in caplog.records]  # type: ignore[attr-defined]
+    messages = [r.getMessage() for r in caplog.records]
     failures = [m for m in messages if "cannot get a certificate for u.example.com" in m]
     assert "attempt 1" in failures[0] and "retrying in 1s" in failures[0]
     assert "attempt 2" in failures[1] and "retrying in 2s" in failures[1]
