@@ -49,9 +49,11 @@ class TlsEntry:
 
     __slots__ = (
         "challenges",
+        "clocked",
         "connections",
         "contexts",
         "graph",
+        "handshake_timeout",
         "https_factory",
         "name",
         "plain_factory",
@@ -66,9 +68,16 @@ class TlsEntry:
         challenges: Callable[[], ChallengeSet],
         contexts: ContextCache,
         connections: set[Any],
+        clocked: set[Any] | None = None,
+        handshake_timeout: float = 60.0,
     ) -> None:
         self.name = name
         self.connections = connections
+        # Connections still before their first byte of application data are "clocked":
+        # the worker's tick closes them at `handshake_timeout` (a silent client holds
+        # nothing for long), and a drain closes them at once.
+        self.clocked = clocked if clocked is not None else set()
+        self.handshake_timeout = handshake_timeout
         self.graph = graph
         self.plain_factory = plain_factory
         self.https_factory = https_factory
@@ -88,15 +97,36 @@ class TlsEntry:
 class TlsPeek(asyncio.Protocol):
     """Reads the ClientHello, then hands the connection to the protocol it calls for."""
 
-    __slots__ = ("_buffer", "_entry", "_transport")
+    __slots__ = ("_buffer", "_entry", "_transport", "deadline")
 
     def __init__(self, entry: TlsEntry) -> None:
         self._entry = entry
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
+        self.deadline = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        entry = self._entry
+        self.deadline = asyncio.get_running_loop().time() + entry.handshake_timeout
+        entry.connections.add(self)
+        entry.clocked.add(self)
+
+    def release(self) -> None:
+        """The connection is past its handshake (or gone): no longer ours to clock."""
+        self._entry.connections.discard(self)
+        self._entry.clocked.discard(self)
+
+    def on_deadline(self, now: float) -> None:
+        self.abort()
+
+    def shutdown(self) -> None:
+        self._close()
+
+    def abort(self) -> None:
+        self.release()
+        if self._transport is not None:
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer = self._buffer + data if self._buffer else data
@@ -109,12 +139,17 @@ class TlsPeek(asyncio.Protocol):
         assert transport is not None
         self._buffer = b""
         if hello is NOT_TLS:
+            self.release()
             _hand_over(transport, self._entry.plain_factory(), buffer)
             return
         entry = self._entry
         graph = entry.graph()
-        route = graph.tcp.match_tls(entry.name, client_view(transport, hello.sni, hello.alpn))
+        route = None
+        table = graph.tcp.tls_tables.get(entry.name)
+        if table is not None:  # (the view parses the peer address: only when needed)
+            route = table.match(client_view(transport, hello.sni, hello.alpn))
         if route is not None and route.passthrough:
+            self.release()
             _hand_over(transport, TcpProxy(route, entry.connections), buffer)
             return
         context = entry.challenge_context(hello)
@@ -126,7 +161,7 @@ class TlsPeek(asyncio.Protocol):
         app_factory = entry.https_factory
         if route is not None:
             app_factory = partial(TcpProxy, route, entry.connections)
-        layer = TlsLayer(context, app_factory)
+        layer = TlsLayer(context, app_factory, self)
         transport.set_protocol(layer)
         layer.connection_made(transport)
         layer.data_received(buffer)
@@ -136,8 +171,10 @@ class TlsPeek(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self.release()
 
     def _close(self) -> None:
+        self.release()
         if self._transport is not None:
             self._transport.close()
 
@@ -158,6 +195,7 @@ class TlsLayer(asyncio.Protocol):
         "_app",
         "_app_factory",
         "_closing",
+        "_guard",
         "_handshaking",
         "_in",
         "_out",
@@ -167,8 +205,12 @@ class TlsLayer(asyncio.Protocol):
     )
 
     def __init__(
-        self, context: ssl.SSLContext, app_factory: Callable[[], asyncio.Protocol]
+        self,
+        context: ssl.SSLContext,
+        app_factory: Callable[[], asyncio.Protocol],
+        guard: TlsPeek | None = None,
     ) -> None:
+        self._guard = guard  # clocks the handshake; released once the app takes over
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
@@ -197,6 +239,9 @@ class TlsLayer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
         app, self._app = self._app, None
         if app is not None:
             app.connection_lost(exc)
@@ -222,7 +267,10 @@ class TlsLayer(asyncio.Protocol):
             self.abort()
             return False
         self._handshaking = False
-        self._flush()
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
+        # No flush here: the session ticket leaves with the first response (one write).
         app = self._app = self._app_factory()
         app.connection_made(cast(asyncio.BaseTransport, self))  # duck-typed transport
         return True
@@ -353,6 +401,8 @@ def connection_factory(
         lambda: state.challenges,
         state.resources.contexts,
         state.connections,
+        state.clocked,
+        entrypoint.transport.responding_timeouts.read_timeout or 60.0,
     )
 
     def factory() -> asyncio.Protocol:

@@ -144,7 +144,10 @@ def proxy(
         "entryPoints": {
             "web": {"address": "127.0.0.1:0"},
             "websecure": {"address": "127.0.0.1:0"},
-            "modern": {"address": "127.0.0.1:0"},
+            "modern": {
+                "address": "127.0.0.1:0",
+                "transport": {"respondingTimeouts": {"readTimeout": "1s"}},
+            },
         },
         "log": {"level": "INFO"},
     }
@@ -254,3 +257,10 @@ def _plain_status(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
         return int(sock.recv(65536).split(b" ")[1])
+
+
+def test_silent_client_is_closed_at_the_handshake_timeout(proxy: Any) -> None:
+    proc, _ = proxy
+    with socket.create_connection(("127.0.0.1", proc.ports["modern"]), timeout=30) as sock:
+        sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+        assert sock.recv(1024) == b""  # closed by the proxy (readTimeout 1s), not by us
