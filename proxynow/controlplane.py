@@ -166,12 +166,16 @@ class _ControlPlane:
 
 
 def _providers(static: StaticConfig) -> list[Provider]:
-    """The configured providers (the docker provider joins here when it exists)."""
+    """The configured providers."""
     providers: list[Provider] = []
     if static.providers.file is not None:
         from proxynow.providers.file import FileProvider
 
         providers.append(FileProvider.from_config(static.providers.file))
+    if static.providers.docker is not None:
+        from proxynow.providers.docker import DockerProvider  # the docker SDK only when used
+
+        providers.append(DockerProvider(static.providers.docker))
     return providers
 
 

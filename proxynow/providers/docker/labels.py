@@ -1,0 +1,201 @@
+"""Docker labels → raw dynamic configuration, in Traefik's label grammar.
+
+A label key such as `proxynow.http.routers.web.tls.domains[0].sans` is a dotted path into
+the dynamic configuration, matched case-insensitively against the models by walking their
+shapes (`proxynow.config.keys`): at a struct the segment is a field, at a map it is a user
+key (a router name, a header name), and a `[n]` suffix indexes a list of structs. At the
+leaf, the field's shape decides the encoding: lists of scalars are comma-separated with
+each element trimmed; an "enable-only" struct takes `true` (`tls=true`,
+`sticky.cookie=true`); everything else is a string that pydantic converts and checks.
+
+Only `<prefix>.http.`, `<prefix>.tcp.` and `<prefix>.udp.` keys become configuration, as in
+Traefik; `<prefix>.enable` and `<prefix>.docker.*` are read by the builder. The
+`loadbalancer.server.*` keys (port, scheme, url, weight) are not part of the dynamic model:
+they are kept under a raw `server` key for the builder, which turns them into servers.
+
+Decoding never raises: a malformed key is returned as an error for the object it belongs
+to (`"http.routers.web"`), so the builder can disable just that object.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from proxynow.config.dynamic import DynamicConfig
+from proxynow.config.keys import Shape, field_key, shape_of
+
+__all__ = ["PROTOCOLS", "Decoded", "decode_labels", "provider_labels"]
+
+PROTOCOLS = ("http", "tcp", "udp")
+_INDEX = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
+_TRUE = frozenset({"1", "t", "true"})
+_FALSE = frozenset({"0", "f", "false"})
+# `loadbalancer.server.<field>`: the builder's raw server description (Traefik's Server).
+SERVER_KEY = "server"
+_LOAD_BALANCERS = frozenset({"LoadBalancer", "TCPLoadBalancer", "UDPLoadBalancer"})
+
+
+class _Indexed(dict[int, Any]):
+    """A list of structs under construction (`domains[0]`, `domains[1]`)."""
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The raw configuration of one container and the errors per object key."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.setdefault(key, []).append(message)
+
+
+def parse_bool(text: str) -> bool | None:
+    """Go's ParseBool (`1`, `t`, `TRUE`, `True`, ...), None when it is not a boolean."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+def provider_labels(labels: Mapping[str, str], prefixes: Iterable[str]) -> dict[str, str]:
+    """The labels under the given prefixes (matched case-insensitively), prefix removed.
+
+    With `traefikLabels`, `prefixes` is ("proxynow", "traefik"): a key set under both
+    is taken from `proxynow.` (listed first)."""
+    result: dict[str, str] = {}
+    for prefix in reversed(tuple(prefixes)):
+        start = prefix + "."
+        for key, value in labels.items():
+            if key[: len(start)].lower() == start:
+                result[key[len(start) :]] = value
+    return result
+
+
+def decode_labels(labels: Mapping[str, str]) -> Decoded:
+    """Decode prefix-stripped labels (see `provider_labels`) into raw dynamic config."""
+    decoded = Decoded()
+    for key in sorted(labels):
+        parts = key.split(".")
+        if len(parts) < 2 or parts[0].lower() not in PROTOCOLS:
+            continue  # Traefik ignores other second segments (`enable`, `docker.*`, typos)
+        if len(parts) < 4:
+            decoded.error(".".join(parts[:3]), f"label {key!r}: incomplete key")
+            continue
+        owner = f"{parts[0].lower()}.{_section(parts[1])}.{parts[2]}"
+        message = _insert(decoded.raw, parts, labels[key])
+        if message is not None:
+            decoded.error(owner, f"label {key!r}: {message}")
+    decoded.raw = _finish(decoded.raw)
+    return decoded
+
+
+def _section(segment: str) -> str:
+    found = field_key(_protocol_model("http"), segment) or field_key(
+        _protocol_model("tcp"), segment
+    )
+    return found[0] if found else segment
+
+
+def _protocol_model(protocol: str) -> type[BaseModel]:
+    found = field_key(DynamicConfig, protocol)
+    assert found is not None
+    shape = shape_of(found[1])
+    assert shape.model is not None
+    return shape.model
+
+
+def _insert(root: dict[str, Any], parts: list[str], value: str) -> str | None:
+    """Put `value` at the path `parts`; an error message, or None."""
+    node: dict[Any, Any] = root
+    shape = Shape("struct", model=DynamicConfig)
+    for position, segment in enumerate(parts):
+        match = _INDEX.match(segment)
+        if match is None:
+            return f"malformed segment {segment!r}"
+        name, index = match["name"], match["index"]
+        key, shape = _step(shape, name)
+        last = position == len(parts) - 1
+        if index is not None:
+            if shape.kind != "list":
+                return f"{name!r} is not a list"
+            node = _child(node, key, _Indexed)
+            key, shape = int(index), shape_of(shape.item)
+        if last:
+            return _set_leaf(node, key, shape, value)
+        node = _child(node, key, dict)
+        if not isinstance(node, dict):
+            return f"{name!r} is both a value and a section"
+    return None
+
+
+def _step(shape: Shape, name: str) -> tuple[Any, Shape]:
+    """The key to use for segment `name` under `shape`, and the shape below it."""
+    if shape.kind == "struct" and shape.model is not None:
+        if shape.model.__name__ in _LOAD_BALANCERS and name.lower() == SERVER_KEY:
+            return SERVER_KEY, Shape("map", item=str)
+        found = field_key(shape.model, name)
+        if found is None:
+            return name, Shape("scalar")  # left for validation to name as unknown
+        return found[0], shape_of(found[1])
+    if shape.kind == "map":
+        return name, shape_of(shape.item)
+    return name, Shape("scalar")
+
+
+def _child(node: dict[Any, Any], key: Any, kind: type[dict[Any, Any]]) -> Any:
+    existing = _find(node, key)
+    if existing is None:
+        child = kind()
+        node[key] = child
+        return child
+    child = node[existing]
+    if isinstance(child, dict) and not isinstance(child, kind):
+        child = node[existing] = kind(child)  # `tls=true` then `tls.certresolver=x`
+    return child
+
+
+def _find(node: dict[Any, Any], key: Any) -> Any:
+    """The existing key equal to `key`, case-insensitively for names (Traefik collapses)."""
+    if key in node:
+        return key
+    if isinstance(key, str):
+        lowered = key.lower()
+        return next((k for k in node if isinstance(k, str) and k.lower() == lowered), None)
+    return None
+
+
+def _set_leaf(node: dict[Any, Any], key: Any, shape: Shape, value: str) -> str | None:
+    existing = _find(node, key)
+    if existing is not None and isinstance(node[existing], dict):
+        if shape.kind == "struct" and parse_bool(value) is True:
+            return None  # `tls=true` next to `tls.certresolver`: the struct is already on
+        return f"{key!r} is both a value and a section"
+    if shape.kind == "list" and shape_of(shape.item).kind == "scalar":
+        node[key] = [item.strip() for item in value.split(",") if item.strip()]
+    elif shape.kind in ("struct", "map"):
+        enabled = parse_bool(value)
+        if enabled is None:
+            return f"expected true or a sub-key, got {value!r}"
+        if enabled:
+            node[key] = {}
+    else:
+        node[key] = value
+    return None
+
+
+def _finish(node: Any) -> Any:
+    """Turn `_Indexed` maps into lists (gaps are an error for validation: None items)."""
+    if isinstance(node, _Indexed):
+        size = max(node) + 1 if node else 0
+        return [_finish(node.get(i)) for i in range(size)]
+    if isinstance(node, dict):
+        return {key: _finish(value) for key, value in node.items()}
+    return node

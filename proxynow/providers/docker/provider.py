@@ -1,0 +1,294 @@
+"""The Docker provider's I/O shell: list, watch events, inspect, submit.
+
+It talks to the Docker API read-only (list, inspect, events) through the `docker` SDK,
+whose calls block; every one runs in a thread, never on the control plane's loop. A
+session is: connect, start the events stream in a thread (before listing, so nothing
+that happens during the listing is missed), list every running container once, submit,
+then for each burst of events inspect only the containers that changed, update the
+per-container cache and submit the rebuilt configuration. Bursts are coalesced by
+draining whatever is queued, without any fixed wait: the first event of a quiet period
+is served at once, and the aggregator's throttle coalesces the rest.
+
+When the daemon goes away (restart, socket removed) the events stream ends, the last
+submitted configuration keeps serving, and the provider reconnects with capped
+exponential backoff. It logs and reports the outage once, not per retry, and clears the
+error when a new session has resynchronised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+# The docker SDK ships no type information (types-docker is not a project dependency).
+import docker  # type: ignore[import-untyped]
+import docker.errors  # type: ignore[import-untyped]
+import docker.tls  # type: ignore[import-untyped]
+
+from proxynow.config.static import DockerProvider as DockerProviderConfig
+from proxynow.providers.base import ConfigSink
+from proxynow.providers.docker.build import (
+    PROVIDER,
+    BuildOptions,
+    Container,
+    ContainerConfig,
+    container_config,
+    merge,
+)
+from proxynow.providers.docker.constraints import compile_constraints
+
+__all__ = ["DockerProvider", "from_inspect", "from_listing"]
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 5.0
+# Container events that can change what we route; others (exec_*, attach, ...) are noise.
+_REMOVE = frozenset({"die", "stop", "kill", "pause", "destroy", "oom"})
+_INSPECT = frozenset({"start", "unpause", "rename", "restart", "update", "create"})
+
+
+class _StreamClosed(Exception):
+    """The events stream ended: the daemon went away."""
+
+
+class DockerProvider:
+    """Routes from container labels; one instance per `providers.docker`."""
+
+    def __init__(self, config: DockerProviderConfig) -> None:
+        self._config = config
+        prefixes = ("proxynow", "traefik") if config.traefik_labels else ("proxynow",)
+        self._options = BuildOptions(
+            prefixes=prefixes,
+            exposed_by_default=config.exposed_by_default,
+            network=config.network,
+            default_rule=config.default_rule,
+            use_bind_port_ip=config.use_bind_port_ip,
+            allow_empty_services=config.allow_empty_services,
+            constraints=compile_constraints(config.constraints),
+        )
+        self._containers: dict[str, Container] = {}
+        self._configs: dict[str, ContainerConfig | None] = {}
+        self._outage = False
+        self._synced = False
+
+    @property
+    def name(self) -> str:
+        return PROVIDER
+
+    async def run(self, sink: ConfigSink) -> None:
+        delay = BACKOFF_START
+        while True:
+            self._synced = False
+            try:
+                await self._session(sink)
+            except (docker.errors.DockerException, OSError, _StreamClosed) as exc:
+                self._report_outage(sink, exc)
+            if self._synced:
+                delay = BACKOFF_START  # a new outage starts its backoff from the beginning
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _report_outage(self, sink: ConfigSink, exc: BaseException) -> None:
+        if self._outage:
+            return
+        self._outage = True
+        message = f"docker: cannot reach {self._config.endpoint}: {exc or type(exc).__name__}"
+        log.warning("%s; serving the last configuration, retrying", message)
+        sink.report_errors(PROVIDER, [message])
+
+    async def _session(self, sink: ConfigSink) -> None:
+        client = await asyncio.to_thread(self._client)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        stream: Any = None
+        try:
+            if self._config.watch:
+                stream = await asyncio.to_thread(
+                    client.api.events, decode=True, filters={"type": "container"}
+                )
+                _start_reader(stream, loop, queue)
+            listing = await asyncio.to_thread(client.api.containers)
+            self._resync([from_listing(entry) for entry in listing])
+            sink.submit(merge(self._kept()))
+            self._synced = True
+            if self._outage:
+                log.info("docker: connected again to %s, resynchronised", self._config.endpoint)
+                self._outage = False
+                sink.report_errors(PROVIDER, [])
+            if stream is None:
+                await asyncio.Event().wait()  # watch: false, keep the one listing
+            while True:
+                events = [await queue.get()]
+                while not queue.empty():
+                    events.append(queue.get_nowait())
+                await self._apply(client, events)
+                sink.submit(merge(self._kept()))
+        finally:
+            if stream is not None:
+                stream.close()
+            client.close()
+
+    def _client(self) -> docker.DockerClient:
+        tls: docker.tls.TLSConfig | bool = False
+        options = self._config.tls
+        if options is not None:
+            tls = docker.tls.TLSConfig(
+                client_cert=(options.cert, options.key) if options.cert else None,
+                ca_cert=options.ca or None,
+                verify=bool(options.ca) and not options.insecure_skip_verify,
+            )
+        timeout = int(self._config.http_client_timeout) or 60
+        client = docker.DockerClient(
+            base_url=self._config.endpoint, version="auto", tls=tls, timeout=timeout
+        )
+        if self._config.username:
+            client.api.auth = (self._config.username, self._config.password)
+        return client
+
+    def _resync(self, containers: list[Container]) -> None:
+        self._containers = {container.id: container for container in containers}
+        self._options = _with_own_networks(self._options, containers)
+        self._configs = {c.id: container_config(c, self._options) for c in containers}
+
+    def _kept(self) -> list[ContainerConfig]:
+        return [config for config in self._configs.values() if config is not None]
+
+    async def _apply(
+        self, client: docker.DockerClient, events: list[dict[str, Any] | BaseException]
+    ) -> None:
+        """Inspect only the containers the events name (once each, in event order)."""
+        latest: dict[str, str] = {}
+        for event in events:
+            if isinstance(event, BaseException):
+                raise event
+            action = str(event.get("Action") or event.get("status") or "").split(":")[0]
+            identifier = str(event.get("id") or event.get("Actor", {}).get("ID", ""))
+            if identifier and _relevant(action):
+                latest[identifier] = action
+        for identifier, action in latest.items():
+            container = None if action in _REMOVE else await _inspect(client, identifier)
+            if container is None:
+                self._containers.pop(identifier, None)
+                self._configs.pop(identifier, None)
+            else:
+                self._containers[identifier] = container
+                self._configs[identifier] = container_config(container, self._options)
+
+
+def _relevant(action: str) -> bool:
+    return action in _REMOVE or action in _INSPECT or action.startswith("health_status")
+
+
+async def _inspect(client: docker.DockerClient, identifier: str) -> Container | None:
+    try:
+        data = await asyncio.to_thread(client.api.inspect_container, identifier)
+    except docker.errors.NotFound:
+        return None
+    return from_inspect(data)
+
+
+def _start_reader(
+    stream: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]
+) -> threading.Thread:
+    """Read the blocking events stream in a thread and hand each event to the loop."""
+
+    def read() -> None:
+        try:
+            for event in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            failure: BaseException = _StreamClosed("the events stream ended")
+        except Exception as exc:  # the socket closing under us ends the session too
+            failure = _StreamClosed(f"events stream: {exc}")
+        with contextlib.suppress(RuntimeError):  # the loop is closed: proxynow is exiting
+            loop.call_soon_threadsafe(queue.put_nowait, failure)
+
+    thread = threading.Thread(target=read, name="docker events", daemon=True)
+    thread.start()
+    return thread
+
+
+def _with_own_networks(options: BuildOptions, containers: list[Container]) -> BuildOptions:
+    """Remember the networks of proxynow's own container (its hostname is its short id)."""
+    hostname = socket.gethostname()
+    for container in containers:
+        if len(hostname) >= 12 and container.id.startswith(hostname):
+            return replace(options, own_networks=frozenset(container.networks))
+    return options
+
+
+# ---------------------------------------------------------------- API data → Container
+
+
+def from_listing(entry: Mapping[str, Any]) -> Container:
+    """A container from one `GET /containers/json` entry (no inspect needed)."""
+    status = str(entry.get("Status", ""))
+    health = ""
+    for marker, value in (("(health: starting)", "starting"), ("(unhealthy)", "unhealthy")):
+        if marker in status:
+            health = value
+    if not health and "(healthy)" in status:
+        health = "healthy"
+    ports: set[int] = set()
+    bindings: dict[int, tuple[str, int]] = {}
+    for port in entry.get("Ports") or ():
+        if port.get("Type", "tcp") != "tcp":
+            continue
+        ports.add(int(port["PrivatePort"]))
+        if port.get("PublicPort") and ":" not in str(port.get("IP", "")):
+            bindings[int(port["PrivatePort"])] = (str(port.get("IP", "")), int(port["PublicPort"]))
+    names = entry.get("Names") or [entry["Id"][:12]]
+    return Container(
+        id=entry["Id"],
+        name=str(names[0]).lstrip("/"),
+        labels=dict(entry.get("Labels") or {}),
+        state=str(entry.get("State", "running")),
+        health=health,
+        networks=_networks(entry.get("NetworkSettings", {}).get("Networks")),
+        ports=tuple(sorted(ports)),
+        bindings=bindings,
+        network_mode=str(entry.get("HostConfig", {}).get("NetworkMode", "")),
+    )
+
+
+def from_inspect(data: Mapping[str, Any]) -> Container:
+    """A container from `GET /containers/{id}/json`."""
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    settings = data.get("NetworkSettings") or {}
+    ports = sorted(
+        int(key.split("/")[0]) for key in (config.get("ExposedPorts") or {}) if key.endswith("/tcp")
+    )
+    bindings: dict[int, tuple[str, int]] = {}
+    for key, bound in (settings.get("Ports") or {}).items():
+        if key.endswith("/tcp") and bound:
+            host = (str(bound[0].get("HostIp", "")), int(bound[0]["HostPort"]))
+            bindings[int(key.split("/")[0])] = host
+    status = str(state.get("Status", "running"))
+    if state.get("Paused"):
+        status = "paused"
+    return Container(
+        id=str(data["Id"]),
+        name=str(data.get("Name", "")).lstrip("/"),
+        labels=dict(config.get("Labels") or {}),
+        state=status,
+        health=str((state.get("Health") or {}).get("Status", "")),
+        networks=_networks(settings.get("Networks")),
+        ports=tuple(ports),
+        bindings=bindings,
+        network_mode=str((data.get("HostConfig") or {}).get("NetworkMode", "")),
+    )
+
+
+def _networks(networks: Mapping[str, Any] | None) -> dict[str, str]:
+    return {
+        name: str(settings.get("IPAddress") or "")
+        for name, settings in (networks or {}).items()
+        if settings
+    }
