@@ -38,6 +38,54 @@ class Setup:
 
     workers: int = 1
     routers: int = 0
+    tls: bool = False  # HTTPS: every router with `tls: {}`, the harness's certificate as default
+
+
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
+
+
+def write_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate (bench.test, 127.0.0.1) in `directory`; the
+    same one for every proxy of a scenario."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_path, key_path = directory / TLS_CERT, directory / TLS_KEY
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("bench.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(san, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def router_hosts(routers: int) -> list[str]:
@@ -88,22 +136,30 @@ def write_nginx_proxy(directory: Path, port: int, backend_port: int, setup: Setu
             proxy_request_buffering off;
             proxy_max_temp_file_size 0;
             client_max_body_size 4m;"""
+    ssl, tls_lines = "", ""
+    if setup.tls:
+        cert, key = write_certificate(directory)
+        ssl = " ssl"
+        tls_lines = f"""
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;"""
     if setup.routers == 0:
-        servers = f"""
+        servers = f"""{tls_lines}
     server {{
-        listen 127.0.0.1:{port} default_server backlog=4096;
+        listen 127.0.0.1:{port}{ssl} default_server backlog=4096;
         location / {{{proxy}
         }}
     }}"""
     else:
         names = " ".join(router_hosts(setup.routers))
-        servers = f"""
+        servers = f"""{tls_lines}
     server {{
-        listen 127.0.0.1:{port} default_server backlog=4096;
+        listen 127.0.0.1:{port}{ssl} default_server backlog=4096;
         return 404;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{ssl};
         server_name {names};
         location / {{{proxy}
         }}
@@ -162,7 +218,10 @@ def static_config(port: int, dynamic_path: Path, workers: int) -> dict[str, Any]
 
 
 def dynamic_config(
-    backend_port: int, setup: Setup, extra_routers: tuple[str, ...] = ()
+    backend_port: int,
+    setup: Setup,
+    extra_routers: tuple[str, ...] = (),
+    certificate: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
     """Routers and the one backend service; `extra_routers` are churn routers (name = host)."""
     routers: dict[str, Any] = {}
@@ -174,7 +233,14 @@ def dynamic_config(
         routers[host.replace(".", "-")] = _router(f"Host(`{host}`)")
     server = {"url": f"http://127.0.0.1:{backend_port}"}
     service = {"loadBalancer": {"servers": [server]}}
-    return {"http": {"routers": routers, "services": {"backend": service}}}
+    config: dict[str, Any] = {"http": {"routers": routers, "services": {"backend": service}}}
+    if setup.tls and certificate is not None:
+        for router in routers.values():
+            router["tls"] = {}
+        cert, key = certificate
+        default = {"certFile": str(cert), "keyFile": str(key)}
+        config["tls"] = {"stores": {"default": {"defaultCertificate": default}}}
+    return config
 
 
 def _router(rule: str) -> dict[str, Any]:
@@ -208,6 +274,7 @@ def write_traefik_files(
     """The static and dynamic YAML shared by Traefik and proxynow for one scenario."""
     directory.mkdir(parents=True, exist_ok=True)
     files = TraefikFiles(directory / "static.yml", directory / "dynamic.yml")
-    write_yaml_atomic(files.dynamic, dynamic_config(backend_port, setup))
+    certificate = write_certificate(directory) if setup.tls else None
+    write_yaml_atomic(files.dynamic, dynamic_config(backend_port, setup, (), certificate))
     write_yaml_atomic(files.static, static_config(port, files.dynamic, setup.workers))
     return files

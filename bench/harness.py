@@ -225,7 +225,13 @@ class _Probe:
         expected = SMALL_BODY if load.post else BODIES[load.path]
         try:
             reply = procs.http_request(
-                self.port, load.path, host=self.host, method=method, body=body, timeout=2.0
+                self.port,
+                load.path,
+                host=self.host,
+                method=method,
+                body=body,
+                timeout=2.0,
+                tls=load.tls,
             )
         except (OSError, http.client.HTTPException) as exc:
             self.last = f"{type(exc).__name__}: {exc}"

@@ -63,6 +63,7 @@ class Load:
     hosts: tuple[str, ...] = ()  # rotate the Host header over these (empty: the URL's host)
     post: bool = False  # 64 KiB POST bodies
     close: bool = False  # `Connection: close`: a new TCP connection per request
+    tls: bool = False  # HTTPS (with `close`: a full TLS handshake per request)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def wrk_argv(
     ]
     if load.close:
         argv += ["-H", "Connection: close"]
-    return [*argv, f"http://127.0.0.1:{port}{load.path}"]
+    scheme = "https" if load.tls else "http"
+    return [*argv, f"{scheme}://127.0.0.1:{port}{load.path}"]
 
 
 def parse_wrk_output(stdout: str) -> WrkResult:

@@ -13,6 +13,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -145,9 +146,18 @@ def http_request(
     method: str = "GET",
     body: bytes | None = None,
     timeout: float = 5.0,
+    tls: bool = False,
 ) -> Reply:
-    """One HTTP/1.1 request to 127.0.0.1:port; raises OSError/HTTPException on failure."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """One HTTP/1.1 request to 127.0.0.1:port (HTTPS with `tls`, certificate not checked:
+    the harness made it); raises OSError/HTTPException on failure."""
+    conn: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Host": host} if host else {}
         conn.request(method, path, body=body, headers=headers)

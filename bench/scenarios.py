@@ -60,6 +60,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         "conn-close", "13 B, a new TCP connection per request, 50 connections", Load(50, close=True)
     ),
     Scenario(
+        "tls-keepalive",
+        "HTTPS (ECDSA P-256, TLS 1.3), 13 B, keep-alive, 50 connections",
+        Load(50, tls=True),
+        Setup(tls=True),
+    ),
+    Scenario(
+        "tls-handshake",
+        "HTTPS, 13 B, a new TLS connection (full handshake) per request, 50 connections",
+        Load(50, close=True, tls=True),
+        Setup(tls=True),
+    ),
+    Scenario(
         "workers-2",
         "13 B keep-alive, 100 connections, 2 workers on 2 cores (wrk and backend share them)",
         Load(100),
@@ -102,8 +114,12 @@ def _targets() -> tuple[Target, ...]:
             Target(name, "p99_us", "traefik", 0.5, False, "p99 ≤ ½ Traefik"),
             Target(name, "rps", "nginx", 0.6, True, "RPS ≥ 0.6x nginx"),
         ]
+    targets += [
+        Target("tls-keepalive", "rps", "traefik", 2.0, True, "RPS ≥ 2x Traefik"),
+        Target("tls-handshake", "rps", "traefik", 1.0, True, "handshakes/s ≥ Traefik"),
+    ]
     for s in SCENARIOS:
-        if not s.name.startswith("keepalive-"):
+        if not s.name.startswith(("keepalive-", "tls-")):
             targets.append(Target(s.name, "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"))
     targets += [
         Target("routers-1000", "rps", "self@routers-1", 0.95, True, "RPS within 5% of 1 router"),
