@@ -164,6 +164,16 @@ class ContextCache:
     def __init__(self) -> None:
         self._contexts: dict[tuple[bytes, OptionSpec], ssl.SSLContext] = {}
         self._used: set[tuple[bytes, OptionSpec]] = set()
+        # (cert PEM, key PEM) → CertPair: a graph build parses only new certificates.
+        self._pairs: dict[tuple[bytes, bytes], CertPair] = {}
+        self._pairs_used: dict[tuple[bytes, bytes], CertPair] = {}
+
+    def pair(self, cert: bytes, key: bytes) -> CertPair:
+        pair = self._pairs.get((cert, key))
+        if pair is None:
+            pair = cert_pair(cert, key)
+        self._pairs_used[(cert, key)] = pair
+        return pair
 
     def get(self, pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
         key = (pair.digest, spec)
@@ -178,6 +188,7 @@ class ContextCache:
         for key in set(self._contexts) - self._used:
             del self._contexts[key]
         self._used = set()
+        self._pairs, self._pairs_used = self._pairs_used, {}
 
 
 def _make_context(pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
@@ -242,7 +253,7 @@ def build_tls(
     default_spec = specs.get("default", DEFAULT_OPTIONS)
     exact: dict[str, ssl.SSLContext] = {}
     wildcard: dict[str, ssl.SSLContext] = {}
-    for pair in _certificates(config):
+    for pair in _certificates(config, cache):
         for name in pair.names:
             spec = specs.get(host_options.get(name, "default"), default_spec)
             try:
@@ -256,7 +267,7 @@ def build_tls(
                 exact.setdefault(name, context)
     default: ssl.SSLContext | None = None
     if not default_spec.sni_strict:
-        default = cache.get(_default_pair(config), default_spec)
+        default = cache.get(_default_pair(config, cache), default_spec)
     cache.retain_used()
     return SniTable(exact, wildcard, default)
 
@@ -281,11 +292,11 @@ def _specs(config: DynamicConfig) -> dict[str, OptionSpec]:
     return specs
 
 
-def _certificates(config: DynamicConfig) -> list[CertPair]:
+def _certificates(config: DynamicConfig, cache: ContextCache) -> list[CertPair]:
     pairs: list[CertPair] = []
     for entry in config.tls.certificates:
         try:
-            pairs.append(cert_pair(load_pem(entry.cert_file), load_pem(entry.key_file)))
+            pairs.append(cache.pair(load_pem(entry.cert_file), load_pem(entry.key_file)))
         except (OSError, ValueError) as exc:
             log.error("TLS certificate %s skipped: %s", entry.cert_file[:60], exc)
     return pairs
@@ -302,12 +313,12 @@ def cert_pair(cert: bytes, key: bytes) -> CertPair:
     return CertPair(cert, key, tuple(dict.fromkeys(name.lower() for name in dns)))
 
 
-def _default_pair(config: DynamicConfig) -> CertPair:
+def _default_pair(config: DynamicConfig, cache: ContextCache) -> CertPair:
     store = config.tls.stores.get("default")
     configured = store.default_certificate if store is not None else None
     if configured is not None:
         try:
-            return cert_pair(load_pem(configured.cert_file), load_pem(configured.key_file))
+            return cache.pair(load_pem(configured.cert_file), load_pem(configured.key_file))
         except (OSError, ValueError) as exc:
             log.error("TLS default certificate skipped: %s", exc)
     return generated_default()

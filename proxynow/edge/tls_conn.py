@@ -406,7 +406,8 @@ def connection_factory(
     )
 
     def factory() -> asyncio.Protocol:
-        if name in state.graph.tls_entrypoints:
+        # A pending TLS-ALPN-01 challenge needs the peek even before any TLS router exists.
+        if name in state.graph.tls_entrypoints or state.challenges.tlsalpn01:
             return TlsPeek(entry)
         return plain()
 

@@ -7,6 +7,7 @@ TLS-ALPN-01 gives the challenge certificate only to clients offering `acme-tls/1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
@@ -65,8 +67,9 @@ async def until(condition: Any, what: str) -> Any:
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def supervised() -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
+@contextlib.asynccontextmanager
+async def supervise(tls_router: bool) -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
+    """Two real workers on one entrypoint; with `tls_router`, a TLS router for acme.test."""
     ca = trustme.CA()
     cert = ca.issue_cert("acme.test")
     chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems).decode()
@@ -74,13 +77,13 @@ async def supervised() -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
     with HttpBackend("plain") as backend:
         static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":0"}}})
         address, reserved = reserve(ListenAddress("127.0.0.1", 0))
+        routers: dict[str, Any] = {"catchall": {"rule": "PathPrefix(`/`)", "service": "app"}}
+        if tls_router:
+            routers["secure"] = {"rule": "Host(`acme.test`)", "service": "app", "tls": {}}
         config = DynamicConfig.model_validate(
             {
                 "http": {
-                    "routers": {
-                        "catchall": {"rule": "PathPrefix(`/`)", "service": "app"},
-                        "secure": {"rule": "Host(`acme.test`)", "service": "app", "tls": {}},
-                    },
+                    "routers": routers,
                     "services": {"app": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
                 },
                 "tls": {"certificates": [{"certFile": chain, "keyFile": key}]},
@@ -95,6 +98,52 @@ async def supervised() -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
             await supervisor.stop()
             for sock in reserved:
                 sock.close()
+
+
+@pytest.fixture
+async def supervised() -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
+    async with supervise(tls_router=True) as running:
+        yield running
+
+
+@pytest.fixture
+async def plain_only() -> AsyncIterator[tuple[Supervisor, int, trustme.CA]]:
+    async with supervise(tls_router=False) as running:
+        yield running
+
+
+def challenge_pair(ca: trustme.CA) -> tuple[bytes, bytes]:
+    challenge = ca.issue_cert("acme.test", common_name="challenge")
+    chain = b"".join(blob.bytes() for blob in challenge.cert_chain_pems)
+    return chain, challenge.private_key_pem.bytes()
+
+
+def acme_client_gets(port: int, pair: tuple[bytes, bytes]) -> bool:
+    """Whether an `acme-tls/1` client for acme.test is served the challenge certificate."""
+    expected = x509.load_pem_x509_certificate(pair[0]).public_bytes(Encoding.DER)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["acme-tls/1"])
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="acme.test") as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+            return der == expected and tls.selected_alpn_protocol() == "acme-tls/1"
+    except (ssl.SSLError, ConnectionError):
+        return False
+
+
+async def test_tls_alpn01_before_any_tls_router(plain_only: Any) -> None:
+    supervisor, port, ca = plain_only
+    pair = challenge_pair(ca)
+    assert not await asyncio.to_thread(acme_client_gets, port, pair)
+    supervisor.publish_challenges(ChallengeSet(tlsalpn01={"acme.test": pair}))
+    await until(lambda: acme_client_gets(port, pair), "the challenge certificate")
+    # Plain HTTP still served on the same entrypoint.
+    assert (await asyncio.to_thread(fetch, port, "/x")).endswith(b"plain /x")
 
 
 async def test_http01_is_answered_before_routing(supervised: Any) -> None:
