@@ -99,7 +99,8 @@ class RouterGraph:
     https: Mapping[str, RouteTable[HttpTarget]] = field(default_factory=dict)
     # Entrypoints whose new connections start with the ClientHello peek (edge/tls_conn.py).
     tls_entrypoints: frozenset[str] = frozenset()
-    sni: SniTable = field(default_factory=SniTable)
+    # Entrypoint → its SNI table (TLS options per host are per entrypoint, as in Traefik).
+    sni: Mapping[str, SniTable] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -137,9 +138,13 @@ def build_graph(
     tls_entrypoints = frozenset(
         [ep for ep, table in https.items() if table.route_names] + list(tcp.tls_tables)
     )
-    sni = SniTable()
+    sni: dict[str, SniTable] = {}
     if tls_entrypoints:
-        sni = build_tls(config, options_by_host(builder.tls_options), builder.res.contexts)
+        contexts = builder.res.contexts
+        for ep in tls_entrypoints:
+            hosts = options_by_host(builder.tls_options.get(ep, ()))
+            sni[ep] = build_tls(config, hosts, contexts)
+        contexts.retain_used()
     return RouterGraph(
         version=snapshot.version if snapshot is not None else 0,
         http=http,
@@ -162,7 +167,7 @@ class _Builder:
         self.default_entrypoints = defaults or self.entrypoints
         self.tls_entrypoints = {n for n in self.entrypoints if static.entry_points[n].http.tls}
         # (parsed rule, TLS options name) of the routers that name TLS options.
-        self.tls_options: list[tuple[Node, str]] = []
+        self.tls_options: dict[str, list[tuple[Node, str]]] = {}
 
     def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
@@ -174,13 +179,14 @@ class _Builder:
             pick = self.service(router.service)
             if node is None or pick is None:
                 continue
-            if router.tls is not None and router.tls.options:
-                self.tls_options.append((node, router.tls.options))
             for ep in router.entry_points or self.default_entrypoints:
                 tls = router.tls is not None or ep in self.tls_entrypoints
                 routes = (secure if tls else plain).get(ep)
                 if routes is None:
                     continue
+                if router.tls is not None and router.tls.options:
+                    options = (node, router.tls.options)
+                    self.tls_options.setdefault(ep, []).append(options)
                 stats = self.res.metrics.target(ep, name, router.service)
                 middlewares = tuple(router.middlewares)
                 respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)

@@ -246,7 +246,8 @@ class SniTable:
 def build_tls(
     config: DynamicConfig, host_options: Mapping[str, str], cache: ContextCache
 ) -> SniTable:
-    """The SNI table of a graph. `host_options` maps a host to the TLS options name its
+    """The SNI table of one entrypoint (call `cache.retain_used()` after the last one of a
+    graph). `host_options` maps a host to the TLS options name its
     router asked for. A certificate or option that cannot be loaded is logged and left
     out; the table is always usable."""
     specs = _specs(config)
@@ -268,7 +269,6 @@ def build_tls(
     default: ssl.SSLContext | None = None
     if not default_spec.sni_strict:
         default = cache.get(_default_pair(config, cache), default_spec)
-    cache.retain_used()
     return SniTable(exact, wildcard, default)
 
 

@@ -154,7 +154,8 @@ class TlsPeek(asyncio.Protocol):
             return
         context = entry.challenge_context(hello)
         if context is None:
-            context = graph.sni.lookup(hello.sni)
+            table_sni = graph.sni.get(entry.name)
+            context = table_sni.lookup(hello.sni) if table_sni is not None else None
         if context is None:
             self._close()  # sniStrict and an unknown name: no certificate to offer
             return
@@ -306,9 +307,14 @@ class TlsLayer(asyncio.Protocol):
         if self._closing:
             return
         view = memoryview(data)
-        while view:
-            written = self._ssl.write(view)
-            view = view[written:]
+        try:
+            while view:
+                written = self._ssl.write(view)
+                view = view[written:]
+        except ssl.SSLError:
+            # The peer already closed its side (close_notify) or the session broke.
+            self.abort()
+            return
         self._flush()
 
     def writelines(self, chunks: Any) -> None:

@@ -264,3 +264,15 @@ def test_silent_client_is_closed_at_the_handshake_timeout(proxy: Any) -> None:
     with socket.create_connection(("127.0.0.1", proc.ports["modern"]), timeout=30) as sock:
         sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
         assert sock.recv(1024) == b""  # closed by the proxy (readTimeout 1s), not by us
+
+
+def test_tls12_client_is_served_by_default_options(proxy: Any, ca: trustme.CA) -> None:
+    proc, _ = proxy
+    only12 = client_context(ca, ["http/1.1"])
+    only12.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls, served = handshake(proc.ports["websecure"], "app.test", only12)
+    with tls:
+        assert tls.version() == "TLSv1.2"
+        assert names(served) == ["app.test"]
+        assert tls.selected_alpn_protocol() == "http/1.1"
+        assert get(tls, "app.test", "/v12") == b"HTTP/1.1 200 OK\ntlsbackend /v12"
