@@ -24,6 +24,7 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # The docker SDK ships no type information (types-docker is not a project dependency).
@@ -107,33 +108,38 @@ class DockerProvider:
         client = await asyncio.to_thread(self._client)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
-        stream: Any = None
+        reader = _EventReader(client, loop, queue) if self._config.watch else None
         try:
-            if self._config.watch:
-                stream = await asyncio.to_thread(
-                    client.api.events, decode=True, filters={"type": "container"}
-                )
-                _start_reader(stream, loop, queue)
+            if reader is not None:
+                # Docker sends the events response headers only with the first event, so
+                # the stream is opened in the reader thread, replaying from just before
+                # the listing: nothing that happens while we list is missed.
+                reader.start(since=datetime.now(UTC) - timedelta(seconds=1))
             listing = await asyncio.to_thread(client.api.containers)
             self._resync([from_listing(entry) for entry in listing])
-            sink.submit(merge(self._kept()))
+            self._submit(sink)
             self._synced = True
             if self._outage:
                 log.info("docker: connected again to %s, resynchronised", self._config.endpoint)
                 self._outage = False
                 sink.report_errors(PROVIDER, [])
-            if stream is None:
+            if reader is None:
                 await asyncio.Event().wait()  # watch: false, keep the one listing
             while True:
                 events = [await queue.get()]
                 while not queue.empty():
                     events.append(queue.get_nowait())
                 await self._apply(client, events)
-                sink.submit(merge(self._kept()))
+                self._submit(sink)
         finally:
-            if stream is not None:
-                stream.close()
+            if reader is not None:
+                reader.close()
             client.close()
+
+    def _submit(self, sink: ConfigSink) -> None:
+        kept = self._kept()
+        log.debug("docker: %d containers, %d routed", len(self._containers), len(kept))
+        sink.submit(merge(kept))
 
     def _client(self) -> docker.DockerClient:
         tls: docker.tls.TLSConfig | bool = False
@@ -194,24 +200,47 @@ async def _inspect(client: docker.DockerClient, identifier: str) -> Container | 
     return from_inspect(data)
 
 
-def _start_reader(
-    stream: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]
-) -> threading.Thread:
-    """Read the blocking events stream in a thread and hand each event to the loop."""
+class _EventReader:
+    """Reads the blocking events stream in a thread and hands each event to the loop."""
 
-    def read() -> None:
+    def __init__(
+        self, client: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]
+    ) -> None:
+        self._client = client
+        self._loop = loop
+        self._queue = queue
+        self._stream: Any = None
+        self._closed = threading.Event()
+
+    def start(self, since: datetime) -> None:
+        thread = threading.Thread(target=self._read, args=(since,), name="docker events")
+        thread.daemon = True  # a stream that never got its headers cannot be interrupted
+        thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def _read(self, since: datetime) -> None:
+        failure: BaseException = _StreamClosed("the events stream ended")
         try:
-            for event in stream:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-            failure: BaseException = _StreamClosed("the events stream ended")
+            self._stream = self._client.api.events(
+                since=since, decode=True, filters={"type": "container"}
+            )
+            if self._closed.is_set():
+                self._stream.close()
+            for event in self._stream:
+                self._put(event)
         except Exception as exc:  # the socket closing under us ends the session too
             failure = _StreamClosed(f"events stream: {exc}")
-        with contextlib.suppress(RuntimeError):  # the loop is closed: proxynow is exiting
-            loop.call_soon_threadsafe(queue.put_nowait, failure)
+        self._put(failure)
 
-    thread = threading.Thread(target=read, name="docker events", daemon=True)
-    thread.start()
-    return thread
+    def _put(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: proxynow is exiting
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
 
 def _with_own_networks(options: BuildOptions, containers: list[Container]) -> BuildOptions:

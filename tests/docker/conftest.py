@@ -1,0 +1,162 @@
+"""Docker fixtures: a running dockerd, a locally imported backend image, cleanup by id.
+
+`docker_engine` uses the daemon that answers `docker info`, or starts `dockerd` and stops
+it by its PID at the end of the session. `backend_image` builds, once per session, a ~2 MB
+image from the static busybox (`docker import`, no registry): `httpd` serving `/www` with a
+CGI script at `/cgi-bin/who` that prints the hostname, the Host header, the URI and the
+client address (to tell replicas and networks apart). `docker_resources` records every
+container and network a test creates and removes them by id afterwards; the image is
+removed by id at the end of the session. Nothing the tests did not create is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.support.proc import poll
+
+BUSYBOX = "/bin/busybox"
+# CRLF after the CGI header: proxynow rejects bare-LF header lines from a backend.
+WHO_SCRIPT = """#!/bin/sh
+printf "Content-Type: text/plain\\r\\n\\r\\n"
+echo "hostname=$(hostname)"
+echo "host=$HTTP_HOST"
+echo "uri=$REQUEST_URI"
+echo "remote=$REMOTE_ADDR"
+"""
+CMD = '["/bin/sh","-c","trap \\"exit 0\\" TERM INT; httpd -f -p ${PORT:-80} -h /www & wait"]'
+
+
+@dataclass
+class Engine:
+    client: docker.DockerClient
+    prefix: str
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    started: subprocess.Popen[bytes] | None = None
+    try:
+        if not _answers():
+            with (tmp_path_factory.mktemp("dockerd") / "dockerd.log").open("wb") as log:
+                started = subprocess.Popen(
+                    ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                )
+            poll(_answers, 30.0, "dockerd to answer `docker info`")
+        client = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto")
+        try:
+            yield Engine(client, f"pntest-{uuid.uuid4().hex[:8]}")
+        finally:
+            client.close()
+    finally:
+        if started is not None:
+            started.terminate()
+            try:
+                started.wait(30)
+            except subprocess.TimeoutExpired:
+                started.kill()
+                started.wait()
+
+
+def _answers() -> bool:
+    result = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def backend_image(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The busybox httpd image's tag (unique per session), removed by id at the end."""
+    root = tmp_path_factory.mktemp("rootfs")
+    _make_rootfs(root)
+    archive = root.parent / f"{root.name}.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(root, arcname=".")
+    tag = f"{docker_engine.prefix}-backend:latest"
+    subprocess.run(
+        ["docker", "import", "-c", f"CMD {CMD}", "-c", "EXPOSE 80", "-c", "ENV PATH=/bin",
+         str(archive), tag],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    image_id = docker_engine.client.images.get(tag).id
+    try:
+        yield tag
+    finally:
+        docker_engine.client.images.remove(image_id, force=True)
+
+
+def _make_rootfs(root: Path) -> None:
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    shutil.copy(BUSYBOX, bin_dir / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
+    for applet in applets.stdout.split():
+        if applet != "busybox":
+            (bin_dir / applet).symlink_to("busybox")
+    (root / "tmp").mkdir()
+    (root / "etc").mkdir()
+    www = root / "www"
+    (www / "cgi-bin").mkdir(parents=True)
+    (www / "index.html").write_text("hello from busybox\n")
+    who = www / "cgi-bin" / "who"
+    who.write_text(WHO_SCRIPT)
+    os.chmod(who, 0o755)
+
+
+@dataclass
+class Resources:
+    """Creates containers and networks for one test and removes them by id."""
+
+    engine: Engine
+    image: str
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+
+    def name(self, hint: str) -> str:
+        return f"{self.engine.prefix}-{hint}-{uuid.uuid4().hex[:6]}"
+
+    def run(self, labels: dict[str, str], **options: Any) -> Any:
+        """Start a backend container (detached) with the session's test label added."""
+        labels = {"proxynow.test": self.engine.prefix, **labels}
+        options.setdefault("name", self.name("c"))
+        container = self.engine.client.containers.run(
+            self.image, detach=True, labels=labels, **options
+        )
+        self.containers.append(container.id)
+        return container
+
+    def network(self) -> Any:
+        network = self.engine.client.networks.create(self.name("net"), driver="bridge")
+        self.networks.append(network.id)
+        return network
+
+    def cleanup(self) -> None:
+        for identifier in reversed(self.containers):
+            try:
+                self.engine.client.containers.get(identifier).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for identifier in self.networks:
+            try:
+                self.engine.client.networks.get(identifier).remove()
+            except docker.errors.NotFound:
+                pass
+
+
+@pytest.fixture
+def docker_resources(docker_engine: Engine, backend_image: str) -> Iterator[Resources]:
+    resources = Resources(docker_engine, backend_image)
+    try:
+        yield resources
+    finally:
+        resources.cleanup()

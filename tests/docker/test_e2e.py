@@ -1,0 +1,217 @@
+"""End to end: real containers, a real `proxynow run` with `providers.docker`, real requests.
+
+One proxynow serves the whole module; it considers only this session's containers
+(constraint on the `proxynow.test` label the fixture adds). Containers are reached on
+their bridge IPs from the host. Every wait polls for a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.docker.conftest import Engine, Resources
+from tests.docker.socketproxy import SocketProxy
+from tests.support.proc import ProxynowProcess, http_get, poll, proxynow_factory, start_proxynow
+
+__all__ = ["proxynow_factory"]
+
+TIMEOUT = 15.0
+
+
+def _static(engine: Engine, **docker: Any) -> dict[str, Any]:
+    return {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "providers": {
+            "providersThrottleDuration": "10ms",
+            "docker": {"constraints": f"Label(`proxynow.test`,`{engine.prefix}`)", **docker},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxynowProcess]:
+    process = start_proxynow(tmp_path_factory.mktemp("proxynow"), _static(docker_engine))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _get(proxy: ProxynowProcess, host: str, path: str = "/cgi-bin/who") -> tuple[int, str]:
+    status, body = http_get(proxy.ports["web"], path, host=host, timeout=5)
+    return status, body.decode(errors="replace")
+
+
+def _serves(proxy: ProxynowProcess, host: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        status, body = _get(proxy, host)
+        return body if status == 200 else None
+
+    return check
+
+
+def _status_is(proxy: ProxynowProcess, host: str, wanted: int) -> Callable[[], bool]:
+    return lambda: _get(proxy, host)[0] == wanted
+
+
+def _field(body: str, name: str) -> str:
+    match = re.search(rf"^{name}=(.*)$", body, re.M)
+    assert match is not None, body
+    return match[1]
+
+
+def test_label_routes_then_stop_removes(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+    host = f"{docker_resources.name('app')}.test"
+    container = docker_resources.run({"proxynow.http.routers.app.rule": f"Host(`{host}`)"})
+    body = poll(_serves(proxy, host), TIMEOUT, "the labelled route")
+    assert _field(body, "hostname") == container.id[:12]
+    assert _field(body, "host") == host  # passHostHeader defaults to true
+    container.stop(timeout=5)
+    poll(_status_is(proxy, host, 404), TIMEOUT, "the route to disappear")
+
+
+def test_default_rule_names_the_container(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    name = docker_resources.name("plain_name")
+    docker_resources.run({}, name=name)
+    expected = re.sub(r"[^a-zA-Z0-9]+", "-", name)  # Host(`{{ normalize .Name }}`)
+    poll(_serves(proxy, expected), TIMEOUT, "the default rule's route")
+
+
+def test_three_replicas_share_one_load_balancer(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    host = f"{docker_resources.name('scaled')}.test"
+    labels = {
+        "com.docker.compose.project": "shop",
+        "com.docker.compose.service": docker_resources.name("web"),
+        "proxynow.http.routers.scaled.rule": f"Host(`{host}`)",
+    }
+    replicas = {docker_resources.run(labels).id[:12] for _ in range(3)}
+    seen: set[str] = set()
+
+    def all_answered() -> bool:
+        status, body = _get(proxy, host)
+        if status == 200:
+            seen.add(_field(body, "hostname"))
+        return seen == replicas
+
+    poll(all_answered, TIMEOUT, "all three replicas to answer")
+
+
+def test_unhealthy_container_is_drained(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    host = f"{docker_resources.name('health')}.test"
+    container = docker_resources.run(
+        {"proxynow.http.routers.health.rule": f"Host(`{host}`)"},
+        healthcheck={
+            "test": ["CMD", "test", "-f", "/www/index.html"],
+            "interval": 200_000_000,
+            "retries": 1,
+        },
+    )
+    poll(_serves(proxy, host), TIMEOUT, "the healthy container's route")
+    container.exec_run(["rm", "/www/index.html"])
+    poll(_status_is(proxy, host, 404), TIMEOUT, "the unhealthy container to be drained")
+    container.exec_run(["sh", "-c", "echo back > /www/index.html"])
+    poll(_serves(proxy, host), TIMEOUT, "the route after recovery")
+
+
+def test_network_label_chooses_the_network(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    first, second = docker_resources.network(), docker_resources.network()
+    host = f"{docker_resources.name('net')}.test"
+    container = docker_resources.run(
+        {
+            "proxynow.http.routers.net.rule": f"Host(`{host}`)",
+            "proxynow.docker.network": second.name,
+        },
+        network=first.name,
+    )
+    second.connect(container)
+    container.restart(timeout=5)  # a start event after the second network is attached
+    second.reload()
+    gateway = second.attrs["IPAM"]["Config"][0]["Gateway"]
+
+    def via_second() -> bool:
+        status, body = _get(proxy, host)
+        return status == 200 and gateway in _field(body, "remote")
+
+    poll(via_second, TIMEOUT, "the route through the labelled network")
+
+
+def test_missing_network_is_an_error_on_the_service(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    host = f"{docker_resources.name('nonet')}.test"
+    docker_resources.run(
+        {
+            "proxynow.http.routers.nonet.rule": f"Host(`{host}`)",
+            "proxynow.http.services.nonet.loadbalancer.server.port": "80",
+            "proxynow.docker.network": "no-such-network",
+        }
+    )
+    poll(lambda: "'no-such-network' is not attached" in proxy.stderr(), TIMEOUT, "the error")
+    assert _get(proxy, host)[0] == 404
+
+
+def test_malformed_labels_disable_only_their_objects(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    good = f"{docker_resources.name('good')}.test"
+    bad_port = f"{docker_resources.name('badport')}.test"
+    bad_mw = f"{docker_resources.name('badmw')}.test"
+    docker_resources.run(
+        {
+            "proxynow.http.routers.badport.rule": f"Host(`{bad_port}`)",
+            "proxynow.http.services.badport.loadbalancer.server.port": "eighty",
+        }
+    )
+    docker_resources.run(
+        {
+            "proxynow.http.routers.badmw.rule": f"Host(`{bad_mw}`)",
+            "proxynow.http.routers.badmw.middlewares": "nosuch",
+            "proxynow.http.middlewares.nosuch.frobnicate.level": "3",
+        }
+    )
+    docker_resources.run({"proxynow.http.routers.good.rule": f"Host(`{good}`)"})
+    poll(_serves(proxy, good), TIMEOUT, "the good container's route")
+    poll(lambda: "'eighty' is not a port number" in proxy.stderr(), TIMEOUT, "the port error")
+    poll(lambda: "frobnicate" in proxy.stderr(), TIMEOUT, "the middleware error")
+    assert _get(proxy, bad_port)[0] in (404, 503)
+    assert _get(proxy, bad_mw)[0] in (404, 503)
+
+
+def test_daemon_outage_keeps_serving_and_resynchronises(
+    docker_engine: Engine,
+    docker_resources: Resources,
+    proxynow_factory: Callable[..., ProxynowProcess],
+    tmp_path: Path,
+) -> None:
+    socket_proxy = SocketProxy(str(tmp_path / "docker.sock"))
+    try:
+        proxy = proxynow_factory(_static(docker_engine, endpoint=socket_proxy.endpoint))
+        before = f"{docker_resources.name('before')}.test"
+        after = f"{docker_resources.name('after')}.test"
+        docker_resources.run({"proxynow.http.routers.before.rule": f"Host(`{before}`)"})
+        poll(_serves(proxy, before), TIMEOUT, "the route before the outage")
+        socket_proxy.cut()
+        poll(lambda: "cannot reach" in proxy.stderr(), TIMEOUT, "the outage to be reported")
+        docker_resources.run({"proxynow.http.routers.after.rule": f"Host(`{after}`)"})
+        assert _get(proxy, before)[0] == 200  # the last snapshot keeps serving
+        socket_proxy.restore()
+        poll(_serves(proxy, after), TIMEOUT, "the resynchronised route")
+        assert proxy.stderr().count("cannot reach") == 1  # once per outage, not per retry
+        assert _get(proxy, before)[0] == 200
+    finally:
+        socket_proxy.cut()
