@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -124,11 +125,17 @@ class AcmeSession:
         self._net.session.hooks["response"].append(self._note_retry_after)
         if config.ca_server_name:
             self._net.session.mount("https://", _ServerNameAdapter(config.ca_server_name))
-        self._client = client.ClientV2(
-            client.ClientV2.get_directory(config.ca_server, self._net), self._net
-        )
-        if registration is None:
-            self._register()
+        try:
+            self._client = client.ClientV2(
+                client.ClientV2.get_directory(config.ca_server, self._net), self._net
+            )
+            if registration is None or not _same_origin(registration.uri, self._client.directory):
+                # No account yet, or one registered with another CA (caServer changed).
+                self._net.account = None
+                self._register()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def account(self) -> Account:
@@ -151,7 +158,16 @@ class AcmeSession:
     def obtain(self, domains: DomainSet, publish: PublishChallenges) -> Issued:
         """Order a certificate for `domains`; raises `AcmeFailure`."""
         try:
-            return self._obtain(domains, publish)
+            try:
+                return self._obtain(domains, publish)
+            except messages.Error as exc:
+                if exc.code != "accountDoesNotExist":
+                    raise
+                # The stored account is unknown to this CA (a new CA server, a reset
+                # staging environment): register again, once.
+                self._net.account = None
+                self._register()
+                return self._obtain(domains, publish)
         except AcmeFailure:
             raise
         except (errors.Error, messages.Error, requests.RequestException, ValueError) as exc:
@@ -173,7 +189,12 @@ class AcmeSession:
             terms_of_service_agreed=True,
             external_account_binding=eab,
         )
-        self._client.new_account(registration)
+        try:
+            self._client.new_account(registration)
+        except errors.ConflictError as exc:  # this key already has an account: use it
+            self._net.account = messages.RegistrationResource(
+                uri=exc.location, body=messages.Registration()
+            )
 
     def _obtain(self, domains: DomainSet, publish: PublishChallenges) -> Issued:
         key = generate_key(self._config.key_type)
@@ -336,6 +357,13 @@ def _ca_bundle(config: ACME) -> Any:
     bundle.write(b"\n".join(parts))
     bundle.flush()
     return bundle
+
+
+def _same_origin(account_uri: str | None, directory: messages.Directory) -> bool:
+    """The account URI is on the host of this CA's newAccount endpoint."""
+    origin = urllib.parse.urlsplit(str(directory["newAccount"]))
+    account = urllib.parse.urlsplit(account_uri or "")
+    return (account.scheme, account.netloc) == (origin.scheme, origin.netloc)
 
 
 def _polls(deadline: float) -> Iterator[int]:

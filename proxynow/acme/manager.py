@@ -105,8 +105,11 @@ class AcmeManager:
             while True:
                 self._wake.clear()
                 delay = self._schedule(sink)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that arrives as the wait completes, and the manager would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.0))
+                    async with asyncio.timeout(max(delay, 0.0)):
+                        await self._wake.wait()
         finally:
             for task in list(self._orders.values()):
                 task.cancel()
@@ -227,9 +230,7 @@ class AcmeManager:
         cert = StoredCertificate(domains.main, domains.sans, issued.chain_pem, issued.key_pem)
         with storage.locked():
             current = storage.load()
-            data = current.get(resolver, ResolverData())
-            if data.account is None:
-                data = replace(data, account=session.account)
+            data = replace(current.get(resolver, ResolverData()), account=session.account)
             current[resolver] = data.with_certificate(cert)
             storage.save(current)
         return issued

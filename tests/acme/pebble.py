@@ -62,9 +62,9 @@ class Pebble:
             body: bytes = response.read()
             return body
 
-    def root_pem(self) -> bytes:
-        """The root that issues certificates (changes at every Pebble start)."""
-        return self._get(f"https://127.0.0.1:{self.management_port}/roots/0")
+    def root_pem(self, index: int = 0) -> bytes:
+        """A root of the issuing chains (changes at every Pebble start); 0 is the default."""
+        return self._get(f"https://127.0.0.1:{self.management_port}/roots/{index}")
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -84,9 +84,23 @@ class PebbleFactory:
         self._started: list[Pebble] = []
         self._count = 0
 
-    def start(self, *, http_port: int, tls_port: int, validity: int | None = None) -> Pebble:
+    def start(
+        self,
+        *,
+        http_port: int,
+        tls_port: int,
+        validity: int | None = None,
+        eab_keys: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Pebble:
+        """Start Pebble; `eab_keys` (kid → base64url HMAC key) makes EAB required,
+        `env` adds environment variables (PEBBLE_ALTERNATE_ROOTS, ...)."""
+        extra = {"externalAccountBindingRequired": True, "externalAccountMACKeys": eab_keys}
+        options: dict[str, Any] = extra if eab_keys else {}
+        if validity is not None:
+            options["certificateValidityPeriod"] = validity
         for _ in range(3):
-            pebble = self._try_start(http_port, tls_port, validity)
+            pebble = self._try_start(http_port, tls_port, options, env or {})
             if pebble is not None:
                 return pebble
         raise AssertionError("pebble did not start (see the logs in the test directory)")
@@ -95,7 +109,9 @@ class PebbleFactory:
         for pebble in self._started:
             pebble.stop()
 
-    def _try_start(self, http_port: int, tls_port: int, validity: int | None) -> Pebble | None:
+    def _try_start(
+        self, http_port: int, tls_port: int, options: dict[str, Any], env: dict[str, str]
+    ) -> Pebble | None:
         self._count += 1
         directory = self._base / f"pebble{self._count}"
         directory.mkdir(parents=True)
@@ -112,14 +128,14 @@ class PebbleFactory:
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
+            **options,
         }
-        if validity is not None:
-            config["certificateValidityPeriod"] = validity
         (directory / "pebble.json").write_text(json.dumps({"pebble": config}))
         challtestsrv = shutil.which("pebble-challtestsrv") or "pebble-challtestsrv"
         pebble.processes.append(
             _spawn(
                 directory / "challtestsrv.log",
+                env,
                 [challtestsrv, "-dns01", f"127.0.0.1:{dns_port}", "-http01", "",
                  "-https01", "", "-tlsalpn01", "",
                  "-management", f"127.0.0.1:{challtest_mgmt}",
@@ -129,6 +145,7 @@ class PebbleFactory:
         pebble.processes.append(
             _spawn(
                 directory / "pebble.log",
+                env,
                 [shutil.which("pebble") or "pebble", "-config", str(directory / "pebble.json"),
                  "-dnsserver", f"127.0.0.1:{dns_port}"],
             )
@@ -139,10 +156,11 @@ class PebbleFactory:
         return None
 
 
-def _spawn(log: Path, argv: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(log: Path, env: dict[str, str], argv: list[str]) -> subprocess.Popen[bytes]:
+    environment = {**os.environ, **PEBBLE_ENV, **env}
     with log.open("wb") as out:
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env={**os.environ, **PEBBLE_ENV}
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=environment
         )
 
 

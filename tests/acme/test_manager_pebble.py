@@ -142,3 +142,85 @@ async def test_unreachable_ca_is_retried_with_backoff(
     failures = [m for m in messages if "cannot get a certificate for u.example.com" in m]
     assert "attempt 1" in failures[0] and "retrying in 1s" in failures[0]
     assert "attempt 2" in failures[1] and "retrying in 2s" in failures[1]
+
+
+async def test_an_account_unknown_to_a_new_ca_is_registered_again(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    storage = tmp_path / "acme.json"
+    old = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    async with running(
+        resolver_static(old, storage), responders.publish, router_snapshot("Host(`a.example.com`)")
+    ) as (_, sink):
+        await until(sink.certificates, what="a certificate from the first CA")
+    old_account = Storage(storage).load()["le"].account
+    old.stop()
+    new = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    snapshot = router_snapshot("Host(`b.example.com`)")
+    async with running(resolver_static(new, storage), responders.publish, snapshot) as (_, sink):
+        await until(lambda: len(sink.certificates()) == 2, what="a certificate from the new CA")
+    account = Storage(storage).load()["le"].account
+    assert old_account is not None and account is not None
+    assert account.registration != old_account.registration
+    assert account.private_key_der == old_account.private_key_der  # same key, new account
+
+
+async def test_external_account_binding(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    pebble = pebble_factory.start(
+        http_port=responders.http_port, tls_port=responders.tls_port, eab_keys={"kid-1": hmac}
+    )
+    static = resolver_static(
+        pebble, tmp_path / "acme.json", eab={"kid": "kid-1", "hmacEncoded": hmac}
+    )
+    async with running(static, responders.publish, router_snapshot("Host(`e.example.com`)")) as (
+        _,
+        sink,
+    ):
+        ((chain, _key),) = await until(sink.certificates, what="a certificate")
+        verify_chain(chain, pebble.root_pem(), "e.example.com")
+
+
+async def test_without_external_account_binding_the_ca_refuses(
+    pebble_factory: PebbleFactory,
+    responders: Responders,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pebble = pebble_factory.start(
+        http_port=responders.http_port, tls_port=responders.tls_port, eab_keys={"kid-1": "a2V5"}
+    )
+    static = resolver_static(pebble, tmp_path / "acme.json")
+    async with running(static, responders.publish, router_snapshot("Host(`e.example.com`)")) as (
+        _,
+        sink,
+    ):
+        await until(
+            lambda: any("(attempt 1)" in r.getMessage() for r in caplog.records), what="a failure"
+        )
+        assert sink.certificates() == []
+    (failure,) = [r.getMessage() for r in caplog.records if "(attempt 1)" in r.getMessage()]
+    assert "externalAccountRequired" in failure or "External Account" in failure
+
+
+async def test_preferred_chain_picks_the_alternate_root(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    pebble = pebble_factory.start(
+        http_port=responders.http_port,
+        tls_port=responders.tls_port,
+        env={"PEBBLE_ALTERNATE_ROOTS": "1"},
+    )
+    alternate = x509.load_pem_x509_certificate(pebble.root_pem(1))
+    (name,) = alternate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    static = resolver_static(pebble, tmp_path / "acme.json", preferredChain=str(name.value))
+    async with running(static, responders.publish, router_snapshot("Host(`p.example.com`)")) as (
+        _,
+        sink,
+    ):
+        ((chain, _key),) = await until(sink.certificates, what="a certificate")
+    verify_chain(chain, pebble.root_pem(1), "p.example.com")
+    with pytest.raises(x509.verification.VerificationError):
+        verify_chain(chain, pebble.root_pem(0), "p.example.com")
