@@ -224,3 +224,44 @@ async def test_preferred_chain_picks_the_alternate_root(
     verify_chain(chain, pebble.root_pem(1), "p.example.com")
     with pytest.raises(x509.verification.VerificationError):
         verify_chain(chain, pebble.root_pem(0), "p.example.com")
+
+
+async def test_ca_server_name_is_what_the_ca_certificate_is_checked_against(
+    pebble_factory: PebbleFactory,
+    responders: Responders,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Pebble's HTTPS certificate names localhost, 127.0.0.1 and ::1 only.
+    pebble = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    wrong = resolver_static(pebble, tmp_path / "wrong.json", caServerName="ca.example.com")
+    async with running(wrong, responders.publish, router_snapshot("Host(`w.example.com`)")) as (
+        _,
+        sink,
+    ):
+        await until(
+            lambda: any("(attempt 1)" in r.getMessage() for r in caplog.records), what="a failure"
+        )
+        assert sink.certificates() == []
+    (failure,) = [r.getMessage() for r in caplog.records if "(attempt 1)" in r.getMessage()]
+    assert "ca.example.com" in failure
+    right = resolver_static(pebble, tmp_path / "right.json", caServerName="localhost")
+    async with running(right, responders.publish, router_snapshot("Host(`w.example.com`)")) as (
+        _,
+        sink,
+    ):
+        await until(sink.certificates, what="a certificate")
+
+
+async def test_one_order_per_domain_set_while_snapshots_keep_coming(
+    pebble_factory: PebbleFactory, responders: Responders, tmp_path: Path
+) -> None:
+    pebble = pebble_factory.start(http_port=responders.http_port, tls_port=responders.tls_port)
+    static = resolver_static(pebble, tmp_path / "acme.json")
+    rules = ("Host(`x.example.com`) || Host(`y.example.com`)", "Host(`y.example.com`)")
+    async with running(static, responders.publish, router_snapshot(*rules)) as (manager, sink):
+        for version in range(2, 12):  # the same domains again while the order runs
+            manager.on_snapshot(router_snapshot(*reversed(rules), version=version))
+            await asyncio.sleep(0)
+        await until(sink.certificates, what="a certificate")
+        assert manager.orders_started == 1
