@@ -11,6 +11,7 @@ removed by id at the end of the session. Nothing the tests did not create is tou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -142,15 +143,11 @@ class Resources:
 
     def cleanup(self) -> None:
         for identifier in reversed(self.containers):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self.engine.client.containers.get(identifier).remove(force=True)
-            except docker.errors.NotFound:
-                pass
         for identifier in self.networks:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self.engine.client.networks.get(identifier).remove()
-            except docker.errors.NotFound:
-                pass
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ TIMEOUT = 15.0
 def _static(engine: Engine, **docker: Any) -> dict[str, Any]:
     return {
         "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "log": {"level": "WARN"},  # object errors are warnings (Traefik's default is ERROR)
         "providers": {
             "providersThrottleDuration": "10ms",
             "docker": {"constraints": f"Label(`proxynow.test`,`{engine.prefix}`)", **docker},
@@ -67,7 +68,9 @@ def _field(body: str, name: str) -> str:
     return match[1]
 
 
-def test_label_routes_then_stop_removes(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+def test_label_routes_then_stop_removes(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
     host = f"{docker_resources.name('app')}.test"
     container = docker_resources.run({"proxynow.http.routers.app.rule": f"Host(`{host}`)"})
     body = poll(_serves(proxy, host), TIMEOUT, "the labelled route")

@@ -100,8 +100,11 @@ class DockerProvider:
         if self._outage:
             return
         self._outage = True
-        message = f"docker: cannot reach {self._config.endpoint}: {exc or type(exc).__name__}"
-        log.warning("%s; serving the last configuration, retrying", message)
+        # The aggregator logs a provider error once, when it appears: no log line here.
+        message = (
+            f"docker: cannot reach {self._config.endpoint}: {exc or type(exc).__name__};"
+            " serving the last configuration, retrying"
+        )
         sink.report_errors(PROVIDER, [message])
 
     async def _session(self, sink: ConfigSink) -> None:
