@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,7 +99,7 @@ def setup(
     plain_backend = PlainEcho()
     passthrough, plain = passthrough_backend.server, plain_backend.server
     with HttpBackend("web") as backend:
-        cert, key = pem(ca.issue_cert("app.test", "term.test"))
+        cert, key = pem(ca.issue_cert("app.test", "term.test", "legacy.test"))
         dynamic: dict[str, Any] = {
             "http": {
                 "routers": {
@@ -107,6 +108,12 @@ def setup(
                         "entryPoints": ["websecure"],
                         "service": "app",
                         "tls": {},
+                    },
+                    "legacy": {
+                        "rule": "Host(`legacy.test`)",
+                        "entryPoints": ["websecure"],
+                        "service": "app",
+                        "tls": {"options": "old"},
                     },
                     "moved": {
                         "rule": "Host(`moved.test`)",
@@ -138,7 +145,13 @@ def setup(
                     "plain": {"loadBalancer": {"servers": [{"address": plain.address}]}},
                 },
             },
-            "tls": {"certificates": [{"certFile": cert, "keyFile": key}]},
+            "tls": {
+                "certificates": [{"certFile": cert, "keyFile": key}],
+                "options": {
+                    "default": {"sniStrict": True},
+                    "old": {"maxVersion": "VersionTLS12"},
+                },
+            },
         }
         static = {
             "entryPoints": {
@@ -216,7 +229,7 @@ def test_certificate_change_keeps_open_connections(setup: Any, ca: trustme.CA) -
         assert http(tls, "app.test", "/before").endswith(b"web /before")
         other = trustme.CA()
         changed = copy.deepcopy(dynamic)
-        cert, key = pem(other.issue_cert("app.test", "term.test"))
+        cert, key = pem(other.issue_cert("app.test", "term.test", "legacy.test"))
         changed["tls"]["certificates"] = [{"certFile": cert, "keyFile": key}]
         version = proc.wait_serving(1)
         proc.write_dynamic(changed)
@@ -233,3 +246,39 @@ def test_certificate_change_keeps_open_connections(setup: Any, ca: trustme.CA) -
         poll(new_certificate_served, what="the new certificate")
         # The connection opened before the change still serves requests.
         assert http(tls, "app.test", "/after").endswith(b"web /after")
+
+
+def test_sni_strict_refuses_unknown_and_missing_names(setup: Any) -> None:
+    proc, _ = setup
+    port = proc.ports["websecure"]
+    for sni in ("unknown.test", None):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with raw, pytest.raises((ssl.SSLError, ConnectionError)):
+            tls_client(None).wrap_socket(raw, server_hostname=sni).close()
+
+
+def test_max_version_of_a_router_options(setup: Any) -> None:
+    # (No CA check: the certificate-change test may have run first.)
+    proc, _ = setup
+    port = proc.ports["websecure"]
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with tls_client(None).wrap_socket(raw, server_hostname="legacy.test") as tls:
+        assert tls.version() == "TLSv1.2"
+        assert http(tls, "legacy.test", "/old").endswith(b"web /old")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with tls_client(None).wrap_socket(raw, server_hostname="app.test") as tls:
+        assert tls.version() == "TLSv1.3"
+
+
+def test_openssl_s_client_sees_the_alpn_and_certificate(setup: Any) -> None:
+    proc, _ = setup
+    done = subprocess.run(
+        [
+            "openssl", "s_client", "-connect", f"127.0.0.1:{proc.ports['websecure']}",
+            "-servername", "app.test", "-alpn", "h2,http/1.1",
+        ],
+        input=b"", capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    out = done.stdout.decode()
+    assert "ALPN protocol: http/1.1" in out
+    assert "Protocol  : TLSv1.3" in out or "New, TLSv1.3" in out
