@@ -216,10 +216,23 @@ class AcmeManager:
         """In a thread: check again under the lock, order, store (STYLE 11)."""
         storage = self._storages[resolver]
         session = self._session(resolver)
-        stored = storage.load().get(resolver, ResolverData())
-        fresh = _fresh_certificate(stored, domains, self._resolvers[resolver], self._clock())
-        if fresh is not None:  # another process sharing the storage got it meanwhile
-            return Issued(fresh.certificate, fresh.key)
+        with storage.locked(f"{resolver}:{','.join(sorted(domains.names))}"):
+            stored = storage.load().get(resolver, ResolverData())
+            fresh = _fresh_certificate(stored, domains, self._resolvers[resolver], self._clock())
+            if fresh is not None:  # another process sharing the storage got it meanwhile
+                return Issued(fresh.certificate, fresh.key)
+            return self._order_and_store(loop, key, session, storage, resolver, domains)
+
+    def _order_and_store(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: OrderKey,
+        session: AcmeSession,
+        storage: Storage,
+        resolver: str,
+        domains: DomainSet,
+    ) -> Issued:
+        """In a thread, under the order's lock: order, then store under the file's lock."""
 
         def publish(http01: Mapping[str, str], tlsalpn01: Mapping[str, Any]) -> None:
             challenges = ChallengeSet(dict(http01), dict(tlsalpn01))

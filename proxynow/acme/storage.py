@@ -13,7 +13,9 @@ contract (certmagic's, STYLE 11): check the storage, take the lock, check again,
 obtain, store, unlock in `finally`. Writes go to a temporary file in the same directory
 (mode 0600), are fsynced and renamed over the old file, and the directory is fsynced:
 a crash mid-write leaves either the old file or the new one. The lock is an `flock` on
-`<storage>.lock`, so two proxynow processes sharing a volume do not interleave.
+`<storage>.lock`, so two proxynow processes sharing a volume do not interleave their
+writes, and each order holds a lock of its own (`locked(name)`) from the second check
+to the store, so they do not order the same certificate twice either.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -177,10 +180,16 @@ class Storage:
             self.save(current)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """An exclusive `flock` on `<storage>.lock`, released in `finally`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    def locked(self, name: str = "") -> Iterator[None]:
+        """An exclusive `flock`, released in `finally`: on `<storage>.lock` for the file,
+        or, with a `name` (an order), on `<storage>.locks/<digest>.lock`, so that two
+        processes sharing the storage never order the same certificate at once."""
+        lock = Path(f"{self.path}.lock")
+        if name:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+            lock = Path(f"{self.path}.locks") / f"{digest}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
