@@ -140,6 +140,7 @@ def build_graph(
     )
     sni: dict[str, SniTable] = {}
     if tls_entrypoints:
+        builder.tcp_tls_options()
         contexts = builder.res.contexts
         for ep in tls_entrypoints:
             hosts = options_by_host(builder.tls_options.get(ep, ()))
@@ -184,9 +185,8 @@ class _Builder:
                 routes = (secure if tls else plain).get(ep)
                 if routes is None:
                     continue
-                if router.tls is not None and router.tls.options:
-                    options = (node, router.tls.options)
-                    self.tls_options.setdefault(ep, []).append(options)
+                if tls:
+                    self.note_tls_options(ep, node, router.tls.options if router.tls else "")
                 stats = self.res.metrics.target(ep, name, router.service)
                 middlewares = tuple(router.middlewares)
                 respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
@@ -202,6 +202,29 @@ class _Builder:
             {ep: compile_table(routes) for ep, routes in plain.items()},
             {ep: compile_table(routes) for ep, routes in secure.items()},
         )
+
+    def note_tls_options(self, ep: str, node: Node, options: str) -> None:
+        """Remember which TLS options the hosts of a TLS router ask for on `ep`; a router
+        without its own gets the entrypoint's `http.tls.options` (Traefik's default)."""
+        if not options:
+            ep_tls = self.static.entry_points[ep].http.tls
+            options = ep_tls.options if ep_tls is not None else ""
+        if options:
+            self.tls_options.setdefault(ep, []).append((node, options))
+
+    def tcp_tls_options(self) -> None:
+        """TCP routers terminating TLS with `tls.options`: their HostSNI names."""
+        for router in self.config.tcp.routers.values():
+            tls = router.tls
+            if tls is None or tls.passthrough or not tls.options:
+                continue
+            try:
+                node = parse_rule(router.rule, "tcp")
+            except RuleError:
+                continue  # logged by the TCP routing build
+            for ep in router.entry_points or self.entrypoints:
+                if ep in self.static.entry_points:
+                    self.tls_options.setdefault(ep, []).append((node, tls.options))
 
     def redirect_route(self, ep: str) -> Route[HttpTarget] | None:
         """Traefik's `<ep>-to-<to>` catch-all router for an entrypoint redirection."""

@@ -137,7 +137,7 @@ def setup(
                         "rule": "HostSNI(`term.test`)",
                         "entryPoints": ["websecure"],
                         "service": "plain",
-                        "tls": {},
+                        "tls": {"options": "tcp13"},
                     },
                 },
                 "services": {
@@ -150,6 +150,7 @@ def setup(
                 "options": {
                     "default": {"sniStrict": True},
                     "old": {"maxVersion": "VersionTLS12"},
+                    "tcp13": {"minVersion": "VersionTLS13"},
                 },
             },
         }
@@ -212,6 +213,12 @@ def test_tcp_termination_by_sni(setup: Any, ca: trustme.CA) -> None:
     with tls_client(ca).wrap_socket(raw, server_hostname="term.test") as tls:
         tls.sendall(b"PING\r\n")
         assert tls.recv(65536) == b"plain:PING"
+    # The TCP router's TLS options (minVersion 1.3) apply to its HostSNI name.
+    old = tls_client(None)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    raw = socket.create_connection(("127.0.0.1", proc.ports["websecure"]), timeout=10)
+    with raw, pytest.raises((ssl.SSLError, ConnectionError)):
+        old.wrap_socket(raw, server_hostname="term.test").close()
 
 
 def test_other_names_fall_back_to_http_routers(setup: Any, ca: trustme.CA) -> None:
