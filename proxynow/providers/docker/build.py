@@ -108,7 +108,7 @@ def container_config(container: Container, options: BuildOptions) -> ContainerCo
     ip, network_error = _address(container, labels, options)
     _build_http(container, decoded, name, options, ip if healthy else None, network_error)
     for protocol in ("tcp", "udp"):
-        _build_stream(protocol, container, decoded, ip if healthy else None, network_error)
+        _build_stream(protocol, name, container, decoded, (ip if healthy else None, network_error))
     return ContainerConfig(container.name, decoded.raw, decoded.errors)
 
 
@@ -216,12 +216,19 @@ def _complete_router(
 
 
 def _build_stream(
-    protocol: str, container: Container, decoded: Decoded, ip: str | None, error: str | None
+    protocol: str,
+    name: str,
+    container: Container,
+    decoded: Decoded,
+    address: tuple[str | None, str | None],
 ) -> None:
     section = decoded.raw.get(protocol)
     if not isinstance(section, dict):
         return
-    services = section.get("services", {})
+    ip, error = address
+    services = section.setdefault("services", {})
+    if not services and section.get("routers"):
+        services[name] = {"loadBalancer": {}}  # routers but no service: one named after us
     for service, body in services.items():
         key = f"{protocol}.services.{service}"
         balancer = body.get("loadBalancer") if isinstance(body, dict) else None

@@ -20,9 +20,10 @@ to (`"http.routers.web"`), so the builder can disable just that object.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -87,7 +88,10 @@ def decode_labels(labels: Mapping[str, str]) -> Decoded:
         if len(parts) < 2 or parts[0].lower() not in PROTOCOLS:
             continue  # Traefik ignores other second segments (`enable`, `docker.*`, typos)
         if len(parts) < 4:
-            decoded.error(".".join(parts[:3]), f"label {key!r}: incomplete key")
+            if len(parts) == 3:  # keep the object, so that its error is shown on it
+                owner = f"{parts[0].lower()}.{_section(parts[1])}.{parts[2]}"
+                _insert(decoded.raw, [*parts, "\0"], "")
+                decoded.error(owner, f"label {key!r}: incomplete key")
             continue
         owner = f"{parts[0].lower()}.{_section(parts[1])}.{parts[2]}"
         message = _insert(decoded.raw, parts, labels[key])
@@ -114,40 +118,57 @@ def _protocol_model(protocol: str) -> type[BaseModel]:
 
 def _insert(root: dict[str, Any], parts: list[str], value: str) -> str | None:
     """Put `value` at the path `parts`; an error message, or None."""
+    matches = [_INDEX.match(segment) for segment in parts]
+    for segment, found in zip(parts, matches, strict=True):
+        if found is None:
+            return f"malformed segment {segment!r}"
     node: dict[Any, Any] = root
     shape = Shape("struct", model=DynamicConfig)
-    for position, segment in enumerate(parts):
-        match = _INDEX.match(segment)
-        if match is None:
-            return f"malformed segment {segment!r}"
+    for position, match in enumerate(matches):
+        assert match is not None
         name, index = match["name"], match["index"]
-        key, shape = _step(shape, name)
+        if name == "\0":
+            return None  # only the containers above were wanted (an incomplete key)
+        key, annotation = _step(shape, name)
+        shape = shape_of(annotation)
         last = position == len(parts) - 1
         if index is not None:
             if shape.kind != "list":
                 return f"{name!r} is not a list"
             node = _child(node, key, _Indexed)
-            key, shape = int(index), shape_of(shape.item)
+            key, annotation = int(index), shape.item
+            shape = shape_of(annotation)
         if last:
-            return _set_leaf(node, key, shape, value)
+            return _set_leaf(node, key, shape, _literal(annotation, value))
         node = _child(node, key, dict)
         if not isinstance(node, dict):
             return f"{name!r} is both a value and a section"
     return None
 
 
-def _step(shape: Shape, name: str) -> tuple[Any, Shape]:
-    """The key to use for segment `name` under `shape`, and the shape below it."""
+def _step(shape: Shape, name: str) -> tuple[Any, Any]:
+    """The key to use for segment `name` under `shape`, and the annotation below it."""
     if shape.kind == "struct" and shape.model is not None:
         if shape.model.__name__ in _LOAD_BALANCERS and name.lower() == SERVER_KEY:
-            return SERVER_KEY, Shape("map", item=str)
+            return SERVER_KEY, dict[str, str]
         found = field_key(shape.model, name)
         if found is None:
-            return name, Shape("scalar")  # left for validation to name as unknown
-        return found[0], shape_of(found[1])
+            return name, str  # left for validation to name as unknown
+        return found
     if shape.kind == "map":
-        return name, shape_of(shape.item)
-    return name, Shape("scalar")
+        return name, shape.item
+    return name, str
+
+
+def _literal(annotation: Any, value: str) -> Any:
+    """`"2"` → 2 for an integer Literal field (`proxyProtocol.version`): labels are text."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        annotation = members[0] if len(members) == 1 else annotation
+    choices = get_args(annotation) if get_origin(annotation) is Literal else ()
+    if choices and all(isinstance(c, int) for c in choices) and value.strip().isdigit():
+        return int(value)
+    return value
 
 
 def _child(node: dict[Any, Any], key: Any, kind: type[dict[Any, Any]]) -> Any:
