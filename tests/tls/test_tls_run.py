@@ -16,7 +16,13 @@ import pytest
 import trustme
 from cryptography import x509
 
-from tests.support.proc import HttpBackend, ProxynowProcess, poll, start_proxynow
+from tests.support.proc import (
+    HttpBackend,
+    ProxynowProcess,
+    ThreadedServer,
+    poll,
+    start_proxynow,
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +87,34 @@ def get(tls: ssl.SSLSocket, host: str, path: str = "/") -> bytes:
     return head.split(b"\r\n")[0] + b"\n" + body
 
 
+def forwarded_proto(conn: socket.socket) -> None:
+    """A backend answering with the X-Forwarded-Proto it received."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    proto = b"-"
+    for line in data.split(b"\r\n"):
+        if line.lower().startswith(b"x-forwarded-proto:"):
+            proto = line.split(b":", 1)[1].strip()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(proto), proto))
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def headers_backend() -> Iterator[ThreadedServer]:
+    with ThreadedServer(forwarded_proto) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def proxy(
-    tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA, backend: HttpBackend
+    tmp_path_factory: pytest.TempPathFactory,
+    ca: trustme.CA,
+    backend: HttpBackend,
+    headers_backend: ThreadedServer,
 ) -> Iterator[tuple[ProxynowProcess, dict[str, Any]]]:
     directory = tmp_path_factory.mktemp("tlsrun")
     exact = ca.issue_cert("app.test")
@@ -112,6 +143,12 @@ def proxy(
                     "service": "app",
                     "tls": {"options": "modern"},
                 },
+                "hdr": {
+                    "rule": "Host(`hdr.test`)",
+                    "entryPoints": ["websecure"],
+                    "service": "hdr",
+                    "tls": {},
+                },
                 "mtls": {
                     "rule": "Host(`mtls.test`)",
                     "entryPoints": ["websecure"],
@@ -119,7 +156,12 @@ def proxy(
                     "tls": {"options": "mtls"},
                 },
             },
-            "services": {"app": service},
+            "services": {
+                "app": service,
+                "hdr": {
+                    "loadBalancer": {"servers": [{"url": f"http://{headers_backend.address}"}]}
+                },
+            },
         },
         "tls": {
             "certificates": [
@@ -276,3 +318,10 @@ def test_tls12_client_is_served_by_default_options(proxy: Any, ca: trustme.CA) -
         assert names(served) == ["app.test"]
         assert tls.selected_alpn_protocol() == "http/1.1"
         assert get(tls, "app.test", "/v12") == b"HTTP/1.1 200 OK\ntlsbackend /v12"
+
+
+def test_backend_sees_x_forwarded_proto_https(proxy: Any) -> None:
+    proc, _ = proxy
+    tls, _ = handshake(proc.ports["websecure"], "hdr.test", client_context(None))
+    with tls:
+        assert get(tls, "hdr.test") == b"HTTP/1.1 200 OK\nhttps"
