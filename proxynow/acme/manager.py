@@ -36,7 +36,7 @@ from proxynow.edge.challenges import ChallengeSet
 from proxynow.providers.base import ConfigSink, ProviderUpdate
 from proxynow.snapshot import Snapshot
 
-__all__ = ["PROVIDER_NAME", "AcmeManager"]
+__all__ = ["PROVIDER_NAME", "AcmeManager", "order_lock_name"]
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +215,12 @@ class AcmeManager:
     ) -> Issued:
         """In a thread: check again under the lock, order, store (STYLE 11)."""
         storage = self._storages[resolver]
-        session = self._session(resolver)
-        with storage.locked(f"{resolver}:{','.join(sorted(domains.names))}"):
+        with storage.locked(order_lock_name(resolver, domains)):
             stored = storage.load().get(resolver, ResolverData())
             fresh = _fresh_certificate(stored, domains, self._resolvers[resolver], self._clock())
             if fresh is not None:  # another process sharing the storage got it meanwhile
                 return Issued(fresh.certificate, fresh.key)
+            session = self._session(resolver)
             return self._order_and_store(loop, key, session, storage, resolver, domains)
 
     def _order_and_store(
@@ -299,6 +299,11 @@ class AcmeManager:
         ]
         config = DynamicConfig.model_validate({"tls": {"certificates": certificates}})
         sink.submit(ProviderUpdate(PROVIDER_NAME, config))
+
+
+def order_lock_name(resolver: str, domains: DomainSet) -> str:
+    """The storage lock an order of `domains` holds (shared by every process)."""
+    return f"{resolver}:{','.join(sorted(domains.names))}"
 
 
 def _fresh_certificate(

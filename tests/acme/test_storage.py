@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from proxynow.acme.manager import AcmeManager
+from proxynow.acme.domains import DomainSet
+from proxynow.acme.manager import AcmeManager, order_lock_name
 from proxynow.acme.storage import Account, ResolverData, Storage, StoredCertificate, import_traefik
 from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import ChallengeSet
@@ -193,6 +194,43 @@ async def test_the_manager_serves_an_imported_certificate_without_ordering(tmp_p
         for _ in range(10):
             await asyncio.sleep(0)
         assert manager.orders_started == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_order_waits_for_another_process_holding_its_lock(tmp_path: Path) -> None:
+    """The other process stores the certificate while holding the order's lock: the
+    manager then uses it and never contacts its (unreachable) CA."""
+    storage = Storage(tmp_path / "acme.json")
+    static = StaticConfig.model_validate(
+        {
+            "certificatesResolvers": {
+                "le": {
+                    "acme": {
+                        "email": "admin@example.com",
+                        "storage": str(storage.path),
+                        "caServer": "https://127.0.0.1:9/dir",  # nothing listens
+                        "httpChallenge": {"entryPoint": "web"},
+                    }
+                }
+            }
+        }
+    )
+    manager = AcmeManager(static, [].append)
+    manager.on_snapshot(router_snapshot("Host(`shared.example.com`)"))
+    sink = RecordingSink()
+    cert, key = self_signed("shared.example.com")
+    with storage.locked(order_lock_name("le", DomainSet(("shared.example.com",)))):
+        task = asyncio.create_task(manager.run(sink))
+        await until(lambda: manager.orders_started == 1, what="the order to start")
+        other = ResolverData(certificates=(StoredCertificate("shared.example.com", (), cert, key),))
+        storage.update("le", other)
+    try:
+        assert await until(sink.certificates, what="the other process's certificate") == [
+            (cert.decode(), key.decode())
+        ]
+        assert manager.orders_started == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
