@@ -29,10 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from proxynow.config.dynamic import DynamicConfig
+from pydantic import ValidationError
+
+from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, UDPConfig
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import validate_dynamic
-from proxynow.providers.base import ProviderUpdate
+from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.providers.docker.constraints import Predicate
 from proxynow.providers.docker.labels import (
     SERVER_KEY,
@@ -45,7 +47,9 @@ from proxynow.providers.docker.template import TemplateError, TemplateValues, no
 
 __all__ = ["BuildOptions", "Container", "ContainerConfig", "build_update", "container_config"]
 
+ObjectKey = tuple[str, str, str]  # ("http", "routers", "web")
 PROVIDER = "docker"
+
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_PROJECT = "com.docker.compose.project"
 HOST_NETWORK_IP = "127.0.0.1"
@@ -88,10 +92,10 @@ class BuildOptions:
 
 @dataclass(slots=True)
 class ContainerConfig:
-    """One kept container's raw configuration and its errors per object key."""
+    """One kept container's validated objects and its errors per object key."""
 
     container: str
-    raw: dict[str, Any]
+    objects: dict[ObjectKey, Any]
     errors: dict[str, list[str]]
 
 
@@ -109,7 +113,8 @@ def container_config(container: Container, options: BuildOptions) -> ContainerCo
     _build_http(container, decoded, name, options, ip if healthy else None, network_error)
     for protocol in ("tcp", "udp"):
         _build_stream(protocol, name, container, decoded, (ip if healthy else None, network_error))
-    return ContainerConfig(container.name, decoded.raw, decoded.errors)
+    objects = _validated(decoded.raw, decoded.errors)
+    return ContainerConfig(container.name, objects, decoded.errors)
 
 
 def service_name(container: Container) -> str:
@@ -312,14 +317,50 @@ def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# ---------------------------------------------------------------- validation
+
+
+def _validated(raw: dict[str, Any], errors: dict[str, list[str]]) -> dict[ObjectKey, Any]:
+    """The container's objects as models; one that does not validate becomes a placeholder."""
+    try:
+        # Label keys are already spelt as the models spell them (labels.py), so the
+        # loader's normalisation pass is skipped here; names with `@` the aggregator reports.
+        return _objects(DynamicConfig.model_validate(raw))
+    except ValidationError:
+        pass  # find the culprits, object by object, with the loader's messages
+    objects: dict[ObjectKey, Any] = {}
+    for protocol, sections in raw.items():
+        for section, bodies in sections.items():
+            for name, body in bodies.items():
+                try:
+                    single = validate_dynamic({protocol: {section: {name: body}}})
+                except ConfigError as exc:
+                    errors.setdefault(f"{protocol}.{section}.{name}", []).extend(
+                        _messages(exc, name)
+                    )
+                    placeholder = _PLACEHOLDERS.get(section, {"loadBalancer": {}})
+                    single = validate_dynamic({protocol: {section: {name: placeholder}}})
+                objects.update(_objects(single))
+    return objects
+
+
+def _objects(config: DynamicConfig) -> dict[ObjectKey, Any]:
+    objects: dict[ObjectKey, Any] = {}
+    for protocol, section, attribute in SECTIONS:
+        for name, obj in getattr(getattr(config, protocol), attribute).items():
+            objects[(protocol, section, name)] = obj
+    return objects
+
+
+def _messages(error: ConfigError, name: str) -> list[str]:
+    result = []
+    for issue in error.issues:
+        path = issue.path.split(f".{name}.", 1)[-1] if f".{name}." in issue.path else issue.path
+        result.append(f"{path}: {issue.message}")
+    return result
+
+
 # ---------------------------------------------------------------- all containers
-
-
-@dataclass(slots=True)
-class _Merged:
-    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    origin: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    errors: dict[str, list[str]] = field(default_factory=dict)
 
 
 def build_update(containers: Iterable[Container], options: BuildOptions) -> ProviderUpdate:
@@ -329,83 +370,53 @@ def build_update(containers: Iterable[Container], options: BuildOptions) -> Prov
 
 
 def merge(configs: Iterable[ContainerConfig]) -> ProviderUpdate:
-    """Merge containers' configurations, validate each object, isolate the bad ones."""
-    merged = _Merged()
+    """Merge containers' validated objects into one configuration (no validation here)."""
+    objects: dict[ObjectKey, Any] = {}
+    origin: dict[ObjectKey, str] = {}
+    errors: dict[str, list[str]] = {}
     for config in configs:
-        for key, messages in config.errors.items():
-            merged.errors.setdefault(key, []).extend(messages)
-        for protocol, sections in config.raw.items():
-            for section, objects in sections.items():
-                for name, body in objects.items():
-                    _merge_object(merged, (protocol, section, name), body, config.container)
-    raw: dict[str, Any] = {}
-    for (protocol, section, name), body in merged.objects.items():
-        raw.setdefault(protocol, {}).setdefault(section, {})[name] = body
-    dynamic = _validate(raw, merged.errors)
-    errors = {key: tuple(dict.fromkeys(messages)) for key, messages in merged.errors.items()}
-    return ProviderUpdate(PROVIDER, dynamic, errors)
+        for error_key, messages in config.errors.items():
+            errors.setdefault(error_key, []).extend(messages)
+        for key, obj in config.objects.items():
+            existing = objects.get(key)
+            if existing is None:
+                objects[key], origin[key] = obj, config.container
+            elif existing != obj:
+                combined = _combine(existing, obj) if key[1] == "services" else None
+                if combined is not None:
+                    objects[key] = combined
+                else:
+                    message = f"defined differently by containers {origin[key]!r} and"
+                    errors.setdefault(".".join(key), []).append(f"{message} {config.container!r}")
+    frozen = {key: tuple(dict.fromkeys(messages)) for key, messages in errors.items()}
+    return ProviderUpdate(PROVIDER, _assemble(objects), frozen)
 
 
-def _merge_object(merged: _Merged, key: tuple[str, str, str], body: Any, origin: str) -> None:
-    existing = merged.objects.get(key)
-    if existing is None:
-        if key[1] == "services" and isinstance(body, dict):
-            body = _own_servers(body)  # the cached per-container dict stays untouched
-        merged.objects[key] = body
-        merged.origin[key] = origin
-        return
-    if existing == body:
-        return
-    if key[1] == "services" and _servers_differ_only(existing, body):
-        existing["loadBalancer"]["servers"].extend(body["loadBalancer"]["servers"])
-        return
-    message = f"defined differently by containers {merged.origin[key]!r} and {origin!r}"
-    merged.errors.setdefault(".".join(key), []).append(message)
+def _combine(left: Any, right: Any) -> Any:
+    """Replicas: the same load balancer but for its servers → one with all the servers."""
+    a, b = left.load_balancer, right.load_balancer
+    if (
+        a is None
+        or b is None
+        or left.model_copy(update={"load_balancer": None})
+        != (right.model_copy(update={"load_balancer": None}))
+    ):
+        return None
+    if a.model_copy(update={"servers": []}) != b.model_copy(update={"servers": []}):
+        return None
+    balancer = a.model_copy(update={"servers": [*a.servers, *b.servers]})
+    return left.model_copy(update={"load_balancer": balancer})
 
 
-def _own_servers(body: dict[str, Any]) -> dict[str, Any]:
-    balancer = body.get("loadBalancer")
-    if not isinstance(balancer, dict) or not isinstance(balancer.get("servers"), list):
-        return body
-    return {**body, "loadBalancer": {**balancer, "servers": list(balancer["servers"])}}
-
-
-def _servers_differ_only(left: Any, right: Any) -> bool:
-    if not (isinstance(left, dict) and isinstance(right, dict)):
-        return False
-    a, b = left.get("loadBalancer"), right.get("loadBalancer")
-    if not (isinstance(a, dict) and isinstance(b, dict)) or left.keys() != right.keys():
-        return False
-    rest = {k: v for k, v in a.items() if k != "servers"}
-    return rest == {k: v for k, v in b.items() if k != "servers"} and isinstance(
-        a.get("servers"), list
+def _assemble(objects: Mapping[ObjectKey, Any]) -> DynamicConfig:
+    """A DynamicConfig from objects that were each validated already (no second pass)."""
+    tables: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in ("http", "tcp", "udp")}
+    attributes = {(p, s): a for p, s, a in SECTIONS}
+    for (protocol, section, name), obj in objects.items():
+        attribute = attributes[(protocol, section)]
+        tables[protocol].setdefault(attribute, {})[name] = obj
+    return DynamicConfig.model_construct(
+        http=HTTPConfig.model_construct(None, **tables["http"]),
+        tcp=TCPConfig.model_construct(None, **tables["tcp"]),
+        udp=UDPConfig.model_construct(None, **tables["udp"]),
     )
-
-
-def _validate(raw: dict[str, Any], errors: dict[str, list[str]]) -> DynamicConfig:
-    """Validate everything at once; on failure, object by object (placeholders for the bad)."""
-    try:
-        return validate_dynamic(raw)
-    except ConfigError:
-        pass
-    good: dict[str, Any] = {}
-    for protocol, sections in raw.items():
-        for section, objects in sections.items():
-            for name, body in objects.items():
-                single = {protocol: {section: {name: body}}}
-                try:
-                    validate_dynamic(single)
-                except ConfigError as exc:
-                    key = f"{protocol}.{section}.{name}"
-                    errors.setdefault(key, []).extend(_messages(exc, name))
-                    body = _PLACEHOLDERS.get(section, {"loadBalancer": {}})
-                good.setdefault(protocol, {}).setdefault(section, {})[name] = body
-    return validate_dynamic(good)
-
-
-def _messages(error: ConfigError, name: str) -> list[str]:
-    result = []
-    for issue in error.issues:
-        path = issue.path.split(f".{name}.", 1)[-1] if f".{name}." in issue.path else issue.path
-        result.append(f"{path}: {issue.message}")
-    return result

@@ -23,12 +23,14 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
 from proxynow.config.dynamic import DynamicConfig
-from proxynow.config.keys import Shape, field_key, shape_of
+from proxynow.config.keys import Shape, field_key
+from proxynow.config.keys import shape_of as _shape_of
 
 __all__ = ["PROTOCOLS", "Decoded", "decode_labels", "provider_labels"]
 
@@ -39,6 +41,10 @@ _FALSE = frozenset({"0", "f", "false"})
 # `loadbalancer.server.<field>`: the builder's raw server description (Traefik's Server).
 SERVER_KEY = "server"
 _LOAD_BALANCERS = frozenset({"LoadBalancer", "TCPLoadBalancer", "UDPLoadBalancer"})
+
+
+# Annotations repeat across thousands of labels; their shapes are computed once.
+shape_of = cache(_shape_of)
 
 
 class _Indexed(dict[int, Any]):
