@@ -111,16 +111,17 @@ class ProxynowProcess:
         """Wait until every worker is ready and serves the control plane's latest version
         (at least `min_version`); return that version."""
 
-        def serving() -> int | None:
+        def serving() -> tuple[int] | None:
             status = self.status()
             version = status["version"]
             if version < min_version:
                 return None
             ok = all(w["ready"] and w["version"] >= version for w in status["workers"])
-            return version if ok else None
+            # A tuple, so that version 0 (no dynamic configuration) still counts as found.
+            return (version,) if ok else None
 
-        version: int = poll(serving, timeout, f"workers serving version >= {min_version}")
-        return version
+        found: tuple[int] = poll(serving, timeout, f"workers serving version >= {min_version}")
+        return found[0]
 
     def write_dynamic(self, dynamic: dict[str, Any]) -> None:
         """Replace the dynamic file atomically (the file provider sees one complete file)."""
