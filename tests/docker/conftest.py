@@ -12,31 +12,15 @@ removed by id at the end of the session. Nothing the tests did not create is tou
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from tests.support.proc import poll
-
-BUSYBOX = "/bin/busybox"
-# CRLF after the CGI header: proxynow rejects bare-LF header lines from a backend.
-WHO_SCRIPT = """#!/bin/sh
-printf "Content-Type: text/plain\\r\\n\\r\\n"
-echo "hostname=$(hostname)"
-echo "host=$HTTP_HOST"
-echo "uri=$REQUEST_URI"
-echo "remote=$REMOTE_ADDR"
-"""
-CMD = '["/bin/sh","-c","trap \\"exit 0\\" TERM INT; httpd -f -p ${PORT:-80} -h /www & wait"]'
+from tests.docker.support import build_backend_image, ensure_dockerd, stop_dockerd
 
 
 @dataclass
@@ -47,14 +31,8 @@ class Engine:
 
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    started: subprocess.Popen[bytes] | None = None
+    started = ensure_dockerd(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
     try:
-        if not _answers():
-            with (tmp_path_factory.mktemp("dockerd") / "dockerd.log").open("wb") as log:
-                started = subprocess.Popen(
-                    ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
-                )
-            poll(_answers, 30.0, "dockerd to answer `docker info`")
         client = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto")
         try:
             yield Engine(client, f"pntest-{uuid.uuid4().hex[:8]}")
@@ -62,56 +40,19 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             client.close()
     finally:
         if started is not None:
-            started.terminate()
-            try:
-                started.wait(30)
-            except subprocess.TimeoutExpired:
-                started.kill()
-                started.wait()
-
-
-def _answers() -> bool:
-    result = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    return result.returncode == 0
+            stop_dockerd(started)
 
 
 @pytest.fixture(scope="session")
-def backend_image(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def backend_image(docker_engine: Engine) -> Iterator[str]:
     """The busybox httpd image's tag (unique per session), removed by id at the end."""
-    root = tmp_path_factory.mktemp("rootfs")
-    _make_rootfs(root)
-    archive = root.parent / f"{root.name}.tar"
-    with tarfile.open(archive, "w") as tar:
-        tar.add(root, arcname=".")
     tag = f"{docker_engine.prefix}-backend:latest"
-    subprocess.run(
-        ["docker", "import", "-c", f"CMD {CMD}", "-c", "EXPOSE 80", "-c", "ENV PATH=/bin",
-         str(archive), tag],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    build_backend_image(tag)
     image_id = docker_engine.client.images.get(tag).id
     try:
         yield tag
     finally:
         docker_engine.client.images.remove(image_id, force=True)
-
-
-def _make_rootfs(root: Path) -> None:
-    bin_dir = root / "bin"
-    bin_dir.mkdir()
-    shutil.copy(BUSYBOX, bin_dir / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
-    for applet in applets.stdout.split():
-        if applet != "busybox":
-            (bin_dir / applet).symlink_to("busybox")
-    (root / "tmp").mkdir()
-    (root / "etc").mkdir()
-    www = root / "www"
-    (www / "cgi-bin").mkdir(parents=True)
-    (www / "index.html").write_text("hello from busybox\n")
-    who = www / "cgi-bin" / "who"
-    who.write_text(WHO_SCRIPT)
-    os.chmod(who, 0o755)
 
 
 @dataclass
