@@ -135,8 +135,11 @@ def build_graph(
     builder = _Builder(config, static, resources or GraphResources())
     http, https = builder.tables()
     tcp = build_tcp_routing(config, http_entrypoints(static))
+    # An entrypoint with `http.tls` terminates TLS even before it has a router (404 inside).
     tls_entrypoints = frozenset(
-        [ep for ep, table in https.items() if table.route_names] + list(tcp.tls_tables)
+        [ep for ep, table in https.items() if table.route_names]
+        + list(tcp.tls_tables)
+        + list(builder.tls_entrypoints)
     )
     sni: dict[str, SniTable] = {}
     if tls_entrypoints:

@@ -261,3 +261,12 @@ def test_default_priority_is_the_rule_as_written_and_ties_follow_provider_preced
     # Equal priority: docker comes before file in Traefik's providers.precedence.
     tied = table.match(request("y.example"))
     assert tied is not None and tied.router == "b@docker"
+
+
+def test_entrypoint_with_http_tls_terminates_tls_before_any_router_exists() -> None:
+    static = StaticConfig.model_validate(
+        {"entryPoints": {"websecure": {"address": ":443", "http": {"tls": {}}}}}
+    )
+    graph = empty_graph(static)
+    assert graph.tls_entrypoints == frozenset({"websecure"})
+    assert "websecure" in graph.sni
