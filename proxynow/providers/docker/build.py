@@ -108,7 +108,8 @@ def container_config(container: Container, options: BuildOptions) -> ContainerCo
     name = service_name(container)
     if not options.use_bind_port_ip or container.network_mode == "host":
         container = replace(container, bindings={})
-    healthy = container.health not in _UNHEALTHY
+    # Starting/unhealthy (allowEmptyServices) and stopped (allownonrunning): no server.
+    healthy = container.health not in _UNHEALTHY and container.state == "running"
     ip, network_error = _address(container, labels, options)
     _build_http(container, decoded, name, options, ip if healthy else None, network_error)
     for protocol in ("tcp", "udp"):

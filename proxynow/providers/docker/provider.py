@@ -42,12 +42,14 @@ from proxynow.providers.docker.build import (
     container_config,
     merge,
 )
-from proxynow.providers.docker.constraints import compile_constraints
+from proxynow.providers.docker.constraints import ConstraintError, compile_constraints
 
 __all__ = ["DockerProvider", "from_inspect", "from_listing"]
 
 log = logging.getLogger(__name__)
 
+MINIMUM_API = "1.24"
+DEFAULT_API = "1.45"  # the newest the SDK knows
 BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
 # Container events that can change what we route; others (exec_*, attach, ...) are noise.
@@ -72,8 +74,14 @@ class DockerProvider:
             default_rule=config.default_rule,
             use_bind_port_ip=config.use_bind_port_ip,
             allow_empty_services=config.allow_empty_services,
-            constraints=compile_constraints(config.constraints),
         )
+        self._config_error = ""
+        try:
+            self._options = replace(
+                self._options, constraints=compile_constraints(config.constraints)
+            )
+        except ConstraintError as exc:
+            self._config_error = f"docker: {exc}"
         self._containers: dict[str, Container] = {}
         self._configs: dict[str, ContainerConfig | None] = {}
         self._outage = False
@@ -84,6 +92,9 @@ class DockerProvider:
         return PROVIDER
 
     async def run(self, sink: ConfigSink) -> None:
+        if self._config_error:
+            sink.report_errors(PROVIDER, [self._config_error])
+            return  # nothing is routed from Docker until the constraints are fixed
         delay = BACKOFF_START
         while True:
             self._synced = False
@@ -145,6 +156,17 @@ class DockerProvider:
         sink.submit(merge(kept))
 
     def _client(self) -> docker.DockerClient:
+        """A client speaking the daemon's API version (negotiated here, not by the SDK,
+        whose own negotiation leaks its socket when the daemon is unreachable)."""
+        _check_unix_socket(self._config.endpoint)
+        probe = self._new_client(MINIMUM_API)
+        try:
+            version = str(probe.api.version(api_version=False)["ApiVersion"])
+        finally:
+            probe.close()
+        return self._new_client(min(version, DEFAULT_API, key=_version_key))
+
+    def _new_client(self, version: str) -> docker.DockerClient:
         tls: docker.tls.TLSConfig | bool = False
         options = self._config.tls
         if options is not None:
@@ -155,7 +177,7 @@ class DockerProvider:
             )
         timeout = int(self._config.http_client_timeout) or 60
         client = docker.DockerClient(
-            base_url=self._config.endpoint, version="auto", tls=tls, timeout=timeout
+            base_url=self._config.endpoint, version=version, tls=tls, timeout=timeout
         )
         if self._config.username:
             client.api.auth = (self._config.username, self._config.password)
@@ -189,6 +211,21 @@ class DockerProvider:
             else:
                 self._containers[identifier] = container
                 self._configs[identifier] = container_config(container, self._options)
+
+
+def _check_unix_socket(endpoint: str) -> None:
+    """Raise OSError when a unix endpoint does not accept connections.
+
+    Checked with our own socket first: the SDK does not close its socket when the connect
+    fails, and an outage retries every few seconds."""
+    if not endpoint.startswith("unix://"):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.connect(endpoint.removeprefix("unix://"))
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 def _relevant(action: str) -> bool:
