@@ -12,35 +12,56 @@ removed by id at the end of the session. Nothing the tests did not create is tou
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from tests.docker.support import build_backend_image, ensure_dockerd, stop_dockerd
+from tests.docker.support import (
+    build_backend_image,
+    ensure_dockerd,
+    start_dockerd,
+    stop_dockerd,
+)
 
 
 @dataclass
 class Engine:
     client: docker.DockerClient
     prefix: str
+    log_path: Path
+    daemon: subprocess.Popen[bytes] | None  # the dockerd this session started, if any
+
+    def stop_daemon(self) -> None:
+        assert self.daemon is not None
+        stop_dockerd(self.daemon)
+
+    def start_daemon(self) -> None:
+        self.daemon = start_dockerd(self.log_path)
 
 
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    started = ensure_dockerd(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+    log_path = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
+    daemon = ensure_dockerd(log_path)
     try:
         client = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto")
-        try:
-            yield Engine(client, f"pntest-{uuid.uuid4().hex[:8]}")
-        finally:
-            client.close()
+    except BaseException:
+        if daemon is not None:
+            stop_dockerd(daemon)
+        raise
+    engine = Engine(client, f"pntest-{uuid.uuid4().hex[:8]}", log_path, daemon)
+    try:
+        yield engine
     finally:
-        if started is not None:
-            stop_dockerd(started)
+        client.close()
+        if engine.daemon is not None and engine.daemon.poll() is None:
+            stop_dockerd(engine.daemon)
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,16 @@ def ensure_dockerd(log_path: Path) -> subprocess.Popen[bytes] | None:
     """Start dockerd unless one answers; the started process, or None."""
     if docker_answers():
         return None
-    with log_path.open("wb") as log:
-        started = subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    return start_dockerd(log_path)
+
+
+def start_dockerd(log_path: Path) -> subprocess.Popen[bytes]:
+    """Start dockerd and wait until it answers. `--live-restore` keeps containers running
+    while the daemon restarts, which is what the outage test needs."""
+    with log_path.open("ab") as log:
+        started = subprocess.Popen(
+            ["dockerd", "--live-restore"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
     try:
         poll(docker_answers, 30.0, "dockerd to answer `docker info`")
     except BaseException:

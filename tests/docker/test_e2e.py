@@ -195,26 +195,59 @@ def test_malformed_labels_disable_only_their_objects(
     assert _get(proxy, bad_mw)[0] in (404, 503)
 
 
+class Outage:
+    """Makes the Docker API unreachable and reachable again, for proxynow only.
+
+    When this session started dockerd (as in CI), the daemon itself is stopped and
+    started again (`--live-restore` keeps the containers serving meanwhile). Otherwise
+    proxynow talks to Docker through a socket forwarder that is cut and restored: the
+    daemon of the machine is never touched."""
+
+    def __init__(self, engine: Engine, directory: Path) -> None:
+        self.engine = engine
+        self.forwarder = None if engine.daemon else SocketProxy(str(directory / "docker.sock"))
+
+    @property
+    def endpoint(self) -> str:
+        return self.forwarder.endpoint if self.forwarder else "unix:///var/run/docker.sock"
+
+    def begin(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.cut()
+        else:
+            self.engine.stop_daemon()
+
+    def end(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.restore()
+        else:
+            self.engine.start_daemon()
+
+    def close(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.cut()
+
+
 def test_daemon_outage_keeps_serving_and_resynchronises(
     docker_engine: Engine,
     docker_resources: Resources,
     proxynow_factory: Callable[..., ProxynowProcess],
     tmp_path: Path,
 ) -> None:
-    socket_proxy = SocketProxy(str(tmp_path / "docker.sock"))
+    outage = Outage(docker_engine, tmp_path)
     try:
-        proxy = proxynow_factory(_static(docker_engine, endpoint=socket_proxy.endpoint))
+        proxy = proxynow_factory(_static(docker_engine, endpoint=outage.endpoint))
         before = f"{docker_resources.name('before')}.test"
         after = f"{docker_resources.name('after')}.test"
         docker_resources.run({"proxynow.http.routers.before.rule": f"Host(`{before}`)"})
         poll(_serves(proxy, before), TIMEOUT, "the route before the outage")
-        socket_proxy.cut()
+        outage.begin()
         poll(lambda: "cannot reach" in proxy.stderr(), TIMEOUT, "the outage to be reported")
-        docker_resources.run({"proxynow.http.routers.after.rule": f"Host(`{after}`)"})
         assert _get(proxy, before)[0] == 200  # the last snapshot keeps serving
-        socket_proxy.restore()
-        poll(_serves(proxy, after), TIMEOUT, "the resynchronised route")
+        outage.end()
+        docker_resources.run({"proxynow.http.routers.after.rule": f"Host(`{after}`)"})
+        poll(_serves(proxy, after), TIMEOUT, "the route of a container started after it")
         assert proxy.stderr().count("cannot reach") == 1  # once per outage, not per retry
         assert _get(proxy, before)[0] == 200
     finally:
-        socket_proxy.cut()
+        outage.close()
