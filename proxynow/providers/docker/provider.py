@@ -102,6 +102,9 @@ class DockerProvider:
                 await self._session(sink)
             except (docker.errors.DockerException, OSError, _StreamClosed) as exc:
                 self._report_outage(sink, exc)
+            except Exception as exc:  # a payload we did not expect: keep watching anyway
+                log.exception("docker: unexpected error, resynchronising")
+                self._report_outage(sink, exc)
             if self._synced:
                 delay = BACKOFF_START  # a new outage starts its backoff from the beginning
             await asyncio.sleep(delay)
