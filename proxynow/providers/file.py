@@ -12,6 +12,11 @@ parse or validate keeps its last good content serving and its errors, with
 the next change recovers without a restart. A name defined differently in two files is a
 conflict reported on that object (which the aggregator then disables). Go templates,
 which Traefik's file provider evaluates, are not supported.
+
+A file that had content and is read empty is most often caught between an editor's
+truncate and its write: its last content keeps serving, and it is read again after
+`settle` seconds (default 1 s); only if it is still empty then is its configuration
+dropped. Without this, saving a file in place could remove its routers for a moment.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".yml", ".yaml", ".toml")
 _CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
 _MAX_BACKOFF = 30.0
+_SETTLE = 1.0
 
 
 def merge_files(
@@ -124,6 +130,7 @@ class FileProvider:
         watch: bool = True,
         name: str = "file",
         watch_timeout: float = 1.0,
+        settle: float = _SETTLE,
     ) -> None:
         if bool(filename) == bool(directory):
             raise ValueError("set exactly one of filename and directory")
@@ -132,6 +139,11 @@ class FileProvider:
         self._directory = os.path.abspath(directory) if directory else ""
         self._watch = watch
         self._watch_timeout = watch_timeout
+        self._settle = settle
+        self._settle_task: asyncio.Task[None] | None = None
+        self._emptied: set[str] = set()
+        self._loading = asyncio.Lock()
+        self.reads = 0
         self._last_good: dict[str, DynamicConfig] = {}
         self._file_errors: list[str] = []
         self._watch_errors: list[str] = []
@@ -151,6 +163,13 @@ class FileProvider:
         self._stop.set()
 
     async def run(self, sink: ConfigSink) -> None:
+        try:
+            await self._run(sink)
+        finally:
+            if self._settle_task is not None:
+                self._settle_task.cancel()
+
+    async def _run(self, sink: ConfigSink) -> None:
         await self._reload(sink)
         if not self._watch:
             return
@@ -199,18 +218,35 @@ class FileProvider:
         # `..data` is how Kubernetes swaps a mounted ConfigMap's files atomically.
         return name == os.path.basename(self._filename) or name.startswith("..")
 
-    async def _reload(self, sink: ConfigSink) -> None:
-        update = await asyncio.to_thread(self._load)
+    async def _reload(self, sink: ConfigSink, *, settled: bool = False) -> None:
+        if self._settle_task is not None and not settled:
+            self._settle_task.cancel()
+            self._settle_task = None
+        async with self._loading:  # the settle re-read and a watched change never overlap
+            update = await asyncio.to_thread(self._load, settled or not self._watch)
+        self.reads += 1
         log.debug("provider %s: configuration read, %d errors", self._name, len(self._file_errors))
         self._report(sink)
         if update is not None:
             sink.submit(update)
+        if self._emptied and not settled:
+            self._settle_task = asyncio.create_task(self._settle_reload(sink), name="file-settle")
+
+    async def _settle_reload(self, sink: ConfigSink) -> None:
+        await self._wait_stop(self._settle)
+        if not self._stop.is_set():
+            await self._reload(sink, settled=True)
+        self._settle_task = None
 
     def _report(self, sink: ConfigSink) -> None:
         sink.report_errors(self._name, [*self._watch_errors, *self._file_errors])
 
-    def _load(self) -> ProviderUpdate | None:
-        """Read every file (in a thread); None when the directory cannot be listed."""
+    def _load(self, settled: bool) -> ProviderUpdate | None:
+        """Read every file (in a thread); None when the directory cannot be listed.
+
+        Unless `settled`, a file read empty that had content keeps its last content and
+        is remembered in `_emptied` for the re-read after the settle time.
+        """
         if self._filename:
             paths = [self._filename]
         elif not Path(self._directory).is_dir():
@@ -222,7 +258,12 @@ class FileProvider:
             paths = _config_files(self._directory)
         errors: list[str] = []
         current: dict[str, DynamicConfig] = {}
+        self._emptied = set()
         for path in paths:
+            if not settled and self._just_emptied(path):
+                self._emptied.add(path)
+                current[path] = self._last_good[path]
+                continue
             try:
                 current[path] = load_dynamic_file(path)
             except ConfigError as error:
@@ -235,6 +276,15 @@ class FileProvider:
         )
         self._file_errors = errors + tls_errors
         return ProviderUpdate(self._name, config, object_errors)
+
+    def _just_emptied(self, path: str) -> bool:
+        last = self._last_good.get(path)
+        if last is None or last == DynamicConfig():
+            return False
+        try:
+            return os.stat(path).st_size == 0
+        except OSError:
+            return False
 
     def _display(self, path: str) -> str:
         """How a file is named in conflict messages: relative to the directory."""

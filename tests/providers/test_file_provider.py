@@ -238,3 +238,28 @@ def test_merge_files_keeps_identical_definitions() -> None:
     assert set(merged.http.middlewares) == {"h"} and object_errors == {}
     assert errors == ["tls.options.o: defined differently in several files: c.yml, d.yml"]
     assert merged.tls.options["o"].sni_strict
+
+
+async def test_a_file_caught_empty_mid_write_keeps_serving(tmp_path: Path, start: Start) -> None:
+    """An in-place save truncates before it writes: the empty moment must not be served."""
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider, sink = await start(filename=str(path), settle=60.0)
+    reads = provider.reads
+    path.write_text("")
+    await until(lambda: provider.reads > reads)  # the provider has seen the empty file
+    path.write_text(yaml_config(["b"]))
+    await until(lambda: sink.routers() == {"b"})
+    assert all(set(update.config.http.routers) <= {"a", "b"} for update in sink.updates)
+    assert all(update.config.http.routers for update in sink.updates)
+
+
+async def test_a_file_that_stays_empty_is_dropped_after_settling(
+    tmp_path: Path, start: Start
+) -> None:
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    _, sink = await start(filename=str(path), settle=0.2)
+    path.write_text("")
+    await until(lambda: sink.routers() == set())
+    assert sink.errors == []
