@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cores {sorted(missing)} are not available to this process", file=sys.stderr)
         return 2
     head = header(args, argv, cores)
+    # The harness (and the churn writer in its thread) is load, not proxy: keep it off the
+    # proxy's core, where it would be billed to whichever proxy happens to be running.
+    os.sched_setaffinity(0, cpu_set(cores.load))
     try:
         measurements = measure_all(args, cores, scenarios, proxies)
     except procs.ProcessFailed as exc:  # the backend itself did not come up

@@ -32,6 +32,7 @@ import uvloop
 
 from proxynow.aggregator import Aggregator, EntryPoints
 from proxynow.config.static import StaticConfig
+from proxynow.edge import priority
 from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
 from proxynow.edge.supervisor import Supervisor, WorkerStartError
 from proxynow.logs import configure_logging
@@ -110,6 +111,8 @@ class _ControlPlane:
             acme = await acme_loading
         if not started:
             return EXIT_OK
+        nice = priority.lower_process()
+        log.debug("control plane runs at nice %d, below its workers", nice)
         self._announce(addresses)
         aggregator = Aggregator(
             EntryPoints.from_flags(

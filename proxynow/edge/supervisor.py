@@ -25,6 +25,7 @@ from typing import Any
 
 from proxynow.config.static import StaticConfig
 from proxynow.edge import channel as ch
+from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.listen import ListenAddress
 from proxynow.snapshot import Snapshot
@@ -78,6 +79,7 @@ class Supervisor:
         count: int | None = None,
     ) -> None:
         self._static = static
+        self._priority = priority.current()  # what workers run at, whatever we lower to
         self._addresses = dict(addresses)
         self._snapshot = snapshot
         self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
@@ -185,6 +187,8 @@ class Supervisor:
                 "proxynow.edge.worker",
                 "--channel-fd",
                 str(theirs.fileno()),
+                "--priority",
+                str(self._priority),
                 pass_fds=(theirs.fileno(),),
             )
         finally:

@@ -35,6 +35,7 @@ import uvloop
 
 from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge import channel as ch
+from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.graph import empty_graph
 from proxynow.edge.listen import ListenAddress, bind
@@ -240,9 +241,12 @@ def tune_allocator() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="proxynow.edge.worker")
     parser.add_argument("--channel-fd", type=int, required=True)
+    parser.add_argument("--priority", type=int, default=None)
     args = parser.parse_args(argv)
     tune_allocator()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    if args.priority is not None:
+        priority.restore_worker(args.priority)
     return uvloop.run(_serve(args.channel_fd))
 
 
