@@ -10,17 +10,31 @@ API: `"http.routers.api@file"`.
 
 Mappings are plain dicts (not `MappingProxyType`, which does not pickle); nothing mutates
 them after the aggregator built them.
+
+A `SnapshotDelta` is what goes to a worker that already serves an earlier version: only the
+objects that were added, changed or removed since that version, so that a worker does not
+unpickle a thousand unchanged routers to learn about one new one. `apply` rebuilds the
+configuration on top of the base, handing unchanged objects (and unchanged tables) over as
+the very same objects, which lets the graph build reuse what it compiled for them. The
+worker's copy carries no statuses: they are the control plane's, for the API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from proxynow.config.dynamic import DynamicConfig
+from proxynow.config.dynamic import DynamicConfig, TLSConfig
 
-__all__ = ["ObjectStatus", "Snapshot", "Status", "status_key"]
+__all__ = ["ObjectStatus", "Snapshot", "SnapshotDelta", "Status", "status_key"]
+
+# The named-object tables of a DynamicConfig, by protocol (attribute names).
+_TABLES: dict[str, tuple[str, ...]] = {
+    "http": ("routers", "services", "middlewares", "servers_transports"),
+    "tcp": ("routers", "services", "middlewares", "servers_transports"),
+    "udp": ("routers", "services"),
+}
 
 Status = Literal["enabled", "warning", "disabled"]
 """Traefik's runtime statuses: `warning` serves (with errors), `disabled` does not."""
@@ -67,6 +81,82 @@ class Snapshot:
             and self.disabled == other.disabled
             and self.statuses == other.statuses
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TableChange:
+    """What changed in one table: objects added or replaced, names removed."""
+
+    upserts: dict[str, Any]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDelta:
+    """Snapshot `version` as changes to snapshot `base` (the one the worker serves)."""
+
+    version: int
+    base: int
+    # (protocol, table attribute) → its changes; tables that did not change are absent.
+    tables: dict[tuple[str, str], TableChange]
+    tls: TLSConfig | None  # the whole TLS section when it changed, else None
+
+    @classmethod
+    def between(cls, old: Snapshot, new: Snapshot) -> SnapshotDelta:
+        tables: dict[tuple[str, str], TableChange] = {}
+        for protocol, names in _TABLES.items():
+            before, after = getattr(old.config, protocol), getattr(new.config, protocol)
+            for attribute in names:
+                change = _table_change(getattr(before, attribute), getattr(after, attribute))
+                if change is not None:
+                    tables[protocol, attribute] = change
+        tls = None if old.config.tls == new.config.tls else new.config.tls
+        return cls(new.version, old.version, tables, tls)
+
+    @property
+    def size(self) -> int:
+        """How many objects the delta carries (added, changed or removed)."""
+        return sum(len(c.upserts) + len(c.removed) for c in self.tables.values())
+
+    def apply(self, base: Snapshot) -> Snapshot:
+        """The new snapshot, from `base` (which must be version `self.base`)."""
+        if base.version != self.base:
+            raise ValueError(f"delta {self.version} is based on {self.base}, not {base.version}")
+        config = base.config
+        update: dict[str, Any] = {}
+        for protocol in _TABLES:
+            section = getattr(config, protocol)
+            tables = {
+                attribute: _patched(getattr(section, attribute), change)
+                for (proto, attribute), change in self.tables.items()
+                if proto == protocol
+            }
+            if tables:
+                update[protocol] = section.model_copy(update=tables)
+        if self.tls is not None:
+            update["tls"] = self.tls
+        return Snapshot(self.version, config.model_copy(update=update) if update else config)
+
+
+def _table_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> TableChange | None:
+    if before is after:
+        return None
+    # `is` first: the aggregator reuses an unchanged object, and then nothing is compared.
+    upserts = {
+        name: obj
+        for name, obj in after.items()
+        if (old := before.get(name)) is not obj and old != obj
+    }
+    removed = tuple(name for name in before if name not in after)
+    return TableChange(upserts, removed) if upserts or removed else None
+
+
+def _patched(table: Mapping[str, Any], change: TableChange) -> dict[str, Any]:
+    patched = dict(table)
+    for name in change.removed:
+        patched.pop(name, None)
+    patched.update(change.upserts)
+    return patched
 
 
 def status_key(protocol: str, section: str, qualified_name: str) -> str:

@@ -9,9 +9,15 @@ and the request-shaping facts (Host to send, path prefix, timeouts).
 
 Mutable per-worker state (balancer cursors, pools, metrics) is not part of the graph: it is
 fetched from the worker's registries by name while building, so an unchanged service keeps
-its balancer position and its warm connections across graph swaps. Parsed rules are kept
-the same way (by rule text, for the rules the last graph used): a snapshot that changes
-one router of a thousand parses one rule, not a thousand.
+its balancer position and its warm connections across graph swaps.
+
+A change must cost what changed, not the size of the configuration: the worker stalls every
+request while it builds. So the resources also keep what the last build compiled, keyed by
+the configuration object it came from (compared by identity: `SnapshotDelta.apply` hands an
+unchanged router, service or middleware table over as the same object): parsed rules by
+rule text, each service's pick, each router's routes, and per entrypoint a `TableBuilder`
+that patches the route table instead of compiling it again. A full snapshot (new objects
+throughout) simply rebuilds everything, which is what a first build costs.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from proxynow.config.dynamic import DynamicConfig, LoadBalancer, ServersTransport, Service
+from proxynow.config.dynamic import (
+    DynamicConfig,
+    LoadBalancer,
+    Router,
+    ServersTransport,
+    Service,
+)
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balancer import Balancer, BalancerRegistry
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
@@ -35,10 +47,10 @@ from proxynow.rules import (
     Route,
     RouteTable,
     RuleError,
-    compile_table,
     parse_rule,
     provider_rank,
 )
+from proxynow.rules.incremental import TableBuilder
 
 if TYPE_CHECKING:
     from proxynow.snapshot import Snapshot
@@ -57,6 +69,7 @@ log = logging.getLogger(__name__)
 
 # Go's http.DefaultMaxIdleConnsPerHost, which a dynamic serversTransport with 0 gets.
 _GO_DEFAULT_MAX_IDLE = 2
+_CATCH_ALL = "PathPrefix(`/`)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,34 @@ class GraphResources:
     contexts: ContextCache = field(default_factory=ContextCache)
     # Entrypoint name → the port its workers listen on (resolved port 0), for redirects.
     ports: dict[str, int] = field(default_factory=dict)
+    # What the last build compiled, reused for unchanged configuration objects.
+    compiled: _Compiled = field(default_factory=lambda: _Compiled(None))
+
+
+@dataclass(slots=True)
+class _CachedService:
+    service: Service
+    depends: tuple[object, ...]  # what else the pick was built from (transports, children)
+    pick: Pick | None
+
+
+@dataclass(slots=True)
+class _CachedRouter:
+    router: Router
+    pick: Pick | None
+    middlewares: object  # the middleware table it was compiled against (when it uses any)
+    routes: tuple[tuple[str, bool, Route[HttpTarget]], ...]  # (entrypoint, tls, route)
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """Per-object compile results of the last graph, valid for one static configuration."""
+
+    static: StaticConfig | None
+    services: dict[str, _CachedService] = field(default_factory=dict)
+    routers: dict[str, _CachedRouter] = field(default_factory=dict)
+    tables: dict[tuple[str, bool], TableBuilder[HttpTarget]] = field(default_factory=dict)
+    redirects: dict[str, Route[HttpTarget]] = field(default_factory=dict)
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -167,44 +208,87 @@ class _Builder:
         self.picks: dict[str, Pick | None] = {}
         self.resolving: set[str] = set()
         self.entrypoints = http_entrypoints(static)
+        self.entrypoint_set = frozenset(self.entrypoints)
         defaults = [n for n in self.entrypoints if static.entry_points[n].as_default]
         self.default_entrypoints = defaults or self.entrypoints
         self.tls_entrypoints = {n for n in self.entrypoints if static.entry_points[n].http.tls}
         # (parsed rule, TLS options name) of the routers that name TLS options.
         self.tls_options: dict[str, list[tuple[Node, str]]] = {}
+        previous = res.compiled
+        if previous.static is not static:
+            previous = _Compiled(static)
+        self.previous = previous
+        # What this build compiled: becomes `res.compiled` (dropping what left the config).
+        self.compiled = _Compiled(static, tables=previous.tables, redirects=previous.redirects)
 
     def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         secure: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
-        previous, rules = self.res.rules, {}
+        rules: dict[str, Node | None] = {}
         for name, router in self.config.http.routers.items():
-            rule = router.rule
-            node = rules[rule] = previous[rule] if rule in previous else _parse(name, rule)
-            pick = self.service(router.service)
-            if node is None or pick is None:
-                continue
-            for ep in router.entry_points or self.default_entrypoints:
-                tls = router.tls is not None or ep in self.tls_entrypoints
-                routes = (secure if tls else plain).get(ep)
-                if routes is None:
-                    continue
+            for ep, tls, route in self.router_routes(name, router, rules):
+                (secure if tls else plain)[ep].append(route)
                 if tls:
-                    self.note_tls_options(ep, node, router.tls.options if router.tls else "")
-                stats = self.res.metrics.target(ep, name, router.service)
-                middlewares = tuple(router.middlewares)
-                respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
-                target = HttpTarget(name, router.service, middlewares, pick, stats, respond)
-                routes.append(Route(name, node, target, router.priority, provider_rank(name), rule))
+                    assert not isinstance(route.rule, str)
+                    self.note_tls_options(ep, route.rule, router.tls.options if router.tls else "")
         for ep, routes in plain.items():
             redirect = self.redirect_route(ep)
             if redirect is not None:
                 routes.append(redirect)
         self.res.balancers.retain(set(self.picks))
         self.res.rules = rules
+        self.res.compiled = self.compiled
         return (
-            {ep: compile_table(routes) for ep, routes in plain.items()},
-            {ep: compile_table(routes) for ep, routes in secure.items()},
+            {ep: self.table(ep, False, routes) for ep, routes in plain.items()},
+            {ep: self.table(ep, True, routes) for ep, routes in secure.items()},
         )
+
+    def table(self, ep: str, tls: bool, routes: list[Route[HttpTarget]]) -> RouteTable[HttpTarget]:
+        builder = self.compiled.tables.get((ep, tls))
+        if builder is None:
+            builder = self.compiled.tables[ep, tls] = TableBuilder("http")
+        return builder.build(routes)
+
+    def router_routes(
+        self, name: str, router: Router, rules: dict[str, Node | None]
+    ) -> tuple[tuple[str, bool, Route[HttpTarget]], ...]:
+        """The (entrypoint, tls, route) of one router: the last build's when neither the
+        router, its service's pick nor (if it uses any) the middleware table changed."""
+        pick = self.service(router.service)
+        middlewares = self.config.http.middlewares if router.middlewares else None
+        cached = self.previous.routers.get(name)
+        if (
+            cached is not None
+            and cached.router is router
+            and cached.pick is pick
+            and cached.middlewares is middlewares
+        ):
+            rules[router.rule] = self.res.rules.get(router.rule)
+            self.compiled.routers[name] = cached
+            return cached.routes
+        routes = self.compile_router(name, router, pick, rules)
+        self.compiled.routers[name] = _CachedRouter(router, pick, middlewares, routes)
+        return routes
+
+    def compile_router(
+        self, name: str, router: Router, pick: Pick | None, rules: dict[str, Node | None]
+    ) -> tuple[tuple[str, bool, Route[HttpTarget]], ...]:
+        previous, rule = self.res.rules, router.rule
+        node = rules[rule] = previous[rule] if rule in previous else _parse(name, rule)
+        if node is None or pick is None:
+            return ()
+        routes: list[tuple[str, bool, Route[HttpTarget]]] = []
+        middlewares = tuple(router.middlewares)
+        for ep in router.entry_points or self.default_entrypoints:
+            if ep not in self.entrypoint_set:
+                continue
+            tls = router.tls is not None or ep in self.tls_entrypoints
+            stats = self.res.metrics.target(ep, name, router.service)
+            respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            target = HttpTarget(name, router.service, middlewares, pick, stats, respond)
+            route = Route(name, node, target, router.priority, provider_rank(name), rule)
+            routes.append((ep, tls, route))
+        return tuple(routes)
 
     def note_tls_options(self, ep: str, node: Node, options: str) -> None:
         """Remember which TLS options the hosts of a TLS router ask for on `ep`; a router
@@ -237,12 +321,20 @@ class _Builder:
             return None
         port = spec.to if spec.to.isdigit() else str(self._port(spec.to))
         name = f"{ep}-to-{spec.to}@internal"
+        known = self.compiled.redirects.get(ep)
+        if known is not None and known.source == port:
+            return known
         respond = entrypoint_redirect(spec.scheme, port, spec.permanent)
         stats = self.res.metrics.target(ep, name, "noop@internal")
         target = HttpTarget(name, "noop@internal", (), _no_server, stats, respond)
-        rule = "PathPrefix(`/`)"
-        node = parse_rule(rule, "http")
-        return Route(name, node, target, spec.priority, provider_rank(name), rule)
+        node = parse_rule(_CATCH_ALL, "http")
+        # `source` is the rule's text only for its length (the default priority); here it
+        # also records the port, which is what makes this route differ from the last one.
+        route = Route(
+            name, node, target, spec.priority or len(_CATCH_ALL), provider_rank(name), port
+        )
+        self.compiled.redirects[ep] = route
+        return route
 
     def _port(self, entrypoint: str) -> int:
         known = self.res.ports.get(entrypoint)
@@ -271,18 +363,44 @@ class _Builder:
 
     def _service(self, name: str, service: Service) -> Pick | None:
         if service.load_balancer is not None:
-            return self._load_balancer(name, service.load_balancer)
+            lb = service.load_balancer
+            transports = self.config.http.servers_transports if lb.servers_transport else None
+            return self._cached(name, service, (transports,), lambda: self._load_balancer(name, lb))
         if service.weighted is not None:
             children = [(self.service(c.name), float(c.weight)) for c in service.weighted.services]
-            live = [(pick, weight) for pick, weight in children if pick is not None]
-            identity = tuple((c.name, c.weight) for c in service.weighted.services)
-            return _nested(self.res.balancers.get(name, identity, live))
+            return self._cached(
+                name, service, tuple(p for p, _ in children), lambda: self._weighted(name, children)
+            )
         # Mirroring and failover serve their main service until those issues land.
         if service.mirroring is not None:
             return self.service(service.mirroring.service)
         if service.failover is not None:
             return self.service(service.failover.service)
         return None
+
+    def _cached(
+        self, name: str, service: Service, depends: tuple[object, ...], build: Callable[[], Pick]
+    ) -> Pick:
+        """The last build's pick of `name` if it came from this very service object and
+        the same dependencies (so its servers and balancer are the same); else `build()`."""
+        known = self.previous.services.get(name)
+        if (
+            known is None
+            or known.service is not service
+            or len(known.depends) != len(depends)
+            or any(a is not b for a, b in zip(known.depends, depends, strict=True))
+        ):
+            known = _CachedService(service, depends, build())
+        self.compiled.services[name] = known
+        assert known.pick is not None
+        return known.pick
+
+    def _weighted(self, name: str, children: list[tuple[Pick | None, float]]) -> Pick:
+        service = self.config.http.services[name]
+        assert service.weighted is not None
+        live = [(pick, weight) for pick, weight in children if pick is not None]
+        identity = tuple((c.name, c.weight) for c in service.weighted.services)
+        return _nested(self.res.balancers.get(name, identity, live))
 
     def _load_balancer(self, name: str, lb: LoadBalancer) -> Pick:
         options = self._transport(lb.servers_transport)

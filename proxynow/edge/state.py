@@ -2,25 +2,25 @@
 
 `graph` is replaced by one assignment when a snapshot arrives (`load` builds it with this
 worker's registries, so balancer cursors, pools and metrics carry over); a request reads it
-once when its head is complete and keeps it. `connections` are the live client connections
-(each has `shutdown()` and `abort()`), used for draining and by the tick, which runs once
-per `tick_interval` and enforces the connection deadlines (read, idle, response header) and
-closes upstream connections idle past idleConnTimeout. One periodic timer per worker, not a
+once when its head is complete and keeps it. `snapshot` is the configuration the graph was
+built from: a `SnapshotDelta` from the control plane is applied on top of it (`apply`).
+`connections` are the live client connections (each has `shutdown()` and `abort()`), used
+for draining and by the tick, which runs once per `tick_interval` and enforces the
+connection deadlines (read, idle, response header) and closes upstream connections idle
+past idleConnTimeout. One periodic timer per worker, not a
 timer per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import EMPTY_CHALLENGES, ChallengeSet
 from proxynow.edge.graph import GraphResources, RouterGraph, build_graph, empty_graph
 from proxynow.edge.metrics import WorkerMetrics
-
-if TYPE_CHECKING:
-    from proxynow.snapshot import Snapshot
+from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = ["WorkerState"]
 
@@ -37,6 +37,7 @@ class WorkerState:
         "graph",
         "http01",
         "resources",
+        "snapshot",
         "tick_interval",
         "worker_id",
     )
@@ -61,6 +62,7 @@ class WorkerState:
         # path pays one truth test.
         self.http01 = EMPTY_CHALLENGES.http01
         self._ticker: asyncio.TimerHandle | None = None
+        self.snapshot = Snapshot.empty()
 
     @property
     def metrics(self) -> WorkerMetrics:
@@ -70,7 +72,15 @@ class WorkerState:
         """Build a graph for `snapshot` with this worker's registries and swap it in."""
         graph = build_graph(snapshot, static, self.resources)
         self.graph = graph
+        self.snapshot = snapshot
         return graph
+
+    def apply(self, message: Snapshot | SnapshotDelta, static: StaticConfig) -> RouterGraph:
+        """`load` a full snapshot, or a delta on top of the current one (`ValueError` if it
+        is based on another version: the control plane then sends what we lack)."""
+        if isinstance(message, SnapshotDelta):
+            return self.load(message.apply(self.snapshot), static)
+        return self.load(message, static)
 
     def set_challenges(self, challenges: ChallengeSet) -> None:
         self.challenges = challenges

@@ -1,8 +1,12 @@
 """The control-plane side of the workers: start, watch, restart, publish, collect, drain.
 
 Each worker is a `python -m proxynow.edge.worker` subprocess connected by a unix socket
-pair (`proxynow.edge.channel`). A snapshot is pickled once and pushed to every worker;
-a slow worker only ever has the newest one pending. A worker that exits while we are
+pair (`proxynow.edge.channel`). A worker gets a full snapshot once, in INIT; after that
+each new version goes as a `SnapshotDelta` against the version it serves (pickled once
+per distinct base), so a change of one router costs the worker one router. A worker has
+at most one snapshot in flight: the next is sent when its SERVING arrives, as one delta
+from what it serves to the newest version, so a slow worker is never sent a queue of
+them and always ends up with the newest. A worker that exits while we are
 not draining is logged and replaced (with the latest snapshot, after a short capped
 backoff if it keeps dying at start), and the others keep serving. `stop()` sends
 SIGTERM to every worker, which drains by itself, and waits for them to exit.
@@ -28,7 +32,7 @@ from proxynow.edge import channel as ch
 from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.listen import ListenAddress
-from proxynow.snapshot import Snapshot
+from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = ["Supervisor", "WorkerInfo", "WorkerStartError"]
 
@@ -54,6 +58,11 @@ class WorkerInfo:
     version: int = -1
     restarts: int = 0
     started_at: float = 0.0
+    # The snapshot in flight to this worker (sent, no SERVING yet), and what it reported.
+    awaiting: bool = False
+    applied: int = 0
+    stall_last: float = 0.0  # seconds its last snapshot apply held its loop
+    stall_max: float = 0.0
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     channel: ch.Channel | None = field(default=None, repr=False)
     ready_future: asyncio.Future[None] | None = field(default=None, repr=False)
@@ -65,6 +74,9 @@ class WorkerInfo:
             "ready": self.ready,
             "version": self.version,
             "restarts": self.restarts,
+            "applied": self.applied,
+            "stall_ms_last": round(self.stall_last * 1000, 3),
+            "stall_ms_max": round(self.stall_max * 1000, 3),
         }
 
 
@@ -82,7 +94,10 @@ class Supervisor:
         self._priority = priority.current()  # what workers run at, whatever we lower to
         self._addresses = dict(addresses)
         self._snapshot = snapshot
-        self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        self._full: bytes | None = None  # the pickled current snapshot, made when needed
+        # Snapshots a worker may serve (deltas are made against them), by version.
+        self._history: dict[int, Snapshot] = {snapshot.version: snapshot}
+        self._deltas: dict[int, bytes] = {}  # base version → pickled delta to the current
         self._workers = [WorkerInfo(i) for i in range(count or static.workers)]
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -118,13 +133,48 @@ class Supervisor:
         ]
 
     def publish(self, snapshot: Snapshot) -> None:
-        """Push `snapshot` to every worker (pickled once; never blocks)."""
+        """Push `snapshot` to every worker that is not busy with the previous one (never
+        blocks; a busy worker gets it when it reports SERVING)."""
         self._snapshot = snapshot
-        self._blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
-        message = (ch.SNAPSHOT, snapshot.version, self._blob)
+        self._full = None
+        self._deltas = {}
+        self._history[snapshot.version] = snapshot
         for info in self._workers:
-            if info.channel is not None:
-                info.channel.send_latest(message)
+            self._push(info)
+        self._forget()
+
+    def _push(self, info: WorkerInfo) -> None:
+        """Send `info` the newest version if it is ready, idle and behind."""
+        latest = self._snapshot.version
+        if info.channel is None or not info.ready or info.awaiting or info.version >= latest:
+            return
+        info.channel.send((ch.SNAPSHOT, latest, self._payload(info.version)))
+        info.awaiting = True
+
+    def _payload(self, base_version: int) -> bytes:
+        """The pickled delta from `base_version` to the current snapshot, or the whole
+        snapshot when that version is no longer known."""
+        blob = self._deltas.get(base_version)
+        if blob is not None:
+            return blob
+        base = self._history.get(base_version)
+        if base is None:
+            return self._full_blob()
+        delta = SnapshotDelta.between(base, self._snapshot)
+        blob = self._deltas[base_version] = pickle.dumps(delta, protocol=pickle.HIGHEST_PROTOCOL)
+        return blob
+
+    def _full_blob(self) -> bytes:
+        if self._full is None:
+            self._full = pickle.dumps(self._snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._full
+
+    def _forget(self) -> None:
+        """Keep only the snapshots a ready worker serves, and the current one."""
+        keep = {info.version for info in self._workers if info.ready}
+        keep.add(self._snapshot.version)
+        for version in [v for v in self._history if v not in keep]:
+            del self._history[version]
 
     def publish_challenges(self, challenges: ChallengeSet) -> None:
         """Hand the pending ACME challenges to every worker (no graph rebuild); a worker
@@ -213,12 +263,13 @@ class Supervisor:
                 info.worker_id,
                 self._static,
                 self._addresses,
-                self._blob,
+                self._full_blob(),
             )
         )
         if self._challenges is not None:
             info.channel.send((ch.CHALLENGES, self._challenges))
         info.version = self._snapshot.version - 1  # not serving anything yet
+        info.awaiting = False
 
     async def _watch(self, info: WorkerInfo) -> None:
         """Restart the worker whenever it exits, until the supervisor stops."""
@@ -280,17 +331,27 @@ class Supervisor:
             info.ready = True
             info.version = message[3]
             log.info("worker %d ready (pid %d, version %d)", info.worker_id, info.pid, info.version)
-            if info.channel is not None and info.version < self._snapshot.version:
-                info.channel.send_latest((ch.SNAPSHOT, self._snapshot.version, self._blob))
+            self._push(info)
             _resolve(info.ready_future, None)
         elif kind == ch.SERVING:
-            info.version = max(info.version, message[1])
+            self._on_serving(info, message[1], message[2])
         elif kind == ch.METRICS:
             self._on_metrics(info, message[1], message[2])
         elif kind == ch.FATAL:
             log.error("%s", message[1])
             _resolve(info.ready_future, WorkerStartError(message[1]))
         self._changed.set()
+
+    def _on_serving(self, info: WorkerInfo, version: int, stall: float) -> None:
+        failed = version < self._snapshot.version and version <= info.version
+        info.version = version
+        info.awaiting = False
+        info.applied += 1
+        info.stall_last = stall
+        info.stall_max = max(info.stall_max, stall)
+        if not failed:  # a version the worker could not build waits for the next publish
+            self._push(info)
+        self._forget()
 
     def _on_metrics(self, info: WorkerInfo, request_id: int, data: Any) -> None:
         pending = self._collects.get(request_id)

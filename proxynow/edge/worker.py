@@ -4,8 +4,10 @@ Started by the supervisor as `python -m proxynow.edge.worker --channel-fd N`, wh
 its end of a unix socket pair. The first message (INIT) brings the worker id, the static
 configuration, the entrypoint addresses the control plane resolved and the latest
 snapshot; the worker binds its own SO_REUSEPORT sockets, builds its graph and answers
-READY. Every later SNAPSHOT is compiled with `build_graph` and swapped in with one
-assignment (`state.graph = graph`); requests in flight keep the graph they started with.
+READY. Every later SNAPSHOT (a full `Snapshot`, or usually a `SnapshotDelta` on top of the
+one we serve) is compiled with `build_graph` and swapped in with one assignment
+(`state.graph = graph`); requests in flight keep the graph they started with. SERVING
+answers with the version now served and how long the apply stalled the loop.
 
 Drain (SIGTERM, or the control plane going away): keep accepting for each entrypoint's
 `requestAcceptGraceTimeout`, close the listeners, ask every connection to `shutdown()`
@@ -28,6 +30,7 @@ import pickle
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +45,7 @@ from proxynow.edge.listen import ListenAddress, bind
 from proxynow.edge.state import WorkerState
 from proxynow.edge.tls_conn import connection_factory
 from proxynow.logs import configure_logging
-from proxynow.snapshot import Snapshot
+from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = ["Worker", "main", "tune_allocator"]
 
@@ -144,14 +147,18 @@ class Worker:
         state = self._state
         if state is None:
             return  # before INIT completed: INIT itself carried the newest snapshot
-        snapshot: Snapshot = pickle.loads(blob)
+        # Every request waits while this runs: the stall is reported with the version.
+        started = time.perf_counter()
+        message: Snapshot | SnapshotDelta = pickle.loads(blob)
         try:
-            state.load(snapshot, self._static)
+            state.apply(message, self._static)
         except Exception:
-            log.exception("worker %d: building graph %d failed", state.worker_id, snapshot.version)
-            return
+            log.exception("worker %d: building graph %d failed", state.worker_id, message.version)
+        stall = time.perf_counter() - started
         assert self._channel is not None
-        self._channel.send((ch.SERVING, snapshot.version))
+        # The version we serve, which on failure is the old one: the control plane then
+        # knows what a next delta must be based on.
+        self._channel.send((ch.SERVING, state.snapshot.version, stall))
 
     def _collect(self, request_id: int) -> None:
         state = self._state
