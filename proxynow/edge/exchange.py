@@ -61,8 +61,10 @@ class EntryPointRuntime:
     insecure: bool = False
     tls: bool = False
     read_timeout: float = 60.0
-    write_timeout: float = 0.0
+    write_timeout: float = 0.0  # 0: none
     idle_timeout: float = 180.0
+    keep_alive_max_requests: int = 0  # 0: unlimited
+    keep_alive_max_time: float = 0.0  # 0: unlimited
     max_header_bytes: int = 1 << 20
     max_header_count: int = 256
     max_target_bytes: int = 64 << 10
@@ -75,11 +77,17 @@ class EntryPointRuntime:
             return True
         return ip is not None and any(ip in net for net in self.trusted_ips)
 
+    @property
+    def limits_connections(self) -> bool:
+        """Whether writeTimeout or a keep-alive limit applies (read once per entrypoint)."""
+        return bool(self.write_timeout or self.keep_alive_max_requests or self.keep_alive_max_time)
+
 
 def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> EntryPointRuntime:
     """Freeze the parts of a static entrypoint the HTTP protocol reads."""
     forwarded = entrypoint.forwarded_headers
-    timeouts = entrypoint.transport.responding_timeouts
+    transport = entrypoint.transport
+    timeouts = transport.responding_timeouts
     networks = tuple(ipaddress.ip_network(ip, strict=False) for ip in forwarded.trusted_ips)
     return EntryPointRuntime(
         name=name,
@@ -89,6 +97,8 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
         read_timeout=timeouts.read_timeout,
         write_timeout=timeouts.write_timeout,
         idle_timeout=timeouts.idle_timeout,
+        keep_alive_max_requests=transport.keep_alive_max_requests,
+        keep_alive_max_time=transport.keep_alive_max_time,
         max_header_bytes=entrypoint.http.max_header_bytes,
     )
 

@@ -98,9 +98,16 @@ def http_protocol_factory(
     """The protocol factory for one HTTP entrypoint (for `loop.create_server`)."""
     stats = state.metrics.entrypoint(entrypoint.name)
     peers = PeerCache(entrypoint)
+    protocol = HttpProxy
+    if entrypoint.limits_connections:
+        # Chosen here, once: with the defaults a request pays nothing for these options.
+        # Imported late: that module subclasses HttpProxy.
+        from proxynow.edge.http1_limits import LimitedHttpProxy
+
+        protocol = LimitedHttpProxy
 
     def factory() -> asyncio.Protocol:
-        return HttpProxy(state, entrypoint, stats, peers)
+        return protocol(state, entrypoint, stats, peers)
 
     return factory
 
