@@ -45,6 +45,7 @@ SUFFIXES = (".yml", ".yaml", ".toml")
 _CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
 _MAX_BACKOFF = 30.0
 _SETTLE = 1.0
+_EMPTY = DynamicConfig()
 
 
 def merge_files(
@@ -279,7 +280,7 @@ class FileProvider:
 
     def _just_emptied(self, path: str) -> bool:
         last = self._last_good.get(path)
-        if last is None or last == DynamicConfig():
+        if last is None or last == _EMPTY:
             return False
         try:
             return os.stat(path).st_size == 0
