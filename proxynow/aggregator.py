@@ -53,6 +53,7 @@ __all__ = [
     "INTERNAL_SERVICES",
     "Aggregator",
     "EntryPoints",
+    "RuleCheck",
     "build_snapshot",
     "qualify",
 ]
@@ -170,12 +171,43 @@ _QUALIFIERS: dict[str, Callable[[Any, str], Any]] = {
 # ---------------------------------------------------------------- the merge
 
 
+class RuleCheck:
+    """Rule text → why it does not parse (None: it does), kept from one build to the next
+    for the rules still in use: a change of one router of a thousand parses one rule."""
+
+    __slots__ = ("_known", "_used")
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], str | None] = {}
+        self._used: dict[tuple[str, str], str | None] = {}
+
+    def error(self, rule: str, kind: str) -> str | None:
+        key = (kind, rule)
+        if key in self._used:
+            return self._used[key]
+        if key in self._known:
+            error = self._known[key]
+        else:
+            try:
+                parse_rule(rule, "tcp" if kind == "tcp" else "http")
+                error = None
+            except RuleError as exc:
+                error = str(exc)
+        self._used[key] = error
+        return error
+
+    def rotate(self) -> None:
+        """End of a build: forget the rules it did not use."""
+        self._known, self._used = self._used, {}
+
+
 @dataclass
 class _Merge:
     """Scratch state of one `build_snapshot` call; never escapes it."""
 
     entry_points: EntryPoints
     internal_services: frozenset[str]
+    rules: RuleCheck = field(default_factory=RuleCheck)
     tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # status key -> provider
     problems: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
@@ -413,9 +445,8 @@ def _check_router(merge: _Merge, protocol: str, name: str, router: Any) -> None:
     key = status_key(protocol, "routers", name)
     entry_points = _router_entry_points(merge, key, router)
     if protocol != "udp":
-        try:
-            parse_rule(router.rule, "tcp" if protocol == "tcp" else "http")
-        except RuleError as error:
+        error = merge.rules.error(router.rule, protocol)
+        if error is not None:
             merge.add(key, f"rule: {error}")
     if not router.service:
         merge.add(key, "the router has no service")
@@ -481,10 +512,12 @@ def build_snapshot(
     updates: Iterable[ProviderUpdate],
     entry_points: EntryPoints,
     internal_services: frozenset[str] = frozenset(),
+    rules: RuleCheck | None = None,
 ) -> Snapshot:
-    """Merge the latest configuration of every provider into snapshot `version`."""
+    """Merge the latest configuration of every provider into snapshot `version`; `rules`
+    remembers rule checks between calls (one caller at a time)."""
     ordered = sorted(updates, key=lambda update: update.provider)
-    merge = _Merge(entry_points, internal_services)
+    merge = _Merge(entry_points, internal_services, rules or RuleCheck())
     for update in ordered:
         _collect(merge, update)
     certificates = _collect_tls(merge, ordered)
@@ -497,6 +530,7 @@ def build_snapshot(
     )
     config = DynamicConfig(**{protocol: served for protocol, (served, _) in parts.items()}, tls=tls)
     disabled = DynamicConfig(**{protocol: off for protocol, (_, off) in parts.items()})
+    merge.rules.rotate()
     return Snapshot(version, config, _statuses(merge), disabled)
 
 
@@ -533,6 +567,7 @@ class Aggregator:
         self._provider_errors: dict[str, tuple[str, ...]] = {}
         self._dirty = asyncio.Event()
         self._current = Snapshot.empty()
+        self._rules = RuleCheck()
 
     @property
     def current(self) -> Snapshot:
@@ -581,7 +616,12 @@ class Aggregator:
         try:
             # Rule parsing for thousands of routers must not stall the control loop.
             snapshot = await asyncio.to_thread(
-                build_snapshot, version, updates, self._entry_points, self._internal_services
+                build_snapshot,
+                version,
+                updates,
+                self._entry_points,
+                self._internal_services,
+                self._rules,
             )
         except Exception:
             log.exception("building snapshot %d failed; keeping version %d", version, version - 1)

@@ -29,7 +29,7 @@ from proxynow.config.errors import (
     issues_from_validation,
 )
 from proxynow.config.keys import normalize
-from proxynow.config.positions import toml_positions, yaml_node_positions
+from proxynow.config.positions import LazyPositions, toml_positions, yaml_positions
 from proxynow.config.sources import parse_environment, parse_flags
 from proxynow.config.static import StaticConfig
 
@@ -97,12 +97,11 @@ _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoad
 
 
 def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:
-    # Parsed once: the composed node gives both the data and the key positions.
     loader = _YAML_LOADER(text)
     try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-        positions = yaml_node_positions(root)
+        data = loader.get_single_data()
+        # Worked out (parsing the text again) only if an error has to be reported.
+        positions = LazyPositions(lambda: yaml_positions(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -128,7 +127,7 @@ def _parse_toml(name: str, text: str) -> tuple[Any, Positions]:
         raise ConfigError(
             [ConfigIssue("", f"TOML syntax error: {problem}", name, line, column)]
         ) from None
-    return data, toml_positions(text)
+    return data, LazyPositions(lambda: toml_positions(text))
 
 
 def validate(

@@ -3,23 +3,55 @@
 YAML positions come from the node marks of `yaml.compose`. tomllib keeps no positions, so
 TOML is scanned line by line for table headers and `key = value` lines (best effort:
 inline tables and multi-line values are not followed into).
+
+Positions are only read to report an error, and walking every node of a thousand-router
+file cost the file provider a fifth of its reload, on every change. `LazyPositions` works
+them out from the text on first use instead; a file that validates never pays for it.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 
 import yaml
 
 from proxynow.config.errors import Loc
 
-__all__ = ["toml_positions", "yaml_node_positions", "yaml_positions"]
+__all__ = ["LazyPositions", "toml_positions", "yaml_node_positions", "yaml_positions"]
+
+# libyaml when PyYAML has it (the pure-Python composer is several times slower).
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LazyPositions(Mapping[Loc, tuple[int, int]]):
+    """The positions `compute()` returns, computed on first use."""
+
+    __slots__ = ("_compute", "_positions")
+
+    def __init__(self, compute: Callable[[], dict[Loc, tuple[int, int]]]) -> None:
+        self._compute = compute
+        self._positions: dict[Loc, tuple[int, int]] | None = None
+
+    def _all(self) -> dict[Loc, tuple[int, int]]:
+        if self._positions is None:
+            self._positions = self._compute()
+        return self._positions
+
+    def __getitem__(self, loc: Loc) -> tuple[int, int]:
+        return self._all()[loc]
+
+    def __iter__(self) -> Iterator[Loc]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def yaml_positions(text: str) -> dict[Loc, tuple[int, int]]:
     """Positions of every mapping key and sequence item of a YAML document."""
-    return yaml_node_positions(yaml.compose(text, Loader=yaml.SafeLoader))
+    return yaml_node_positions(yaml.compose(text, Loader=_LOADER))
 
 
 def yaml_node_positions(root: yaml.Node | None) -> dict[Loc, tuple[int, int]]:

@@ -23,6 +23,7 @@ import pickle
 import signal
 import socket
 import sys
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 5.0
 _QUICK_DEATH = 1.0  # a worker dying sooner than this after READY counts as a crash loop
+_RECENT_STALLS = 200
 _STOP_MARGIN = 5.0  # seconds beyond the drain deadline before a worker is killed
 
 
@@ -61,8 +63,9 @@ class WorkerInfo:
     # The snapshot in flight to this worker (sent, no SERVING yet), and what it reported.
     awaiting: bool = False
     applied: int = 0
-    stall_last: float = 0.0  # seconds its last snapshot apply held its loop
-    stall_max: float = 0.0
+    stall_max: float = 0.0  # seconds the longest snapshot apply held its loop
+    # The last applies' stalls (tooling: bench/change_cost.py takes those of its window).
+    stalls: deque[float] = field(default_factory=lambda: deque(maxlen=_RECENT_STALLS))
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     channel: ch.Channel | None = field(default=None, repr=False)
     ready_future: asyncio.Future[None] | None = field(default=None, repr=False)
@@ -75,8 +78,8 @@ class WorkerInfo:
             "version": self.version,
             "restarts": self.restarts,
             "applied": self.applied,
-            "stall_ms_last": round(self.stall_last * 1000, 3),
             "stall_ms_max": round(self.stall_max * 1000, 3),
+            "stall_ms_recent": [round(stall * 1000, 3) for stall in self.stalls],
         }
 
 
@@ -347,7 +350,7 @@ class Supervisor:
         info.version = version
         info.awaiting = False
         info.applied += 1
-        info.stall_last = stall
+        info.stalls.append(stall)
         info.stall_max = max(info.stall_max, stall)
         if not failed:  # a version the worker could not build waits for the next publish
             self._push(info)
