@@ -80,8 +80,13 @@ class LimitedHttpProxy(HttpProxy):
         ):
             ex.keep_alive = False  # `Connection: close` on its response, then close
         if ep.write_timeout:
-            # An earlier response still unwritten keeps its own (earlier) deadline.
-            self.write_by = min(self.write_by, now + ep.write_timeout)
+            own = now + ep.write_timeout
+            if not self.transport.get_write_buffer_size():
+                if self.deadline == self.write_by != INF:
+                    self.deadline = self.held  # the earlier responses are out: unclamp
+                self.write_by = own
+            else:  # an earlier response still unwritten keeps its own, earlier deadline
+                self.write_by = min(self.write_by, own)
         super()._start(ex)
         self._clamp()
 

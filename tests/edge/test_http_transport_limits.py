@@ -6,6 +6,8 @@ request once the connection is older than the limit; `respondingTimeouts.writeTi
 cuts a connection whose response is not written within the limit of its request head
 (a slow backend, a client that stops reading). Timeouts are small, deadlines generous;
 a worker enforces deadlines on a once-a-second tick, so a cut may come a second late.
+The last tests drive the protocol with a fake transport for the deadline bookkeeping that
+sockets cannot make deterministic (a finished response still in the send buffer).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 import pytest
 
 from proxynow.config.static import EntryPoint
-from proxynow.edge.exchange import entrypoint_runtime
+from proxynow.edge.exchange import EntryPointRuntime, entrypoint_runtime
+from proxynow.edge.http1 import INF, HttpProxy, http_protocol_factory
+from proxynow.edge.http1_limits import LimitedHttpProxy
+from proxynow.edge.state import WorkerState
 from tests.support.proc import (
     HttpBackend,
     ProxynowProcess,
@@ -300,3 +305,133 @@ def test_client_that_stops_reading_is_cut_after_write_timeout(
         client.close()
     assert ended
     assert received < BIG
+
+
+# ---------------------------------------------------------------- the deadline bookkeeping
+
+
+class FakeTransport:
+    """Records what the protocol does; `buffered` is what it would still hold unsent."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+        self.closed = False
+        self.aborted = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def limited(**options: Any) -> tuple[Any, FakeTransport, WorkerState]:
+    """A protocol on an entrypoint with `options` and no routes (every request is a 404)."""
+    state = WorkerState()
+    runtime = EntryPointRuntime("web", **options)
+    protocol = http_protocol_factory(state, runtime)()
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport, state
+
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"
+
+
+async def test_default_entrypoint_gets_the_plain_protocol() -> None:
+    state = WorkerState()
+    try:
+        protocol = http_protocol_factory(state, EntryPointRuntime("web"))()
+        assert type(protocol) is HttpProxy
+        protocol = http_protocol_factory(state, EntryPointRuntime("web", write_timeout=1))()
+        assert type(protocol) is LimitedHttpProxy
+    finally:
+        state.stop()
+
+
+async def test_write_deadline_stays_armed_while_a_finished_response_is_still_buffered() -> None:
+    proxy, transport, state = await limited(write_timeout=5.0, idle_timeout=100.0)
+    try:
+        transport.buffered = 1 << 20  # the client reads nothing
+        proxy.data_received(REQUEST)
+        assert transport.written and transport.written[0].startswith(b"HTTP/1.1 404")
+        assert proxy.active is None and proxy.deadline == proxy.write_by < INF
+        proxy.on_deadline(proxy.write_by)
+        assert transport.aborted
+    finally:
+        state.stop()
+
+
+async def test_write_deadline_passing_after_the_buffer_drained_restores_the_idle_deadline() -> None:
+    proxy, transport, state = await limited(write_timeout=5.0, idle_timeout=100.0)
+    try:
+        transport.buffered = 1 << 20
+        proxy.data_received(REQUEST)
+        write_by = proxy.write_by
+        transport.buffered = 0  # the client caught up
+        proxy.on_deadline(write_by)
+        assert not transport.aborted and not transport.closed
+        assert write_by < proxy.deadline < INF and proxy.write_by == INF
+    finally:
+        state.stop()
+
+
+async def test_a_request_dispatched_after_the_buffer_drained_gets_its_own_write_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, transport, state = await limited(write_timeout=5.0, idle_timeout=100.0)
+    try:
+        transport.buffered = 1 << 20
+        proxy.data_received(REQUEST)
+        first = proxy.write_by  # the 404 is complete but still buffered
+        transport.buffered = 0
+        later = proxy.loop.time() + 3.0
+        proxy.loop = FakeClock(later)
+        # The next request stays in flight: its body is still coming (and no backend
+        # is dialled); its deadline must be its own, not the drained response's.
+        monkeypatch.setattr(HttpProxy, "_start", lambda self, ex: None)
+        proxy.data_received(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 9\r\n\r\n")
+        assert proxy.active is not None
+        assert proxy.deadline == proxy.write_by == later + 5.0 > first
+    finally:
+        state.stop()
+
+
+async def test_keep_alive_max_requests_closes_after_the_nth_local_answer() -> None:
+    proxy, transport, state = await limited(keep_alive_max_requests=2)
+    try:
+        proxy.data_received(REQUEST)
+        assert not transport.closed and b"Connection: close" not in transport.written[0]
+        proxy.data_received(REQUEST)
+        assert transport.closed and b"Connection: close" in transport.written[1]
+    finally:
+        state.stop()
+
+
+class FakeClock:
+    """Stands in for the loop where the protocol only reads the time."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
