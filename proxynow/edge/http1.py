@@ -393,8 +393,11 @@ class HttpProxy(asyncio.Protocol):
         self.ex = Exchange(RequestHead(self.ctx.trusted), now, self.client_ip)
         self.in_head = True
         self.head_bytes = 0
-        self.deadline = now + self.read_timeout
-        self.deadline_kind = D_READ
+        if self.active is None:
+            self.deadline = now + self.read_timeout
+            self.deadline_kind = D_READ
+        # else a pipelined head behind a response in flight: that response's deadline
+        # stands, and this head's read is clocked from when the response is done.
 
     def on_url(self, url: bytes) -> None:
         ex = self.ex
@@ -770,6 +773,9 @@ class HttpProxy(asyncio.Protocol):
         if self.queue:
             self._advance()
         elif self.active is None:
+            if self.in_head:  # a pipelined head, still incomplete, read from now on
+                self._set_read_deadline(now)
+                return
             timeout = self.ep.idle_timeout
             self.deadline = now + timeout if timeout > 0 else INF
             self.deadline_kind = D_READ
