@@ -53,7 +53,7 @@ from proxynow.rules import (
 from proxynow.rules.incremental import TableBuilder
 
 if TYPE_CHECKING:
-    from proxynow.snapshot import Snapshot
+    from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = [
     "GraphResources",
@@ -70,6 +70,13 @@ log = logging.getLogger(__name__)
 # Go's http.DefaultMaxIdleConnsPerHost, which a dynamic serversTransport with 0 gets.
 _GO_DEFAULT_MAX_IDLE = 2
 _CATCH_ALL = "PathPrefix(`/`)"
+_SPARE_RULES = 64
+_TCP_TABLES = (
+    ("tcp", "routers"),
+    ("tcp", "services"),
+    ("tcp", "middlewares"),
+    ("tcp", "servers_transports"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,13 @@ class _Compiled:
     routers: dict[str, _CachedRouter] = field(default_factory=dict)
     tables: dict[tuple[str, bool], TableBuilder[HttpTarget]] = field(default_factory=dict)
     redirects: dict[str, Route[HttpTarget]] = field(default_factory=dict)
+    version: int = -1  # the snapshot these results are for
+    # Service name → the routers that use it (for a delta that changes a service).
+    users: dict[str, set[str]] = field(default_factory=dict)
+    # True when a delta can be applied by patching: plain HTTP routers only, every
+    # service a load balancer (no service depends on another).
+    patchable: bool = False
+    tcp: TcpRouting | None = None
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -169,13 +183,23 @@ def empty_graph(static: StaticConfig, resources: GraphResources | None = None) -
 
 
 def build_graph(
-    snapshot: Snapshot | None, static: StaticConfig, resources: GraphResources | None = None
+    snapshot: Snapshot | None,
+    static: StaticConfig,
+    resources: GraphResources | None = None,
+    delta: SnapshotDelta | None = None,
 ) -> RouterGraph:
-    """Compile `snapshot` for this worker; `resources` are the worker's registries."""
+    """Compile `snapshot` for this worker; `resources` are the worker's registries. With
+    `delta` (what made `snapshot` out of the one the last build compiled), only what it
+    touches is compiled again, when the configuration allows (see `_Builder.patch`)."""
     config = snapshot.config if snapshot is not None else DynamicConfig()
     builder = _Builder(config, static, resources or GraphResources())
-    http, https = builder.tables()
-    tcp = build_tcp_routing(config, http_entrypoints(static))
+    patched = builder.patch(delta) if delta is not None else None
+    http, https = patched or builder.tables()
+    builder.compiled.version = snapshot.version if snapshot is not None else 0
+    tcp = builder.previous.tcp
+    if patched is None or tcp is None or delta is None or not _same_tcp(delta):
+        tcp = build_tcp_routing(config, http_entrypoints(static))
+    builder.compiled.tcp = tcp
     # An entrypoint with `http.tls` terminates TLS even before it has a router (404 inside).
     tls_entrypoints = frozenset(
         [ep for ep, table in https.items() if table.route_names]
@@ -225,7 +249,9 @@ class _Builder:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         secure: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         rules: dict[str, Node | None] = {}
+        users = self.compiled.users
         for name, router in self.config.http.routers.items():
+            users.setdefault(router.service, set()).add(name)
             for ep, tls, route in self.router_routes(name, router, rules):
                 (secure if tls else plain)[ep].append(route)
                 if tls:
@@ -238,10 +264,97 @@ class _Builder:
         self.res.balancers.retain(set(self.picks))
         self.res.rules = rules
         self.res.compiled = self.compiled
+        self.compiled.patchable = not any(secure.values()) and all(
+            service.load_balancer is not None for service in self.config.http.services.values()
+        )
         return (
             {ep: self.table(ep, False, routes) for ep, routes in plain.items()},
             {ep: self.table(ep, True, routes) for ep, routes in secure.items()},
         )
+
+    def patch(
+        self, delta: SnapshotDelta
+    ) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]] | None:
+        """The tables, compiling only the routers `delta` touches (changed or removed, or
+        using a changed service); None when the full build is needed: another base, TLS
+        routers, services built from other services, middleware or transport changes."""
+        previous = self.previous
+        if not self._can_patch(delta):
+            return None
+        compiled = self.compiled
+        compiled.routers, compiled.services = dict(previous.routers), dict(previous.services)
+        compiled.users, compiled.patchable = previous.users, True
+        dirty: set[str] = set()
+        services = delta.tables.get(("http", "services"))
+        for name in (*services.upserts, *services.removed) if services else ():
+            compiled.services.pop(name, None)
+            dirty.update(previous.users.get(name, ()))
+        routers = delta.tables.get(("http", "routers"))
+        if routers is not None:
+            dirty.update(routers.upserts)
+            dirty.update(routers.removed)
+        added: dict[tuple[str, bool], list[Route[HttpTarget]]] = {}
+        removed: dict[tuple[str, bool], list[str]] = {}
+        for name in dirty:
+            self.recompile(name, added, removed)
+        if services:
+            self.res.balancers.retain(set(compiled.services))
+        self.res.compiled = compiled
+        plain = {ep: self.patch_table(ep, False, added, removed) for ep in self.entrypoints}
+        secure = {ep: self.patch_table(ep, True, added, removed) for ep in self.entrypoints}
+        return plain, secure
+
+    def _can_patch(self, delta: SnapshotDelta) -> bool:
+        previous, http = self.previous, self.config.http
+        if previous is not self.res.compiled or previous.version != delta.base:
+            return False
+        if not previous.patchable or self.tls_entrypoints:
+            return False
+        # Parsed rules of removed routers stay until a full build: bound them.
+        if len(self.res.rules) > 2 * len(http.routers) + _SPARE_RULES:
+            return False
+        allowed = {("http", "routers"), ("http", "services"), *_TCP_TABLES}
+        if not set(delta.tables) <= allowed:
+            return False
+        routers = delta.tables.get(("http", "routers"))
+        if routers is not None and any(r.tls is not None for r in routers.upserts.values()):
+            return False
+        services = delta.tables.get(("http", "services"))
+        upserts = services.upserts.values() if services is not None else ()
+        return all(service.load_balancer is not None for service in upserts)
+
+    def recompile(
+        self,
+        name: str,
+        added: dict[tuple[str, bool], list[Route[HttpTarget]]],
+        removed: dict[tuple[str, bool], list[str]],
+    ) -> None:
+        """Take router `name`'s old routes out and compile its new ones (if it still exists)."""
+        old = self.previous.routers.get(name)
+        users = self.compiled.users
+        if old is not None:
+            for ep, tls, _ in old.routes:
+                removed.setdefault((ep, tls), []).append(name)
+            users.get(old.router.service, set()).discard(name)
+            del self.compiled.routers[name]
+        router = self.config.http.routers.get(name)
+        if router is None:
+            return
+        users.setdefault(router.service, set()).add(name)
+        for ep, tls, route in self.router_routes(name, router, self.res.rules):
+            added.setdefault((ep, tls), []).append(route)
+
+    def patch_table(
+        self,
+        ep: str,
+        tls: bool,
+        added: dict[tuple[str, bool], list[Route[HttpTarget]]],
+        removed: dict[tuple[str, bool], list[str]],
+    ) -> RouteTable[HttpTarget]:
+        builder = self.compiled.tables.get((ep, tls))
+        if builder is None:
+            builder = self.compiled.tables[ep, tls] = TableBuilder("http")
+        return builder.patch(added.get((ep, tls), []), removed.get((ep, tls), []))
 
     def table(self, ep: str, tls: bool, routes: list[Route[HttpTarget]]) -> RouteTable[HttpTarget]:
         builder = self.compiled.tables.get((ep, tls))
@@ -466,6 +579,11 @@ def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
         root_cas=tuple(spec.root_cas),
         server_name=spec.server_name,
     )
+
+
+def _same_tcp(delta: SnapshotDelta) -> bool:
+    """True when `delta` leaves what TCP routing is built from alone."""
+    return delta.tls is None and not any(key in delta.tables for key in _TCP_TABLES)
 
 
 def _no_server() -> Server | None:

@@ -68,9 +68,12 @@ class WorkerState:
     def metrics(self) -> WorkerMetrics:
         return self.resources.metrics
 
-    def load(self, snapshot: Snapshot, static: StaticConfig) -> RouterGraph:
-        """Build a graph for `snapshot` with this worker's registries and swap it in."""
-        graph = build_graph(snapshot, static, self.resources)
+    def load(
+        self, snapshot: Snapshot, static: StaticConfig, delta: SnapshotDelta | None = None
+    ) -> RouterGraph:
+        """Build a graph for `snapshot` with this worker's registries and swap it in;
+        `delta` (what changed since the current snapshot) lets the build patch."""
+        graph = build_graph(snapshot, static, self.resources, delta)
         self.graph = graph
         self.snapshot = snapshot
         return graph
@@ -79,7 +82,7 @@ class WorkerState:
         """`load` a full snapshot, or a delta on top of the current one (`ValueError` if it
         is based on another version: the control plane then sends what we lack)."""
         if isinstance(message, SnapshotDelta):
-            return self.load(message.apply(self.snapshot), static)
+            return self.load(message.apply(self.snapshot), static, message)
         return self.load(message, static)
 
     def set_challenges(self, challenges: ChallengeSet) -> None:

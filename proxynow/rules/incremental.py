@@ -146,6 +146,20 @@ class TableBuilder(Generic[T]):
             self._place(route)
         return self._freeze()
 
+    def patch(self, added: list[Route[T]], removed: list[str]) -> RouteTable[T]:
+        """The last table with the routes named in `removed` taken out and `added` put in
+        (a route in `added` replaces the one of its name). Costs the change, not the table."""
+        if self._table is not None and not added and not removed:
+            return self._table
+        for name in removed:
+            if name in self._placed:
+                self._unplace(name)
+        for route in added:
+            if route.name in self._placed:
+                self._unplace(route.name)
+            self._place(route)
+        return self._freeze()
+
     def _rebuild(self, routes: list[Route[T]]) -> RouteTable[T]:
         self._reset()
         for route in sorted(routes, key=_sort_key):
