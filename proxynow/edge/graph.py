@@ -193,8 +193,12 @@ def build_graph(
     touches is compiled again, when the configuration allows (see `_Builder.patch`)."""
     config = snapshot.config if snapshot is not None else DynamicConfig()
     builder = _Builder(config, static, resources or GraphResources())
-    patched = builder.patch(delta) if delta is not None else None
-    http, https = patched or builder.tables()
+    try:
+        patched = builder.patch(delta) if delta is not None else None
+        http, https = patched or builder.tables()
+    except BaseException:
+        builder.res.compiled = _Compiled(None)  # half-updated caches: start afresh next time
+        raise
     builder.compiled.version = snapshot.version if snapshot is not None else 0
     tcp = builder.previous.tcp
     if patched is None or tcp is None or delta is None or not _same_tcp(delta):
