@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from proxynow.config.dynamic import DynamicConfig, invalid_names
+from proxynow.config.dynamic import (
+    DynamicConfig,
+    HTTPConfig,
+    TCPConfig,
+    TLSConfig,
+    UDPConfig,
+    invalid_names,
+)
 from proxynow.config.errors import (
     ConfigError,
     ConfigIssue,
@@ -28,13 +35,14 @@ from proxynow.config.errors import (
     format_path,
     issues_from_validation,
 )
-from proxynow.config.keys import normalize
+from proxynow.config.keys import normalize, shape_of
 from proxynow.config.positions import LazyPositions, toml_positions, yaml_positions
 from proxynow.config.sources import parse_environment, parse_flags
 from proxynow.config.static import StaticConfig
 
 __all__ = [
     "CONFIG_NAMES",
+    "DynamicFileLoader",
     "LoadedStatic",
     "default_search_dirs",
     "find_config_file",
@@ -180,6 +188,121 @@ def load_dynamic_file(path: str | os.PathLike[str]) -> DynamicConfig:
     """Read and validate one dynamic configuration file."""
     raw = read_file(path)
     return validate_dynamic(raw.data, file=raw.path, positions=raw.positions)
+
+
+# The named-object tables of a dynamic file, as spelt in it: protocol → section keys.
+_TABLES = {
+    "http": ("routers", "services", "middlewares", "serversTransports"),
+    "tcp": ("routers", "services", "middlewares", "serversTransports"),
+    "udp": ("routers", "services"),
+}
+Known = dict[tuple[str, str, str], tuple[Any, Any]]  # (protocol, section, name) → (raw, model)
+
+
+class DynamicFileLoader:
+    """`load_dynamic_file` for a file read again and again (the file provider's watch).
+
+    A change rewrites the whole file, but mostly leaves all objects but one as they were.
+    Every router, service, middleware and transport whose raw data equals what it was the
+    last time this file was read is not normalised and validated again: its model from
+    then is reused, the very same object, which also makes every later comparison of it
+    (the aggregator's, the snapshot delta's) an identity check. Anything unusual (keys not
+    spelt as in the schema, an error) goes through `validate_dynamic` as usual, so errors
+    and their positions are exactly those of `load_dynamic_file`.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, Known] = {}
+
+    def load(self, path: str | os.PathLike[str]) -> DynamicConfig:
+        raw = read_file(path)
+        known = self._known.pop(raw.path, {})
+        config = _validate_reusing(raw.data, known)
+        if config is None:
+            config = validate_dynamic(raw.data, file=raw.path, positions=raw.positions)
+        self._known[raw.path] = _remember(raw.data, config)
+        return config
+
+
+def _validate_reusing(data: dict[str, Any], known: Known) -> DynamicConfig | None:
+    """`data` validated with the known objects reused; None when the usual path is needed."""
+    substituted: dict[str, Any] = {}
+    for top, value in data.items():
+        sections = _TABLES.get(top)
+        if top == "tls":
+            substituted[top] = normalize(TLSConfig, value)
+        elif sections is None or not isinstance(value, dict) or not set(value) <= set(sections):
+            return None
+        else:
+            substituted[top] = {
+                section: _substitute(top, section, table, known) for section, table in value.items()
+            }
+    protocols = [substituted[top] for top in _TABLES if top in substituted]
+    if any(table is None for tables in protocols for table in tables.values()):
+        return None
+    try:
+        config = DynamicConfig.model_validate(substituted)
+    except ValidationError:
+        return None
+    return None if invalid_names(config) else config
+
+
+def _substitute(protocol: str, section: str, table: Any, known: Known) -> dict[str, Any] | None:
+    """The table with known objects in place of their raw data and the others normalised
+    (None: not a mapping of string names, left to the usual path)."""
+    if not isinstance(table, dict):
+        return None
+    item = _ITEMS[protocol, section]
+    result: dict[str, Any] = {}
+    for name, value in table.items():
+        if not isinstance(name, str):
+            return None
+        entry = known.get((protocol, section, name))
+        result[name] = (
+            entry[1] if entry is not None and entry[0] == value else normalize(item, value)
+        )
+    return result
+
+
+def _remember(data: dict[str, Any], config: DynamicConfig) -> Known:
+    """The raw data and model of every object of a file read from canonical keys."""
+    known: Known = {}
+    for protocol, sections in _TABLES.items():
+        spec = data.get(protocol)
+        if not isinstance(spec, dict):
+            continue
+        models = getattr(config, protocol)
+        for section in sections:
+            table = spec.get(section)
+            if not isinstance(table, dict):
+                continue
+            objects = getattr(models, _ATTRIBUTES[section])
+            for name, value in table.items():
+                model = objects.get(name) if isinstance(name, str) else None
+                if model is not None:
+                    known[protocol, section, name] = (value, model)
+    return known
+
+
+_ATTRIBUTES = {
+    "routers": "routers",
+    "services": "services",
+    "middlewares": "middlewares",
+    "serversTransports": "servers_transports",
+}
+_PROTOCOL_MODELS: dict[str, type[BaseModel]] = {
+    "http": HTTPConfig,
+    "tcp": TCPConfig,
+    "udp": UDPConfig,
+}
+# (protocol, section) → the model of one object of that table.
+_ITEMS: dict[tuple[str, str], Any] = {
+    (protocol, section): shape_of(
+        _PROTOCOL_MODELS[protocol].model_fields[_ATTRIBUTES[section]].annotation
+    ).item
+    for protocol, sections in _TABLES.items()
+    for section in sections
+}
 
 
 # ---------------------------------------------------------------- static configuration
