@@ -19,6 +19,7 @@ Two layers:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,8 +53,8 @@ __all__ = [
     "INTERNAL_PROVIDER",
     "INTERNAL_SERVICES",
     "Aggregator",
+    "BuildCache",
     "EntryPoints",
-    "RuleCheck",
     "build_snapshot",
     "qualify",
 ]
@@ -171,17 +172,24 @@ _QUALIFIERS: dict[str, Callable[[Any, str], Any]] = {
 # ---------------------------------------------------------------- the merge
 
 
-class RuleCheck:
-    """Rule text → why it does not parse (None: it does), kept from one build to the next
-    for the rules still in use: a change of one router of a thousand parses one rule."""
+class BuildCache:
+    """What one `build_snapshot` can hand the next, for the objects still in use: rule
+    checks by rule text, and objects derived from a provider's object (qualified, given
+    default entrypoints) by that object's identity. A provider that hands over unchanged
+    objects as the same objects (`DynamicFileLoader`, the Docker provider's cache) then
+    gets the same derived objects back, so a change of one router of a thousand parses
+    one rule and copies one router, and every later comparison is an identity check."""
 
-    __slots__ = ("_known", "_used")
+    __slots__ = ("_known", "_objects", "_used", "_used_objects")
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], str | None] = {}
         self._used: dict[tuple[str, str], str | None] = {}
+        self._objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._used_objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
-    def error(self, rule: str, kind: str) -> str | None:
+    def rule_error(self, rule: str, kind: str) -> str | None:
+        """Why `rule` does not parse as a `kind` rule; None when it does."""
         key = (kind, rule)
         if key in self._used:
             return self._used[key]
@@ -196,9 +204,17 @@ class RuleCheck:
         self._used[key] = error
         return error
 
+    def derived(self, key: tuple[str, ...], source: Any, make: Callable[[], Any]) -> Any:
+        """`make()`, or what it gave the last build for this very `source` object."""
+        known = self._used_objects.get(key) or self._objects.get(key)
+        result = known[1] if known is not None and known[0] is source else make()
+        self._used_objects[key] = (source, result)
+        return result
+
     def rotate(self) -> None:
-        """End of a build: forget the rules it did not use."""
+        """End of a build: forget what it did not use."""
         self._known, self._used = self._used, {}
+        self._objects, self._used_objects = self._used_objects, {}
 
 
 @dataclass
@@ -207,7 +223,7 @@ class _Merge:
 
     entry_points: EntryPoints
     internal_services: frozenset[str]
-    rules: RuleCheck = field(default_factory=RuleCheck)
+    cache: BuildCache = field(default_factory=BuildCache)
     tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # status key -> provider
     problems: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
@@ -237,7 +253,9 @@ def _collect(merge: _Merge, update: ProviderUpdate) -> None:
             qualified = f"{name}@{provider}"
             key = status_key(protocol, section, qualified)
             merge.owners[key] = provider
-            merge.table(protocol, section)[qualified] = _QUALIFIERS[section](obj, provider)
+            merge.table(protocol, section)[qualified] = merge.cache.derived(
+                ("qualified", key), obj, functools.partial(_QUALIFIERS[section], obj, provider)
+            )
             if "@" in name:
                 merge.add(
                     key, f"name {name!r} must not contain '@' (it is reserved for references)"
@@ -445,7 +463,7 @@ def _check_router(merge: _Merge, protocol: str, name: str, router: Any) -> None:
     key = status_key(protocol, "routers", name)
     entry_points = _router_entry_points(merge, key, router)
     if protocol != "udp":
-        error = merge.rules.error(router.rule, protocol)
+        error = merge.cache.rule_error(router.rule, protocol)
         if error is not None:
             merge.add(key, f"rule: {error}")
     if not router.service:
@@ -460,8 +478,10 @@ def _check_router(merge: _Merge, protocol: str, name: str, router: Any) -> None:
             merge.add(key, problem)
     _check_router_tls(merge, key, router)
     if entry_points != list(router.entry_points):
-        merge.table(protocol, "routers")[name] = router.model_copy(
-            update={"entry_points": entry_points}
+        merge.table(protocol, "routers")[name] = merge.cache.derived(
+            ("entryPoints", key, *entry_points),
+            router,
+            lambda: router.model_copy(update={"entry_points": entry_points}),
         )
 
 
@@ -512,12 +532,12 @@ def build_snapshot(
     updates: Iterable[ProviderUpdate],
     entry_points: EntryPoints,
     internal_services: frozenset[str] = frozenset(),
-    rules: RuleCheck | None = None,
+    cache: BuildCache | None = None,
 ) -> Snapshot:
-    """Merge the latest configuration of every provider into snapshot `version`; `rules`
-    remembers rule checks between calls (one caller at a time)."""
+    """Merge the latest configuration of every provider into snapshot `version`; `cache`
+    carries reusable work from one call to the next (one caller at a time)."""
     ordered = sorted(updates, key=lambda update: update.provider)
-    merge = _Merge(entry_points, internal_services, rules or RuleCheck())
+    merge = _Merge(entry_points, internal_services, cache or BuildCache())
     for update in ordered:
         _collect(merge, update)
     certificates = _collect_tls(merge, ordered)
@@ -530,7 +550,7 @@ def build_snapshot(
     )
     config = DynamicConfig(**{protocol: served for protocol, (served, _) in parts.items()}, tls=tls)
     disabled = DynamicConfig(**{protocol: off for protocol, (_, off) in parts.items()})
-    merge.rules.rotate()
+    merge.cache.rotate()
     return Snapshot(version, config, _statuses(merge), disabled)
 
 
@@ -567,7 +587,7 @@ class Aggregator:
         self._provider_errors: dict[str, tuple[str, ...]] = {}
         self._dirty = asyncio.Event()
         self._current = Snapshot.empty()
-        self._rules = RuleCheck()
+        self._cache = BuildCache()
 
     @property
     def current(self) -> Snapshot:
@@ -621,7 +641,7 @@ class Aggregator:
                 updates,
                 self._entry_points,
                 self._internal_services,
-                self._rules,
+                self._cache,
             )
         except Exception:
             log.exception("building snapshot %d failed; keeping version %d", version, version - 1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import Aggregator, EntryPoints, build_snapshot
+from proxynow.aggregator import Aggregator, BuildCache, EntryPoints, build_snapshot
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import RuleError, parse_rule
@@ -530,3 +530,32 @@ def test_reserved_provider_name_is_refused() -> None:
     aggregator = Aggregator(EP, lambda snapshot: None)
     with pytest.raises(ValueError, match="reserved"):
         aggregator.submit(ProviderUpdate("internal", DynamicConfig()))
+
+
+# ---------------------------------------------------------------- reuse between builds
+
+
+def test_a_build_cache_reuses_the_derived_objects_of_unchanged_provider_objects() -> None:
+    first = DynamicConfig.model_validate(
+        http(
+            routers={"a": router(), "b": router(rule="Host(`b.test`)")},
+            services={"svc": LB},
+        )
+    )
+    cache = BuildCache()
+    one = build_snapshot(1, [ProviderUpdate("file", first, {})], EP, cache=cache)
+    # The provider hands unchanged objects over as the same objects (DynamicFileLoader).
+    routers = dict(first.http.routers)
+    routers["b"] = first.http.routers["b"].model_copy(update={"rule": "Host(`b"})
+    routers["c"] = first.http.routers["a"].model_copy(update={"rule": "Host(`c.test`)"})
+    second = first.model_copy(update={"http": first.http.model_copy(update={"routers": routers})})
+    two = build_snapshot(2, [ProviderUpdate("file", second, {})], EP, cache=cache)
+    assert two.config.http.routers["a@file"] is one.config.http.routers["a@file"]
+    assert two.config.http.services["svc@file"] is one.config.http.services["svc@file"]
+    assert two.status("http", "routers", "b@file") == ObjectStatus(
+        "disabled", (rule_error("Host(`b"),), "file"
+    )
+    assert two.config.http.routers["c@file"].entry_points == ["web", "websecure"]
+    # Without the cache, the same answers.
+    fresh = build_snapshot(2, [ProviderUpdate("file", second, {})], EP)
+    assert fresh.same_content(two)
