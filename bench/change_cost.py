@@ -5,8 +5,11 @@ A real `proxynow run` (file provider, `workers` workers) serves N host-keyed rou
 churn writer rewrites the dynamic file every 100 ms with one router added and one removed.
 CPU per change is read from /proc (utime + stime of the control-plane process, and of each
 worker) over the churn window, divided by the number of versions the control plane
-published. The stall is what each worker measured around its snapshot apply (unpickle +
-graph build + swap: every request waits that long), reported over the control socket.
+published (the aggregator coalesces the writes of one throttle window into one change, so
+a control plane that keeps up publishes more, cheaper changes; "per write" is its CPU per
+file written). The stall is what each worker measured around its snapshot apply
+(unpickle + graph build + swap: every request waits that long), reported over the
+control socket.
 
     .venv/bin/python -m bench.change_cost 5 1000
     .venv/bin/python -m bench.change_cost 1000 --tree /tmp/old-checkout   # another version
@@ -47,7 +50,9 @@ _RUN = "import sys; from proxynow.cli import main; sys.exit(main())"
 class Result:
     routers: int
     changes: int
+    writes: int  # files the churn writer wrote (several may be published as one change)
     control_ms: float  # control-plane CPU per change
+    control_write_ms: float  # control-plane CPU per file written
     worker_ms: float  # CPU per change, per worker (mean over workers)
     stall_max_ms: float | None
     stall_median_ms: float | None
@@ -92,7 +97,9 @@ def _settled(path: Path, at_least: int, deadline: float) -> dict[str, Any]:
     raise TimeoutError(f"proxynow did not settle on version >= {at_least}")
 
 
-def measure(routers: int, seconds: float, workers: int, tree: Path, cpus: str) -> Result:
+def measure(
+    routers: int, seconds: float, workers: int, tree: Path, cpus: str, period: float = 0.1
+) -> Result:
     with tempfile.TemporaryDirectory(prefix="change-cost-") as tmp:
         directory = Path(tmp)
         dynamic, control = directory / "dynamic.yml", directory / "control.sock"
@@ -112,7 +119,7 @@ def measure(routers: int, seconds: float, workers: int, tree: Path, cpus: str) -
                 start_new_session=True,
             )
         try:
-            return _churn(proc, control, routers, setup, dynamic, seconds)
+            return _churn(proc, control, routers, setup, dynamic, seconds, period)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -129,11 +136,12 @@ def _churn(
     setup: Setup,
     dynamic: Path,
     seconds: float,
+    period: float,
 ) -> Result:
     before = _settled(control, 1, time.monotonic() + 60)
     pids = [w["pid"] for w in before["workers"]]
     cpu_before = [_cpu_seconds(proc.pid)] + [_cpu_seconds(pid) for pid in pids]
-    churner = Churner(dynamic, _BACKEND_PORT, setup)
+    churner = Churner(dynamic, _BACKEND_PORT, setup, period=period)
     churner.start()
     time.sleep(seconds)  # the measurement window, not a readiness wait
     churner.stop()
@@ -145,7 +153,9 @@ def _churn(
     return Result(
         routers=routers,
         changes=changes,
+        writes=churner.writes,
         control_ms=used[0],
+        control_write_ms=used[0] * changes / max(churner.writes, 1),
         worker_ms=statistics.fmean(used[1:]),
         stall_max_ms=max(stalls) if stalls else None,
         stall_median_ms=statistics.median(stalls) if stalls else None,
@@ -174,15 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--tree", type=Path, default=_REPO, help="source tree to run")
     parser.add_argument("--cpus", default="1", help="taskset CPU list for proxynow")
+    parser.add_argument(
+        "--period",
+        type=float,
+        default=0.1,
+        help="seconds between writes (0.1: the bench's churn; longer: one change per write)",
+    )
     args = parser.parse_args(argv)
     print(
-        f"{'routers':>8} {'changes':>8} {'control ms':>11} {'worker ms':>10} "
-        f"{'stall max':>10} {'stall p50':>10}   (per change)"
+        f"{'routers':>8} {'writes':>7} {'changes':>8} {'control ms':>11} {'per write':>10} "
+        f"{'worker ms':>10} {'stall max':>10} {'stall p50':>10}   (per published change)"
     )
     for routers in args.routers:
-        r = measure(routers, args.seconds, args.workers, args.tree, args.cpus)
+        r = measure(routers, args.seconds, args.workers, args.tree, args.cpus, args.period)
         print(
-            f"{r.routers:8d} {r.changes:8d} {r.control_ms:11.2f} {r.worker_ms:10.2f} "
+            f"{r.routers:8d} {r.writes:7d} {r.changes:8d} {r.control_ms:11.2f} "
+            f"{r.control_write_ms:10.2f} {r.worker_ms:10.2f} "
             f"{_format(r.stall_max_ms):>10} {_format(r.stall_median_ms):>10}",
             flush=True,
         )
