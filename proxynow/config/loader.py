@@ -223,6 +223,12 @@ class DynamicFileLoader:
         self._known[raw.path] = _remember(raw.data, config)
         return config
 
+    def retain(self, paths: Iterable[str]) -> None:
+        """Forget the files not in `paths` (deleted ones: their objects are not needed)."""
+        keep = {os.fspath(path) for path in paths}
+        for path in [known for known in self._known if known not in keep]:
+            del self._known[path]
+
 
 def _validate_reusing(data: dict[str, Any], known: Known) -> DynamicConfig | None:
     """`data` validated with the known objects reused; None when the usual path is needed."""

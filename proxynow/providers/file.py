@@ -33,7 +33,7 @@ from watchfiles import DefaultFilter, awatch
 
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
-from proxynow.config.loader import load_dynamic_file
+from proxynow.config.loader import DynamicFileLoader
 from proxynow.config.static import FileProvider as FileProviderConfig
 from proxynow.providers.base import SECTIONS, ConfigSink, ProviderUpdate, object_key
 
@@ -144,6 +144,7 @@ class FileProvider:
         self._settle_task: asyncio.Task[None] | None = None
         self._emptied: set[str] = set()
         self._loading = asyncio.Lock()
+        self._loader = DynamicFileLoader()  # unchanged objects of a re-read file are reused
         self.reads = 0
         self._last_good: dict[str, DynamicConfig] = {}
         self._file_errors: list[str] = []
@@ -266,12 +267,13 @@ class FileProvider:
                 current[path] = self._last_good[path]
                 continue
             try:
-                current[path] = load_dynamic_file(path)
+                current[path] = self._loader.load(path)
             except ConfigError as error:
                 errors.extend(str(issue) for issue in error.issues)
                 if path in self._last_good:
                     current[path] = self._last_good[path]
         self._last_good = current
+        self._loader.retain(paths)
         config, object_errors, tls_errors = merge_files(
             {self._display(path): config for path, config in current.items()}
         )
