@@ -10,7 +10,8 @@ address in use, a worker that cannot listen), with the reason on stderr.
 The control socket: when the environment variable `PROXYNOW_CONTROL_SOCKET` names a
 path, the control plane answers one JSON request per line on that unix socket:
 `{"op": "status"}` → `{"version", "workers": [{"id", "pid", "ready", "version",
-"restarts"}]}`, `{"op": "metrics"}` → `{"workers": [{"worker", "pid", "metrics"}]}`.
+"restarts", "applied", "stall_ms_max", "stall_ms_recent"}]}` (the stalls: how long
+applying a change held the worker's loop), `{"op": "metrics"}` → `{"workers": [{"worker", "pid", "metrics"}]}`.
 Tests and local tooling use it to wait for "every worker serves version ≥ v" and to
 read per-worker counters; the metrics endpoint is built on the same `collect()`.
 """

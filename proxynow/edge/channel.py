@@ -9,12 +9,14 @@ snapshot of memory, not a queue of them. The worker always ends up with the newe
 
 Messages, control plane → worker:
     (INIT, PROTOCOL_VERSION, worker_id, static_config, snapshot_blob | None)
-    (SNAPSHOT, version, snapshot_blob)   snapshot_blob = pickle.dumps(Snapshot), made once
+    (SNAPSHOT, version, blob)            blob = a pickled Snapshot or, once the worker
+                                         serves a version, a SnapshotDelta against it;
+                                         one in flight per worker, the next on SERVING
     (COLLECT, request_id)
     (CHALLENGES, challenge_set)          the pending ACME challenges (edge/challenges.py)
 Messages, worker → control plane:
     (READY, worker_id, pid, version)     listeners bound, graph built
-    (SERVING, version)                   a new graph is in place
+    (SERVING, version, stall_seconds)    a new graph is in place, built in stall_seconds
     (METRICS, request_id, data)
     (FATAL, message)                     the worker cannot start (e.g. address in use)
 """
