@@ -278,6 +278,7 @@ class TlsLayer(asyncio.Protocol):
 
     def _read(self) -> None:
         ssl_object = self._ssl
+        incoming = self._in
         while not self._paused and self._app is not None:
             try:
                 chunk = ssl_object.read(_READ_SIZE)
@@ -293,6 +294,10 @@ class TlsLayer(asyncio.Protocol):
             if not chunk:
                 break
             self._app.data_received(chunk)
+            # Nothing left to decrypt: stop here rather than pay for the SSLWantReadError
+            # the next read would raise (the usual case: one request per record).
+            if not incoming.pending and not ssl_object.pending():
+                break
         if self._out.pending:
             self._flush()  # session tickets, key updates
 
@@ -306,11 +311,13 @@ class TlsLayer(asyncio.Protocol):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing:
             return
-        view = memoryview(data)
         try:
-            while view:
-                written = self._ssl.write(view)
-                view = view[written:]
+            # A memory BIO takes everything at once; the loop is for the rare short write.
+            written = self._ssl.write(data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[self._ssl.write(view) :]
         except ssl.SSLError:
             # The peer already closed its side (close_notify) or the session broke.
             self.abort()
