@@ -11,7 +11,8 @@ The control socket: when the environment variable `PROXYNOW_CONTROL_SOCKET` name
 path, the control plane answers one JSON request per line on that unix socket:
 `{"op": "status"}` → `{"version", "workers": [{"id", "pid", "ready", "version",
 "restarts", "applied", "stall_ms_max", "stall_ms_recent"}]}` (the stalls: how long
-applying a change held the worker's loop), `{"op": "metrics"}` → `{"workers": [{"worker", "pid", "metrics"}]}`.
+applying a change held the worker's loop), `{"op": "metrics"}` → `{"workers":
+[{"worker", "pid", "metrics"}]}`.
 Tests and local tooling use it to wait for "every worker serves version ≥ v" and to
 read per-worker counters; the metrics endpoint is built on the same `collect()`.
 """
