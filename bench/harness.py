@@ -26,7 +26,7 @@ from bench.configs import (
     write_traefik_files,
 )
 from bench.loadgen import Load, WrkResult, run_wrk
-from bench.proxies import launch, unsupported
+from bench.proxies import follows_files, launch, unsupported
 from bench.report import MIB, Measurement
 from bench.scenarios import Scenario
 
@@ -157,6 +157,8 @@ class Harness:
         measurement = _measurement(server.name, scenario, round_no, window)
         if churner is None:
             return measurement
+        if not follows_files(server.name):
+            return replace(measurement, churn_writes=churner.writes)
         applied = self._churn_applied(server, churner)
         return replace(measurement, churn_writes=churner.writes, churn_applied=applied)
 

@@ -38,9 +38,13 @@ def executable(name: str) -> str | None:
 
 def unsupported(proxy: str, scenario: Scenario) -> str | None:
     """Why `proxy` sits this scenario out, or None when it takes part."""
-    if proxy == "nginx" and scenario.churn:
-        return "no file provider (a reload every 100 ms would measure nginx's reload, not routing)"
     return None
+
+
+def follows_files(proxy: str) -> bool:
+    """Whether `proxy` routes by the dynamic file (nginx has no file provider: in
+    config-churn it serves unchanged while the writer runs, the writer's own baseline)."""
+    return proxy != "nginx"
 
 
 def launch(proxy: str, files: TraefikFiles, nginx_conf: Path, workers: int) -> Launch:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.proxies import REFERENCE
-from bench.scenarios import TARGETS, Scenario, Target
+from bench.proxies import REFERENCE, follows_files
+from bench.scenarios import BY_NAME, TARGETS, Scenario, Target
 
 METRICS = (
     "rps",
@@ -228,6 +228,11 @@ def _note(s: Summary | None) -> str:
     if s.medians and s.medians["others_on_proxy_cores"] > NOISY:
         share = s.medians["others_on_proxy_cores"]
         parts.append(f"other programs used {share:.0%} of the proxy's core(s): noisy figures")
+    if s.medians and BY_NAME[s.scenario].churn and not follows_files(s.proxy):
+        parts.append(
+            "reads no dynamic file: it served unchanged while the churn writer ran beside"
+            " wrk, so its p99 here against its own keepalive-c50 is the writer's share"
+        )
     if s.churn_applied is False:
         parts.append("the proxy did NOT pick up the churned routers")
     elif s.churn_applied:
