@@ -28,23 +28,14 @@ from typing import Any
 from proxynow.config.dynamic import (
     DynamicConfig,
     HTTPConfig,
-    LoadBalancer,
-    Router,
-    RouterTLS,
-    Service,
     TCPConfig,
-    TCPLoadBalancer,
-    TCPRouter,
-    TCPRouterTLS,
-    TCPService,
     TLSConfig,
     TLSOptions,
     UDPConfig,
-    UDPRouter,
-    UDPService,
 )
 from proxynow.config.middlewares import Middleware
 from proxynow.providers.base import SECTIONS, ProviderUpdate
+from proxynow.qualify import DEFAULT_TLS, QUALIFIERS, qualify
 from proxynow.rules import RuleError, parse_rule
 from proxynow.snapshot import ObjectStatus, Snapshot, status_key
 
@@ -68,16 +59,10 @@ INTERNAL_PROVIDER = "internal"
 INTERNAL_SERVICES = frozenset({"api", "dashboard", "ping", "prometheus", "noop"})
 """Reserved `name@internal` services; the control plane enables those it implements."""
 
-DEFAULT_TLS = "default"  # the one TLS options / store name that is never qualified
 DEFAULT_TRANSPORT = "default@internal"
 
 _PROTOCOLS = ("http", "tcp", "udp")
 _CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
-
-
-def qualify(reference: str, provider: str) -> str:
-    """`api` from provider `docker` → `api@docker`; `api@file` stays as it is."""
-    return reference if "@" in reference else f"{reference}@{provider}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,80 +78,6 @@ class EntryPoints:
         names = sorted(as_default)
         marked = [name for name in names if as_default[name]]
         return cls(frozenset(names), tuple(marked or names))
-
-
-# ---------------------------------------------------------------- qualification
-
-
-def _qualify_tls_options(tls: RouterTLS | TCPRouterTLS, provider: str) -> Any:
-    if not tls.options or tls.options == DEFAULT_TLS:
-        return tls
-    return tls.model_copy(update={"options": qualify(tls.options, provider)})
-
-
-def _qualify_router(router: Router | TCPRouter | UDPRouter, provider: str) -> Any:
-    update: dict[str, object] = {}
-    if router.service:
-        update["service"] = qualify(router.service, provider)
-    if not isinstance(router, UDPRouter):
-        update["middlewares"] = [qualify(name, provider) for name in router.middlewares]
-        if router.tls is not None:
-            update["tls"] = _qualify_tls_options(router.tls, provider)
-    return router.model_copy(update=update)
-
-
-def _qualify_service(service: Service | TCPService | UDPService, provider: str) -> Any:
-    update: dict[str, object] = {}
-    balancer = service.load_balancer
-    if isinstance(balancer, LoadBalancer | TCPLoadBalancer) and balancer.servers_transport:
-        transport = qualify(balancer.servers_transport, provider)
-        update["load_balancer"] = balancer.model_copy(update={"servers_transport": transport})
-    if service.weighted is not None:
-        children = [
-            child.model_copy(update={"name": qualify(child.name, provider)})
-            for child in service.weighted.services
-        ]
-        update["weighted"] = service.weighted.model_copy(update={"services": children})
-    if isinstance(service, Service) and service.mirroring is not None:
-        mirroring = service.mirroring
-        mirrors = [
-            m.model_copy(update={"name": qualify(m.name, provider)}) for m in mirroring.mirrors
-        ]
-        update["mirroring"] = mirroring.model_copy(
-            update={"service": qualify(mirroring.service, provider), "mirrors": mirrors}
-        )
-    if isinstance(service, Service) and service.failover is not None:
-        failover = service.failover
-        update["failover"] = failover.model_copy(
-            update={
-                "service": qualify(failover.service, provider),
-                "fallback": qualify(failover.fallback, provider),
-            }
-        )
-    return service.model_copy(update=update) if update else service
-
-
-def _qualify_middleware(middleware: Any, provider: str) -> Any:
-    if not isinstance(middleware, Middleware):
-        return middleware  # TCP middlewares reference nothing
-    if middleware.chain is not None:
-        names = [qualify(name, provider) for name in middleware.chain.middlewares]
-        chain = middleware.chain.model_copy(update={"middlewares": names})
-        return middleware.model_copy(update={"chain": chain})
-    if middleware.errors is not None and middleware.errors.service:
-        errors = middleware.errors.model_copy(
-            update={"service": qualify(middleware.errors.service, provider)}
-        )
-        return middleware.model_copy(update={"errors": errors})
-    return middleware
-
-
-_QUALIFIERS: dict[str, Callable[[Any, str], Any]] = {
-    "routers": _qualify_router,
-    "services": _qualify_service,
-    "middlewares": _qualify_middleware,
-    "serversTransports": lambda transport, provider: transport,  # references nothing
-}
 
 
 # ---------------------------------------------------------------- the merge
@@ -254,7 +165,7 @@ def _collect(merge: _Merge, update: ProviderUpdate) -> None:
             key = status_key(protocol, section, qualified)
             merge.owners[key] = provider
             merge.table(protocol, section)[qualified] = merge.cache.derived(
-                ("qualified", key), obj, functools.partial(_QUALIFIERS[section], obj, provider)
+                ("qualified", key), obj, functools.partial(QUALIFIERS[section], obj, provider)
             )
             if "@" in name:
                 merge.add(
