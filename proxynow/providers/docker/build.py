@@ -19,7 +19,8 @@ happens in two steps so that the provider can cache the first one per container:
 Network choice is deterministic: the `<prefix>.docker.network` label, then
 `providers.docker.network`, then a network shared with proxynow's own container, then the
 first network by name. A chosen network the container is not on is an error on its
-services, not a silent 504. Port choice: the `server.port` label, else the lowest exposed
+services, not a silent 504. A container with `network_mode: container:X` is reached on
+X's address (X's own network label first), as the provider attaches X to it. Port choice: the `server.port` label, else the lowest exposed
 port, else an error on that service.
 """
 
@@ -45,7 +46,15 @@ from proxynow.providers.docker.labels import (
 )
 from proxynow.providers.docker.template import TemplateError, TemplateValues, normalize, render
 
-__all__ = ["BuildOptions", "Container", "ContainerConfig", "build_update", "container_config"]
+__all__ = [
+    "BuildOptions",
+    "Container",
+    "ContainerConfig",
+    "allows_nonrunning",
+    "build_update",
+    "container_config",
+    "network_owner_ref",
+]
 
 ObjectKey = tuple[str, str, str]  # ("http", "routers", "web")
 PROVIDER = "docker"
@@ -53,6 +62,8 @@ PROVIDER = "docker"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_PROJECT = "com.docker.compose.project"
 HOST_NETWORK_IP = "127.0.0.1"
+SHARED_NETWORK_PREFIX = "container:"
+_MAX_SHARING_DEPTH = 8  # container:A → container:B → ... stops here (a cycle is an error)
 _UNHEALTHY = frozenset({"starting", "unhealthy"})
 _PLACEHOLDERS: dict[str, dict[str, Any]] = {
     "routers": {},
@@ -74,6 +85,9 @@ class Container:
     ports: tuple[int, ...] = ()  # exposed container ports
     bindings: Mapping[int, tuple[str, int]] = field(default_factory=dict)  # port → host IP, port
     network_mode: str = ""
+    # `network_mode: container:X`: X as the provider found it (None: not found). Its
+    # networks, not ours, give the address, as in Traefik.
+    network_owner: Container | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,22 @@ def service_name(container: Container) -> str:
     if service and project:
         return normalize(f"{service}_{project}")
     return normalize(container.name.lstrip("/"))
+
+
+def allows_nonrunning(labels: Mapping[str, str], prefixes: tuple[str, ...]) -> bool:
+    """Whether `<prefix>.docker.allownonrunning` is true: the provider keeps such a
+    container when it is not running (a router whose service has no server: 503)."""
+    value = ""
+    for key, text in provider_labels(labels, prefixes).items():
+        if key.lower() == "docker.allownonrunning":
+            value = text
+    return parse_bool(value) is True
+
+
+def network_owner_ref(container: Container) -> str:
+    """X of `network_mode: container:X` (an id, or a name), else ""."""
+    mode = container.network_mode
+    return mode[len(SHARED_NETWORK_PREFIX) :] if mode.startswith(SHARED_NETWORK_PREFIX) else ""
 
 
 def _kept(container: Container, labels: Mapping[str, str], options: BuildOptions) -> bool:
@@ -263,10 +293,24 @@ def _address(
     container: Container, labels: Mapping[str, str], options: BuildOptions
 ) -> tuple[str, str | None]:
     """The container's IP on the chosen network, or an error saying why there is none."""
+    return _address_on(container, _network_label(labels) or options.network, options, 0)
+
+
+def _network_label(labels: Mapping[str, str]) -> str:
+    """The `<prefix>.docker.network` label of prefix-stripped labels, or ""."""
+    for key, value in labels.items():
+        if key.lower() == "docker.network" and value:
+            return value
+    return ""
+
+
+def _address_on(
+    container: Container, wanted: str, options: BuildOptions, depth: int
+) -> tuple[str, str | None]:
     if container.network_mode == "host":
         return HOST_NETWORK_IP, None
-    lowered = {key.lower(): value for key, value in labels.items()}
-    wanted = lowered.get("docker.network") or options.network
+    if network_owner_ref(container):
+        return _shared_address(container, wanted, options, depth)
     if wanted:
         ip = container.networks.get(wanted)
         if ip:
@@ -283,6 +327,25 @@ def _address(
     if not candidates:
         return "", f"container {container.name.lstrip('/')!r} has no IP address on any network"
     return container.networks[candidates[0]], None
+
+
+def _shared_address(
+    container: Container, wanted: str, options: BuildOptions, depth: int
+) -> tuple[str, str | None]:
+    """`network_mode: container:X`: X's address. X's own network label wins over the one
+    asked for here (the dependent's label or `providers.docker.network`), as in Traefik."""
+    owner = container.network_owner
+    name = container.name.lstrip("/")
+    if owner is None:
+        ref = network_owner_ref(container)
+        return (
+            "",
+            f"container {name!r} shares the network of container {ref!r}, which was not found",
+        )
+    if depth >= _MAX_SHARING_DEPTH:
+        return "", f"container {name!r}: network_mode container: nested too deeply"
+    owner_labels = provider_labels(owner.labels, options.prefixes)
+    return _address_on(owner, _network_label(owner_labels) or wanted, options, depth + 1)
 
 
 def _target(

@@ -3,11 +3,13 @@
 It talks to the Docker API read-only (list, inspect, events) through the `docker` SDK,
 whose calls block; every one runs in a thread, never on the control plane's loop. A
 session is: connect, start the events stream in a thread (before listing, so nothing
-that happens during the listing is missed), list every running container once, submit,
-then for each burst of events inspect only the containers that changed, update the
-per-container cache and submit the rebuilt configuration. Bursts are coalesced by
-draining whatever is queued, without any fixed wait: the first event of a quiet period
-is served at once, and the aggregator's throttle coalesces the rest.
+that happens during the listing is missed), list the containers once (the running ones,
+and the stopped ones labelled `docker.allownonrunning`), submit, then for each burst of
+events inspect only the containers that changed, update the per-container cache, rebuild
+them and the containers sharing their network namespace (`network_mode: container:X`
+takes X's address), and submit. Bursts are coalesced by draining whatever is queued,
+without any fixed wait: the first event of a quiet period is served at once, and the
+aggregator's throttle coalesces the rest.
 
 When the daemon goes away (restart, socket removed) the events stream ends, the last
 submitted configuration keeps serving, and the provider reconnects with capped
@@ -39,8 +41,10 @@ from proxynow.providers.docker.build import (
     BuildOptions,
     Container,
     ContainerConfig,
+    allows_nonrunning,
     container_config,
     merge,
+    network_owner_ref,
 )
 from proxynow.providers.docker.constraints import ConstraintError, compile_constraints
 
@@ -52,6 +56,7 @@ MINIMUM_API = "1.24"
 DEFAULT_API = "1.45"  # the newest the SDK knows
 BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
+_MAX_OWNER_DEPTH = 8  # network_mode container:A → container:B → ...; a cycle stops here
 # Container events that can change what we route; others (exec_*, attach, ...) are noise.
 _REMOVE = frozenset({"die", "stop", "kill", "pause", "destroy", "oom"})
 _INSPECT = frozenset({"start", "unpause", "rename", "restart", "update", "create"})
@@ -84,6 +89,8 @@ class DockerProvider:
             self._config_error = f"docker: {exc}"
         self._containers: dict[str, Container] = {}
         self._configs: dict[str, ContainerConfig | None] = {}
+        self._owner_ids: dict[str, str] = {}  # network owner reference (a name) → its id
+        self._sharing: set[str] = set()  # containers with `network_mode: container:X`
         self._outage = False
         self._synced = False
 
@@ -132,8 +139,12 @@ class DockerProvider:
                 # the stream is opened in the reader thread, replaying from just before
                 # the listing: nothing that happens while we list is missed.
                 reader.start(since=datetime.now(UTC) - timedelta(seconds=1))
-            listing = await asyncio.to_thread(client.api.containers)
-            self._resync([from_listing(entry) for entry in listing])
+            # Every container, not only running ones: a stopped one labelled
+            # `docker.allownonrunning` keeps its router (Traefik lists with All: true).
+            listing = await asyncio.to_thread(client.api.containers, all=True)
+            await self._resync(
+                client, [from_listing(entry) for entry in listing if self._watched(entry)]
+            )
             self._submit(sink)
             self._synced = True
             if self._outage:
@@ -186,18 +197,67 @@ class DockerProvider:
             client.api.auth = (self._config.username, self._config.password)
         return client
 
-    def _resync(self, containers: list[Container]) -> None:
+    def _watched(self, entry: Mapping[str, Any]) -> bool:
+        """Whether a listing entry matters: running, or kept stopped by its label. Checked
+        on the raw entry, so a host with many stopped containers costs one label scan each."""
+        if entry.get("State") == "running":
+            return True
+        return allows_nonrunning(entry.get("Labels") or {}, self._options.prefixes)
+
+    async def _resync(self, client: docker.DockerClient, containers: list[Container]) -> None:
         self._containers = {container.id: container for container in containers}
+        self._owner_ids = {}
+        self._sharing = {c.id for c in containers if network_owner_ref(c)}
+        await self._fetch_owners(client, self._sharing)
         self._options = _with_own_networks(self._options, containers)
-        self._configs = {c.id: container_config(c, self._options) for c in containers}
+        self._configs = {i: self._config_of(c) for i, c in self._containers.items()}
 
     def _kept(self) -> list[ContainerConfig]:
         return [config for config in self._configs.values() if config is not None]
 
+    def _config_of(self, container: Container) -> ContainerConfig | None:
+        return container_config(self._with_owner(container, 0), self._options)
+
+    def _with_owner(self, container: Container, depth: int) -> Container:
+        """The container with the container whose network it shares attached (recursively:
+        that one may share another's); build.py takes the address from it."""
+        ref = network_owner_ref(container)
+        owner = self._owner(ref) if ref and depth < _MAX_OWNER_DEPTH else None
+        if owner is None:
+            return container
+        return replace(container, network_owner=self._with_owner(owner, depth + 1))
+
+    def _owner(self, ref: str) -> Container | None:
+        return self._containers.get(self._owner_ids.get(ref, ref))
+
+    async def _fetch_owners(self, client: docker.DockerClient, dependents: set[str]) -> set[str]:
+        """Inspect the network owners that are not cached: referred to by name, or not
+        running (the listing has every running container already). The ids it added."""
+        added: set[str] = set()
+        pending = [network_owner_ref(self._containers[i]) for i in dependents]
+        for _ in range(_MAX_OWNER_DEPTH):
+            missing = {ref for ref in pending if ref and self._owner(ref) is None}
+            pending = []
+            for ref in missing:
+                owner = await _inspect(client, ref)
+                if owner is None:
+                    continue
+                self._owner_ids[ref] = owner.id
+                if owner.id not in self._containers:
+                    self._containers[owner.id] = owner
+                    added.add(owner.id)
+                    if network_owner_ref(owner):
+                        self._sharing.add(owner.id)
+                pending.append(network_owner_ref(owner))
+            if not pending:
+                break
+        return added
+
     async def _apply(
         self, client: docker.DockerClient, events: list[dict[str, Any] | BaseException]
     ) -> None:
-        """Inspect only the containers the events name (once each, in event order)."""
+        """Inspect only the containers the events name (once each, in event order), then
+        rebuild them and the containers that share their network."""
         latest: dict[str, str] = {}
         for event in events:
             if isinstance(event, BaseException):
@@ -207,13 +267,36 @@ class DockerProvider:
             if identifier and _relevant(action):
                 latest[identifier] = action
         for identifier, action in latest.items():
-            container = None if action in _REMOVE else await _inspect(client, identifier)
-            if container is None:
-                self._containers.pop(identifier, None)
-                self._configs.pop(identifier, None)
-            else:
-                self._containers[identifier] = container
-                self._configs[identifier] = container_config(container, self._options)
+            await self._refresh(client, identifier, action)
+        added = await self._fetch_owners(client, self._sharing.intersection(latest))
+        for identifier in self._containers.keys() & (latest.keys() | added):
+            self._configs[identifier] = self._config_of(self._containers[identifier])
+        for identifier in self._sharing - latest.keys():
+            ref = network_owner_ref(self._containers[identifier])
+            if self._owner_ids.get(ref, ref) in latest:  # its network owner changed
+                self._configs[identifier] = self._config_of(self._containers[identifier])
+        for identifier in latest.keys() - self._containers.keys():
+            self._configs.pop(identifier, None)
+
+    async def _refresh(self, client: docker.DockerClient, identifier: str, action: str) -> None:
+        """Update the cached container after one event: a container that stopped is
+        dropped without an inspect, unless its label keeps it when not running."""
+        cached = self._containers.get(identifier)
+        keep = (
+            action != "destroy"
+            and cached is not None
+            and allows_nonrunning(cached.labels, self._options.prefixes)
+        )
+        container = None if action in _REMOVE and not keep else await _inspect(client, identifier)
+        if container is None:
+            self._containers.pop(identifier, None)
+            self._sharing.discard(identifier)
+            return
+        self._containers[identifier] = container
+        if network_owner_ref(container):
+            self._sharing.add(identifier)
+        else:
+            self._sharing.discard(identifier)
 
 
 def _check_unix_socket(endpoint: str) -> None:
