@@ -251,3 +251,54 @@ def test_daemon_outage_keeps_serving_and_resynchronises(
         assert _get(proxy, before)[0] == 200
     finally:
         outage.close()
+
+
+def test_stopped_container_with_allownonrunning_is_listed_at_start(
+    docker_engine: Engine,
+    docker_resources: Resources,
+    proxynow_factory: Callable[..., ProxynowProcess],
+) -> None:
+    kept = f"{docker_resources.name('kept')}.test"
+    gone = f"{docker_resources.name('gone')}.test"
+    labelled = docker_resources.run(
+        {"proxynow.http.routers.kept.rule": f"Host(`{kept}`)",
+         "proxynow.docker.allownonrunning": "true"}
+    )  # fmt: skip
+    plain = docker_resources.run({"proxynow.http.routers.gone.rule": f"Host(`{gone}`)"})
+    labelled.stop(timeout=5)
+    plain.stop(timeout=5)
+    # Started after both stopped: only its initial listing can know them.
+    proxy = proxynow_factory(_static(docker_engine))
+    poll(_status_is(proxy, kept, 503), TIMEOUT, "the stopped container's router (503)")
+    assert _get(proxy, gone)[0] == 404  # the same listing left the unlabelled one out
+    labelled.start()
+    poll(_serves(proxy, kept), TIMEOUT, "the route once it runs again")
+    labelled.stop(timeout=5)
+    poll(_status_is(proxy, kept, 503), TIMEOUT, "503 again after the stop event")
+
+
+def test_network_mode_container_routes_to_the_owners_address(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
+    host = f"{docker_resources.name('shared')}.test"
+    # The owner (think: a VPN container) serves port 80 and is not routed itself.
+    owner = docker_resources.run({"proxynow.enable": "false"})
+    dependent = docker_resources.run(
+        {"proxynow.http.routers.shared.rule": f"Host(`{host}`)",
+         "proxynow.http.services.shared.loadbalancer.server.port": "8080"},
+        network_mode=f"container:{owner.name}", environment={"PORT": "8080"},
+    )  # fmt: skip
+    dependent.exec_run(["sh", "-c", "echo from-dependent > /www/who.txt"])
+
+    def answered() -> str | None:
+        status, body = _get(proxy, host, "/who.txt")
+        return body if status == 200 else None
+
+    # Only the dependent listens on 8080, and it has no address of its own: a 200 means
+    # the router took the owner's address and reached the shared namespace.
+    assert poll(answered, TIMEOUT, "the dependent through the owner's address").strip() == (
+        "from-dependent"
+    )
+    dependent.reload()
+    assert dependent.attrs["HostConfig"]["NetworkMode"] == f"container:{owner.id}"
+    assert not dependent.attrs["NetworkSettings"]["Networks"]  # no address of its own
