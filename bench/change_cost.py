@@ -21,10 +21,8 @@ control socket.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,7 @@ import yaml
 from bench.churn import Churner
 from bench.configs import Setup, dynamic_config, static_config, write_yaml_atomic
 from bench.procs import free_ports
+from proxynow.controlplane import control_request
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _REPO = Path(__file__).resolve().parent.parent
@@ -66,18 +65,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _status(path: Path) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(b'{"op": "status"}\n')
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply: dict[str, Any] = json.loads(data)
-    return reply
+    return control_request(path, "status", timeout=5)
 
 
 def _settled(path: Path, at_least: int, deadline: float) -> dict[str, Any]:

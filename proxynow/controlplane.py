@@ -44,7 +44,7 @@ from proxynow.snapshot import Snapshot
 if TYPE_CHECKING:
     from proxynow.acme.manager import AcmeManager
 
-__all__ = ["CONTROL_SOCKET_ENV", "run"]
+__all__ = ["CONTROL_SOCKET_ENV", "control_request", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,22 @@ async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | No
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     return await asyncio.start_unix_server(handle, path)
+
+
+def control_request(path: str | os.PathLike[str], op: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Send one request to a running control plane's control socket; its JSON reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(os.fspath(path))
+        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
 
 
 async def _status(supervisor: Supervisor) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import json
 import os
 import re
 import signal
@@ -35,6 +34,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from proxynow.controlplane import control_request
 
 __all__ = [
     "HttpBackend",
@@ -84,18 +85,7 @@ class ProxynowProcess:
 
     def request(self, op: str) -> dict[str, Any]:
         """One request on the control socket."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            sock.connect(str(self.control_path))
-            sock.sendall(json.dumps({"op": op}).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        reply: dict[str, Any] = json.loads(data)
-        return reply
+        return control_request(self.control_path, op)
 
     def status(self) -> dict[str, Any]:
         return self.request("status")
