@@ -20,8 +20,9 @@ Network choice is deterministic: the `<prefix>.docker.network` label, then
 `providers.docker.network`, then a network shared with proxynow's own container, then the
 first network by name. A chosen network the container is not on is an error on its
 services, not a silent 504. A container with `network_mode: container:X` is reached on
-X's address (X's own network label first), as the provider attaches X to it. Port choice: the `server.port` label, else the lowest exposed
-port, else an error on that service.
+X's address (X's own network label first), as the provider attaches X to it. Port
+choice: the `server.port` label, else the lowest exposed port, else an error on that
+service.
 """
 
 from __future__ import annotations
