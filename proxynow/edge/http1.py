@@ -22,8 +22,7 @@ import ipaddress
 import logging
 from collections import deque
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -37,28 +36,33 @@ from proxynow.edge.errors import (
     error_response,
 )
 from proxynow.edge.exchange import (
-    F_CHUNK,
-    F_NONE,
-    F_PASS,
     EntryPointRuntime,
     Exchange,
     entrypoint_runtime,
-    retryable,
     validate,
 )
 from proxynow.edge.flow import ReadGate
 from proxynow.edge.headers import (
     REQUEST_MEMO,
-    ForwardContext,
     RequestHead,
-    ResponseHead,
     forwarded_headers,
     upstream_head,
 )
+from proxynow.edge.http1_response import (
+    CHUNKED,
+    CLOSE,
+    D_READ,
+    D_RESPONSE,
+    INF,
+    LAST_CHUNK,
+    ResponseSide,
+    status_line,
+)
 from proxynow.edge.metrics import METHOD_INDEX, OTHER_METHOD, EntryPointStats, method_index
+from proxynow.edge.peers import PeerCache
 from proxynow.edge.pool import UpstreamPool
 from proxynow.edge.upstream import UpstreamConnection
-from proxynow.rules import canonical_host, routing_path
+from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
     from proxynow.edge.graph import HttpTarget, RouterGraph, Server
@@ -75,21 +79,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INF = float("inf")
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-STATUS_LINES: dict[int, bytes] = {
-    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("ascii") for s in HTTPStatus
-}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_CHUNKED = b"Transfer-Encoding: chunked\r\n"
-_CLOSE = b"Connection: close\r\n"
-_KEEP_ALIVE = b"Connection: keep-alive\r\n"
-_LAST_CHUNK = b"0\r\n\r\n"
-# What the connection deadline means when it passes.
-D_READ = 0  # reading a request or idle between requests: close
-D_RESPONSE = 1  # waiting for the backend's response head: 504
 
 
 def http_protocol_factory(
@@ -112,70 +103,7 @@ def http_protocol_factory(
     return factory
 
 
-class PeerCache:
-    """What the connections of one entrypoint memoise together (pure functions of their
-    input, each bounded: the inputs are chosen by clients).
-
-    - client address → `Peer` (parsed IP, ForwardContext, forwarded-header blocks by
-      Host): a new connection from a known peer parses nothing (`ipaddress.ip_address`
-      was 4% of a connection's CPU), and a request with no client-sent X-Forwarded-*
-      reuses the block of an earlier request with the same Host from the same peer;
-    - raw Host → canonical host: requests rotating over many hosts on one connection
-      (bench routers-1000) canonicalise each spelling once.
-    """
-
-    __slots__ = ("ep", "hosts", "peers")
-
-    LIMIT = 4096  # distinct entries remembered per memo; then start over
-
-    def __init__(self, ep: EntryPointRuntime) -> None:
-        self.ep = ep
-        self.peers: dict[str, Peer] = {}
-        self.hosts: dict[bytes, str] = {}
-
-    def host(self, raw: bytes) -> str:
-        """The canonical host of a Host value not memoised yet."""
-        host = canonical_host(raw.decode("latin-1"))
-        if len(self.hosts) >= self.LIMIT:
-            self.hosts.clear()
-        self.hosts[raw] = host
-        return host
-
-    def get(self, host: str) -> Peer:
-        known = self.peers.get(host)
-        if known is None:
-            known = self.peers[host] = self._parse(host)
-            if len(self.peers) > self.LIMIT:
-                self.peers = {host: known}
-        return known
-
-    def _parse(self, host: str) -> Peer:
-        try:
-            ip: _IP | None = ipaddress.ip_address(host.partition("%")[0])
-        except ValueError:
-            ip = None
-        ep = self.ep
-        ctx = ForwardContext(host.encode("ascii"), ep.trusts(ip), ep.tls, ep.server_name)
-        return Peer(ip, ctx, {})
-
-
-class Peer(NamedTuple):
-    """One client address as the connections from it see it (`PeerCache`)."""
-
-    ip: _IP | None
-    ctx: ForwardContext
-    forwarded: dict[bytes, bytes]  # raw Host → forwarded_headers(head, ctx, False)
-
-    def forwarded_block(self, head: RequestHead) -> bytes:
-        """The forwarded headers of a request without client-sent ones, not memoised yet."""
-        block = forwarded_headers(head, self.ctx, False)
-        if len(self.forwarded) >= PeerCache.LIMIT:
-            self.forwarded.clear()
-        self.forwarded[head.host] = block
-        return block
-
-
-class HttpProxy(asyncio.Protocol):
+class HttpProxy(ResponseSide, asyncio.Protocol):
     """One client connection on an HTTP entrypoint."""
 
     __slots__ = (
@@ -454,7 +382,7 @@ class HttpProxy(asyncio.Protocol):
         self.ex = None
         ex.complete = True
         if ex.chunked:
-            self._send_body(ex, _LAST_CHUNK)
+            self._send_body(ex, LAST_CHUNK)
         if ex is self.active:
             self._await_response(ex)
 
@@ -523,7 +451,7 @@ class HttpProxy(asyncio.Protocol):
         start = b"%b %b HTTP/1.1\r\n" % (ex.method_b, target)
         host = head.host if server.pass_host_header and head.hosts else server.host_header
         if ex.chunked:
-            framing = _CHUNKED
+            framing = CHUNKED
         elif head.lengths:
             framing = b"Content-Length: %b\r\n" % head.content_length
         else:
@@ -569,133 +497,6 @@ class HttpProxy(asyncio.Protocol):
 
         pool.connect(ready)
 
-    # ------------------------------------------------------------------ upstream events
-
-    def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
-        ex = self.active
-        assert ex is not None
-        if status < 200:
-            if status == 101 or (status == 100 and ex.sent_continue) or ex.version != "1.1":
-                return
-            self.transport.write(b"".join((_status_line(status), *head.kept_lines(), b"\r\n")))
-            return
-        ex.status = status
-        keep = ex.keep_alive and not self.shutting_down and not ex.upgrade
-        line = STATUS_LINES.get(status)
-        parts = [line or _status_line(status), *head.kept_lines()]
-        if ex.method_b == b"HEAD" or status == 204 or status == 304:
-            ex.framing = F_NONE
-            if head.content_length:
-                parts += (b"Content-Length: ", head.content_length, b"\r\n")
-        elif head.content_length and not head.te:
-            ex.framing = F_PASS
-            parts += (b"Content-Length: ", head.content_length, b"\r\n")
-        elif ex.version == "1.1":
-            ex.framing = F_CHUNK
-            parts.append(_CHUNKED)
-        else:
-            ex.framing = F_PASS  # HTTP/1.0: the end of the body is the end of the connection
-            keep = False
-        if not keep:
-            parts.append(_CLOSE)
-        elif ex.version == "1.0":
-            parts.append(_KEEP_ALIVE)
-        parts.append(b"\r\n")
-        ex.keep = keep
-        # Held until the first body bytes (usually in the same read) so that a small
-        # response leaves in one write.
-        ex.response_head = b"".join(parts)
-        if self.deadline_kind == D_RESPONSE:
-            self.deadline = INF
-            self.deadline_kind = D_READ
-
-    def upstream_body(self, data: bytes) -> None:
-        ex = self.active
-        assert ex is not None
-        ex.bytes_out += len(data)
-        head = ex.response_head
-        if ex.framing == F_CHUNK:
-            self.transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
-        else:
-            self.transport.write(head + data if head else data)
-        ex.response_head = b""
-
-    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
-        ex = self.active
-        assert ex is not None
-        if ex.framing == F_CHUNK:
-            self.transport.write(ex.response_head + _LAST_CHUNK)
-        elif ex.response_head:
-            self.transport.write(ex.response_head)
-        now = self.loop.time()
-        ex.upstream = None
-        if conn.reading_paused:
-            conn.resume_reading()
-        if reusable and ex.complete:
-            conn.pool.release(conn, now)
-        else:
-            conn.close()
-        self._finish(ex, now)
-
-    def upstream_lost(self, conn: UpstreamConnection) -> None:
-        ex = self.active
-        if ex is None or ex.upstream is not conn:
-            return
-        ex.upstream = None
-        if ex.status == 0:
-            if retryable(ex, conn):
-                ex.retried = True
-                assert ex.stats is not None and ex.server is not None
-                ex.stats.retries += 1
-                self._dial(ex, ex.server.pool)
-            else:
-                self._error(ex, 502)
-        elif conn.head.content_length or conn.head.te or ex.framing == F_NONE:
-            ex.keep = False  # truncated response: the client must see the connection end
-            self._finish(ex, self.loop.time())
-        else:
-            self.upstream_done(conn, False)  # close-delimited body: EOF is its end
-
-    def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None:
-        ex = self.active
-        assert ex is not None
-        head = conn.head
-        if conn.status != 101 or not ex.upgrade:
-            conn.abort()
-            self._error(ex, 502)
-            return
-        ex.status = 101
-        self.transport.write(
-            b"".join(
-                (
-                    _status_line(101),
-                    *head.kept_lines(),
-                    b"Connection: Upgrade\r\nUpgrade: ",
-                    head.upgrade,
-                    b"\r\n\r\n",
-                    leftover,
-                )
-            )
-        )
-        ex.upstream = None
-        self.tunnel = conn
-        assert conn.transport is not None
-        conn.tunnel = self.transport
-        conn.owner = self  # only for pause/resume_writing: backpressure from the backend
-        for chunk in self.stash or ():
-            conn.write(chunk)
-        self.stash = None
-        self.active = None
-        self.deadline = INF
-        self._observe(ex, self.loop.time())
-        self.gate.unblock(flow.UPSTREAM_PENDING | flow.PIPELINE)
-
-    def upstream_pause(self) -> None:
-        self.gate.block(flow.UPSTREAM_BUSY)
-
-    def upstream_resume(self) -> None:
-        self.gate.unblock(flow.UPSTREAM_BUSY)
-
     # ------------------------------------------------------------------ completion
 
     def _client_upgrade(self, leftover: bytes) -> None:
@@ -715,7 +516,7 @@ class HttpProxy(asyncio.Protocol):
         ex.keep = not close
         if close:
             head, _, rest = reply.partition(b"\r\n")
-            reply = head + b"\r\n" + _CLOSE + rest
+            reply = head + b"\r\n" + CLOSE + rest
         self.transport.write(reply)
         self._finish(ex, self.loop.time())
         return True
@@ -731,9 +532,9 @@ class HttpProxy(asyncio.Protocol):
         ex.keep = not close
         ex.bytes_out = len(body)
         head = b"%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
-            _status_line(200),
+            status_line(200),
             len(body),
-            _CLOSE if close else b"",
+            CLOSE if close else b"",
         )
         self.transport.write(head + body)
         self._finish(ex, self.loop.time())
@@ -794,8 +595,3 @@ class HttpProxy(asyncio.Protocol):
                 self._start(ex)
         finally:
             self.advancing = False
-
-
-def _status_line(status: int) -> bytes:
-    line = STATUS_LINES.get(status)
-    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
