@@ -53,6 +53,9 @@ class ObjectStatus:
         return self.status != "disabled"
 
 
+_NOTHING = DynamicConfig()  # frozen, so one instance serves every snapshot
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """One version of the merged dynamic configuration.
@@ -64,7 +67,8 @@ class Snapshot:
     version: int
     config: DynamicConfig
     statuses: Mapping[str, ObjectStatus] = field(default_factory=dict)
-    disabled: DynamicConfig = field(default_factory=DynamicConfig)
+    # Shared, not built per snapshot: a worker makes one per change and never reads it.
+    disabled: DynamicConfig = field(default_factory=lambda: _NOTHING)
 
     @classmethod
     def empty(cls) -> Snapshot:
