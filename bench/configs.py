@@ -9,6 +9,7 @@ reads half a file.
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from proxynow.certs import self_signed
 
 SMALL_BODY = b"Hello, World!"  # 13 bytes
 BODIES: dict[str, bytes] = {
@@ -48,43 +51,18 @@ TLS_KEY = "tls.key"
 def write_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed ECDSA P-256 certificate (bench.test, 127.0.0.1) in `directory`; the
     same one for every proxy of a scenario."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     cert_path, key_path = directory / TLS_CERT, directory / TLS_KEY
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName("bench.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert, key = self_signed(
+        "bench.test",
+        ["bench.test", "127.0.0.1"],
+        valid_for=datetime.timedelta(days=30),
+        backdate=datetime.timedelta(days=1),
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(san, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key)
+    cert_path.write_bytes(cert)
     return cert_path, key_path
 
 

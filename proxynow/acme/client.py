@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 from proxynow.acme.domains import DomainSet
 from proxynow.acme.renewal import retry_after_seconds
 from proxynow.acme.storage import Account
+from proxynow.certs import self_signed
 from proxynow.config.static import ACME
 
 __all__ = ["AcmeFailure", "AcmeSession", "Issued", "PublishChallenges", "generate_key"]
@@ -306,26 +307,16 @@ class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):
 
 def tls_alpn_certificate(domain: str, key_authorization: str) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM) of the RFC 8737 response certificate for `domain`."""
-    key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode()).digest()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        # The extension value is the DER OCTET STRING holding the digest.
-        .add_extension(
-            x509.UnrecognizedExtension(ACME_TLS_1_OID, b"\x04\x20" + digest), critical=True
-        )
-        .sign(key, hashes.SHA256())
+    # The extension value is the DER OCTET STRING holding the digest.
+    answer = x509.UnrecognizedExtension(ACME_TLS_1_OID, b"\x04\x20" + digest)
+    return self_signed(
+        domain,
+        [domain],
+        valid_for=datetime.timedelta(days=7),
+        backdate=datetime.timedelta(minutes=5),
+        extensions=[(answer, True)],
     )
-    return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def _key_authorization(token: str, jwk: jose.JWK) -> str:

@@ -24,10 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from proxynow.certs import self_signed
 from proxynow.config.dynamic import DynamicConfig, TLSOptions
 from proxynow.rules import Node, rule_domains
 
@@ -330,25 +329,12 @@ _GENERATED: list[CertPair] = []
 def generated_default() -> CertPair:
     """The self-signed PROXYNOW DEFAULT CERT (ECDSA P-256), made once per process."""
     if not _GENERATED:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_CERT_NAME)])
-        now = datetime.datetime.now(datetime.UTC)
         san = f"{os.urandom(16).hex()}.proxynow.default"
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
-            .sign(key, hashes.SHA256())
+        cert, key = self_signed(
+            DEFAULT_CERT_NAME,
+            [san],
+            valid_for=datetime.timedelta(days=365),
+            backdate=datetime.timedelta(days=1),
         )
-        pem_key = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _GENERATED.append(CertPair(cert.public_bytes(serialization.Encoding.PEM), pem_key, ()))
+        _GENERATED.append(CertPair(cert, key, ()))
     return _GENERATED[0]
