@@ -45,18 +45,23 @@ async def until(condition: Callable[[], Any], timeout: float = 20.0, what: str =
     return result
 
 
-def resolver_static(pebble: Pebble, storage: Path, **acme: Any) -> StaticConfig:
+def acme_static(ca_server: str, storage: Path, **acme: Any) -> StaticConfig:
+    """A static configuration with one ACME resolver `le` (HTTP-01 on `web` by default)."""
     settings: dict[str, Any] = {
         "email": "admin@example.com",
         "storage": str(storage),
-        "caServer": pebble.directory_url,
-        "caCertificates": [str(pebble.ca_file)],
-        "keyType": "EC256",
+        "caServer": ca_server,
     }
     settings.update(acme)
     if "tlsChallenge" not in settings:
         settings.setdefault("httpChallenge", {"entryPoint": "web"})
     return StaticConfig.model_validate({"certificatesResolvers": {"le": {"acme": settings}}})
+
+
+def resolver_static(pebble: Pebble, storage: Path, **acme: Any) -> StaticConfig:
+    """`acme_static` for a running Pebble, trusting its CA."""
+    trust = {"caCertificates": [str(pebble.ca_file)], "keyType": "EC256"}
+    return acme_static(pebble.directory_url, storage, **{**trust, **acme})
 
 
 def router_snapshot(*rules: str, version: int = 1, resolver: str = "le") -> Snapshot:

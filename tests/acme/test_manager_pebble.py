@@ -18,7 +18,14 @@ from proxynow.config.static import StaticConfig
 from proxynow.snapshot import Snapshot
 from tests.acme.pebble import PebbleFactory
 from tests.acme.responders import Responders
-from tests.acme.support import RecordingSink, resolver_static, router_snapshot, until, verify_chain
+from tests.acme.support import (
+    RecordingSink,
+    acme_static,
+    resolver_static,
+    router_snapshot,
+    until,
+    verify_chain,
+)
 
 
 @asynccontextmanager
@@ -118,20 +125,7 @@ async def test_unreachable_ca_is_retried_with_backoff(
 ) -> None:
     from tests.acme.pebble import free_port
 
-    static = StaticConfig.model_validate(
-        {
-            "certificatesResolvers": {
-                "le": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(tmp_path / "acme.json"),
-                        "caServer": f"https://127.0.0.1:{free_port()}/dir",
-                        "httpChallenge": {"entryPoint": "web"},
-                    }
-                }
-            }
-        }
-    )
+    static = acme_static(f"https://127.0.0.1:{free_port()}/dir", tmp_path / "acme.json")
     async with running(static, responders.publish, router_snapshot("Host(`u.example.com`)")) as (
         manager,
         sink,

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from proxynow.acme.manager import AcmeManager
-from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import ChallengeSet
-from tests.acme.support import RecordingSink, router_snapshot, until
+from tests.acme.support import RecordingSink, acme_static, router_snapshot, until
 
 
 class RateLimitedCA:
@@ -85,20 +84,7 @@ def rate_limited_ca() -> Iterator[RateLimitedCA]:
 async def test_retry_after_sets_the_next_attempt(
     rate_limited_ca: RateLimitedCA, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    static = StaticConfig.model_validate(
-        {
-            "certificatesResolvers": {
-                "le": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(tmp_path / "acme.json"),
-                        "caServer": f"http://127.0.0.1:{rate_limited_ca.port}/dir",
-                        "httpChallenge": {"entryPoint": "web"},
-                    }
-                }
-            }
-        }
-    )
+    static = acme_static(f"http://127.0.0.1:{rate_limited_ca.port}/dir", tmp_path / "acme.json")
     published: list[ChallengeSet] = []
     manager = AcmeManager(static, published.append)
     manager.on_snapshot(router_snapshot("Host(`limited.example.com`)"))

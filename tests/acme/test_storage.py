@@ -20,9 +20,8 @@ from proxynow import certs
 from proxynow.acme.domains import DomainSet
 from proxynow.acme.manager import AcmeManager, order_lock_name
 from proxynow.acme.storage import Account, ResolverData, Storage, StoredCertificate, import_traefik
-from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import ChallengeSet
-from tests.acme.support import RecordingSink, router_snapshot, until
+from tests.acme.support import RecordingSink, acme_static, router_snapshot, until
 
 
 def self_signed(*names: str, days: int = 90) -> tuple[bytes, bytes]:
@@ -149,20 +148,7 @@ def test_a_traefik_acme_json_is_read_and_imported(tmp_path: Path) -> None:
 async def test_the_manager_serves_an_imported_certificate_without_ordering(tmp_path: Path) -> None:
     cert, key = self_signed("old.example.com", "www.old.example.com")
     traefik_acme_json(tmp_path / "acme.json", cert, key)
-    static = StaticConfig.model_validate(
-        {
-            "certificatesResolvers": {
-                "le": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(tmp_path / "acme.json"),
-                        "caServer": "https://127.0.0.1:9/dir",  # never contacted
-                        "httpChallenge": {"entryPoint": "web"},
-                    }
-                }
-            }
-        }
-    )
+    static = acme_static("https://127.0.0.1:9/dir", tmp_path / "acme.json")  # never contacted
     published: list[ChallengeSet] = []
     manager = AcmeManager(static, published.append)
     manager.on_snapshot(router_snapshot("Host(`www.old.example.com`)"))
@@ -183,20 +169,7 @@ async def test_an_order_waits_for_another_process_holding_its_lock(tmp_path: Pat
     """The other process stores the certificate while holding the order's lock: the
     manager then uses it and never contacts its (unreachable) CA."""
     storage = Storage(tmp_path / "acme.json")
-    static = StaticConfig.model_validate(
-        {
-            "certificatesResolvers": {
-                "le": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(storage.path),
-                        "caServer": "https://127.0.0.1:9/dir",  # nothing listens
-                        "httpChallenge": {"entryPoint": "web"},
-                    }
-                }
-            }
-        }
-    )
+    static = acme_static("https://127.0.0.1:9/dir", storage.path)  # nothing listens
     manager = AcmeManager(static, [].append)
     manager.on_snapshot(router_snapshot("Host(`shared.example.com`)"))
     sink = RecordingSink()
