@@ -23,21 +23,7 @@ import trustme
 from cryptography import x509
 
 from tests.support.proc import HttpBackend, ProxynowProcess, ThreadedServer, poll, start_proxynow
-
-
-def pem(cert: trustme.LeafCert) -> tuple[str, str]:
-    chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems).decode()
-    return chain, cert.private_key_pem.bytes().decode()
-
-
-def tls_client(ca: trustme.CA | None) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if ca is None:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        ca.configure_trust(context)
-    return context
+from tests.tls.support import client_context, pem_pair
 
 
 def http(sock: socket.socket, host: str, path: str = "/", method: str = "GET") -> bytes:
@@ -99,7 +85,7 @@ def setup(
     plain_backend = PlainEcho()
     passthrough, plain = passthrough_backend.server, plain_backend.server
     with HttpBackend("web") as backend:
-        cert, key = pem(ca.issue_cert("app.test", "term.test", "legacy.test"))
+        cert, key = pem_pair(ca.issue_cert("app.test", "term.test", "legacy.test"))
         dynamic: dict[str, Any] = {
             "http": {
                 "routers": {
@@ -197,7 +183,7 @@ def test_redirect_scheme_middleware(setup: Any) -> None:
 def test_tcp_passthrough_by_sni(setup: Any, ca: trustme.CA) -> None:
     proc, _ = setup
     raw = socket.create_connection(("127.0.0.1", proc.ports["websecure"]), timeout=10)
-    with tls_client(ca).wrap_socket(raw, server_hostname="pass.test") as tls:
+    with client_context(ca).wrap_socket(raw, server_hostname="pass.test") as tls:
         der = tls.getpeercert(binary_form=True)
         assert der is not None
         cert = x509.load_der_x509_certificate(der)
@@ -210,11 +196,11 @@ def test_tcp_passthrough_by_sni(setup: Any, ca: trustme.CA) -> None:
 def test_tcp_termination_by_sni(setup: Any, ca: trustme.CA) -> None:
     proc, _ = setup
     raw = socket.create_connection(("127.0.0.1", proc.ports["websecure"]), timeout=10)
-    with tls_client(ca).wrap_socket(raw, server_hostname="term.test") as tls:
+    with client_context(ca).wrap_socket(raw, server_hostname="term.test") as tls:
         tls.sendall(b"PING\r\n")
         assert tls.recv(65536) == b"plain:PING"
     # The TCP router's TLS options (minVersion 1.3) apply to its HostSNI name.
-    old = tls_client(None)
+    old = client_context(None)
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     raw = socket.create_connection(("127.0.0.1", proc.ports["websecure"]), timeout=10)
     with raw, pytest.raises((ssl.SSLError, ConnectionError)):
@@ -224,7 +210,7 @@ def test_tcp_termination_by_sni(setup: Any, ca: trustme.CA) -> None:
 def test_other_names_fall_back_to_http_routers(setup: Any, ca: trustme.CA) -> None:
     proc, _ = setup
     raw = socket.create_connection(("127.0.0.1", proc.ports["websecure"]), timeout=10)
-    with tls_client(ca).wrap_socket(raw, server_hostname="app.test") as tls:
+    with client_context(ca).wrap_socket(raw, server_hostname="app.test") as tls:
         assert http(tls, "app.test", "/z").endswith(b"web /z")
 
 
@@ -232,11 +218,11 @@ def test_certificate_change_keeps_open_connections(setup: Any, ca: trustme.CA) -
     proc, dynamic = setup
     port = proc.ports["websecure"]
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with tls_client(ca).wrap_socket(raw, server_hostname="app.test") as tls:
+    with client_context(ca).wrap_socket(raw, server_hostname="app.test") as tls:
         assert http(tls, "app.test", "/before").endswith(b"web /before")
         other = trustme.CA()
         changed = copy.deepcopy(dynamic)
-        cert, key = pem(other.issue_cert("app.test", "term.test", "legacy.test"))
+        cert, key = pem_pair(other.issue_cert("app.test", "term.test", "legacy.test"))
         changed["tls"]["certificates"] = [{"certFile": cert, "keyFile": key}]
         version = proc.wait_serving(1)
         proc.write_dynamic(changed)
@@ -245,7 +231,7 @@ def test_certificate_change_keeps_open_connections(setup: Any, ca: trustme.CA) -
         def new_certificate_served() -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as again:
                 try:
-                    with tls_client(other).wrap_socket(again, server_hostname="app.test"):
+                    with client_context(other).wrap_socket(again, server_hostname="app.test"):
                         return True
                 except ssl.SSLCertVerificationError:
                     return False
@@ -261,7 +247,7 @@ def test_sni_strict_refuses_unknown_and_missing_names(setup: Any) -> None:
     for sni in ("unknown.test", None):
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
         with raw, pytest.raises((ssl.SSLError, ConnectionError)):
-            tls_client(None).wrap_socket(raw, server_hostname=sni).close()
+            client_context(None).wrap_socket(raw, server_hostname=sni).close()
 
 
 def test_max_version_of_a_router_options(setup: Any) -> None:
@@ -269,11 +255,11 @@ def test_max_version_of_a_router_options(setup: Any) -> None:
     proc, _ = setup
     port = proc.ports["websecure"]
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with tls_client(None).wrap_socket(raw, server_hostname="legacy.test") as tls:
+    with client_context(None).wrap_socket(raw, server_hostname="legacy.test") as tls:
         assert tls.version() == "TLSv1.2"
         assert http(tls, "legacy.test", "/old").endswith(b"web /old")
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with tls_client(None).wrap_socket(raw, server_hostname="app.test") as tls:
+    with client_context(None).wrap_socket(raw, server_hostname="app.test") as tls:
         assert tls.version() == "TLSv1.3"
 
 

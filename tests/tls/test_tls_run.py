@@ -23,6 +23,7 @@ from tests.support.proc import (
     poll,
     start_proxynow,
 )
+from tests.tls.support import client_context, pem_pair
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +35,6 @@ def ca() -> trustme.CA:
 def backend() -> Iterator[HttpBackend]:
     with HttpBackend("tlsbackend") as server:
         yield server
-
-
-def pem_pair(cert: trustme.LeafCert) -> tuple[str, str]:
-    chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems).decode()
-    return chain, cert.private_key_pem.bytes().decode()
-
-
-def client_context(ca: trustme.CA | None, alpn: list[str] | None = None) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if ca is None:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        ca.configure_trust(context)
-    if alpn:
-        context.set_alpn_protocols(alpn)
-    return context
 
 
 def handshake(
