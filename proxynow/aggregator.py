@@ -33,7 +33,8 @@ from proxynow.config.dynamic import (
     TLSOptions,
     UDPConfig,
 )
-from proxynow.config.middlewares import Middleware
+from proxynow.config.middlewares import Middleware, TCPMiddleware
+from proxynow.edge.middleware_support import unsupported_middleware
 from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.qualify import DEFAULT_TLS, QUALIFIERS, qualify
 from proxynow.rules import RuleError, parse_rule
@@ -310,6 +311,11 @@ def _check_service(graph: _Graph, name: str, service: Any) -> None:
 
 
 def _check_middleware(graph: _Graph, name: str, middleware: Any) -> None:
+    if isinstance(middleware, (Middleware, TCPMiddleware)):
+        unsupported = unsupported_middleware(graph.protocol, middleware.kind)
+        if unsupported is not None:
+            message, fail_closed = unsupported
+            graph.merge.add(graph.key(name), message, critical=fail_closed)
     if not isinstance(middleware, Middleware):
         return
     if middleware.chain is not None:
@@ -400,6 +406,7 @@ def _check_all(merge: _Merge) -> None:
     for protocol in _PROTOCOLS:
         _Graph(merge, protocol, "services", _check_service).run()
     _Graph(merge, "http", "middlewares", _check_middleware).run()
+    _Graph(merge, "tcp", "middlewares", _check_middleware).run()
     for protocol in _PROTOCOLS:
         for name, router in list(merge.table(protocol, "routers").items()):
             _check_router(merge, protocol, name, router)

@@ -25,7 +25,12 @@ from proxynow.snapshot import ObjectStatus, Snapshot
 EP = EntryPoints.from_flags({"web": False, "websecure": False})
 LB = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:8080"}]}}
 TCP_LB = {"loadBalancer": {"servers": [{"address": "127.0.0.1:5432"}]}}
-HEADERS = {"headers": {"customRequestHeaders": {"X-Test": "1"}}}
+REDIRECT = {"redirectScheme": {"scheme": "https"}}  # a type the data plane applies
+NOT_APPLIED = "middleware type {} is not implemented yet; routers that use it are served without it"
+NOT_ENFORCED = (
+    "middleware type {} is not implemented yet; the routers that use it are disabled rather "
+    "than served without it"
+)
 
 
 def router(service: str = "svc", rule: str = "Host(`a.test`)", **extra: Any) -> dict[str, Any]:
@@ -131,7 +136,7 @@ CASES = [
         "middleware from another provider",
         {
             "docker": http(routers={"r": router(middlewares=["h@file"])}, services={"svc": LB}),
-            "file": http(middlewares={"h": HEADERS}),
+            "file": http(middlewares={"h": REDIRECT}),
         },
         {"http.routers.r@docker": enabled("docker"), "http.middlewares.h@file": enabled("file")},
     ),
@@ -193,7 +198,7 @@ CASES = [
             "file": http(
                 routers={"r": router(middlewares=["c"])},
                 services={"svc": LB},
-                middlewares={"c": {"chain": {"middlewares": ["h", "nope"]}}, "h": HEADERS},
+                middlewares={"c": {"chain": {"middlewares": ["h", "nope"]}}, "h": REDIRECT},
             )
         },
         {
@@ -332,7 +337,70 @@ CASES = [
     Case(
         "errors middleware to an unknown service",
         {"file": http(middlewares={"e": {"errors": {"status": ["500"], "service": "pages"}}})},
-        {"http.middlewares.e@file": disabled("file", "service pages@file does not exist")},
+        {
+            "http.middlewares.e@file": disabled(
+                "file", NOT_APPLIED.format("errors"), "service pages@file does not exist"
+            )
+        },
+    ),
+    Case(
+        "a middleware type not applied yet is skipped with a warning",
+        {
+            "file": http(
+                routers={"r": router(middlewares=["h"])},
+                services={"svc": LB},
+                middlewares={"h": {"headers": {"customRequestHeaders": {"X-Test": "1"}}}},
+            )
+        },
+        {
+            "http.routers.r@file": enabled("file"),
+            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("headers")),
+        },
+    ),
+    Case(
+        "an access-restricting middleware not applied yet disables its routers (fail closed)",
+        {
+            "file": http(
+                routers={"r": router(middlewares=["c"]), "open": router()},
+                services={"svc": LB},
+                middlewares={
+                    "auth": {"basicAuth": {"users": ["u:$apr1$x$y"]}},
+                    "c": {"chain": {"middlewares": ["auth"]}},
+                },
+            )
+        },
+        {
+            "http.middlewares.auth@file": disabled("file", NOT_ENFORCED.format("basicAuth")),
+            "http.middlewares.c@file": disabled(
+                "file", "middleware auth@file is disabled: " + NOT_ENFORCED.format("basicAuth")
+            ),
+            "http.routers.r@file": disabled(
+                "file",
+                "middleware c@file is disabled: middleware auth@file is disabled: "
+                + NOT_ENFORCED.format("basicAuth"),
+            ),
+            "http.routers.open@file": enabled("file"),
+        },
+    ),
+    Case(
+        "a TCP ipAllowList not applied yet disables its TCP routers",
+        {
+            "file": {
+                "tcp": {
+                    "routers": {
+                        "t": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["w"]}
+                    },
+                    "services": {"s": {"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}]}}},
+                    "middlewares": {"w": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}}},
+                }
+            }
+        },
+        {
+            "tcp.middlewares.w@file": disabled("file", NOT_ENFORCED.format("ipAllowList")),
+            "tcp.routers.t@file": disabled(
+                "file", "middleware w@file is disabled: " + NOT_ENFORCED.format("ipAllowList")
+            ),
+        },
     ),
     Case(
         "a name with @ is rejected",
@@ -380,7 +448,7 @@ def test_references_are_rewritten_to_qualified_names() -> None:
                     "r": router("svc", middlewares=["h", "c@file"], tls={"options": "o@file"})
                 },
                 services={"svc": LB, "w": {"weighted": {"services": [{"name": "svc"}]}}},
-                middlewares={"h": HEADERS},
+                middlewares={"h": REDIRECT},
             ),
             "file": {
                 **http(middlewares={"c": {"chain": {"middlewares": ["h@docker"]}}}),

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def project(tmp_path: Path) -> Path:
             app:
               rule: "Host(`app.example.com`)"
               service: app
-              middlewares: [strip]
+              middlewares: [tohttps]
             dashboard:
               rule: "PathPrefix(`/dashboard`)"
               service: api@internal
@@ -71,8 +72,8 @@ def project(tmp_path: Path) -> Path:
     write(
         tmp_path / "dynamic" / "middlewares.toml",
         """
-        [http.middlewares.strip.stripPrefix]
-        prefixes = ["/app"]
+        [http.middlewares.tohttps.redirectScheme]
+        scheme = "https"
         """,
     )
     return tmp_path
@@ -83,6 +84,22 @@ def test_check_accepts_a_good_configuration(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "configuration OK: static from proxynow.yml, 2 dynamic file(s)\n"
     assert result.stderr == ""
+
+
+def test_check_reports_a_middleware_type_that_is_not_applied_yet(project: Path) -> None:
+    write(
+        project / "dynamic" / "middlewares.toml",
+        """
+        [http.middlewares.tohttps.stripPrefix]
+        prefixes = ["/app"]
+        """,
+    )
+    result = proxynow("check", "--config", "proxynow.yml", cwd=project, module=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "dynamic/middlewares.toml: http.middlewares.tohttps: middleware type stripPrefix "
+        "is not implemented yet; routers that use it are served without it"
+    )
 
 
 def test_check_finds_the_config_file_in_the_working_directory(project: Path) -> None:
@@ -198,7 +215,22 @@ def test_default_static_serves_web_and_docker_when_there() -> None:
     assert config.providers.file is None
 
 
-def test_logging_json_to_file(tmp_path: Path) -> None:
+@pytest.fixture
+def proxynow_logger() -> Iterator[logging.Logger]:
+    """The `proxynow` logger, restored afterwards (caplog in later tests needs it to propagate)."""
+    logger = logging.getLogger("proxynow")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        logger.addHandler(handler)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+def test_logging_json_to_file(tmp_path: Path, proxynow_logger: logging.Logger) -> None:
     target = tmp_path / "proxynow.log"
     configure_logging(Log(level="INFO", format="json", file_path=str(target)))
     logger = logging.getLogger("proxynow.test")
@@ -212,4 +244,4 @@ def test_logging_json_to_file(tmp_path: Path) -> None:
         "proxynow.test",
         "shown 1",
     )
-    assert logging.getLogger("proxynow").level == logging.ERROR
+    assert proxynow_logger.level == logging.ERROR

@@ -71,11 +71,7 @@ def compile_chain(
 ) -> Respond | None:
     """A router's middlewares as one callable; None when none of them answers requests."""
     steps: list[Respond] = []
-    for name in names:
-        spec = middlewares.get(name) or middlewares.get(name.split("@", 1)[0])
-        if spec is None:
-            log.warning("router %s: middleware %s does not exist", router, name)
-            continue
+    for spec in _flattened(router, names, middlewares, set()):
         redirect: RedirectScheme | None = spec.redirect_scheme
         if redirect is not None:
             request_scheme = "https" if secure else "http"
@@ -95,3 +91,22 @@ def compile_chain(
         return None
 
     return chain
+
+
+def _flattened(
+    router: str, names: Sequence[str], middlewares: Mapping[str, Middleware], seen: set[str]
+) -> list[Middleware]:
+    """The middlewares in order with every `chain` replaced by its members (the aggregator
+    has already disabled routers whose chains are missing members or cycle)."""
+    found: list[Middleware] = []
+    for name in names:
+        spec = middlewares.get(name) or middlewares.get(name.split("@", 1)[0])
+        if spec is None:
+            log.warning("router %s: middleware %s does not exist", router, name)
+            continue
+        if spec.chain is None:
+            found.append(spec)
+        elif name not in seen:
+            seen.add(name)
+            found.extend(_flattened(router, spec.chain.middlewares, middlewares, seen))
+    return found

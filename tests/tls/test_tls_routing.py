@@ -107,8 +107,17 @@ def setup(
                         "service": "app",
                         "middlewares": ["tohttps"],
                     },
+                    "chained": {
+                        "rule": "Host(`chained.test`)",
+                        "entryPoints": ["side"],
+                        "service": "app",
+                        "middlewares": ["secure"],
+                    },
                 },
-                "middlewares": {"tohttps": {"redirectScheme": {"scheme": "https", "port": "8443"}}},
+                "middlewares": {
+                    "tohttps": {"redirectScheme": {"scheme": "https", "port": "8443"}},
+                    "secure": {"chain": {"middlewares": ["tohttps"]}},
+                },
                 "services": {"app": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
             },
             "tcp": {
@@ -178,6 +187,14 @@ def test_redirect_scheme_middleware(setup: Any) -> None:
         reply = http(sock, "moved.test:1234", "/x")
     assert reply.startswith(b"HTTP/1.1 302 Found\r\n")
     assert b"Location: https://moved.test:8443/x\r\n" in reply
+
+
+def test_redirect_scheme_inside_a_chain(setup: Any) -> None:
+    proc, _ = setup
+    with socket.create_connection(("127.0.0.1", proc.ports["side"]), timeout=10) as sock:
+        reply = http(sock, "chained.test", "/y?z=1")
+    assert reply.startswith(b"HTTP/1.1 302 Found\r\n")
+    assert b"Location: https://chained.test:8443/y?z=1\r\n" in reply
 
 
 def test_tcp_passthrough_by_sni(setup: Any, ca: trustme.CA) -> None:
