@@ -11,6 +11,11 @@ A `Balancer` is per-worker mutable state (the cursor). The graph holds a referen
 object is owned by `BalancerRegistry`, keyed by service name and the children's identity,
 so an unchanged service keeps its position across graph swaps. Children are opaque (a
 server, or another service for `weighted` services, which nest by picking recursively).
+
+Health (edge/health.py) takes children out and puts them back with `set_down`, by the
+children's `keys` (server URLs, child service names), as Traefik's balancer does: a down
+child leaves the heap, a child coming back re-enters at the current deadline + 1/weight.
+`pick` itself never looks at health, so a balancer without health costs what it did.
 """
 
 from __future__ import annotations
@@ -36,14 +41,18 @@ class _Entry(Generic[T]):
 class Balancer(Generic[T]):
     """EDF weighted round robin over `(item, weight)` children; weights <= 0 are ignored."""
 
-    __slots__ = ("_heap", "_now", "only")
+    __slots__ = ("_entries", "_heap", "_now", "down", "keys", "only")
 
-    def __init__(self, children: Sequence[tuple[T, float]]) -> None:
+    def __init__(self, children: Sequence[tuple[T, float]], keys: Sequence[str] = ()) -> None:
         self._heap: list[_Entry[T]] = []
         self._now = 0.0
         for index, (item, weight) in enumerate(children):
             if weight > 0:
                 self._push(_Entry(index, item, weight, self._now + 1.0 / weight))
+        self._entries = list(self._heap)  # every child that can serve, live or down
+        # The children's names for health (by child index); empty: health does not apply.
+        self.keys = tuple(keys)
+        self.down: frozenset[str] = frozenset()
         # One child: no scheduling at all on the hot path.
         self.only: T | None = self._heap[0].item if len(self._heap) == 1 else None
 
@@ -52,8 +61,25 @@ class Balancer(Generic[T]):
 
     def rebind(self, items: Sequence[T]) -> None:
         """Point the entries at a new graph's objects for the same children (same order)."""
-        for entry in self._heap:
+        for entry in self._entries:
             entry.item = items[entry.index]
+        self.only = self._heap[0].item if len(self._heap) == 1 else None
+
+    def set_down(self, down: frozenset[str]) -> None:
+        """Serve only the children whose key is not in `down` (Traefik's SetStatus): the
+        ones going down leave the heap, the ones coming back re-enter at now + 1/weight."""
+        if down == self.down or not self.keys:
+            return
+        keys = self.keys
+        was, self.down = self.down, down
+        heap = [entry for entry in self._heap if keys[entry.index] not in down]
+        back = [e for e in self._entries if keys[e.index] in was and keys[e.index] not in down]
+        self._heap = heap
+        for i in range(len(heap) // 2 - 1, -1, -1):  # Go's heap.Init
+            self._sift(i, len(heap))
+        for entry in back:
+            entry.deadline = self._now + entry.step
+            self._push(entry)
         self.only = self._heap[0].item if len(self._heap) == 1 else None
 
     def pick(self) -> T | None:
@@ -86,8 +112,10 @@ class Balancer(Generic[T]):
             j = i
 
     def _down(self, n: int) -> None:
+        self._sift(0, n)
+
+    def _sift(self, i: int, n: int) -> None:
         heap = self._heap
-        i = 0
         while True:
             j = 2 * i + 1
             if j >= n:
@@ -109,18 +137,28 @@ class BalancerRegistry:
         self._current: dict[str, tuple[Hashable, Balancer[object]]] = {}
 
     def get(
-        self, service: str, identity: Hashable, children: Sequence[tuple[T, float]]
+        self,
+        service: str,
+        identity: Hashable,
+        children: Sequence[tuple[T, float]],
+        keys: Sequence[str] = (),
     ) -> Balancer[T]:
-        """The balancer of `service`; a new one if `identity` (its children's key) changed."""
+        """The balancer of `service`; a new one if `identity` (its children's key) changed.
+        `keys` name the children for health (`Balancer.set_down`)."""
         known = self._current.get(service)
         if known is not None and known[0] == identity:
             # Same identity means the same children in the same order, so items map 1:1.
             balancer: Balancer[T] = known[1]  # type: ignore[assignment]
             balancer.rebind([item for item, _ in children])
             return balancer
-        balancer = Balancer(children)
+        balancer = Balancer(children, keys)
         self._current[service] = (identity, balancer)  # type: ignore[assignment]
         return balancer
+
+    def find(self, service: str) -> Balancer[object] | None:
+        """The current balancer of `service`, if it has one."""
+        known = self._current.get(service)
+        return known[1] if known is not None else None
 
     def retain(self, services: set[str]) -> None:
         """Forget the balancers of services that left the configuration."""

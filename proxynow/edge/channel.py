@@ -14,6 +14,8 @@ Messages, control plane → worker:
                                          one in flight per worker, the next on SERVING
     (COLLECT, request_id)
     (CHALLENGES, challenge_set)          the pending ACME challenges (edge/challenges.py)
+    (HEALTH, health_set)                 the servers active health checks found down
+                                         (edge/health.py); only sent when it changes
 Messages, worker → control plane:
     (READY, worker_id, pid, version)     listeners bound, graph built
     (SERVING, version, stall_seconds)    a new graph is in place, built in stall_seconds
@@ -34,6 +36,7 @@ __all__ = [
     "CHALLENGES",
     "COLLECT",
     "FATAL",
+    "HEALTH",
     "INIT",
     "METRICS",
     "PROTOCOL_VERSION",
@@ -52,6 +55,7 @@ INIT = "init"
 SNAPSHOT = "snapshot"
 COLLECT = "collect"
 CHALLENGES = "challenges"
+HEALTH = "health"
 READY = "ready"
 SERVING = "serving"
 METRICS = "metrics"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -37,6 +37,7 @@ from proxynow.config.dynamic import (
 )
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balancer import Balancer, BalancerRegistry
+from proxynow.edge.health import WorkerHealth
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
@@ -133,6 +134,8 @@ class GraphResources:
     # Rule text → its AST (None: invalid, already logged), as the last graph used them.
     rules: dict[str, Node | None] = field(default_factory=dict)
     contexts: ContextCache = field(default_factory=ContextCache)
+    # Server health (edge/health.py): applied to the balancers after every build.
+    health: WorkerHealth = field(default_factory=WorkerHealth)
     # Entrypoint name → the port its workers listen on (resolved port 0), for redirects.
     ports: dict[str, int] = field(default_factory=dict)
     # What the last build compiled, reused for unchanged configuration objects.
@@ -488,11 +491,15 @@ class _Builder:
             return self._cached(
                 name, service, tuple(p for p, _ in children), lambda: self._weighted(name, children)
             )
-        # Mirroring and failover serve their main service until those issues land.
+        # Mirroring serves its main service until that issue lands.
         if service.mirroring is not None:
             return self.service(service.mirroring.service)
         if service.failover is not None:
-            return self.service(service.failover.service)
+            main = self.service(service.failover.service)
+            fallback = self.service(service.failover.fallback)
+            if main is None or fallback is None:
+                return main or fallback
+            return self._cached(name, service, (main, fallback), lambda: _failover(main, fallback))
         return None
 
     def _cached(
@@ -516,8 +523,11 @@ class _Builder:
         service = self.config.http.services[name]
         assert service.weighted is not None
         live = [(pick, weight) for pick, weight in children if pick is not None]
+        # The children's names, for health propagation (`healthCheck: {}`).
+        names = [c.name for c in service.weighted.services]
+        keys = [key for key, (pick, _) in zip(names, children, strict=True) if pick is not None]
         identity = tuple((c.name, c.weight) for c in service.weighted.services)
-        return _nested(self.res.balancers.get(name, identity, live))
+        return _nested(self.res.balancers.get(name, identity, live, keys))
 
     def _load_balancer(self, name: str, lb: LoadBalancer) -> Pick:
         options = self._transport(lb.servers_transport)
@@ -525,9 +535,15 @@ class _Builder:
         for spec in lb.servers:
             server = self._server(name, spec.url, spec.preserve_path, lb.pass_host_header, options)
             if server is not None:
+                if lb.passive_health_check is not None:
+                    pool = self.res.health.passive.watch(
+                        name, spec.url, server.pool, lb.passive_health_check
+                    )
+                    server = replace(server, pool=pool)
                 servers.append((server, float(spec.weight)))
         identity = tuple((s.url, s.weight) for s in lb.servers)
-        return self.res.balancers.get(name, identity, servers).pick
+        keys = [server.url for server, _ in servers]
+        return self.res.balancers.get(name, identity, servers, keys).pick
 
     def _server(
         self, service: str, url: str, preserve: bool, pass_host: bool, options: TransportOptions
@@ -592,6 +608,17 @@ def _same_tcp(delta: SnapshotDelta) -> bool:
 
 def _no_server() -> Server | None:
     return None
+
+
+def _failover(main: Pick, fallback: Pick) -> Pick:
+    """Traefik's failover: the main service while it has a live server, else the fallback
+    (whose pick is None in turn when it has none: 503)."""
+
+    def pick() -> Server | None:
+        server = main()
+        return server if server is not None else fallback()
+
+    return pick
 
 
 def _nested(balancer: Balancer[Pick]) -> Pick:

@@ -8,7 +8,8 @@ built from: a `SnapshotDelta` from the control plane is applied on top of it (`a
 for draining and by the tick, which runs once per `tick_interval` and enforces the
 connection deadlines (read, idle, response header) and closes upstream connections idle
 past idleConnTimeout. One periodic timer per worker, not a
-timer per request.
+timer per request. Server health (edge/health.py) is applied to the balancers after every
+build and whenever the control plane's `HealthSet` or a passive check changes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import EMPTY_CHALLENGES, ChallengeSet
 from proxynow.edge.graph import GraphResources, RouterGraph, build_graph, empty_graph
+from proxynow.edge.health import HealthSet
 from proxynow.edge.metrics import WorkerMetrics
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
@@ -74,6 +76,8 @@ class WorkerState:
         """Build a graph for `snapshot` with this worker's registries and swap it in;
         `delta` (what changed since the current snapshot) lets the build patch."""
         graph = build_graph(snapshot, static, self.resources, delta)
+        # Before the swap: a rebuilt balancer must not serve a down server even once.
+        self.resources.health.apply(snapshot.config, self.resources.balancers)
         self.graph = graph
         self.snapshot = snapshot
         return graph
@@ -84,6 +88,10 @@ class WorkerState:
         if isinstance(message, SnapshotDelta):
             return self.load(message.apply(self.snapshot), static, message)
         return self.load(message, static)
+
+    def set_health(self, health: HealthSet) -> None:
+        """The control plane's active health checks changed: rebalance, no rebuild."""
+        self.resources.health.set_active(health)
 
     def set_challenges(self, challenges: ChallengeSet) -> None:
         self.challenges = challenges
@@ -98,6 +106,7 @@ class WorkerState:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        self.resources.health.stop()
         self.resources.pools.close()
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -32,6 +32,7 @@ from proxynow.config.static import StaticConfig
 from proxynow.edge import channel as ch
 from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
+from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import ListenAddress
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
@@ -108,6 +109,7 @@ class Supervisor:
         self._requests = itertools.count(1)
         self._collects: dict[int, tuple[asyncio.Future[None], dict[int, Any]]] = {}
         self._challenges: ChallengeSet | None = None
+        self._health: HealthSet | None = None
 
     @property
     def workers(self) -> list[WorkerInfo]:
@@ -184,6 +186,17 @@ class Supervisor:
         started later gets the latest set right after its INIT."""
         self._challenges = challenges
         message = (ch.CHALLENGES, challenges)
+        for info in self._workers:
+            if info.channel is not None:
+                info.channel.send_latest(message)
+
+    def publish_health(self, health: HealthSet) -> None:
+        """Hand the servers that active health checks found down to every worker (no graph
+        rebuild; only when it changed); a worker started later gets it after its INIT."""
+        if health == self._health:
+            return
+        self._health = health
+        message = (ch.HEALTH, health)
         for info in self._workers:
             if info.channel is not None:
                 info.channel.send_latest(message)
@@ -271,6 +284,8 @@ class Supervisor:
         )
         if self._challenges is not None:
             info.channel.send((ch.CHALLENGES, self._challenges))
+        if self._health is not None:
+            info.channel.send((ch.HEALTH, self._health))
         info.version = self._snapshot.version - 1  # not serving anything yet
         info.awaiting = False
 

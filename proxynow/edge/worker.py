@@ -41,6 +41,7 @@ from proxynow.edge import channel as ch
 from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
 from proxynow.edge.graph import empty_graph
+from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import ListenAddress, bind
 from proxynow.edge.state import WorkerState
 from proxynow.edge.tls_conn import connection_factory
@@ -76,6 +77,7 @@ class Worker:
         self._state: WorkerState | None = None
         self._servers: dict[str, list[asyncio.Server]] = {}
         self._pending_challenges: ChallengeSet | None = None
+        self._pending_health: HealthSet | None = None
 
     async def run(self) -> int:
         _, self._channel = await self._loop.create_unix_connection(
@@ -93,6 +95,8 @@ class Worker:
         state = self._state = WorkerState(worker_id=worker_id)
         if self._pending_challenges is not None:
             state.set_challenges(self._pending_challenges)
+        if self._pending_health is not None:
+            state.resources.health.active = self._pending_health  # applied by the load below
         # Entrypoint redirections name the port clients reach (port 0 resolved).
         state.resources.ports = {name: address.port for name, address in addresses.items()}
         if snapshot is not None:
@@ -140,6 +144,10 @@ class Worker:
             self._pending_challenges = message[1]
             if self._state is not None:
                 self._state.set_challenges(message[1])
+        elif kind == ch.HEALTH:
+            self._pending_health = message[1]
+            if self._state is not None:
+                self._state.set_health(message[1])
         else:
             log.warning("worker: unknown message %r from the control plane", kind)
 
