@@ -37,6 +37,7 @@ from proxynow.config.static import StaticConfig
 from proxynow.edge import priority
 from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
 from proxynow.edge.supervisor import Supervisor, WorkerStartError
+from proxynow.healthcheck import HealthChecker
 from proxynow.logs import configure_logging
 from proxynow.providers.base import Provider
 from proxynow.snapshot import Snapshot
@@ -116,11 +117,12 @@ class _ControlPlane:
         nice = priority.lower_process()
         log.debug("control plane runs at nice %d, below its workers", nice)
         self._announce(addresses)
+        health = HealthChecker(self._static, supervisor.publish_health)
         aggregator = Aggregator(
             EntryPoints.from_flags(
                 {name: ep.as_default for name, ep in self._static.entry_points.items()}
             ),
-            _publisher(supervisor, acme),
+            _publisher(supervisor, acme, health),
             throttle=self._static.providers.providers_throttle_duration,
         )
         try:
@@ -140,6 +142,7 @@ class _ControlPlane:
                 if control is not None:
                     control.close()
         finally:
+            await health.close()
             await supervisor.stop()
         return EXIT_OK
 
@@ -198,14 +201,17 @@ def _acme_manager(static: StaticConfig, supervisor: Supervisor) -> AcmeManager |
     return AcmeManager(static, supervisor.publish_challenges)
 
 
-def _publisher(supervisor: Supervisor, acme: AcmeManager | None) -> Callable[[Snapshot], None]:
-    """Every snapshot goes to the workers, then to the ACME manager (for its domains)."""
-    if acme is None:
-        return supervisor.publish
+def _publisher(
+    supervisor: Supervisor, acme: AcmeManager | None, health: HealthChecker
+) -> Callable[[Snapshot], None]:
+    """Every snapshot goes to the workers, then to the health checker (its probers) and
+    the ACME manager (for its domains)."""
 
     def publish(snapshot: Snapshot) -> None:
         supervisor.publish(snapshot)
-        acme.on_snapshot(snapshot)
+        health.on_snapshot(snapshot)
+        if acme is not None:
+            acme.on_snapshot(snapshot)
 
     return publish
 
