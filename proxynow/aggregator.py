@@ -35,6 +35,7 @@ from proxynow.config.dynamic import (
 )
 from proxynow.config.middlewares import Middleware, TCPMiddleware
 from proxynow.edge.middleware_support import unsupported_middleware
+from proxynow.edge.upstream_tls import transport_problem
 from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.qualify import DEFAULT_TLS, QUALIFIERS, qualify
 from proxynow.rules import RuleError, parse_rule
@@ -403,6 +404,10 @@ def _check_router(merge: _Merge, protocol: str, name: str, router: Any) -> None:
 
 
 def _check_all(merge: _Merge) -> None:
+    for name, transport in merge.table("http", "serversTransports").items():
+        problem = transport_problem(transport)
+        if problem is not None:
+            merge.add(status_key("http", "serversTransports", name), problem)
     for protocol in _PROTOCOLS:
         _Graph(merge, protocol, "services", _check_service).run()
     _Graph(merge, "http", "middlewares", _check_middleware).run()

@@ -344,6 +344,22 @@ CASES = [
         },
     ),
     Case(
+        "a servers transport with an unknown cipher suite disables its services",
+        {
+            "file": http(
+                routers={"r": router()},
+                services={"svc": {"loadBalancer": {**LB["loadBalancer"], "serversTransport": "t"}}},
+                serversTransports={
+                    "t": {"cipherSuites": ["TLS_NOPE"], "maxVersion": "VersionTLS12"}
+                },
+            )
+        },
+        {
+            "http.serversTransports.t@file": disabled("file", "unknown cipher suite 'TLS_NOPE'"),
+            "http.services.svc@file": disabled("file", "serversTransport t@file is disabled"),
+        },
+    ),
+    Case(
         "a middleware type not applied yet is skipped with a warning",
         {
             "file": http(

@@ -15,14 +15,18 @@ called back with the connection or a `ProxyError` (refused → 502, timeout → 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxynow.edge.errors import BadGateway, GatewayTimeout, ProxyError
 from proxynow.edge.upstream import UpstreamConnection
+from proxynow.edge.upstream_tls import client_context
 
 __all__ = ["PoolKey", "PoolRegistry", "TransportOptions", "UpstreamPool"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,10 @@ class TransportOptions:
     insecure_skip_verify: bool = False
     root_cas: tuple[str, ...] = ()
     server_name: str = ""
+    certificates: tuple[tuple[str, str], ...] = ()  # (certFile, keyFile): path or PEM
+    min_version: str = ""
+    max_version: str = ""
+    cipher_suites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,24 +55,13 @@ class PoolKey:
     transport: TransportOptions
 
 
-def _ssl_context(options: TransportOptions) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    for path in options.root_cas:
-        context.load_verify_locations(cafile=path)
-    if options.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
 Ready = Callable[[UpstreamConnection | ProxyError], None]
 
 
 class UpstreamPool:
     """Idle connections to one backend address with one transport configuration."""
 
-    __slots__ = ("idle", "key", "max_idle", "registry", "server_hostname", "ssl")
+    __slots__ = ("idle", "key", "max_idle", "registry", "server_hostname", "ssl", "ssl_error")
 
     def __init__(self, key: PoolKey, registry: PoolRegistry) -> None:
         self.key = key
@@ -73,9 +70,15 @@ class UpstreamPool:
         self.max_idle = key.transport.max_idle_conns_per_host
         self.ssl: ssl.SSLContext | None = None
         self.server_hostname: str | None = None
+        self.ssl_error = ""
         if key.scheme == "https":
-            self.ssl = _ssl_context(key.transport)
             self.server_hostname = key.transport.server_name or key.host
+            try:
+                self.ssl = client_context(key.transport)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                # A graph build never fails on a transport: its requests get 502s.
+                self.ssl_error = f"serversTransport {key.transport.name}: {exc}"
+                log.error("%s", self.ssl_error)
 
     def acquire(self) -> UpstreamConnection | None:
         """The most recently released live connection, or None (then `connect`)."""
@@ -115,6 +118,8 @@ class UpstreamPool:
         self.registry.dial(self, ready)
 
     async def open(self) -> UpstreamConnection:
+        if self.ssl_error:
+            raise ValueError(self.ssl_error)
         loop = asyncio.get_running_loop()
         key = self.key
         _, conn = await loop.create_connection(

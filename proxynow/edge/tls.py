@@ -126,14 +126,13 @@ def load_pem(value: str) -> bytes:
 
 def option_spec(options: TLSOptions) -> OptionSpec:
     """Compile one `tls.options` entry; unknown names raise ValueError."""
-    ciphers = [_lookup(_CIPHERS, "cipher suite", name) for name in options.cipher_suites]
     curves = [_lookup(_CURVES, "curve", name) for name in options.curve_preferences]
     auth = options.client_auth
     cas = b"".join(load_pem(ca) for ca in auth.ca_files) if auth is not None else b""
     return OptionSpec(
-        min_version=_version(options.min_version or "VersionTLS12"),
-        max_version=_version(options.max_version or "VersionTLS13"),
-        ciphers=":".join(dict.fromkeys(ciphers)),
+        min_version=tls_version(options.min_version or "VersionTLS12"),
+        max_version=tls_version(options.max_version or "VersionTLS13"),
+        ciphers=cipher_names(options.cipher_suites),
         curve=curves[0] if curves else "",
         alpn=tuple(p for p in options.alpn_protocols if p not in _UNSERVED_ALPN),
         sni_strict=options.sni_strict,
@@ -150,7 +149,13 @@ def _lookup(table: Mapping[str, str], what: str, name: str) -> str:
     return value
 
 
-def _version(name: str) -> ssl.TLSVersion:
+def cipher_names(names: Iterable[str]) -> str:
+    """Go's TLS 1.2 suite names as an OpenSSL cipher string; unknown names raise ValueError."""
+    return ":".join(dict.fromkeys(_lookup(_CIPHERS, "cipher suite", name) for name in names))
+
+
+def tls_version(name: str) -> ssl.TLSVersion:
+    """`VersionTLS12` and the like; unknown names raise ValueError."""
     version = _VERSIONS.get(name)
     if version is None:
         raise ValueError(f"unknown TLS version {name!r}")
@@ -211,16 +216,16 @@ def _make_context(pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
         context.verify_mode = spec.verify
         if spec.client_cas:
             context.load_verify_locations(cadata=spec.client_cas.decode("ascii"))
-    _load_chain(context, pair)
+    load_chain(context, pair.cert, pair.key)
     return context
 
 
-def _load_chain(context: ssl.SSLContext, pair: CertPair) -> None:
+def load_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
     """`load_cert_chain` reads files only: PEM content goes through a private temp file."""
     fd, path = tempfile.mkstemp(prefix="proxynow-tls-", suffix=".pem")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(pair.key + b"\n" + pair.cert)
+            handle.write(key + b"\n" + cert)
         context.load_cert_chain(path)
     finally:
         os.unlink(path)

@@ -1,4 +1,5 @@
-"""HTTPS backends: serversTransport rootCAs, insecureSkipVerify and serverName."""
+"""HTTPS backends: serversTransport rootCAs, insecureSkipVerify, serverName, client
+certificates (mTLS), minVersion / maxVersion and cipherSuites."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.edge.support_http import (
     Backend,
@@ -100,3 +102,76 @@ def test_server_name_is_verified(
     cert = str(certificate[0])
     assert status_through(lt, backend, {"rootCAs": [cert], "serverName": "backend.test"})[0] == 200
     assert status_through(lt, backend, {"rootCAs": [cert], "serverName": "other.test"})[0] == 502
+
+
+def tls_backend(lt: LoopThread, certificate: tuple[Path, Path], **settings: Any) -> Backend:
+    """A backend whose TLS context is narrowed by `settings` (attributes of SSLContext)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, certificate))
+    for name, value in settings.items():
+        setattr(context, name, value)
+    return Backend(lt, ssl=context)
+
+
+def test_client_certificate_for_a_backend_that_requires_one(
+    lt: LoopThread, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    client = ca.issue_cert("proxynow.test")
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    client.private_key_pem.write_to_path(str(key))
+    backend = tls_backend(lt, certificate, verify_mode=ssl.CERT_REQUIRED)
+    backend_context = backend.ssl
+    assert backend_context is not None
+    ca.configure_trust(backend_context)
+    try:
+        with_cert = {
+            "insecureSkipVerify": True,
+            "certificates": [{"certFile": str(cert), "keyFile": str(key)}],
+        }
+        assert status_through(lt, backend, with_cert)[0] == 200
+        assert status_through(lt, backend, {"insecureSkipVerify": True})[0] == 502
+        # PEM content instead of paths works too (Traefik's FileOrContent).
+        inline = {
+            "insecureSkipVerify": True,
+            "certificates": [{"certFile": cert.read_text(), "keyFile": key.read_text()}],
+        }
+        assert status_through(lt, backend, inline)[0] == 200
+    finally:
+        backend.close()
+
+
+def test_max_version_below_the_backend_minimum_is_502(
+    lt: LoopThread, certificate: tuple[Path, Path]
+) -> None:
+    backend = tls_backend(lt, certificate, minimum_version=ssl.TLSVersion.TLSv1_3)
+    try:
+        insecure: dict[str, Any] = {"insecureSkipVerify": True}
+        assert status_through(lt, backend, insecure)[0] == 200
+        assert status_through(lt, backend, {**insecure, "maxVersion": "VersionTLS12"})[0] == 502
+        assert status_through(lt, backend, {**insecure, "minVersion": "VersionTLS13"})[0] == 200
+    finally:
+        backend.close()
+
+
+def test_cipher_suites_for_tls12_backends(lt: LoopThread, certificate: tuple[Path, Path]) -> None:
+    backend = tls_backend(lt, certificate, maximum_version=ssl.TLSVersion.TLSv1_2)
+    backend_context = backend.ssl
+    assert backend_context is not None
+    backend_context.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    try:
+        insecure: dict[str, Any] = {"insecureSkipVerify": True}
+        other = {**insecure, "cipherSuites": ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]}
+        same = {**insecure, "cipherSuites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]}
+        assert status_through(lt, backend, other)[0] == 502
+        assert status_through(lt, backend, same)[0] == 200
+    finally:
+        backend.close()
+
+
+def test_unreadable_root_ca_answers_502_and_the_proxy_keeps_serving(
+    lt: LoopThread, backend: Backend, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-ca.pem")
+    assert status_through(lt, backend, {"rootCAs": [missing]})[0] == 502
