@@ -82,6 +82,11 @@ class Balancer(Generic[T]):
             self._push(entry)
         self.only = self._heap[0].item if len(self._heap) == 1 else None
 
+    def has(self, index: int) -> bool:
+        """Whether child `index` (its position in the constructor's sequence) is in the
+        live set: sticky sessions (edge/sticky.py::live) ask before reusing a child."""
+        return any(entry.index == index for entry in self._heap)
+
     def pick(self) -> T | None:
         """The next child, or None when there is none."""
         if self.only is not None:

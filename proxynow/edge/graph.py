@@ -40,6 +40,7 @@ from proxynow.edge.balancer import Balancer, BalancerRegistry
 from proxynow.edge.health import WorkerHealth
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
+from proxynow.edge.sticky import StickyPick, sticky_failover, sticky_servers, sticky_services
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
 from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
 from proxynow.edge.tls_redirect import Respond, compile_chain, entrypoint_redirect
@@ -107,6 +108,8 @@ class HttpTarget:
     stats: TargetStats
     # The compiled middleware chain (edge/tls_redirect.py); None: straight to the service.
     respond: Respond | None = None
+    # Cookie stickiness somewhere in the service tree (edge/sticky.py); None: `pick()`.
+    sticky: StickyPick | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ class _CachedService:
     service: Service
     depends: tuple[object, ...]  # what else the pick was built from (transports, children)
     pick: Pick | None
+    sticky: StickyPick | None = None
 
 
 @dataclass(slots=True)
@@ -237,6 +241,8 @@ class _Builder:
         self.static = static
         self.res = res
         self.picks: dict[str, Pick | None] = {}
+        # Services with cookie stickiness at some level of their tree.
+        self.stickies: dict[str, StickyPick] = {}
         self.resolving: set[str] = set()
         self.entrypoints = http_entrypoints(static)
         self.entrypoint_set = frozenset(self.entrypoints)
@@ -405,7 +411,8 @@ class _Builder:
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
             respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
-            target = HttpTarget(name, router.service, middlewares, pick, stats, respond)
+            sticky = self.stickies.get(router.service)
+            target = HttpTarget(name, router.service, middlewares, pick, stats, respond, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
             routes.append((ep, tls, route))
         return tuple(routes)
@@ -493,20 +500,44 @@ class _Builder:
             )
         # Mirroring serves its main service until that issue lands.
         if service.mirroring is not None:
-            return self.service(service.mirroring.service)
+            return self._alias(name, service.mirroring.service)
         if service.failover is not None:
             main = self.service(service.failover.service)
             fallback = self.service(service.failover.fallback)
             if main is None or fallback is None:
-                return main or fallback
-            return self._cached(name, service, (main, fallback), lambda: _failover(main, fallback))
+                return self._alias(
+                    name, service.failover.service if main else service.failover.fallback
+                )
+            stickies = (
+                self.stickies.get(service.failover.service),
+                self.stickies.get(service.failover.fallback),
+            )
+            return self._cached(
+                name,
+                service,
+                (main, fallback),
+                lambda: (_failover(main, fallback), sticky_failover(main, fallback, *stickies)),
+            )
         return None
 
+    def _alias(self, name: str, target: str) -> Pick | None:
+        """Serve service `target` as `name` (its pick and its stickiness)."""
+        pick = self.service(target)
+        sticky = self.stickies.get(target)
+        if sticky is not None:
+            self.stickies[name] = sticky
+        return pick
+
     def _cached(
-        self, name: str, service: Service, depends: tuple[object, ...], build: Callable[[], Pick]
+        self,
+        name: str,
+        service: Service,
+        depends: tuple[object, ...],
+        build: Callable[[], tuple[Pick, StickyPick | None]],
     ) -> Pick:
-        """The last build's pick of `name` if it came from this very service object and
-        the same dependencies (so its servers and balancer are the same); else `build()`."""
+        """The last build's pick (and stickiness) of `name` if it came from this very
+        service object and the same dependencies (so its servers and balancer are the
+        same); else `build()`."""
         known = self.previous.services.get(name)
         if (
             known is None
@@ -514,12 +545,16 @@ class _Builder:
             or len(known.depends) != len(depends)
             or any(a is not b for a, b in zip(known.depends, depends, strict=True))
         ):
-            known = _CachedService(service, depends, build())
+            known = _CachedService(service, depends, *build())
         self.compiled.services[name] = known
+        if known.sticky is not None:
+            self.stickies[name] = known.sticky
         assert known.pick is not None
         return known.pick
 
-    def _weighted(self, name: str, children: list[tuple[Pick | None, float]]) -> Pick:
+    def _weighted(
+        self, name: str, children: list[tuple[Pick | None, float]]
+    ) -> tuple[Pick, StickyPick | None]:
         service = self.config.http.services[name]
         assert service.weighted is not None
         live = [(pick, weight) for pick, weight in children if pick is not None]
@@ -527,9 +562,15 @@ class _Builder:
         names = [c.name for c in service.weighted.services]
         keys = [key for key, (pick, _) in zip(names, children, strict=True) if pick is not None]
         identity = tuple((c.name, c.weight) for c in service.weighted.services)
-        return _nested(self.res.balancers.get(name, identity, live, keys))
+        balancer = self.res.balancers.get(name, identity, live, keys)
+        sticky = service.weighted.sticky
+        cookie = sticky.cookie if sticky is not None else None
+        named = [
+            (key, pick, self.stickies.get(key)) for key, (pick, _) in zip(keys, live, strict=True)
+        ]
+        return _nested(balancer), sticky_services(balancer, cookie, name, named)
 
-    def _load_balancer(self, name: str, lb: LoadBalancer) -> Pick:
+    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
         options = self._transport(lb.servers_transport)
         servers: list[tuple[Server, float]] = []
         for spec in lb.servers:
@@ -541,9 +582,17 @@ class _Builder:
                     )
                     server = replace(server, pool=pool)
                 servers.append((server, float(spec.weight)))
+        if lb.strategy != "wrr":
+            log.warning(
+                "service %s: strategy %s is not supported yet: served as wrr", name, lb.strategy
+            )
         identity = tuple((s.url, s.weight) for s in lb.servers)
         keys = [server.url for server, _ in servers]
-        return self.res.balancers.get(name, identity, servers, keys).pick
+        balancer = self.res.balancers.get(name, identity, servers, keys)
+        cookie = lb.sticky.cookie if lb.sticky is not None else None
+        if cookie is None:
+            return balancer.pick, None
+        return balancer.pick, sticky_servers(balancer, cookie, name, [s for s, _ in servers])
 
     def _server(
         self, service: str, url: str, preserve: bool, pass_host: bool, options: TransportOptions
@@ -598,6 +647,10 @@ def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
         insecure_skip_verify=spec.insecure_skip_verify,
         root_cas=tuple(spec.root_cas),
         server_name=spec.server_name,
+        certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
+        min_version=spec.min_version,
+        max_version=spec.max_version,
+        cipher_suites=tuple(spec.cipher_suites),
     )
 
 

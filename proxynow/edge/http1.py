@@ -432,7 +432,8 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         ex.stats = target.stats
         if target.respond is not None and self._respond(ex, target.respond):
             return
-        server = target.pick()
+        sticky = target.sticky
+        server = target.pick() if sticky is None else sticky(ex)
         if server is None:
             self._error(ex, 503)
             return

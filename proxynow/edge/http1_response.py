@@ -72,7 +72,8 @@ class ResponseSide:
         ex.status = status
         keep = ex.keep_alive and not self.shutting_down and not ex.upgrade
         line = STATUS_LINES.get(status)
-        parts = [line or status_line(status), *head.kept_lines()]
+        # Until now `response_head` holds the lines the proxy adds (a sticky Set-Cookie).
+        parts = [line or status_line(status), ex.response_head, *head.kept_lines()]
         if ex.method_b == b"HEAD" or status == 204 or status == 304:
             ex.framing = F_NONE
             if head.content_length:
@@ -159,6 +160,7 @@ class ResponseSide:
             b"".join(
                 (
                     status_line(101),
+                    ex.response_head,
                     *head.kept_lines(),
                     b"Connection: Upgrade\r\nUpgrade: ",
                     head.upgrade,
