@@ -283,6 +283,11 @@ def _check_transport(merge: _Merge, protocol: str, key: str, balancer: Any) -> N
         merge.add(key, f"serversTransport {transport} is disabled")
 
 
+MIRRORING_NOT_APPLIED = (
+    "mirroring is not implemented yet: requests go to the main service, the mirrors get none"
+)
+
+
 def _service_children(service: Any) -> list[str]:
     children: list[str] = []
     if service.weighted is not None:
@@ -304,6 +309,8 @@ def _check_service(graph: _Graph, name: str, service: Any) -> None:
         if not balancer.servers:
             graph.merge.add(key, "loadBalancer has no servers (it answers 503)", critical=False)
         _check_transport(graph.merge, graph.protocol, key, balancer)
+    if getattr(service, "mirroring", None) is not None:
+        graph.merge.add(key, MIRRORING_NOT_APPLIED, critical=False)
     for child in _service_children(service):
         if child.endswith("@" + INTERNAL_PROVIDER):
             graph.merge.add(key, f"service {child} cannot be used inside another service")

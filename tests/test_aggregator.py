@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import Aggregator, BuildCache, EntryPoints, build_snapshot
+from proxynow.aggregator import (
+    MIRRORING_NOT_APPLIED,
+    Aggregator,
+    BuildCache,
+    EntryPoints,
+    build_snapshot,
+)
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import RuleError, parse_rule
@@ -248,7 +254,9 @@ CASES = [
         {
             "http.services.ok@file": enabled("file"),
             "http.services.w@file": disabled("file", "service x@file does not exist"),
-            "http.services.m@file": disabled("file", "service y@file does not exist"),
+            "http.services.m@file": disabled(
+                "file", MIRRORING_NOT_APPLIED, "service y@file does not exist"
+            ),
             "http.services.f@file": disabled("file", "service z@docker does not exist"),
         },
     ),
@@ -358,6 +366,19 @@ CASES = [
             "http.serversTransports.t@file": disabled("file", "unknown cipher suite 'TLS_NOPE'"),
             "http.services.svc@file": disabled("file", "serversTransport t@file is disabled"),
         },
+    ),
+    Case(
+        "mirroring serves its main service, with a warning that mirrors get nothing",
+        {
+            "file": http(
+                services={
+                    "main": LB,
+                    "copy": LB,
+                    "m": {"mirroring": {"service": "main", "mirrors": [{"name": "copy"}]}},
+                }
+            )
+        },
+        {"http.services.m@file": warning("file", MIRRORING_NOT_APPLIED)},
     ),
     Case(
         "a middleware type not applied yet is skipped with a warning",
