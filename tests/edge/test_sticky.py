@@ -1,0 +1,287 @@
+"""Sticky cookies: parsing, Set-Cookie formatting, names and values, choosing a child."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from proxynow.config.dynamic import Cookie, DynamicConfig
+from proxynow.config.static import StaticConfig
+from proxynow.edge.balancer import Balancer
+from proxynow.edge.exchange import Exchange
+from proxynow.edge.graph import HttpTarget, Server, build_graph
+from proxynow.edge.headers import RequestHead
+from proxynow.edge.sticky import (
+    StickyCookie,
+    cookie_name,
+    cookie_value,
+    fnv1_64,
+    set_cookie_suffix,
+    sha256_value,
+    sticky_servers,
+)
+from proxynow.snapshot import Snapshot
+
+URLS = ["http://10.0.0.1:80", "http://10.0.0.2:80", "http://10.0.0.3:80"]
+
+
+def request(*headers: tuple[bytes, bytes]) -> Exchange:
+    head = RequestHead(False)
+    head.add(b"Host", b"app.test")
+    for name, value in headers:
+        head.add(name, value)
+    return Exchange(head, 0.0, None)
+
+
+# ---------------------------------------------------------------- reading the Cookie header
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([], None),
+        ([(b"Cookie", b"lb=abc")], b"abc"),
+        ([(b"Cookie", b"a=1; lb=abc; b=2")], b"abc"),
+        ([(b"cookie", b"  a=1 ;   lb=abc  ;b=2")], b"abc"),
+        ([(b"COOKIE", b'lb="abc"')], b"abc"),
+        ([(b"Cookie", b"a=1"), (b"Cookie", b"lb=second")], b"second"),
+        ([(b"Cookie", b"lb=first"), (b"Cookie", b"lb=second")], b"first"),
+        ([(b"Cookie", b"xlb=no; lbx=no")], None),
+        ([(b"Cookie", b"xlb=no; lb=yes")], b"yes"),
+        ([(b"X-Cookie", b"lb=no"), (b"Cookies", b"lb=no")], None),
+        ([(b"Cookie", b"lb=")], b""),
+    ],
+)
+def test_cookie_value(headers: list[tuple[bytes, bytes]], expected: bytes | None) -> None:
+    assert cookie_value(request(*headers).head.lines, b"lb") == expected
+
+
+# ---------------------------------------------------------------- names and values
+
+
+def test_default_name_is_traefiks_sha1_derivation() -> None:
+    # Traefik (pkg/server/cookie): "_" + the hex SHA-1 of "_TRAEFIK_BACKEND_" + the
+    # service name, cut to 6 characters in all.
+    for service in ("whoami@docker", "app@file", "s"):
+        digest = hashlib.sha1(b"_TRAEFIK_BACKEND_" + service.encode()).hexdigest()
+        assert cookie_name("", service) == "_" + digest[:5]
+    assert len(cookie_name("", "x@file")) == 6
+
+
+def test_configured_name_is_made_a_token() -> None:
+    assert cookie_name("my.lb-1", "s@file") == "my.lb-1"
+    assert cookie_name("a b;c=d,é", "s@file") == "a_b_c_d__"
+
+
+def test_values() -> None:
+    url = "http://10.0.0.1:80"
+    assert sha256_value(url) == hashlib.sha256(url.encode()).hexdigest()[:16]
+    # FNV-1 (not 1a) 64-bit test vectors.
+    assert fnv1_64("") == "cbf29ce484222325"
+    assert fnv1_64("a") == "af63bd4c8601b7be"
+    assert fnv1_64("foobar") == "340d8765a4dda9c2"
+
+
+# ---------------------------------------------------------------- Set-Cookie
+
+
+@pytest.mark.parametrize(
+    ("options", "suffix"),
+    [
+        ({}, b"; Path=/"),
+        ({"path": ""}, b""),
+        ({"path": "/app"}, b"; Path=/app"),
+        ({"path": "/a;b\r\nX: y"}, b"; Path=/abX: y"),
+        ({"domain": "example.com"}, b"; Path=/; Domain=example.com"),
+        ({"domain": ".example.com"}, b"; Path=/; Domain=example.com"),
+        ({"domain": "bad domain;"}, b"; Path=/"),
+        ({"maxAge": 42}, b"; Path=/; Max-Age=42"),
+        ({"maxAge": 0}, b"; Path=/"),
+        ({"maxAge": -1}, b"; Path=/; Max-Age=0"),
+        ({"httpOnly": True}, b"; Path=/; HttpOnly"),
+        ({"secure": True}, b"; Path=/; Secure"),
+        ({"sameSite": "none"}, b"; Path=/; SameSite=None"),
+        ({"sameSite": "lax"}, b"; Path=/; SameSite=Lax"),
+        ({"sameSite": "strict"}, b"; Path=/; SameSite=Strict"),
+        (
+            {
+                "path": "/foo",
+                "domain": "foo.com",
+                "maxAge": 42,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "none",
+            },
+            b"; Path=/foo; Domain=foo.com; Max-Age=42; HttpOnly; Secure; SameSite=None",
+        ),
+    ],
+)
+def test_set_cookie_suffix(options: dict[str, Any], suffix: bytes) -> None:
+    assert set_cookie_suffix(Cookie.model_validate(options)) == suffix + b"\r\n"
+
+
+def test_set_cookie_line() -> None:
+    cookie = StickyCookie(Cookie.model_validate({"name": "lb", "httpOnly": True}), "s@file")
+    value = sha256_value(URLS[0]).encode()
+    assert cookie.line(URLS[0]) == b"Set-Cookie: lb=" + value + b"; Path=/; HttpOnly\r\n"
+
+
+# ---------------------------------------------------------------- choosing a server
+
+
+def servers() -> list[Server]:
+    return [
+        Server(url, "s@file", None, b"", True, b"", 0.0)  # type: ignore[arg-type]
+        for url in URLS
+    ]
+
+
+def sticky_lb(weights: tuple[float, ...] = (1, 1, 1)) -> tuple[Any, Balancer[Server]]:
+    items = servers()
+    balancer = Balancer(list(zip(items, weights, strict=True)), URLS)
+    sticky = sticky_servers(balancer, Cookie(name="lb"), "s@file", items)
+    return sticky, balancer
+
+
+def set_cookies(ex: Exchange) -> list[bytes]:
+    return [line for line in ex.response_head.split(b"\r\n") if line]
+
+
+def test_no_cookie_balances_and_sets_one() -> None:
+    sticky, _ = sticky_lb()
+    seen = []
+    for _ in range(3):
+        ex = request()
+        server = sticky(ex)
+        seen.append(server.url)
+        assert set_cookies(ex) == [b"Set-Cookie: lb=%s; Path=/" % sha256_value(server.url).encode()]
+    assert sorted(seen) == URLS  # still round robin without cookies
+
+
+def test_a_cookie_keeps_its_server_without_a_new_cookie() -> None:
+    sticky, _ = sticky_lb()
+    value = sha256_value(URLS[1]).encode()
+    for _ in range(5):
+        ex = request((b"Cookie", b"other=1; lb=" + value))
+        assert sticky(ex).url == URLS[1]
+        assert ex.response_head == b""
+
+
+@pytest.mark.parametrize("form", ["raw", "fnv", "double fnv"])
+def test_old_cookie_forms_are_honoured_and_rewritten(form: str) -> None:
+    sticky, _ = sticky_lb()
+    value = {"raw": URLS[2], "fnv": fnv1_64(URLS[2]), "double fnv": fnv1_64(fnv1_64(URLS[2]))}
+    ex = request((b"Cookie", b"lb=" + value[form].encode()))
+    assert sticky(ex).url == URLS[2]
+    assert set_cookies(ex) == [b"Set-Cookie: lb=%s; Path=/" % sha256_value(URLS[2]).encode()]
+
+
+def test_unknown_cookie_is_rebalanced_with_a_new_cookie() -> None:
+    sticky, _ = sticky_lb()
+    ex = request((b"Cookie", b"lb=0123456789abcdef"))
+    server = sticky(ex)
+    assert set_cookies(ex) == [b"Set-Cookie: lb=%s; Path=/" % sha256_value(server.url).encode()]
+
+
+def test_cookie_of_a_down_server_is_rebalanced() -> None:
+    sticky, balancer = sticky_lb()
+    balancer.set_down(frozenset({URLS[0]}))
+    value = sha256_value(URLS[0]).encode()
+    for _ in range(4):
+        ex = request((b"Cookie", b"lb=" + value))
+        server = sticky(ex)
+        assert server.url != URLS[0]
+        assert set_cookies(ex) == [b"Set-Cookie: lb=%s; Path=/" % sha256_value(server.url).encode()]
+    balancer.set_down(frozenset())
+    ex = request((b"Cookie", b"lb=" + value))
+    assert sticky(ex).url == URLS[0]
+    assert ex.response_head == b""
+
+
+def test_zero_weight_server_is_never_stuck_to() -> None:
+    sticky, _ = sticky_lb((1, 0, 1))
+    ex = request((b"Cookie", b"lb=" + sha256_value(URLS[1]).encode()))
+    assert sticky(ex).url != URLS[1]
+    assert len(set_cookies(ex)) == 1
+
+
+def test_no_live_server_is_none_without_cookie() -> None:
+    sticky, balancer = sticky_lb()
+    balancer.set_down(frozenset(URLS))
+    ex = request((b"Cookie", b"lb=" + sha256_value(URLS[0]).encode()))
+    assert sticky(ex) is None
+    assert ex.response_head == b""
+
+
+# ---------------------------------------------------------------- in the graph
+
+
+def graph_targets(services: dict[str, Any]) -> dict[str, HttpTarget]:
+    routers = {f"r-{name}": {"rule": f"Host(`{name}.test`)", "service": name} for name in services}
+    config = DynamicConfig.model_validate({"http": {"routers": routers, "services": services}})
+    static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
+    graph = build_graph(Snapshot(version=1, config=config), static)
+    table = graph.http["web"]
+    targets = {}
+    for name in services:
+        ex = request()
+        ex.host, ex.path = f"{name}.test", "/"
+        target = table.match(ex)
+        assert target is not None
+        targets[name] = target
+    return targets
+
+
+def lb(*urls: str, sticky: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"servers": [{"url": u} for u in urls]}
+    if sticky is not None:
+        spec["sticky"] = {"cookie": sticky}
+    return {"loadBalancer": spec}
+
+
+def test_graph_gives_sticky_only_to_sticky_trees() -> None:
+    targets = graph_targets(
+        {
+            "plain": lb(*URLS),
+            "sticky": lb(*URLS, sticky={}),
+            "outer": {"weighted": {"services": [{"name": "plain"}, {"name": "sticky"}]}},
+            "mirror": {"mirroring": {"service": "sticky"}},
+        }
+    )
+    assert targets["plain"].sticky is None
+    assert targets["sticky"].sticky is not None
+    assert targets["outer"].sticky is not None  # a child is sticky
+    assert targets["mirror"].sticky is targets["sticky"].sticky
+
+
+def test_nested_weighted_and_load_balancer_each_keep_their_child() -> None:
+    targets = graph_targets(
+        {
+            "a": lb(URLS[0], URLS[1], sticky={"name": "inner_a"}),
+            "b": lb(URLS[2], sticky={"name": "inner_b"}),
+            "outer": {
+                "weighted": {
+                    "services": [{"name": "a"}, {"name": "b"}],
+                    "sticky": {"cookie": {"name": "outer"}},
+                }
+            },
+        }
+    )
+    sticky = targets["outer"].sticky
+    assert sticky is not None
+    ex = request()
+    first = sticky(ex)
+    assert first is not None
+    lines = set_cookies(ex)
+    names = [line.split(b"=")[0] for line in lines]
+    assert names[0] == b"Set-Cookie: outer"
+    assert names[1] in (b"Set-Cookie: inner_a", b"Set-Cookie: inner_b")
+    cookie = b"; ".join(line.split(b": ", 1)[1].split(b";")[0] for line in lines)
+    for _ in range(6):
+        again = request((b"Cookie", cookie))
+        assert sticky(again) is first
+        assert again.response_head == b""
+    child = "a" if first.url in URLS[:2] else "b"
+    assert lines[0] == b"Set-Cookie: outer=%s; Path=/" % sha256_value(child).encode()
