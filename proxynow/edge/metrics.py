@@ -24,6 +24,7 @@ __all__ = [
     "STATUS_CLASSES",
     "EntryPointStats",
     "TargetStats",
+    "TcpStats",
     "WorkerMetrics",
     "method_index",
 ]
@@ -86,13 +87,37 @@ class TargetStats:
 
 
 class EntryPointStats:
-    """Connection gauge and the stats of requests that reached no router."""
+    """Connection gauges and the stats of requests that reached no router."""
 
-    __slots__ = ("open_connections", "unrouted")
+    __slots__ = ("open_connections", "tcp_open_connections", "unrouted")
 
     def __init__(self) -> None:
-        self.open_connections = 0
+        self.open_connections = 0  # HTTP(S) connections
+        self.tcp_open_connections = 0  # connections proxied by TCP routers
         self.unrouted = TargetStats()
+
+
+class TcpStats:
+    """Counters of one TCP router and its service: a TCP stream has no requests, so
+    connections (accepted, open, failed to reach a backend) and bytes each way."""
+
+    __slots__ = ("bytes_in", "bytes_out", "connections", "failed", "open")
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.open = 0
+        self.failed = 0  # no server, or the backend could not be reached
+        self.bytes_in = 0  # from clients
+        self.bytes_out = 0  # to clients
+
+    def view(self) -> dict[str, int]:
+        return {
+            "connections": self.connections,
+            "open_connections": self.open,
+            "failed": self.failed,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+        }
 
 
 def _empty_view() -> dict[str, Any]:
@@ -124,11 +149,12 @@ def _merge(view: dict[str, Any], stats: TargetStats) -> None:
 class WorkerMetrics:
     """All counters of one worker, keyed by names only at build and collect time."""
 
-    __slots__ = ("entrypoints", "targets")
+    __slots__ = ("entrypoints", "targets", "tcp")
 
     def __init__(self) -> None:
         self.entrypoints: dict[str, EntryPointStats] = {}
         self.targets: dict[tuple[str, str, str], TargetStats] = {}
+        self.tcp: dict[tuple[str, str], TcpStats] = {}
 
     def entrypoint(self, name: str) -> EntryPointStats:
         stats = self.entrypoints.get(name)
@@ -145,11 +171,20 @@ class WorkerMetrics:
             self.entrypoint(entrypoint)
         return stats
 
+    def tcp_route(self, router: str, service: str) -> TcpStats:
+        """The stats object of a TCP route (created once, reused across graphs)."""
+        key = (router, service)
+        stats = self.tcp.get(key)
+        if stats is None:
+            stats = self.tcp[key] = TcpStats()
+        return stats
+
     def collect(self) -> dict[str, Any]:
-        """Plain nested dicts: {"entrypoints"|"routers"|"services": {name: view}}.
+        """Plain nested dicts: {"entrypoints"|"routers"|"services": {name: view}, "tcp":
+        {"routers"|"services": {name: TcpStats.view()}}}.
 
         Bucket counts are per bucket (not cumulative), the last one is +Inf; entrypoint
-        views add "open_connections".
+        views add "open_connections" (HTTP) and "tcp_open_connections".
         """
         entrypoints: dict[str, dict[str, Any]] = {}
         routers: dict[str, dict[str, Any]] = {}
@@ -157,6 +192,7 @@ class WorkerMetrics:
         for name, ep in self.entrypoints.items():
             view = entrypoints[name] = _empty_view()
             view["open_connections"] = ep.open_connections
+            view["tcp_open_connections"] = ep.tcp_open_connections
             _merge(view, ep.unrouted)
         for (ep_name, router, service), stats in self.targets.items():
             _merge(entrypoints[ep_name], stats)
@@ -164,4 +200,21 @@ class WorkerMetrics:
                 _merge(routers.setdefault(router, _empty_view()), stats)
             if service:
                 _merge(services.setdefault(service, _empty_view()), stats)
-        return {"entrypoints": entrypoints, "routers": routers, "services": services}
+        tcp_routers: dict[str, dict[str, int]] = {}
+        tcp_services: dict[str, dict[str, int]] = {}
+        for (router, service), tcp in self.tcp.items():
+            view = tcp.view()
+            tcp_routers[router] = _add(tcp_routers.get(router), view)
+            tcp_services[service] = _add(tcp_services.get(service), view)
+        return {
+            "entrypoints": entrypoints,
+            "routers": routers,
+            "services": services,
+            "tcp": {"routers": tcp_routers, "services": tcp_services},
+        }
+
+
+def _add(total: dict[str, int] | None, view: dict[str, int]) -> dict[str, int]:
+    if total is None:
+        return dict(view)
+    return {key: total[key] + value for key, value in view.items()}

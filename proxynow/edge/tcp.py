@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
 from proxynow.edge import proxyproto
+from proxynow.edge.metrics import EntryPointStats, TcpStats, WorkerMetrics
 from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule, provider_rank
 from proxynow.rules.request import IPAddress
 
@@ -109,6 +110,7 @@ class TcpRoute:
     router: str
     service: _Balancer | _Leaf
     passthrough: bool = False  # TLS routers only: forward the encrypted bytes as they are
+    stats: TcpStats = field(default_factory=TcpStats)
 
     def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
         return self.service.pick()
@@ -130,16 +132,20 @@ class TcpRouting:
 EMPTY_TCP_ROUTING = TcpRouting()
 
 
-def build_tcp_routing(config: DynamicConfig, entrypoints: list[str]) -> TcpRouting:
+def build_tcp_routing(
+    config: DynamicConfig, entrypoints: list[str], metrics: WorkerMetrics | None = None
+) -> TcpRouting:
     """Compile `config.tcp` for the worker; `entrypoints` are the TCP entrypoint names
-    that a router without `entryPoints` listens on. Never raises on a snapshot the
-    aggregator produced: a router that cannot be built is logged and left out."""
+    that a router without `entryPoints` listens on; routes count into `metrics`. Never
+    raises on a snapshot the aggregator produced: a router that cannot be built is logged
+    and left out."""
     tcp = config.tcp
+    metrics = metrics if metrics is not None else WorkerMetrics()
     services: dict[str, _Balancer | _Leaf] = {}
     routes: dict[str, list[Route[TcpRoute]]] = {}
     tls_routes: dict[str, list[Route[TcpRoute]]] = {}
     for name, router in sorted(tcp.routers.items()):
-        route = _route(name, router, tcp.services, tcp.servers_transports, services)
+        route = _route(name, router, tcp.services, tcp.servers_transports, services, metrics)
         if route is None:
             continue
         chosen = tls_routes if router.tls is not None else routes
@@ -156,6 +162,7 @@ def _route(
     services: Mapping[str, TCPService],
     transports: Mapping[str, TCPServersTransport],
     built: dict[str, _Balancer | _Leaf],
+    metrics: WorkerMetrics,
 ) -> Route[TcpRoute] | None:
     try:
         node = parse_rule(router.rule, "tcp")
@@ -166,7 +173,12 @@ def _route(
     return Route(
         name=name,
         rule=node,
-        target=TcpRoute(name, service, router.tls is not None and router.tls.passthrough),
+        target=TcpRoute(
+            name,
+            service,
+            router.tls is not None and router.tls.passthrough,
+            metrics.tcp_route(name, router.service),
+        ),
         priority=router.priority,
         provider_rank=provider_rank(name),
         source=router.rule,
@@ -245,6 +257,7 @@ def entrypoint_factory(
     routing: Callable[[], TcpRouting],
     http_factory: Callable[[], asyncio.Protocol],
     connections: set[Any],
+    stats: EntryPointStats | None = None,
 ) -> Callable[[], asyncio.Protocol]:
     """The protocol factory of one entrypoint's listeners.
 
@@ -257,7 +270,7 @@ def entrypoint_factory(
         table = routing().tables.get(entrypoint)
         if table is None:
             return http_factory()
-        return _Dispatch(table, http_factory, connections)
+        return _Dispatch(table, http_factory, connections, stats)
 
     return factory
 
@@ -265,17 +278,19 @@ def entrypoint_factory(
 class _Dispatch(asyncio.Protocol):
     """Chooses between the TCP routers and HTTP for one new connection, then steps aside."""
 
-    __slots__ = ("_connections", "_http_factory", "_table")
+    __slots__ = ("_connections", "_http_factory", "_stats", "_table")
 
     def __init__(
         self,
         table: RouteTable[TcpRoute],
         http_factory: Callable[[], asyncio.Protocol],
         connections: set[Any],
+        stats: EntryPointStats | None,
     ) -> None:
         self._table = table
         self._http_factory = http_factory
         self._connections = connections
+        self._stats = stats
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The TLS issue reads the ClientHello here first (pause nothing, buffer the bytes,
@@ -284,7 +299,10 @@ class _Dispatch(asyncio.Protocol):
         view = _ConnectionView(client_ip=_client_ip(transport.get_extra_info("peername")))
         route = self._table.match(view)
         protocol: asyncio.Protocol
-        protocol = self._http_factory() if route is None else TcpProxy(route, self._connections)
+        if route is None:
+            protocol = self._http_factory()
+        else:
+            protocol = TcpProxy(route, self._connections, self._stats)
         # Hand the transport over: later callbacks go to `protocol`, this object is dropped.
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -311,8 +329,13 @@ def _client_ip(peer: Any) -> IPAddress | None:
 class TcpProxy(asyncio.Protocol):
     """The client side of one proxied TCP connection; owns the backend connection too."""
 
-    def __init__(self, route: TcpRoute, connections: set[Any]) -> None:
+    def __init__(
+        self, route: TcpRoute, connections: set[Any], entrypoint: EntryPointStats | None = None
+    ) -> None:
         self._route = route
+        self._stats = route.stats
+        self._entrypoint = entrypoint
+        self._counted = False
         self._connections = connections
         self._loop = asyncio.get_running_loop()
         self._client: asyncio.Transport | None = None
@@ -333,9 +356,12 @@ class TcpProxy(asyncio.Protocol):
         transport = cast(asyncio.Transport, base)
         self._client = transport
         self._connections.add(self)
+        self._count_open(1)
+        self._stats.connections += 1
         picked = self._route.pick()
         if picked is None:
             log.debug("TCP router %s: no server", self._route.router)
+            self._stats.failed += 1
             self.close()
             return
         target, server = picked
@@ -350,6 +376,7 @@ class TcpProxy(asyncio.Protocol):
         self._connect.add_done_callback(self._connected)
 
     def data_received(self, data: bytes) -> None:
+        self._stats.bytes_in += len(data)
         if self._backend is not None:
             self._backend.write(data)
         elif self._client is not None:
@@ -381,6 +408,7 @@ class TcpProxy(asyncio.Protocol):
     # -- backend side (called by _Upstream)
 
     def backend_data(self, data: bytes) -> None:
+        self._stats.bytes_out += len(data)
         if self._client is not None:
             self._client.write(data)
 
@@ -408,6 +436,7 @@ class TcpProxy(asyncio.Protocol):
             return
         self._closed = True
         self._connections.discard(self)
+        self._count_open(-1)
         if self._timer is not None:
             self._timer.cancel()
         if self._connect is not None and not self._connect.done():
@@ -423,6 +452,15 @@ class TcpProxy(asyncio.Protocol):
                 transport.abort()
         self.close()
 
+    def _count_open(self, step: int) -> None:
+        """The open-connection gauges: +1 once when made, -1 once when closed."""
+        if (step > 0) == self._counted:
+            return
+        self._counted = step > 0
+        self._stats.open += step
+        if self._entrypoint is not None:
+            self._entrypoint.tcp_open_connections += step
+
     async def _open(self, target: TcpTarget, server: tuple[str, int]) -> None:
         host, port = server
         await asyncio.wait_for(
@@ -436,6 +474,7 @@ class TcpProxy(asyncio.Protocol):
         exc = task.exception()
         if exc is not None:
             log.debug("TCP router %s: backend connection failed: %r", self._route.router, exc)
+            self._stats.failed += 1
             self.close()
         elif self._client is not None and not self._client.is_closing():
             self._client.resume_reading()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from proxynow.edge.challenges import ACME_TLS_ALPN, ChallengeSet
 from proxynow.edge.http1 import entrypoint_runtime, http_protocol_factory
+from proxynow.edge.metrics import EntryPointStats
 from proxynow.edge.tcp import TcpProxy, client_view, entrypoint_factory
 from proxynow.edge.tls import ContextCache, OptionSpec, cert_pair
 from proxynow.edge.tls_hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
@@ -57,6 +58,7 @@ class TlsEntry:
         "https_factory",
         "name",
         "plain_factory",
+        "stats",
     )
 
     def __init__(
@@ -70,8 +72,10 @@ class TlsEntry:
         connections: set[Any],
         clocked: set[Any] | None = None,
         handshake_timeout: float = 60.0,
+        stats: EntryPointStats | None = None,
     ) -> None:
         self.name = name
+        self.stats = stats  # the entrypoint's gauges, for connections TCP routers take
         self.connections = connections
         # Connections still before their first byte of application data are "clocked":
         # the worker's tick closes them at `handshake_timeout` (a silent client holds
@@ -150,7 +154,7 @@ class TlsPeek(asyncio.Protocol):
             route = table.match(client_view(transport, hello.sni, hello.alpn))
         if route is not None and route.passthrough:
             self.release()
-            _hand_over(transport, TcpProxy(route, entry.connections), buffer)
+            _hand_over(transport, TcpProxy(route, entry.connections, entry.stats), buffer)
             return
         context = entry.challenge_context(hello)
         if context is None:
@@ -161,7 +165,7 @@ class TlsPeek(asyncio.Protocol):
             return
         app_factory = entry.https_factory
         if route is not None:
-            app_factory = partial(TcpProxy, route, entry.connections)
+            app_factory = partial(TcpProxy, route, entry.connections, entry.stats)
         layer = TlsLayer(context, app_factory, self)
         transport.set_protocol(layer)
         layer.connection_made(transport)
@@ -404,7 +408,10 @@ def connection_factory(
     does not, the connection goes straight to the plain factory (one set lookup).
     """
     http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
-    plain = entrypoint_factory(name, lambda: state.graph.tcp, http_factory, state.connections)
+    ep_stats = state.metrics.entrypoint(name)
+    plain = entrypoint_factory(
+        name, lambda: state.graph.tcp, http_factory, state.connections, ep_stats
+    )
     https = http_protocol_factory(state, entrypoint_runtime(name, entrypoint, tls=True))
     entry = TlsEntry(
         name,
@@ -416,6 +423,7 @@ def connection_factory(
         state.connections,
         state.clocked,
         entrypoint.transport.responding_timeouts.read_timeout or 60.0,
+        ep_stats,
     )
 
     def factory() -> asyncio.Protocol:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.proc import ProxynowProcess, ThreadedServer, start_proxynow
+from tests.support.proc import ProxynowProcess, ThreadedServer, poll, start_proxynow
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 MIB = 1024 * 1024
@@ -95,7 +95,10 @@ def proxy(
     tmp_path_factory: pytest.TempPathFactory, backends: dict[str, Any]
 ) -> Iterator[ProxynowProcess]:
     servers = backends["servers"]
-    entrypoints = ["echo", "big", "pp1", "pp2", "pp2v6", "deny", "allow", "cut", "kept"]
+    entrypoints = [
+        *("echo", "big", "pp1", "pp2", "pp2v6", "deny", "allow", "cut", "kept"),
+        *("counted", "refused"),
+    ]
     static = {
         "entryPoints": {name: {"address": "127.0.0.1:0"} for name in entrypoints},
         "log": {"level": "ERROR"},
@@ -119,6 +122,8 @@ def proxy(
                 "allow": router(["allow"], "echo", "HostSNI(`*`) && ClientIP(`127.0.0.1/32`)"),
                 "cut": router(["cut"], "cut"),
                 "kept": router(["kept"], "kept"),
+                "counted": router(["counted"], "counted"),
+                "refused": router(["refused"], "refused"),
             },
             "services": {
                 "echo": lb("echo"),
@@ -128,11 +133,18 @@ def proxy(
                 "pp2": lb("recorder", serversTransport="pp2"),
                 "cut": lb("stubborn_cut", terminationDelay="50ms"),
                 "kept": lb("stubborn_kept", terminationDelay=-1),
+                "counted": lb("echo"),
             },
             "serversTransports": {"pp2": {"proxyProtocol": {"version": 2}}},
         }
     }
-    proxy = start_proxynow(tmp_path_factory.mktemp("tcp"), static, dynamic)
+    with socket.socket() as unused:  # bound, never listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        free = unused.getsockname()[1]
+        dynamic["tcp"]["services"]["refused"] = {
+            "loadBalancer": {"servers": [{"address": f"127.0.0.1:{free}"}]}
+        }
+        proxy = start_proxynow(tmp_path_factory.mktemp("tcp"), static, dynamic)
     yield proxy
     assert proxy.stop() == 0
 
@@ -265,3 +277,48 @@ def test_negative_termination_delay_keeps_the_other_direction_open(
         assert sock.recv(3) == b"ack"
         stubborn.release.set()
         assert read_all(sock) == b"late"
+
+
+def tcp_totals(proxy: ProxynowProcess, section: str, name: str) -> dict[str, int]:
+    """One TCP router's (or service's) counters, added over the workers."""
+    total: dict[str, int] = {}
+    for worker in proxy.metrics():
+        view = worker["metrics"].get("tcp", {}).get(section, {}).get(name, {})
+        for key, value in view.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def entrypoint_gauge(proxy: ProxynowProcess, entrypoint: str) -> int:
+    return sum(
+        w["metrics"]["entrypoints"].get(entrypoint, {}).get("tcp_open_connections", 0)
+        for w in proxy.metrics()
+    )
+
+
+def test_tcp_metrics_count_connections_and_bytes(proxy: ProxynowProcess) -> None:
+    with connect(proxy, "counted") as sock:
+        sock.sendall(b"12345")
+        assert sock.recv(5) == b"12345"
+        poll(lambda: tcp_totals(proxy, "routers", "counted@file").get("open_connections") == 1)
+        assert entrypoint_gauge(proxy, "counted") == 1
+        sock.shutdown(socket.SHUT_WR)
+        assert read_all(sock) == b""
+    poll(lambda: tcp_totals(proxy, "routers", "counted@file").get("open_connections") == 0)
+    router = tcp_totals(proxy, "routers", "counted@file")
+    assert router == {
+        "connections": 1,
+        "open_connections": 0,
+        "failed": 0,
+        "bytes_in": 5,
+        "bytes_out": 5,
+    }
+    assert tcp_totals(proxy, "services", "counted@file") == router
+    assert entrypoint_gauge(proxy, "counted") == 0
+
+
+def test_tcp_metrics_count_a_backend_that_refuses(proxy: ProxynowProcess) -> None:
+    with connect(proxy, "refused") as sock:
+        assert read_all(sock) == b""  # the proxy closes when the dial fails
+    poll(lambda: tcp_totals(proxy, "routers", "refused@file").get("failed") == 1)
+    assert tcp_totals(proxy, "routers", "refused@file")["open_connections"] == 0
