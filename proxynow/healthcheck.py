@@ -112,6 +112,11 @@ class HealthChecker:
         self._session: aiohttp.ClientSession | None = None
         self._grpc_warned: set[str] = set()
 
+    @property
+    def probing(self) -> frozenset[tuple[str, str]]:
+        """The (service, server URL) pairs being checked."""
+        return frozenset(self._probers)
+
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Start, keep or stop probers so that they match `snapshot`'s services."""
         config = snapshot.config
