@@ -40,7 +40,13 @@ from proxynow.edge.balancer import Balancer, BalancerRegistry
 from proxynow.edge.health import WorkerHealth
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
-from proxynow.edge.sticky import StickyPick, sticky_failover, sticky_servers, sticky_services
+from proxynow.edge.sticky import (
+    Rendezvous,
+    StickyPick,
+    sticky_failover,
+    sticky_servers,
+    sticky_services,
+)
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
 from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
 from proxynow.edge.tls_redirect import Respond, compile_chain, entrypoint_redirect
@@ -108,7 +114,8 @@ class HttpTarget:
     stats: TargetStats
     # The compiled middleware chain (edge/tls_redirect.py); None: straight to the service.
     respond: Respond | None = None
-    # Cookie stickiness somewhere in the service tree (edge/sticky.py); None: `pick()`.
+    # A pick that reads the request (edge/sticky.py: cookie stickiness or hrw somewhere in
+    # the service tree); None: `pick()`.
     sticky: StickyPick | None = None
 
 
@@ -209,7 +216,7 @@ def build_graph(
     builder.compiled.version = snapshot.version if snapshot is not None else 0
     tcp = builder.previous.tcp
     if patched is None or tcp is None or delta is None or not _same_tcp(delta):
-        tcp = build_tcp_routing(config, http_entrypoints(static))
+        tcp = build_tcp_routing(config, http_entrypoints(static), builder.res.metrics)
     builder.compiled.tcp = tcp
     # An entrypoint with `http.tls` terminates TLS even before it has a router (404 inside).
     tls_entrypoints = frozenset(
@@ -241,7 +248,7 @@ class _Builder:
         self.static = static
         self.res = res
         self.picks: dict[str, Pick | None] = {}
-        # Services with cookie stickiness at some level of their tree.
+        # Services that pick by the request (cookie stickiness or hrw) somewhere in their tree.
         self.stickies: dict[str, StickyPick] = {}
         self.resolving: set[str] = set()
         self.entrypoints = http_entrypoints(static)
@@ -582,14 +589,18 @@ class _Builder:
                     )
                     server = replace(server, pool=pool)
                 servers.append((server, float(spec.weight)))
-        if lb.strategy != "wrr":
-            log.warning(
-                "service %s: strategy %s is not supported yet: served as wrr", name, lb.strategy
-            )
         identity = tuple((s.url, s.weight) for s in lb.servers)
         keys = [server.url for server, _ in servers]
         balancer = self.res.balancers.get(name, identity, servers, keys)
         cookie = lb.sticky.cookie if lb.sticky is not None else None
+        if lb.strategy == "hrw":
+            if cookie is not None:
+                log.warning("service %s: sticky.cookie does not apply to strategy hrw", name)
+            return balancer.pick, Rendezvous(balancer, servers)
+        if lb.strategy != "wrr":
+            log.warning(
+                "service %s: strategy %s is not supported yet: served as wrr", name, lb.strategy
+            )
         if cookie is None:
             return balancer.pick, None
         return balancer.pick, sticky_servers(balancer, cookie, name, [s for s, _ in servers])

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import string
+import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from proxynow.edge.graph import Pick, Server
 
 __all__ = [
+    "Rendezvous",
     "StickyBalancer",
     "StickyCookie",
     "StickyPick",
@@ -43,6 +46,7 @@ __all__ = [
     "cookie_name",
     "cookie_value",
     "fnv1_64",
+    "fnv1a_32",
     "live",
     "set_cookie_suffix",
     "sha256_value",
@@ -63,6 +67,8 @@ _SAME_SITE = {"none": "None", "lax": "Lax", "strict": "Strict"}
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK = (1 << 64) - 1
+_FNV32_OFFSET = 0x811C9DC5
+_FNV32_PRIME = 0x01000193
 
 
 # ---------------------------------------------------------------- names and values
@@ -90,6 +96,13 @@ def fnv1_64(key: str) -> str:
         h = (h * _FNV_PRIME) & _MASK
         h ^= byte
     return format(h, "x")
+
+
+def fnv1a_32(data: bytes, h: int = _FNV32_OFFSET) -> int:
+    """FNV-1a 32-bit of `data`, continuing from `h` (Go's `fnv.New32a`)."""
+    for byte in data:
+        h = ((h ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
+    return h
 
 
 def _values(key: str) -> list[tuple[bytes, bool]]:
@@ -298,3 +311,41 @@ def sticky_failover(
         return server if server is not None else second(ex)
 
     return pick
+
+
+class Rendezvous:
+    """`strategy: hrw`: rendezvous hashing of the client IP over the live servers, scored
+    as Traefik does (pkg/server/service/loadbalancer/hrw): FNV-1a 32 of IP + server URL,
+    as a float32 fraction s of 2^32, score = 1 / -ln(s) * weight; the highest wins, the first
+    one on a tie. Stickiness by cookie does not apply to it (as in Traefik)."""
+
+    __slots__ = ("balancer", "servers")
+
+    def __init__(self, balancer: Balancer[Server], servers: Sequence[tuple[Server, float]]):
+        self.balancer = balancer
+        self.servers = [(i, s, s.url.encode(), w) for i, (s, w) in enumerate(servers) if w > 0]
+
+    def __call__(self, ex: Exchange) -> Server | None:
+        ip = ex.client_ip
+        start = fnv1a_32(str(ip).encode() if ip is not None else b"")
+        best, top = None, 0.0
+        for index, server, name, weight in self.servers:
+            if live(self.balancer, index):
+                score = hrw_score(fnv1a_32(name, start), weight)
+                if score > top:
+                    best, top = server, score
+        return best
+
+
+def hrw_score(hashed: int, weight: float) -> float:
+    """Traefik's HRW score of a 32-bit hash: 1 / -ln(float32(hash) / 2^32) * weight."""
+    fraction = _float32(hashed) / 4294967296.0
+    if fraction <= 0.0 or fraction >= 1.0:
+        return 0.0  # Go gets 0 and -Inf there: never the highest
+    return (1.0 / -math.log(fraction)) * weight  # Go's order of operations
+
+
+def _float32(value: int) -> float:
+    """`value` rounded to the nearest float32, as Go's float32(uint32) conversion does."""
+    result: float = struct.unpack("<f", struct.pack("<f", float(value)))[0]
+    return result

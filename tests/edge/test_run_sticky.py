@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.edge.test_sticky import reference_hrw
 from tests.support.proc import HttpBackend, ProxynowProcess, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
@@ -214,3 +215,15 @@ def test_curl_with_a_cookie_jar_sticks(
         for _ in range(6)
     }
     assert len(plain) > 1
+
+
+def test_strategy_hrw_keeps_a_client_ip_on_one_backend(
+    proxynow_factory: Start, backends: list[Named]
+) -> None:
+    service = lb(backends)
+    service["loadBalancer"]["strategy"] = "hrw"
+    proxy = proxynow_factory(STATIC, dynamic({"app": service}), workers=2)
+    urls = [b.url for b in backends]
+    expected = next(b.name for b in backends if b.url == reference_hrw("127.0.0.1", urls, [1] * 3))
+    for _ in range(10):  # new connections, over both workers
+        assert get(proxy.ports["web"], "app.test") == (expected, [])

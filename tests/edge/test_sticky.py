@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import ipaddress
+import math
 from typing import Any
 
 import pytest
@@ -14,10 +17,12 @@ from proxynow.edge.exchange import Exchange
 from proxynow.edge.graph import HttpTarget, Server, build_graph
 from proxynow.edge.headers import RequestHead
 from proxynow.edge.sticky import (
+    Rendezvous,
     StickyCookie,
     cookie_name,
     cookie_value,
     fnv1_64,
+    fnv1a_32,
     set_cookie_suffix,
     sha256_value,
     sticky_servers,
@@ -285,3 +290,81 @@ def test_nested_weighted_and_load_balancer_each_keep_their_child() -> None:
         assert again.response_head == b""
     child = "a" if first.url in URLS[:2] else "b"
     assert lines[0] == b"Set-Cookie: outer=%s; Path=/" % sha256_value(child).encode()
+
+
+# ---------------------------------------------------------------- strategy hrw
+
+
+def reference_hrw(ip: str, urls: list[str], weights: list[float]) -> str:
+    """Traefik's hrw written out independently: FNV-1a 32 by its definition, float32 via
+    ctypes, the highest score first in order."""
+    best, top = "", 0.0
+    for url, weight in zip(urls, weights, strict=True):
+        h = 2166136261
+        for byte in (ip + url).encode():
+            h = ((h ^ byte) * 16777619) % 2**32
+        fraction = ctypes.c_float(h).value / 2**32
+        score = 1 / -math.log(fraction) * weight if 0 < fraction < 1 else 0.0
+        if weight > 0 and score > top:
+            best, top = url, score
+    return best
+
+
+def test_fnv1a_32_vectors() -> None:
+    assert fnv1a_32(b"") == 0x811C9DC5
+    assert fnv1a_32(b"a") == 0xE40C292C
+    assert fnv1a_32(b"foobar") == 0xBF9CF968
+    assert fnv1a_32(b"bar", fnv1a_32(b"foo")) == fnv1a_32(b"foobar")
+
+
+def client(ip: str) -> Exchange:
+    ex = request()
+    ex.client_ip = ipaddress.ip_address(ip)
+    return ex
+
+
+IPS = [f"192.0.2.{i}" for i in range(1, 60)] + ["::1", "2001:db8::7"]
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (1, 5, 2), (3, 0, 1)])
+def test_hrw_picks_what_traefik_would(weights: tuple[float, ...]) -> None:
+    items = servers()
+    balancer = Balancer(list(zip(items, weights, strict=True)), URLS)
+    hrw = Rendezvous(balancer, list(zip(items, weights, strict=True)))
+    for ip in IPS:
+        server = hrw(client(ip))
+        assert server is not None
+        assert server.url == reference_hrw(ip, URLS, list(weights))
+        assert hrw(client(ip)) is server  # the same client, the same server
+    spread = {hrw(client(ip)).url for ip in IPS}  # type: ignore[union-attr]
+    assert spread == {u for u, w in zip(URLS, weights, strict=True) if w > 0}
+
+
+def test_hrw_moves_only_the_clients_of_a_down_server() -> None:
+    items = servers()
+    children = [(s, 1.0) for s in items]
+    balancer = Balancer(children, URLS)
+    hrw = Rendezvous(balancer, children)
+    before = {ip: hrw(client(ip)) for ip in IPS}
+    balancer.set_down(frozenset({URLS[0]}))
+    for ip, server in before.items():
+        after = hrw(client(ip))
+        assert after is not None and after.url != URLS[0]
+        if server is not None and server.url != URLS[0]:
+            assert after is server
+    balancer.set_down(frozenset(URLS))
+    assert hrw(client("192.0.2.1")) is None
+
+
+def test_graph_uses_hrw_and_warns_for_other_strategies(caplog: pytest.LogCaptureFixture) -> None:
+    targets = graph_targets(
+        {
+            "h": {"loadBalancer": {"strategy": "hrw", "servers": [{"url": u} for u in URLS]}},
+            "p": {"loadBalancer": {"strategy": "p2c", "servers": [{"url": u} for u in URLS]}},
+        }
+    )
+    sticky = targets["h"].sticky
+    assert isinstance(sticky, Rendezvous)
+    assert sticky(client("192.0.2.9")).url == reference_hrw("192.0.2.9", URLS, [1, 1, 1])  # type: ignore[union-attr]
+    assert targets["p"].sticky is None
+    assert "service p: strategy p2c is not supported yet: served as wrr" in caplog.text
