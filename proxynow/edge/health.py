@@ -81,13 +81,10 @@ class WatchedPool(UpstreamPool):
     __slots__ = ("_report",)
 
     def __init__(self, inner: UpstreamPool, report: Callable[[bool], None]) -> None:
-        # No super().__init__: that would make a second idle list and TLS context.
-        self.key = inner.key
-        self.registry = inner.registry
-        self.idle = inner.idle
-        self.max_idle = inner.max_idle
-        self.ssl = inner.ssl
-        self.server_hostname = inner.server_hostname
+        # No super().__init__: that would make a second idle list and TLS context. Every
+        # attribute is the inner pool's (the same list object for `idle`).
+        for name in UpstreamPool.__slots__:
+            setattr(self, name, getattr(inner, name))
         self._report = report
 
     def connect(self, ready: Ready) -> None:
