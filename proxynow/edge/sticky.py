@@ -1,4 +1,4 @@
-"""Sticky sessions by cookie: Traefik's `sticky.cookie` on loadBalancer and weighted services.
+"""Client affinity: Traefik's `sticky.cookie` (loadBalancer, weighted) and `strategy: hrw`.
 
 A sticky service keeps a client on the child it was first sent to. The response that
 starts a session carries `Set-Cookie: <name>=<value>`, where the value names the child
@@ -17,6 +17,9 @@ child, the cookie name as bytes. A request of a sticky service pays for one scan
 test is `HttpTarget.sticky is not None` in `edge/http1.py`). The header lines are added
 to the client's response head through `Exchange.response_head`, which holds the lines the
 proxy adds until the backend's head arrives (`edge/http1_response.py`).
+
+`Rendezvous` (`strategy: hrw`) is the other pick that reads the request (its client IP),
+so it reaches the data plane the same way, as `HttpTarget.sticky`.
 """
 
 from __future__ import annotations
