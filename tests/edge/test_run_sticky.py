@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.edge.test_sticky import reference_hrw
-from tests.support.proc import HttpBackend, ProxynowProcess, proxynow_factory
+from tests.health.test_run_health import Backend
+from tests.support.proc import HttpBackend, ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
 
@@ -59,7 +60,9 @@ def value(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def lb(servers: list[Named], cookie: dict[str, Any] | None = None) -> dict[str, Any]:
+def lb(
+    servers: Sequence[HttpBackend | Backend], cookie: dict[str, Any] | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"servers": [{"url": s.url} for s in servers]}
     if cookie is not None:
         spec["sticky"] = {"cookie": cookie}
@@ -227,3 +230,25 @@ def test_strategy_hrw_keeps_a_client_ip_on_one_backend(
     expected = next(b.name for b in backends if b.url == reference_hrw("127.0.0.1", urls, [1] * 3))
     for _ in range(10):  # new connections, over both workers
         assert get(proxy.ports["web"], "app.test") == (expected, [])
+
+
+def test_a_cookie_for_a_down_server_is_rebalanced_until_it_is_back(
+    proxynow_factory: Start,
+) -> None:
+    a, b = Backend("a"), Backend("b")
+    try:
+        check = {"path": "/health", "interval": "100ms", "timeout": "1s"}
+        service = lb([a, b], {"name": "lb"})
+        service["loadBalancer"]["healthCheck"] = check
+        proxy = proxynow_factory(STATIC, dynamic({"app": service}), workers=2)
+        port, jar = proxy.ports["web"], f"lb={value(b.url)}"
+        assert get(port, "app.test", jar) == ("b", [])
+        b.healthy = False
+        moved = [f"lb={value(a.url)}; Path=/"]
+        poll(lambda: get(port, "app.test", jar) == ("a", moved), 20, "b's clients to move")
+        assert all(get(port, "app.test", jar) == ("a", moved) for _ in range(4))
+        b.healthy = True
+        poll(lambda: get(port, "app.test", jar) == ("b", []), 20, "b's clients to return")
+    finally:
+        a.close()
+        b.close()
