@@ -41,7 +41,7 @@ class _Entry(Generic[T]):
 class Balancer(Generic[T]):
     """EDF weighted round robin over `(item, weight)` children; weights <= 0 are ignored."""
 
-    __slots__ = ("_entries", "_heap", "_now", "down", "keys", "only")
+    __slots__ = ("_entries", "_heap", "_live", "_now", "down", "keys", "only")
 
     def __init__(self, children: Sequence[tuple[T, float]], keys: Sequence[str] = ()) -> None:
         self._heap: list[_Entry[T]] = []
@@ -50,6 +50,7 @@ class Balancer(Generic[T]):
             if weight > 0:
                 self._push(_Entry(index, item, weight, self._now + 1.0 / weight))
         self._entries = list(self._heap)  # every child that can serve, live or down
+        self._live = frozenset(entry.index for entry in self._heap)  # for `has`
         # The children's names for health (by child index); empty: health does not apply.
         self.keys = tuple(keys)
         self.down: frozenset[str] = frozenset()
@@ -80,12 +81,13 @@ class Balancer(Generic[T]):
         for entry in back:
             entry.deadline = self._now + entry.step
             self._push(entry)
+        self._live = frozenset(entry.index for entry in self._heap)
         self.only = self._heap[0].item if len(self._heap) == 1 else None
 
     def has(self, index: int) -> bool:
         """Whether child `index` (its position in the constructor's sequence) is in the
         live set: sticky sessions (edge/sticky.py::live) ask before reusing a child."""
-        return any(entry.index == index for entry in self._heap)
+        return index in self._live
 
     def pick(self) -> T | None:
         """The next child, or None when there is none."""
