@@ -18,9 +18,10 @@ resolved against the server URL, `scheme` and `port` replace the server's, `host
 sent as Host, `headers` are added, `method` (GET) is used, redirects are followed unless
 `followRedirects: false`, and the answer is healthy when its status equals `status`, or
 without one when it is 2xx or 3xx; `timeout` (5s) bounds the whole exchange. https uses
-the service's serversTransport (`insecureSkipVerify`, `rootCAs`, `serverName`; the static
-`serversTransport` without one). `mode: grpc` is not supported: it is logged as an error
-once and its servers are left up.
+the TLS settings of the service's serversTransport, as its requests do (`rootCAs`,
+`insecureSkipVerify`, `serverName`, client `certificates`, versions and ciphers, through
+edge/upstream_tls.py; the static `serversTransport` without one). `mode: grpc` is not
+supported: it is logged as an error once and its servers are left up.
 """
 
 from __future__ import annotations
@@ -36,23 +37,16 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
 from proxynow.edge.health import HealthSet
+from proxynow.edge.pool import TransportOptions
+from proxynow.edge.upstream_tls import client_context
 from proxynow.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HealthChecker", "ProbeTarget", "TlsOptions", "judge", "probe_request"]
+__all__ = ["HealthChecker", "ProbeTarget", "judge", "probe_request"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TlsOptions:
-    """The serversTransport settings a probe over https uses."""
-
-    insecure_skip_verify: bool = False
-    root_cas: tuple[str, ...] = ()
-    server_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +56,7 @@ class ProbeTarget:
     service: str
     url: str
     check: HealthCheck
-    tls: TlsOptions
+    tls: TransportOptions  # only its TLS settings are used
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +102,7 @@ class HealthChecker:
         self._down: dict[str, frozenset[str]] = {}
         # The tables last seen: an unchanged pair (same objects) needs no work.
         self._tables: tuple[object, object] = (None, None)
-        self._contexts: dict[TlsOptions, ssl.SSLContext] = {}
+        self._contexts: dict[TransportOptions, ssl.SSLContext] = {}
         self._session: aiohttp.ClientSession | None = None
         self._grpc_warned: set[str] = set()
 
@@ -165,14 +159,23 @@ class HealthChecker:
                 targets[name, server.url] = ProbeTarget(name, server.url, lb.health_check, tls)
         return targets
 
-    def _tls(self, config: DynamicConfig, transport: str) -> TlsOptions:
-        dynamic = config.http.servers_transports.get(transport) if transport else None
-        if dynamic is not None:
-            return TlsOptions(
-                dynamic.insecure_skip_verify, tuple(dynamic.root_cas), dynamic.server_name
+    def _tls(self, config: DynamicConfig, transport: str) -> TransportOptions:
+        spec = config.http.servers_transports.get(transport) if transport else None
+        if spec is not None:
+            return TransportOptions(
+                name=transport,
+                insecure_skip_verify=spec.insecure_skip_verify,
+                root_cas=tuple(spec.root_cas),
+                server_name=spec.server_name,
+                certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
+                min_version=spec.min_version,
+                max_version=spec.max_version,
+                cipher_suites=tuple(spec.cipher_suites),
             )
         static = self._static.servers_transport
-        return TlsOptions(static.insecure_skip_verify, tuple(static.root_cas))
+        return TransportOptions(
+            insecure_skip_verify=static.insecure_skip_verify, root_cas=tuple(static.root_cas)
+        )
 
     def _forget_down(self, wanted: Mapping[tuple[str, str], ProbeTarget]) -> None:
         """Servers that are no longer probed are no longer down."""
@@ -269,16 +272,10 @@ class HealthChecker:
             )
         return self._session
 
-    def _context(self, options: TlsOptions) -> ssl.SSLContext:
+    def _context(self, options: TransportOptions) -> ssl.SSLContext:
         context = self._contexts.get(options)
-        if context is None:
-            context = ssl.create_default_context()
-            for path in options.root_cas:
-                context.load_verify_locations(cafile=path)
-            if options.insecure_skip_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._contexts[options] = context
+        if context is None:  # raises on unreadable files: the probe fails with the reason
+            context = self._contexts[options] = client_context(options)
         return context
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ from aiohttp import web
 from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
 from proxynow.edge.health import HealthSet
-from proxynow.healthcheck import HealthChecker, ProbeTarget, TlsOptions, judge, probe_request
+from proxynow.edge.pool import TransportOptions
+from proxynow.healthcheck import HealthChecker, ProbeTarget, judge, probe_request
 from proxynow.snapshot import Snapshot
 
 
@@ -113,7 +115,7 @@ async def checker() -> AsyncIterator[tuple[HealthChecker, list[HealthSet]]]:
 
 
 async def probe(health: HealthChecker, url: str, **fields: Any) -> str | None:
-    return await health.probe(ProbeTarget("s@f", url, check(**fields), TlsOptions()))
+    return await health.probe(ProbeTarget("s@f", url, check(**fields), TransportOptions()))
 
 
 async def test_a_probe_judges_the_status(
@@ -223,3 +225,41 @@ async def test_grpc_mode_is_reported_once_and_not_probed(
         "service s@f: healthCheck mode grpc is not supported; its servers are not checked"
     ]
     assert health.probing == frozenset()
+
+
+async def test_https_probes_use_the_transport_tls_settings(
+    checker: tuple[HealthChecker, list[HealthSet]], tmp_path: Any
+) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("backend.test")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(server_context)
+    app = web.Application()
+    app.router.add_get("/health", _ok)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context).start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    health, _ = checker
+
+    async def with_tls(**options: Any) -> str | None:
+        target = ProbeTarget("s@f", url, check(), TransportOptions(**options))
+        return await health.probe(target)
+
+    try:
+        untrusted = await with_tls()
+        assert untrusted is not None and "certificate" in untrusted.lower()
+        assert await with_tls(root_cas=(str(ca_file),), server_name="backend.test") is None
+        wrong_name = await with_tls(root_cas=(str(ca_file),), server_name="other.test")
+        assert wrong_name is not None
+        assert await with_tls(insecure_skip_verify=True) is None
+    finally:
+        await runner.cleanup()
+
+
+async def _ok(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok")
