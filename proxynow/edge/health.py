@@ -161,6 +161,13 @@ class PassiveHealth:
         log.warning("service %s: server %s is back (passive health check window ended)", *key)
         self.on_change()
 
+    def retain(self, services: Mapping[str, object]) -> None:
+        """Forget the failed attempts of services that left the configuration."""
+        if not self._failures:
+            return
+        for key in [key for key in self._failures if key[0] not in services]:
+            del self._failures[key]
+
     def stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
@@ -193,6 +200,7 @@ class WorkerHealth:
     def apply(self, config: DynamicConfig, balancers: BalancerRegistry) -> None:
         """Make every balancer of `config` leave out exactly what is down now."""
         self._config, self._balancers = config, balancers
+        self.passive.retain(config.http.services)
         down = self.down()
         if not down and not self._touched:
             return  # the common case: nothing down before or now
