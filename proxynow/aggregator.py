@@ -288,6 +288,24 @@ MIRRORING_NOT_APPLIED = (
 )
 
 
+def _unapplied_options(service: Any) -> list[str]:
+    """Service options the data plane does not apply (yet), each as a status warning."""
+    warnings: list[str] = []
+    balancer = service.load_balancer
+    strategy = getattr(balancer, "strategy", "wrr")
+    if strategy in ("p2c", "leasttime"):
+        warnings.append(f"strategy {strategy} is not implemented yet: balanced as wrr")
+    if strategy == "hrw" and getattr(balancer, "sticky", None) is not None:
+        warnings.append("sticky.cookie does not apply to strategy hrw (as in Traefik)")
+    failover = getattr(service, "failover", None)
+    if failover is not None and (failover.errors or failover.max_request_body_bytes is not None):
+        warnings.append(
+            "failover errors and maxRequestBodyBytes are not implemented yet: the fallback "
+            "serves only while the main service has no live server"
+        )
+    return warnings
+
+
 def _service_children(service: Any) -> list[str]:
     children: list[str] = []
     if service.weighted is not None:
@@ -311,6 +329,8 @@ def _check_service(graph: _Graph, name: str, service: Any) -> None:
         _check_transport(graph.merge, graph.protocol, key, balancer)
     if getattr(service, "mirroring", None) is not None:
         graph.merge.add(key, MIRRORING_NOT_APPLIED, critical=False)
+    for warning in _unapplied_options(service):
+        graph.merge.add(key, warning, critical=False)
     for child in _service_children(service):
         if child.endswith("@" + INTERNAL_PROVIDER):
             graph.merge.add(key, f"service {child} cannot be used inside another service")

@@ -381,6 +381,43 @@ CASES = [
         {"http.services.m@file": warning("file", MIRRORING_NOT_APPLIED)},
     ),
     Case(
+        "service options not applied yet are warnings on the service",
+        {
+            "file": http(
+                services={
+                    "p": {"loadBalancer": {**LB["loadBalancer"], "strategy": "p2c"}},
+                    "h": {
+                        "loadBalancer": {
+                            **LB["loadBalancer"],
+                            "strategy": "hrw",
+                            "sticky": {"cookie": {}},
+                        }
+                    },
+                    "f": {
+                        "failover": {
+                            "service": "p",
+                            "fallback": "h",
+                            "errors": {"status": ["500-599"]},
+                        }
+                    },
+                }
+            )
+        },
+        {
+            "http.services.p@file": warning(
+                "file", "strategy p2c is not implemented yet: balanced as wrr"
+            ),
+            "http.services.h@file": warning(
+                "file", "sticky.cookie does not apply to strategy hrw (as in Traefik)"
+            ),
+            "http.services.f@file": warning(
+                "file",
+                "failover errors and maxRequestBodyBytes are not implemented yet: the "
+                "fallback serves only while the main service has no live server",
+            ),
+        },
+    ),
+    Case(
         "a middleware type not applied yet is skipped with a warning",
         {
             "file": http(

@@ -148,10 +148,18 @@ class Mirroring(Model):
     health_check: HealthCheckPropagation | None = None
 
 
+class FailoverErrors(Model):
+    """Traefik 3.7: answers from the main service that send the request to the fallback."""
+
+    status: list[str] = []
+
+
 class Failover(Model):
     service: str
     fallback: str
     health_check: HealthCheckPropagation | None = None
+    errors: FailoverErrors | None = None
+    max_request_body_bytes: int | None = None
 
 
 class Service(Model):

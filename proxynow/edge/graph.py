@@ -593,14 +593,9 @@ class _Builder:
         keys = [server.url for server, _ in servers]
         balancer = self.res.balancers.get(name, identity, servers, keys)
         cookie = lb.sticky.cookie if lb.sticky is not None else None
+        # Other strategies and hrw with a cookie: a warning in the service's status.
         if lb.strategy == "hrw":
-            if cookie is not None:
-                log.warning("service %s: sticky.cookie does not apply to strategy hrw", name)
             return balancer.pick, Rendezvous(balancer, servers)
-        if lb.strategy != "wrr":
-            log.warning(
-                "service %s: strategy %s is not supported yet: served as wrr", name, lb.strategy
-            )
         if cookie is None:
             return balancer.pick, None
         return balancer.pick, sticky_servers(balancer, cookie, name, [s for s, _ in servers])
