@@ -2,10 +2,10 @@
 
 `build_graph` runs in the worker whenever a snapshot arrives. It resolves everything a
 request would otherwise look up by name: per HTTP entrypoint a compiled `RouteTable` whose
-targets carry the router name, its middleware chain (a placeholder until middlewares land),
-a ready `pick()` that walks the service tree (load balancers, nested `weighted` services)
-down to a `Server`, and the metrics object to count into. Servers hold their upstream pool
-and the request-shaping facts (Host to send, path prefix, timeouts).
+targets carry the router name, its compiled middleware chain, a ready `pick()` that walks
+the service tree down to a `Server` (built by edge/services.py), and the metrics object to
+count into. Servers hold their upstream pool and the request-shaping facts (Host to send,
+path prefix, timeouts).
 
 Mutable per-worker state (balancer cursors, pools, metrics) is not part of the graph: it is
 fetched from the worker's registries by name while building, so an unchanged service keeps
@@ -23,30 +23,18 @@ throughout) simply rebuilds everything, which is what a first build costs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from proxynow.config.dynamic import (
-    DynamicConfig,
-    LoadBalancer,
-    Router,
-    ServersTransport,
-    Service,
-)
+from proxynow.config.dynamic import DynamicConfig, Router
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balancer import Balancer, BalancerRegistry
+from proxynow.edge.balancer import BalancerRegistry
 from proxynow.edge.health import WorkerHealth
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
-from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions, UpstreamPool
-from proxynow.edge.sticky import (
-    Rendezvous,
-    StickyPick,
-    sticky_failover,
-    sticky_servers,
-    sticky_services,
-)
+from proxynow.edge.pool import PoolRegistry
+from proxynow.edge.services import CachedService, Pick, Server, ServiceBuilding, no_server
+from proxynow.edge.sticky import StickyPick
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
 from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
 from proxynow.edge.tls_redirect import Respond, compile_chain, entrypoint_redirect
@@ -66,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GraphResources",
     "HttpTarget",
+    "Pick",
     "RouterGraph",
     "Server",
     "build_graph",
@@ -76,7 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Go's http.DefaultMaxIdleConnsPerHost, which a dynamic serversTransport with 0 gets.
-_GO_DEFAULT_MAX_IDLE = 2
 _CATCH_ALL = "PathPrefix(`/`)"
 _SPARE_RULES = 64
 _TCP_TABLES = (
@@ -85,22 +73,6 @@ _TCP_TABLES = (
     ("tcp", "middlewares"),
     ("tcp", "servers_transports"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """One backend server as a request needs it."""
-
-    url: str
-    service: str
-    pool: UpstreamPool
-    host_header: bytes
-    pass_host_header: bool
-    path_prefix: bytes
-    response_header_timeout: float
-
-
-Pick = Callable[[], Server | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +125,6 @@ class GraphResources:
 
 
 @dataclass(slots=True)
-class _CachedService:
-    service: Service
-    depends: tuple[object, ...]  # what else the pick was built from (transports, children)
-    pick: Pick | None
-    sticky: StickyPick | None = None
-
-
-@dataclass(slots=True)
 class _CachedRouter:
     router: Router
     pick: Pick | None
@@ -173,7 +137,7 @@ class _Compiled:
     """Per-object compile results of the last graph, valid for one static configuration."""
 
     static: StaticConfig | None
-    services: dict[str, _CachedService] = field(default_factory=dict)
+    services: dict[str, CachedService] = field(default_factory=dict)
     routers: dict[str, _CachedRouter] = field(default_factory=dict)
     tables: dict[tuple[str, bool], TableBuilder[HttpTarget]] = field(default_factory=dict)
     redirects: dict[str, Route[HttpTarget]] = field(default_factory=dict)
@@ -242,7 +206,7 @@ def build_graph(
     )
 
 
-class _Builder:
+class _Builder(ServiceBuilding):
     def __init__(self, config: DynamicConfig, static: StaticConfig, res: GraphResources) -> None:
         self.config = config
         self.static = static
@@ -460,7 +424,7 @@ class _Builder:
             return known
         respond = entrypoint_redirect(spec.scheme, port, spec.permanent)
         stats = self.res.metrics.target(ep, name, "noop@internal")
-        target = HttpTarget(name, "noop@internal", (), _no_server, stats, respond)
+        target = HttpTarget(name, "noop@internal", (), no_server, stats, respond)
         node = parse_rule(_CATCH_ALL, "http")
         # `source` is the rule's text only for its length (the default priority); here it
         # also records the port, which is what makes this route differ from the last one.
@@ -480,212 +444,10 @@ class _Builder:
             return 0
         return int(static.address.rpartition(":")[2].split("/")[0] or 0)
 
-    def service(self, name: str) -> Pick | None:
-        """The pick function of a service, built once per graph; None if it cannot serve."""
-        if name in self.picks:
-            return self.picks[name]
-        service = self.config.http.services.get(name)
-        if service is None or name in self.resolving:
-            return None
-        self.resolving.add(name)
-        try:
-            pick = self._service(name, service)
-        finally:
-            self.resolving.discard(name)
-        self.picks[name] = pick
-        return pick
-
-    def _service(self, name: str, service: Service) -> Pick | None:
-        if service.load_balancer is not None:
-            lb = service.load_balancer
-            transports = self.config.http.servers_transports if lb.servers_transport else None
-            return self._cached(name, service, (transports,), lambda: self._load_balancer(name, lb))
-        if service.weighted is not None:
-            children = [(self.service(c.name), float(c.weight)) for c in service.weighted.services]
-            return self._cached(
-                name, service, tuple(p for p, _ in children), lambda: self._weighted(name, children)
-            )
-        # Mirroring serves its main service until that issue lands.
-        if service.mirroring is not None:
-            return self._alias(name, service.mirroring.service)
-        if service.failover is not None:
-            main = self.service(service.failover.service)
-            fallback = self.service(service.failover.fallback)
-            if main is None or fallback is None:
-                return self._alias(
-                    name, service.failover.service if main else service.failover.fallback
-                )
-            stickies = (
-                self.stickies.get(service.failover.service),
-                self.stickies.get(service.failover.fallback),
-            )
-            return self._cached(
-                name,
-                service,
-                (main, fallback),
-                lambda: (_failover(main, fallback), sticky_failover(main, fallback, *stickies)),
-            )
-        return None
-
-    def _alias(self, name: str, target: str) -> Pick | None:
-        """Serve service `target` as `name` (its pick and its stickiness)."""
-        pick = self.service(target)
-        sticky = self.stickies.get(target)
-        if sticky is not None:
-            self.stickies[name] = sticky
-        return pick
-
-    def _cached(
-        self,
-        name: str,
-        service: Service,
-        depends: tuple[object, ...],
-        build: Callable[[], tuple[Pick, StickyPick | None]],
-    ) -> Pick:
-        """The last build's pick (and stickiness) of `name` if it came from this very
-        service object and the same dependencies (so its servers and balancer are the
-        same); else `build()`."""
-        known = self.previous.services.get(name)
-        if (
-            known is None
-            or known.service is not service
-            or len(known.depends) != len(depends)
-            or any(a is not b for a, b in zip(known.depends, depends, strict=True))
-        ):
-            known = _CachedService(service, depends, *build())
-        self.compiled.services[name] = known
-        if known.sticky is not None:
-            self.stickies[name] = known.sticky
-        assert known.pick is not None
-        return known.pick
-
-    def _weighted(
-        self, name: str, children: list[tuple[Pick | None, float]]
-    ) -> tuple[Pick, StickyPick | None]:
-        service = self.config.http.services[name]
-        assert service.weighted is not None
-        live = [(pick, weight) for pick, weight in children if pick is not None]
-        # The children's names, for health propagation (`healthCheck: {}`).
-        names = [c.name for c in service.weighted.services]
-        keys = [key for key, (pick, _) in zip(names, children, strict=True) if pick is not None]
-        identity = tuple((c.name, c.weight) for c in service.weighted.services)
-        balancer = self.res.balancers.get(name, identity, live, keys)
-        sticky = service.weighted.sticky
-        cookie = sticky.cookie if sticky is not None else None
-        named = [
-            (key, pick, self.stickies.get(key)) for key, (pick, _) in zip(keys, live, strict=True)
-        ]
-        return _nested(balancer), sticky_services(balancer, cookie, name, named)
-
-    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
-        options = self._transport(lb.servers_transport)
-        servers: list[tuple[Server, float]] = []
-        for spec in lb.servers:
-            server = self._server(name, spec.url, spec.preserve_path, lb.pass_host_header, options)
-            if server is not None:
-                if lb.passive_health_check is not None:
-                    pool = self.res.health.passive.watch(
-                        name, spec.url, server.pool, lb.passive_health_check
-                    )
-                    server = replace(server, pool=pool)
-                servers.append((server, float(spec.weight)))
-        identity = tuple((s.url, s.weight) for s in lb.servers)
-        keys = [server.url for server, _ in servers]
-        balancer = self.res.balancers.get(name, identity, servers, keys)
-        cookie = lb.sticky.cookie if lb.sticky is not None else None
-        # Other strategies and hrw with a cookie: a warning in the service's status.
-        if lb.strategy == "hrw":
-            return balancer.pick, Rendezvous(balancer, servers)
-        if cookie is None:
-            return balancer.pick, None
-        return balancer.pick, sticky_servers(balancer, cookie, name, [s for s, _ in servers])
-
-    def _server(
-        self, service: str, url: str, preserve: bool, pass_host: bool, options: TransportOptions
-    ) -> Server | None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            log.warning("service %s: invalid server URL %r", service, url)
-            return None
-        scheme = "https" if parts.scheme == "https" else "http"
-        host = parts.hostname or ""
-        if not host:
-            return None
-        key = PoolKey(scheme, host, port or (443 if scheme == "https" else 80), options)
-        prefix = parts.path.rstrip("/") if preserve else ""
-        return Server(
-            url=url,
-            service=service,
-            pool=self.res.pools.get(key),
-            host_header=parts.netloc.rpartition("@")[2].encode("idna"),
-            pass_host_header=pass_host,
-            path_prefix=prefix.encode("ascii", "replace"),
-            response_header_timeout=options.response_header_timeout,
-        )
-
-    def _transport(self, name: str) -> TransportOptions:
-        dynamic = self.config.http.servers_transports.get(name) if name else None
-        if dynamic is not None:
-            return _dynamic_transport(name, dynamic)
-        static = self.static.servers_transport
-        timeouts = static.forwarding_timeouts
-        return TransportOptions(
-            dial_timeout=timeouts.dial_timeout,
-            response_header_timeout=timeouts.response_header_timeout,
-            idle_conn_timeout=timeouts.idle_conn_timeout,
-            max_idle_conns_per_host=max(static.max_idle_conns_per_host, 0),
-            insecure_skip_verify=static.insecure_skip_verify,
-            root_cas=tuple(static.root_cas),
-        )
-
-
-def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
-    timeouts = spec.forwarding_timeouts
-    max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
-    return TransportOptions(
-        name=name,
-        dial_timeout=timeouts.dial_timeout,
-        response_header_timeout=timeouts.response_header_timeout,
-        idle_conn_timeout=timeouts.idle_conn_timeout,
-        max_idle_conns_per_host=max(max_idle, 0),
-        insecure_skip_verify=spec.insecure_skip_verify,
-        root_cas=tuple(spec.root_cas),
-        server_name=spec.server_name,
-        certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
-        min_version=spec.min_version,
-        max_version=spec.max_version,
-        cipher_suites=tuple(spec.cipher_suites),
-    )
-
 
 def _same_tcp(delta: SnapshotDelta) -> bool:
     """True when `delta` leaves what TCP routing is built from alone."""
     return delta.tls is None and not any(key in delta.tables for key in _TCP_TABLES)
-
-
-def _no_server() -> Server | None:
-    return None
-
-
-def _failover(main: Pick, fallback: Pick) -> Pick:
-    """Traefik's failover: the main service while it has a live server, else the fallback
-    (whose pick is None in turn when it has none: 503)."""
-
-    def pick() -> Server | None:
-        server = main()
-        return server if server is not None else fallback()
-
-    return pick
-
-
-def _nested(balancer: Balancer[Pick]) -> Pick:
-    def pick() -> Server | None:
-        child = balancer.pick()
-        return child() if child is not None else None
-
-    return pick
 
 
 def _parse(name: str, rule: str) -> Node | None:
