@@ -24,7 +24,11 @@ from proxynow.edge.health import HealthSet
 from proxynow.edge.metrics import WorkerMetrics
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
-__all__ = ["WorkerState"]
+__all__ = ["WorkerState", "tick_interval"]
+
+# The tick enforces deadlines at most one interval late: a tenth of the smallest timeout
+# configured, between these bounds (Traefik's defaults give the upper one).
+_TICK_MIN, _TICK_MAX = 0.05, 1.0
 
 
 class WorkerState:
@@ -76,6 +80,7 @@ class WorkerState:
         """Build a graph for `snapshot` with this worker's registries and swap it in;
         `delta` (what changed since the current snapshot) lets the build patch."""
         graph = build_graph(snapshot, static, self.resources, delta)
+        self.tick_interval = tick_interval(static, snapshot)
         # Before the swap: a rebuilt balancer must not serve a down server even once.
         self.resources.health.apply(snapshot.config, self.resources.balancers)
         self.graph = graph
@@ -115,3 +120,17 @@ class WorkerState:
             conn.on_deadline(now)
         self.resources.pools.sweep(now)
         self._ticker = loop.call_later(self.tick_interval, self._tick, loop)
+
+
+def tick_interval(static: StaticConfig, snapshot: Snapshot) -> float:
+    """How often the tick must run for the configured timeouts to fire on time: a
+    `responseHeaderTimeout` of 500 ms should not wait for a once-a-second tick."""
+    timeouts = [static.servers_transport.forwarding_timeouts.response_header_timeout]
+    for entrypoint in static.entry_points.values():
+        responding = entrypoint.transport.responding_timeouts
+        timeouts += [responding.read_timeout, responding.write_timeout, responding.idle_timeout]
+        timeouts.append(entrypoint.transport.keep_alive_max_time)
+    for transport in snapshot.config.http.servers_transports.values():
+        timeouts.append(transport.forwarding_timeouts.response_header_timeout)
+    smallest = min((t for t in timeouts if t > 0), default=_TICK_MAX * 10)
+    return min(_TICK_MAX, max(_TICK_MIN, smallest / 10))
