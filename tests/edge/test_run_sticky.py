@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.edge.test_sticky import reference_hrw
-from tests.health.test_run_health import Backend
 from tests.support.proc import HttpBackend, ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
@@ -21,17 +20,9 @@ Start = Callable[..., ProxynowProcess]
 STATIC = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
 
 
-class Named(HttpBackend):
-    """A backend that remembers its name (its answers start with it)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
 @pytest.fixture
-def backends() -> Iterator[list[Named]]:
-    servers = [Named(f"b{i}") for i in range(1, 4)]
+def backends() -> Iterator[list[HttpBackend]]:
+    servers = [HttpBackend(f"b{i}") for i in range(1, 4)]
     try:
         yield servers
     finally:
@@ -60,9 +51,7 @@ def value(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def lb(
-    servers: Sequence[HttpBackend | Backend], cookie: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def lb(servers: Sequence[HttpBackend], cookie: dict[str, Any] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"servers": [{"url": s.url} for s in servers]}
     if cookie is not None:
         spec["sticky"] = {"cookie": cookie}
@@ -74,12 +63,12 @@ def dynamic(services: dict[str, Any]) -> dict[str, Any]:
     return {"http": {"routers": routers, "services": services}}
 
 
-def by_url(backends: list[Named]) -> dict[str, str]:
+def by_url(backends: list[HttpBackend]) -> dict[str, str]:
     return {value(b.url): b.name for b in backends}
 
 
 def test_the_first_response_sets_the_cookie_and_it_keeps_the_backend(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     proxy = proxynow_factory(STATIC, dynamic({"app": lb(backends, {"name": "lb"})}), workers=2)
     port = proxy.ports["web"]
@@ -100,7 +89,7 @@ def test_the_first_response_sets_the_cookie_and_it_keeps_the_backend(
 
 
 def test_an_unknown_or_stale_cookie_is_rebalanced_with_a_new_cookie(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     proxy = proxynow_factory(STATIC, dynamic({"app": lb(backends, {"name": "lb"})}), workers=1)
     port = proxy.ports["web"]
@@ -117,7 +106,7 @@ def test_an_unknown_or_stale_cookie_is_rebalanced_with_a_new_cookie(
 
 
 def test_an_old_traefik_cookie_is_honoured_and_rewritten(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     proxy = proxynow_factory(STATIC, dynamic({"app": lb(backends, {"name": "lb"})}), workers=1)
     target = backends[2]
@@ -127,7 +116,7 @@ def test_an_old_traefik_cookie_is_honoured_and_rewritten(
 
 
 def test_cookie_attributes_and_the_default_name(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     options = {
         "name": "sess",
@@ -166,7 +155,7 @@ def test_cookie_attributes_and_the_default_name(
 
 
 def test_nested_weighted_and_load_balancer_stickiness(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     services = {
         "left": lb(backends[:2], {"name": "inner"}),
@@ -198,7 +187,7 @@ def test_nested_weighted_and_load_balancer_stickiness(
 
 
 def test_curl_with_a_cookie_jar_sticks(
-    proxynow_factory: Start, backends: list[Named], tmp_path: Path
+    proxynow_factory: Start, backends: list[HttpBackend], tmp_path: Path
 ) -> None:
     proxy = proxynow_factory(STATIC, dynamic({"app": lb(backends, {"name": "lb"})}), workers=1)
     url = f"http://127.0.0.1:{proxy.ports['web']}/"
@@ -221,7 +210,7 @@ def test_curl_with_a_cookie_jar_sticks(
 
 
 def test_strategy_hrw_keeps_a_client_ip_on_one_backend(
-    proxynow_factory: Start, backends: list[Named]
+    proxynow_factory: Start, backends: list[HttpBackend]
 ) -> None:
     service = lb(backends)
     service["loadBalancer"]["strategy"] = "hrw"
@@ -235,7 +224,7 @@ def test_strategy_hrw_keeps_a_client_ip_on_one_backend(
 def test_a_cookie_for_a_down_server_is_rebalanced_until_it_is_back(
     proxynow_factory: Start,
 ) -> None:
-    a, b = Backend("a"), Backend("b")
+    a, b = HttpBackend("a"), HttpBackend("b")
     try:
         check = {"path": "/health", "interval": "100ms", "timeout": "1s"}
         service = lb([a, b], {"name": "lb"})

@@ -7,17 +7,15 @@ the test flips it. Intervals are 100 ms; every wait polls for what a user would 
 
 from __future__ import annotations
 
-import http.server
 import os
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.proc import ProxynowProcess, http_get, poll, proxynow_factory
+from tests.support.proc import HttpBackend, ProxynowProcess, http_get, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
 
@@ -26,47 +24,9 @@ STATIC = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}, "log": {"level": "
 CHECK = {"path": "/health", "interval": "100ms", "timeout": "1s"}
 
 
-class Backend:
-    """A threaded HTTP/1.1 backend on 127.0.0.1:0 with a /health the test can flip."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.healthy = True
-        backend = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                if self.path == "/health":
-                    status, body = (200, b"ok") if backend.healthy else (503, b"sick")
-                else:
-                    status, body = 200, f"{name} {self.path}".encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
-
-
 @pytest.fixture
-def backends() -> Iterator[tuple[Backend, Backend]]:
-    a, b = Backend("a"), Backend("b")
+def backends() -> Iterator[tuple[HttpBackend, HttpBackend]]:
+    a, b = HttpBackend("a"), HttpBackend("b")
     yield a, b
     a.close()
     b.close()
@@ -96,7 +56,7 @@ def lb(*urls: str, **options: Any) -> dict[str, Any]:
 
 
 def test_an_unhealthy_server_stops_getting_traffic_and_comes_back(
-    proxynow_factory: Start, backends: tuple[Backend, Backend]
+    proxynow_factory: Start, backends: tuple[HttpBackend, HttpBackend]
 ) -> None:
     a, b = backends
     proxy = proxynow_factory(STATIC, config({"app": lb(a.url, b.url, healthCheck=CHECK)}))
@@ -115,7 +75,7 @@ def test_an_unhealthy_server_stops_getting_traffic_and_comes_back(
 
 
 def test_a_restarted_worker_starts_with_the_current_health(
-    proxynow_factory: Start, backends: tuple[Backend, Backend]
+    proxynow_factory: Start, backends: tuple[HttpBackend, HttpBackend]
 ) -> None:
     a, b = backends
     dynamic = config({"app": lb(a.url, b.url, healthCheck=CHECK)})
@@ -131,7 +91,7 @@ def test_a_restarted_worker_starts_with_the_current_health(
 
 
 def test_the_passive_check_takes_a_refused_server_out(
-    proxynow_factory: Start, backends: tuple[Backend, Backend]
+    proxynow_factory: Start, backends: tuple[HttpBackend, HttpBackend]
 ) -> None:
     a, _ = backends
     with socket.socket() as bound:  # bound, not listening: connections are refused
@@ -148,7 +108,7 @@ def test_the_passive_check_takes_a_refused_server_out(
 
 
 def test_failover_serves_the_fallback_while_main_is_down(
-    proxynow_factory: Start, backends: tuple[Backend, Backend]
+    proxynow_factory: Start, backends: tuple[HttpBackend, HttpBackend]
 ) -> None:
     a, b = backends
     services = {
@@ -165,7 +125,7 @@ def test_failover_serves_the_fallback_while_main_is_down(
 
 
 def test_weighted_health_check_propagates(
-    proxynow_factory: Start, backends: tuple[Backend, Backend]
+    proxynow_factory: Start, backends: tuple[HttpBackend, HttpBackend]
 ) -> None:
     a, b = backends
     services = {

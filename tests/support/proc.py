@@ -254,10 +254,13 @@ class HttpBackend:
     """A threaded HTTP/1.1 backend on 127.0.0.1:0.
 
     Every request is answered 200 with `<name> <path>`; a path starting with `/slow`
-    waits until `release` is set (and `arrived` is set when such a request comes in).
+    waits until `release` is set (and `arrived` is set when such a request comes in);
+    `/health` answers 200 while `healthy` is true, else 503 (for health-check tests).
     """
 
     def __init__(self, name: str = "backend") -> None:
+        self.name = name
+        self.healthy = True
         self.release = threading.Event()
         self.arrived = threading.Event()
         self.requests = 0
@@ -268,11 +271,15 @@ class HttpBackend:
 
             def do_GET(self) -> None:
                 backend.requests += 1
+                status = 200
                 if self.path.startswith("/slow"):
                     backend.arrived.set()
                     backend.release.wait(60)
-                body = f"{name} {self.path}".encode()
-                self.send_response(200)
+                if self.path == "/health":
+                    status, body = (200, b"ok") if backend.healthy else (503, b"sick")
+                else:
+                    body = f"{name} {self.path}".encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
