@@ -37,7 +37,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
 from proxynow.edge.health import HealthSet
-from proxynow.edge.pool import TransportOptions
+from proxynow.edge.pool import TransportOptions, resolve_transport
 from proxynow.edge.upstream_tls import client_context
 from proxynow.snapshot import Snapshot
 
@@ -160,22 +160,7 @@ class HealthChecker:
         return targets
 
     def _tls(self, config: DynamicConfig, transport: str) -> TransportOptions:
-        spec = config.http.servers_transports.get(transport) if transport else None
-        if spec is not None:
-            return TransportOptions(
-                name=transport,
-                insecure_skip_verify=spec.insecure_skip_verify,
-                root_cas=tuple(spec.root_cas),
-                server_name=spec.server_name,
-                certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
-                min_version=spec.min_version,
-                max_version=spec.max_version,
-                cipher_suites=tuple(spec.cipher_suites),
-            )
-        static = self._static.servers_transport
-        return TransportOptions(
-            insecure_skip_verify=static.insecure_skip_verify, root_cas=tuple(static.root_cas)
-        )
+        return resolve_transport(self._static, config.http.servers_transports, transport)
 
     def _forget_down(self, wanted: Mapping[tuple[str, str], ProbeTarget]) -> None:
         """Servers that are no longer probed are no longer down."""

@@ -17,16 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from proxynow.config.dynamic import ServersTransport
+from proxynow.config.static import StaticConfig
 from proxynow.edge.errors import BadGateway, GatewayTimeout, ProxyError
 from proxynow.edge.upstream import UpstreamConnection
 from proxynow.edge.upstream_tls import client_context
 
-__all__ = ["PoolKey", "PoolRegistry", "TransportOptions", "UpstreamPool"]
+__all__ = ["PoolKey", "PoolRegistry", "TransportOptions", "UpstreamPool", "resolve_transport"]
 
 log = logging.getLogger(__name__)
+
+_GO_DEFAULT_MAX_IDLE = 2  # Go's DefaultMaxIdleConnsPerHost, for a serversTransport's 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,41 @@ class TransportOptions:
     min_version: str = ""
     max_version: str = ""
     cipher_suites: tuple[str, ...] = ()
+
+
+def resolve_transport(
+    static: StaticConfig, transports: Mapping[str, ServersTransport], name: str
+) -> TransportOptions:
+    """The options of serversTransport `name` (a dynamic one), or of the static
+    `serversTransport` (`default@internal`) when `name` is empty or not dynamic."""
+    spec = transports.get(name) if name else None
+    if spec is None:
+        default = static.servers_transport
+        timeouts = default.forwarding_timeouts
+        return TransportOptions(
+            dial_timeout=timeouts.dial_timeout,
+            response_header_timeout=timeouts.response_header_timeout,
+            idle_conn_timeout=timeouts.idle_conn_timeout,
+            max_idle_conns_per_host=max(default.max_idle_conns_per_host, 0),
+            insecure_skip_verify=default.insecure_skip_verify,
+            root_cas=tuple(default.root_cas),
+        )
+    timeouts = spec.forwarding_timeouts
+    max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
+    return TransportOptions(
+        name=name,
+        dial_timeout=timeouts.dial_timeout,
+        response_header_timeout=timeouts.response_header_timeout,
+        idle_conn_timeout=timeouts.idle_conn_timeout,
+        max_idle_conns_per_host=max(max_idle, 0),
+        insecure_skip_verify=spec.insecure_skip_verify,
+        root_cas=tuple(spec.root_cas),
+        server_name=spec.server_name,
+        certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
+        min_version=spec.min_version,
+        max_version=spec.max_version,
+        cipher_suites=tuple(spec.cipher_suites),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from proxynow.config.dynamic import DynamicConfig, LoadBalancer, ServersTransport, Service
+from proxynow.config.dynamic import DynamicConfig, LoadBalancer, Service
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balancer import Balancer
-from proxynow.edge.pool import PoolKey, TransportOptions, UpstreamPool
+from proxynow.edge.pool import PoolKey, TransportOptions, UpstreamPool, resolve_transport
 from proxynow.edge.sticky import (
     Rendezvous,
     StickyPick,
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["CachedService", "Pick", "Server", "ServiceBuilding", "no_server"]
 
 log = logging.getLogger(__name__)
-
-_GO_DEFAULT_MAX_IDLE = 2  # Go's DefaultMaxIdleConnsPerHost, for a serversTransport's 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,38 +219,7 @@ class ServiceBuilding:
         )
 
     def _transport(self, name: str) -> TransportOptions:
-        dynamic = self.config.http.servers_transports.get(name) if name else None
-        if dynamic is not None:
-            return _dynamic_transport(name, dynamic)
-        static = self.static.servers_transport
-        timeouts = static.forwarding_timeouts
-        return TransportOptions(
-            dial_timeout=timeouts.dial_timeout,
-            response_header_timeout=timeouts.response_header_timeout,
-            idle_conn_timeout=timeouts.idle_conn_timeout,
-            max_idle_conns_per_host=max(static.max_idle_conns_per_host, 0),
-            insecure_skip_verify=static.insecure_skip_verify,
-            root_cas=tuple(static.root_cas),
-        )
-
-
-def _dynamic_transport(name: str, spec: ServersTransport) -> TransportOptions:
-    timeouts = spec.forwarding_timeouts
-    max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
-    return TransportOptions(
-        name=name,
-        dial_timeout=timeouts.dial_timeout,
-        response_header_timeout=timeouts.response_header_timeout,
-        idle_conn_timeout=timeouts.idle_conn_timeout,
-        max_idle_conns_per_host=max(max_idle, 0),
-        insecure_skip_verify=spec.insecure_skip_verify,
-        root_cas=tuple(spec.root_cas),
-        server_name=spec.server_name,
-        certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
-        min_version=spec.min_version,
-        max_version=spec.max_version,
-        cipher_suites=tuple(spec.cipher_suites),
-    )
+        return resolve_transport(self.static, self.config.http.servers_transports, name)
 
 
 def no_server() -> Server | None:
