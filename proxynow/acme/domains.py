@@ -120,6 +120,7 @@ def wanted_domains(
     for name, tcp in sorted(config.tcp.routers.items()):
         if tcp.tls is not None and tcp.tls.cert_resolver:
             routers.append((f"tcp router {name}", tcp.tls, tcp.rule, "tcp"))
+    _default_generated(config, resolvers, found, problems)
     for label, tls, rule, kind in routers:
         resolver = tls.cert_resolver
         if resolver not in resolvers:
@@ -132,3 +133,29 @@ def wanted_domains(
             elif domain_set not in found[resolver]:
                 found[resolver].append(domain_set)
     return {name: delete_unnecessary(sets) for name, sets in found.items()}, problems
+
+
+def _default_generated(
+    config: DynamicConfig,
+    resolvers: Mapping[str, bool],
+    found: dict[str, list[DomainSet]],
+    problems: list[str],
+) -> None:
+    """`tls.stores.default.defaultGeneratedCert`: the default certificate from a resolver."""
+    store = config.tls.stores.get("default")
+    generated = store.default_generated_cert if store is not None else None
+    if generated is None:
+        return
+    label = "tls.stores.default.defaultGeneratedCert"
+    if generated.resolver not in resolvers:
+        problems.append(f"{label}: unknown certificate resolver {generated.resolver!r}")
+        return
+    if generated.domain is None or not generated.domain.main:
+        problems.append(f"{label}: domain.main is required")
+        return
+    names = [generated.domain.main, *generated.domain.sans]
+    domain_set, why = sanitize(names, dns_challenge=resolvers[generated.resolver])
+    if domain_set is None:
+        problems.append(f"{label}: {why}")
+    else:
+        found[generated.resolver].append(domain_set)

@@ -258,7 +258,8 @@ def build_tls(
     default_spec = specs.get("default", DEFAULT_OPTIONS)
     exact: dict[str, ssl.SSLContext] = {}
     wildcard: dict[str, ssl.SSLContext] = {}
-    for pair in _certificates(config, cache):
+    pairs = _certificates(config, cache)
+    for pair in pairs:
         for name in pair.names:
             spec = specs.get(host_options.get(name, "default"), default_spec)
             try:
@@ -272,7 +273,7 @@ def build_tls(
                 exact.setdefault(name, context)
     default: ssl.SSLContext | None = None
     if not default_spec.sni_strict:
-        default = cache.get(_default_pair(config, cache), default_spec)
+        default = cache.get(_default_pair(config, cache, pairs), default_spec)
     return SniTable(exact, wildcard, default)
 
 
@@ -317,8 +318,16 @@ def cert_pair(cert: bytes, key: bytes) -> CertPair:
     return CertPair(cert, key, tuple(dict.fromkeys(name.lower() for name in dns)))
 
 
-def _default_pair(config: DynamicConfig, cache: ContextCache) -> CertPair:
+def _default_pair(config: DynamicConfig, cache: ContextCache, pairs: list[CertPair]) -> CertPair:
+    """The default store's certificate: the ACME one of `defaultGeneratedCert` once it is
+    issued (it arrives among the certificates), else `defaultCertificate`, else ours."""
     store = config.tls.stores.get("default")
+    generated = store.default_generated_cert if store is not None else None
+    if generated is not None and generated.domain is not None and generated.domain.main:
+        wanted = {generated.domain.main.lower(), *(n.lower() for n in generated.domain.sans)}
+        for pair in pairs:
+            if wanted <= set(pair.names):
+                return pair
     configured = store.default_certificate if store is not None else None
     if configured is not None:
         try:

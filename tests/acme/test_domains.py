@@ -104,6 +104,25 @@ def test_problems_are_reported_per_router() -> None:
     ]
 
 
+def test_default_generated_cert_asks_its_resolver_for_its_domain() -> None:
+    def store(generated: dict[str, Any]) -> DynamicConfig:
+        default = {"defaultGeneratedCert": generated}
+        return DynamicConfig.model_validate({"tls": {"stores": {"default": default}}})
+
+    wanted, problems = wanted_domains(
+        store({"resolver": "le", "domain": {"main": "Default.Example.com", "sans": ["b.test"]}}),
+        {"le": False},
+    )
+    assert [d.names for d in wanted["le"]] == [("default.example.com", "b.test")]
+    assert problems == []
+    _, problems = wanted_domains(store({"resolver": "nope", "domain": {"main": "a.test"}}), {})
+    assert problems == [
+        "tls.stores.default.defaultGeneratedCert: unknown certificate resolver 'nope'"
+    ]
+    _, problems = wanted_domains(store({"resolver": "le"}), {"le": False})
+    assert problems == ["tls.stores.default.defaultGeneratedCert: domain.main is required"]
+
+
 @pytest.mark.parametrize(
     ("names", "dns", "result", "why"),
     [

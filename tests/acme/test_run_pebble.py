@@ -153,3 +153,49 @@ def test_restart_reuses_the_certificate_and_unreachable_ca_keeps_serving(
         assert trusted_get(websecure, "new.example.com", root) is None  # the default cert
         assert trusted_get(websecure, "app.example.com", root) == (200, b"app /")
         assert "ordering a certificate for app.example.com" not in second.stderr()
+
+
+def served_names(port: int, sni: str, root_pem: bytes) -> list[str] | None:
+    """The DNS names of the certificate served for `sni`, if Pebble's root signed it."""
+    context = ssl.create_default_context(cadata=root_pem.decode())
+    context.check_hostname = False  # the default certificate is not for `sni`
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=sni) as tls,
+        ):
+            cert = tls.getpeercert()
+    except (ssl.SSLError, OSError):
+        return None
+    return [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
+
+
+def test_default_generated_cert_is_served_for_unknown_names(
+    pebble_factory: PebbleFactory,
+    proxynow_factory: Callable[..., ProxynowProcess],
+    tmp_path: Path,
+) -> None:
+    web, websecure = free_port(), free_port()
+    pebble = pebble_factory.start(http_port=web, tls_port=websecure)
+    with HttpBackend("app") as backend:
+        static, dynamic = configs(
+            pebble, tmp_path, web, websecure, backend, httpChallenge={"entryPoint": "web"}
+        )
+        dynamic["tls"] = {
+            "stores": {
+                "default": {
+                    "defaultGeneratedCert": {
+                        "resolver": "le",
+                        "domain": {"main": "default.example.com"},
+                    }
+                }
+            }
+        }
+        proxynow_factory(static, dynamic)
+        root = pebble.root_pem()
+        names = poll(
+            lambda: served_names(websecure, "unknown.test", root),
+            timeout=20,
+            what="the default certificate signed by Pebble",
+        )
+        assert names == ["default.example.com"]
