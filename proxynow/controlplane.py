@@ -246,9 +246,20 @@ async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | No
                 writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
 
+    # Listening before the path exists: a client that waits for the file to appear is
+    # never refused (bind creates the file, and listen comes after it).
+    temporary = f"{path}.{os.getpid()}.tmp"
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    return await asyncio.start_unix_server(handle, path)
+        os.unlink(temporary)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(temporary)
+        sock.listen(128)
+        os.replace(temporary, path)
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.start_unix_server(handle, sock=sock)
 
 
 def control_request(path: str | os.PathLike[str], op: str, timeout: float = 10.0) -> dict[str, Any]:
