@@ -105,6 +105,12 @@ class PebbleFactory:
                 return pebble
         raise AssertionError("pebble did not start (see the logs in the test directory)")
 
+    def start_for_proxy(self) -> tuple[Pebble, int, int]:
+        """Pebble validating on two fresh ports, for a proxy's `web` (HTTP-01) and
+        `websecure` (TLS-ALPN-01) entrypoints: (pebble, web port, websecure port)."""
+        web, websecure = free_port(), free_port()
+        return self.start(http_port=web, tls_port=websecure), web, websecure
+
     def stop_all(self) -> None:
         for pebble in self._started:
             pebble.stop()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.acme.pebble import Pebble, PebbleFactory, free_port
+from tests.acme.pebble import Pebble, PebbleFactory
 from tests.acme.test_run_pebble import trusted_get
 from tests.docker.conftest import (
     Engine,
@@ -62,8 +62,7 @@ def test_labelled_container_is_served_with_a_pebble_certificate(
     proxynow_factory: Callable[..., ProxynowProcess],
     tmp_path: Path,
 ) -> None:
-    web, websecure = free_port(), free_port()
-    pebble = pebble_factory.start(http_port=web, tls_port=websecure)
+    pebble, web, websecure = pebble_factory.start_for_proxy()
     proxy = proxynow_factory(_static(docker_engine, pebble, tmp_path, web, websecure))
     docker_resources.run(
         {

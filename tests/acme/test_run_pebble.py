@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.acme.pebble import Pebble, PebbleFactory, free_port
+from tests.acme.pebble import Pebble, PebbleFactory
 from tests.support.proc import HttpBackend, ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
@@ -94,6 +94,13 @@ def configs(
     return static, dynamic
 
 
+def http01_configs(
+    pebble: Pebble, tmp_path: Path, web: int, websecure: int, backend: HttpBackend
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`configs` with the HTTP-01 challenge on the `web` entrypoint."""
+    return configs(pebble, tmp_path, web, websecure, backend, httpChallenge={"entryPoint": "web"})
+
+
 @pytest.mark.parametrize("challenge", ["http", "tls"])
 def test_proxynow_serves_a_pebble_certificate(
     challenge: str,
@@ -101,8 +108,7 @@ def test_proxynow_serves_a_pebble_certificate(
     proxynow_factory: Callable[..., ProxynowProcess],
     tmp_path: Path,
 ) -> None:
-    web, websecure = free_port(), free_port()
-    pebble = pebble_factory.start(http_port=web, tls_port=websecure)
+    pebble, web, websecure = pebble_factory.start_for_proxy()
     option = (
         {"httpChallenge": {"entryPoint": "web"}} if challenge == "http" else {"tlsChallenge": {}}
     )
@@ -124,12 +130,9 @@ def test_restart_reuses_the_certificate_and_unreachable_ca_keeps_serving(
     proxynow_factory: Callable[..., ProxynowProcess],
     tmp_path: Path,
 ) -> None:
-    web, websecure = free_port(), free_port()
-    pebble = pebble_factory.start(http_port=web, tls_port=websecure)
+    pebble, web, websecure = pebble_factory.start_for_proxy()
     with HttpBackend("app") as backend:
-        static, dynamic = configs(
-            pebble, tmp_path, web, websecure, backend, httpChallenge={"entryPoint": "web"}
-        )
+        static, dynamic = http01_configs(pebble, tmp_path, web, websecure, backend)
         first = proxynow_factory(static, dynamic)
         root = pebble.root_pem()
         poll(lambda: trusted_get(websecure, "app.example.com", root), 20, "a trusted response")
@@ -175,12 +178,9 @@ def test_default_generated_cert_is_served_for_unknown_names(
     proxynow_factory: Callable[..., ProxynowProcess],
     tmp_path: Path,
 ) -> None:
-    web, websecure = free_port(), free_port()
-    pebble = pebble_factory.start(http_port=web, tls_port=websecure)
+    pebble, web, websecure = pebble_factory.start_for_proxy()
     with HttpBackend("app") as backend:
-        static, dynamic = configs(
-            pebble, tmp_path, web, websecure, backend, httpChallenge={"entryPoint": "web"}
-        )
+        static, dynamic = http01_configs(pebble, tmp_path, web, websecure, backend)
         dynamic["tls"] = {
             "stores": {
                 "default": {
