@@ -179,20 +179,20 @@ def _service_problem(merge: Merge, protocol: str, name: str) -> str | None:
         if protocol == "http" and base in merge.internal_services:
             return None
         return f"service {name} does not exist"
-    if name not in merge.table(protocol, "services"):
-        return missing(merge, protocol, "services", name)
-    key = status_key(protocol, "services", name)
-    if merge.disabled(key):
-        return f"service {name} is disabled: {merge.first_error(key)}"
-    return None
+    return _reference_problem(merge, protocol, "services", name)
 
 
 def _middleware_problem(merge: Merge, protocol: str, name: str) -> str | None:
-    if name not in merge.table(protocol, "middlewares"):
-        return missing(merge, protocol, "middlewares", name)
-    key = status_key(protocol, "middlewares", name)
+    return _reference_problem(merge, protocol, "middlewares", name)
+
+
+def _reference_problem(merge: Merge, protocol: str, section: str, name: str) -> str | None:
+    """Why the object `name` of `section` cannot be referenced: missing or disabled."""
+    if name not in merge.table(protocol, section):
+        return missing(merge, protocol, section, name)
+    key = status_key(protocol, section, name)
     if merge.disabled(key):
-        return f"middleware {name} is disabled: {merge.first_error(key)}"
+        return f"{section.rstrip('s')} {name} is disabled: {merge.first_error(key)}"
     return None
 
 
