@@ -425,7 +425,8 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         if self.state.http01 and self._http01(ex):
             return
         table = self.table
-        target = table.match(ex) if table is not None else None
+        # A host that alone decides the route skips `match` (see RouteTable.by_host).
+        target = None if table is None else table.by_host.get(ex.host) or table.match(ex)
         if target is None:
             self._error(ex, 404)
             return

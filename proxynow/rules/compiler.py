@@ -102,6 +102,7 @@ class _Entry(Generic[T]):
 
 
 _NO_ENTRIES: tuple[Any, ...] = ()
+_NO_ORDER = 1 << 62  # after every route
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,35 @@ class _Cell(Generic[T]):
             out.append(self.rest)
 
 
+def _min_order(cell: _Cell[Any] | None) -> int:
+    if cell is None:
+        return _NO_ORDER
+    firsts = [entries[0].order for entries in (*cell.exact.values(), *cell.prefixes.values())]
+    if cell.rest:
+        firsts.append(cell.rest[0].order)
+    return min(firsts, default=_NO_ORDER)
+
+
+def _host_decided(
+    exact: dict[str, _Cell[T]], wildcards: dict[str, _Cell[T]], any_host: _Cell[T]
+) -> dict[str, T]:
+    """Exact hosts whose match never depends on the path or anything else: their cell
+    is one entry with no residual, and no wildcard or host-less route ranks before it."""
+    any_order = _min_order(any_host)
+    decided: dict[str, T] = {}
+    for host, cell in exact.items():
+        if cell.exact or cell.prefixes or len(cell.rest) != 1:
+            continue
+        entry = cell.rest[0]
+        if entry.residual is not None or entry.order > any_order:
+            continue
+        dot = host.find(".")
+        if dot >= 0 and entry.order > _min_order(wildcards.get(host[dot:])):
+            continue
+        decided[host] = entry.target
+    return decided
+
+
 def _first(candidates: list[tuple[_Entry[T], ...]], request: Any) -> T | None:
     """The matching entry with the smallest order across ordered candidate tuples."""
     best: _Entry[T] | None = None
@@ -240,7 +270,7 @@ def _first(candidates: list[tuple[_Entry[T], ...]], request: Any) -> T | None:
 class RouteTable(Generic[T]):
     """Immutable compiled routes; ``match`` returns the target of the first matching route."""
 
-    __slots__ = ("_any", "_exact", "_kind", "_names", "_wildcards")
+    __slots__ = ("_any", "_exact", "_kind", "_names", "_wildcards", "by_host")
 
     def __init__(
         self,
@@ -255,6 +285,10 @@ class RouteTable(Generic[T]):
         self._wildcards = wildcards
         self._any = any_host
         self._names = names
+        # Host → target where the host alone decides (one bare Host rule that nothing
+        # else can outrank): the request path skips `match` and its cells (with 1,000
+        # host routers each request would touch another cell, entry and tuple).
+        self.by_host: dict[str, T] = _host_decided(exact, wildcards, any_host)
 
     @property
     def route_names(self) -> tuple[str, ...]:

@@ -206,11 +206,16 @@ def _random_rule(rng: random.Random) -> str:
 
 
 def test_table_equals_linear_scan() -> None:
+    """`match`, and the `by_host` shortcut wherever it has an answer, equal a linear scan."""
     rng = random.Random(7)
+    shortcuts = 0
     for _ in range(40):
         specs = [
-            (f"r{i:03d}", _random_rule(rng), rng.choice([0, 0, 0, 5, 50, -3])) for i in range(30)
+            (f"r{i:03d}", _random_rule(rng), rng.choice([0, 0, 0, 5, 50, -3]))
+            for i in range(rng.randint(2, 30))
         ]
+        # A bare host route, which the shortcut serves unless something outranks it.
+        specs.append(("bare", f"Host(`{rng.choice(_HOSTS)}`)", rng.choice([0, 60, 1000])))
         routes = [Route(n, r, n, p) for n, r, p in specs]
         table = compile_table(routes)
         ordered = sorted(routes, key=lambda r: (-r.effective_priority(), r.name))
@@ -224,6 +229,11 @@ def test_table_equals_linear_scan() -> None:
             )
             expected = next((n for n, p in predicates if p(request)), None)
             assert table.match(request) == expected
+            decided = table.by_host.get(request.host)
+            if decided is not None:
+                shortcuts += 1
+                assert decided == expected
+    assert shortcuts > 20  # (43 with this seed)
 
 
 def test_many_host_routes() -> None:
@@ -234,3 +244,21 @@ def test_many_host_routes() -> None:
     assert table.match(req("/api", host="H42.TEST:80")) == 42
     assert table.match(req("/api", host="nobody.test")) == -1
     assert table.match(req("/", host="nobody.test")) is None
+    assert len(table.by_host) == 10_000
+
+
+def test_by_host_only_where_the_host_alone_decides() -> None:
+    def decided(*routes: Route[str]) -> dict[str, str]:
+        return compile_table(routes).by_host
+
+    host = Route("host", "Host(`a.test`)", "host")
+    assert decided(host) == {"a.test": "host"}
+    # A later host-less route cannot take a request from the host route...
+    assert decided(host, Route("all", "PathPrefix(`/`)", "all", priority=1)) == {"a.test": "host"}
+    # ...an earlier one can, and so can an earlier wildcard over the same host.
+    assert decided(host, Route("all", "PathPrefix(`/`)", "all", priority=100)) == {}
+    assert decided(host, Route("wild", "Host(`*.test`)", "wild", priority=100)) == {}
+    # The path or another condition decides: no shortcut.
+    assert decided(Route("p", "Host(`a.test`) && PathPrefix(`/api`)", "p")) == {}
+    assert decided(Route("m", "Host(`a.test`) && Method(`GET`)", "m")) == {}
+    assert decided(host, Route("api", "Host(`a.test`) && Path(`/api`)", "api")) == {}
