@@ -137,7 +137,7 @@ class ResponseSide:
             if retryable(ex, conn):
                 ex.retried = True
                 assert ex.stats is not None and ex.server is not None
-                ex.stats.retries += 1
+                ex.stats.retry()
                 self._dial(ex, ex.server.pool)
             else:
                 self._error(ex, 502)

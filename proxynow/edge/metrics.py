@@ -1,8 +1,8 @@
-"""Per-worker request metrics: plain integer increments, aggregated only when collected.
+"""Per-worker request metrics: plain increments, aggregated only when collected.
 
 One `TargetStats` exists per (entrypoint, router, service) and is bound to the graph's
-target when the graph is built, so recording a request is a handful of list increments on
-an object the request already holds: no locks, no label formatting, no lookups by name.
+target when the graph is built, so recording a request is three or four increments in one
+array the request already holds: no locks, no label formatting, no lookups by name.
 Requests that match no router count against the entrypoint's unrouted stats. The stats
 outlive graph swaps (counters are cumulative), so they live here, not in the graph.
 
@@ -14,7 +14,8 @@ open connections).
 
 from __future__ import annotations
 
-from typing import Any
+from array import array
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BUCKETS",
@@ -53,37 +54,89 @@ def method_index(method: bytes) -> int:
     return METHOD_INDEX.get(method, OTHER_METHOD)
 
 
-class TargetStats:
-    """Counters for one (entrypoint, router, service) triple."""
+# TargetStats slots: sums first (one cache line with the slow buckets), then the
+# requests by (status class, method).
+_DURATION_SUM = 0
+_BYTES_IN = 1
+_BYTES_OUT = 2
+_RETRIES = 3
+_SLOW_BUCKETS = 4  # the buckets after the first; the first is the total minus these
+_REQUESTS = _SLOW_BUCKETS + len(BUCKETS)
+_SIZE = _REQUESTS + len(STATUS_CLASSES) * _N_METHODS
 
-    __slots__ = ("buckets", "bytes_in", "bytes_out", "duration_sum", "requests", "retries")
 
-    def __init__(self) -> None:
-        self.requests = [0] * (len(STATUS_CLASSES) * _N_METHODS)
-        self.buckets = [0] * (len(BUCKETS) + 1)
-        self.duration_sum = 0.0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.retries = 0
+if TYPE_CHECKING:
+    _Doubles = array[float]
+else:
+    _Doubles = array  # not subscriptable at run time before Python 3.12
+
+
+class TargetStats(_Doubles):
+    """Counters for one (entrypoint, router, service) triple, in one array of doubles.
+
+    The values sit inline in one buffer rather than one Python int per counter (each its
+    own allocation on its own page), so a request touches two cache lines of its
+    router's stats: with 1,000 routers in rotation the int-per-counter layout cost about
+    2 µs per request more than with one router. Doubles count exactly up to 2**53. A
+    request faster than the first bucket bound (the usual case) adds to three slots.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls) -> TargetStats:
+        return super().__new__(cls, "d", bytes(8 * _SIZE))  # type: ignore[return-value]
 
     def observe(
         self, method: int, status: int, duration: float, bytes_in: int, bytes_out: int
     ) -> None:
         """Count one finished request (status is 100..599, method from `method_index`)."""
-        self.requests[(status // 100 - 1) * _N_METHODS + method] += 1
-        if duration <= 0.1:
-            self.buckets[0] += 1
-        elif duration <= 0.3:
-            self.buckets[1] += 1
+        self[_REQUESTS + (status // 100 - 1) * _N_METHODS + method] += 1
+        self[_DURATION_SUM] += duration
+        self[_BYTES_OUT] += bytes_out
+        if bytes_in:
+            self[_BYTES_IN] += bytes_in
+        if duration > 0.1:
+            self._slow(duration)
+
+    def _slow(self, duration: float) -> None:
+        if duration <= 0.3:
+            self[_SLOW_BUCKETS] += 1
         elif duration <= 1.2:
-            self.buckets[2] += 1
+            self[_SLOW_BUCKETS + 1] += 1
         elif duration <= 5.0:
-            self.buckets[3] += 1
+            self[_SLOW_BUCKETS + 2] += 1
         else:
-            self.buckets[4] += 1
-        self.duration_sum += duration
-        self.bytes_in += bytes_in
-        self.bytes_out += bytes_out
+            self[_SLOW_BUCKETS + 3] += 1
+
+    def retry(self) -> None:
+        self[_RETRIES] += 1
+
+    @property
+    def requests(self) -> list[int]:
+        """Requests by status class, then method: index (class - 1) * len(METHODS) + method."""
+        return [int(n) for n in self[_REQUESTS:]]
+
+    @property
+    def buckets(self) -> list[int]:
+        """Requests per duration bucket (not cumulative); the last one is +Inf."""
+        slow = [int(n) for n in self[_SLOW_BUCKETS:_REQUESTS]]
+        return [int(sum(self[_REQUESTS:])) - sum(slow), *slow]
+
+    @property
+    def duration_sum(self) -> float:
+        return self[_DURATION_SUM]
+
+    @property
+    def bytes_in(self) -> int:
+        return int(self[_BYTES_IN])
+
+    @property
+    def bytes_out(self) -> int:
+        return int(self[_BYTES_OUT])
+
+    @property
+    def retries(self) -> int:
+        return int(self[_RETRIES])
 
 
 class EntryPointStats:

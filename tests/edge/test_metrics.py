@@ -27,7 +27,7 @@ def test_observe_and_collect() -> None:
     a.observe(method_index(b"GET"), 200, 0.05, 10, 100)
     a.observe(method_index(b"GET"), 404, 0.2, 0, 5)
     b.observe(method_index(b"BREW"), 503, 7.0, 1, 2)
-    b.retries += 1
+    b.retry()
     metrics.entrypoint("web").open_connections = 3
     metrics.entrypoint("web").unrouted.observe(method_index(b"POST"), 400, 0.0, 0, 0)
     data = metrics.collect()
