@@ -114,6 +114,7 @@ class Exchange:
         "client_ip",
         "complete",
         "expect_continue",
+        "forwarded",
         "framing",
         "head",
         "host",
@@ -161,6 +162,7 @@ class Exchange:
         self.bytes_in = 0
         self.bytes_out = 0
         self.host = ""
+        self.forwarded = b""  # the peer's memoised X-Forwarded-* block for this Host
         self.path = ""
 
     # -- RequestView (host, path and client_ip are plain attributes)

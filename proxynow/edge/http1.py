@@ -414,8 +414,10 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
             self.graph = graph
             self.table = (graph.https if self.ep.tls else graph.http).get(self.ep.name)
         raw_host = ex.head.host
-        host = self.peers.hosts.get(raw_host)
-        ex.host = host if host is not None else self.peers.host(raw_host)
+        known = self.fwd.get(raw_host)
+        if known is None:
+            known = self.peer.learn(raw_host, self.peers)
+        ex.host, ex.forwarded = known
         raw_path = ex.target
         if raw_path != self.raw_path:
             self.raw_path = raw_path
@@ -461,8 +463,7 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         if head.forwarded or ex.upgrade:
             forwarded = forwarded_headers(head, self.ctx, ex.upgrade)
         else:
-            block = self.fwd.get(head.host)
-            forwarded = block if block is not None else self.peer.forwarded_block(head)
+            forwarded = ex.forwarded
         return upstream_head(head, start, host, forwarded, framing)
 
     def _attach(self, ex: Exchange, conn: UpstreamConnection) -> None:

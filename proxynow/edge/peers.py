@@ -25,10 +25,11 @@ class PeerCache:
     """What the connections of one entrypoint memoise together (pure functions of their
     input, each bounded: the inputs are chosen by clients).
 
-    - client address → `Peer` (parsed IP, ForwardContext, forwarded-header blocks by
-      Host): a new connection from a known peer parses nothing (`ipaddress.ip_address`
-      was 4% of a connection's CPU), and a request with no client-sent X-Forwarded-*
-      reuses the block of an earlier request with the same Host from the same peer;
+    - client address → `Peer` (parsed IP, ForwardContext, and per raw Host its canonical
+      form and forwarded-header block): a new connection from a known peer parses
+      nothing (`ipaddress.ip_address` was 4% of a connection's CPU), and a request with
+      no client-sent X-Forwarded-* reuses the block of an earlier request with the same
+      Host from the same peer;
     - raw Host → canonical host: requests rotating over many hosts on one connection
       (bench routers-1000) canonicalise each spelling once.
     """
@@ -73,12 +74,19 @@ class Peer(NamedTuple):
 
     ip: _IP | None
     ctx: ForwardContext
-    forwarded: dict[bytes, bytes]  # raw Host → forwarded_headers(head, ctx, False)
+    # Raw Host → (canonical host, X-Forwarded-* block for a request without client-sent
+    # forwarded headers): one lookup per request for both.
+    hosts: dict[bytes, tuple[str, bytes]]
 
-    def forwarded_block(self, head: RequestHead) -> bytes:
-        """The forwarded headers of a request without client-sent ones, not memoised yet."""
-        block = forwarded_headers(head, self.ctx, False)
-        if len(self.forwarded) >= PeerCache.LIMIT:
-            self.forwarded.clear()
-        self.forwarded[head.host] = block
-        return block
+    def learn(self, raw: bytes, cache: PeerCache) -> tuple[str, bytes]:
+        """What a Host value not memoised yet for this peer means (see `hosts`)."""
+        host = cache.hosts.get(raw)
+        if host is None:
+            host = cache.host(raw)
+        blank = RequestHead(self.ctx.trusted)
+        blank.host = raw
+        known = (host, forwarded_headers(blank, self.ctx, False))
+        if len(self.hosts) >= PeerCache.LIMIT:
+            self.hosts.clear()
+        self.hosts[raw] = known
+        return known
