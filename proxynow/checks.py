@@ -107,8 +107,6 @@ def _unapplied_options(service: Any) -> list[str]:
     warnings: list[str] = []
     balancer = service.load_balancer
     strategy = getattr(balancer, "strategy", "wrr")
-    if strategy in ("p2c", "leasttime"):
-        warnings.append(f"strategy {strategy} is not implemented yet: balanced as wrr")
     if strategy == "hrw" and getattr(balancer, "sticky", None) is not None:
         warnings.append("sticky.cookie does not apply to strategy hrw (as in Traefik)")
     failover = getattr(service, "failover", None)

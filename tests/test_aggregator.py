@@ -386,6 +386,7 @@ CASES = [
             "file": http(
                 services={
                     "p": {"loadBalancer": {**LB["loadBalancer"], "strategy": "p2c"}},
+                    "l": {"loadBalancer": {**LB["loadBalancer"], "strategy": "leasttime"}},
                     "h": {
                         "loadBalancer": {
                             **LB["loadBalancer"],
@@ -404,9 +405,8 @@ CASES = [
             )
         },
         {
-            "http.services.p@file": warning(
-                "file", "strategy p2c is not implemented yet: balanced as wrr"
-            ),
+            "http.services.p@file": enabled("file"),  # p2c is applied: no warning
+            "http.services.l@file": enabled("file"),
             "http.services.h@file": warning(
                 "file", "sticky.cookie does not apply to strategy hrw (as in Traefik)"
             ),

@@ -20,10 +20,10 @@ child leaves the heap, a child coming back re-enters at the current deadline + 1
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["Balancer", "BalancerRegistry"]
+__all__ = ["Balancer", "BalancerRegistry", "Factory"]
 
 T = TypeVar("T")
 
@@ -135,6 +135,11 @@ class Balancer(Generic[T]):
             i = j
 
 
+# Builds a balancer from `(children, keys)`: `Balancer` itself (wrr), or a class of
+# edge/least.py (p2c, leasttime).
+Factory = Callable[[Sequence[tuple[T, float]], Sequence[str]], Balancer[T]]
+
+
 class BalancerRegistry:
     """The worker's balancers, reused for a service whose children did not change."""
 
@@ -149,16 +154,18 @@ class BalancerRegistry:
         identity: Hashable,
         children: Sequence[tuple[T, float]],
         keys: Sequence[str] = (),
+        factory: Factory[T] = Balancer,
     ) -> Balancer[T]:
-        """The balancer of `service`; a new one if `identity` (its children's key) changed.
-        `keys` name the children for health (`Balancer.set_down`)."""
+        """The balancer of `service`; a new one (made by `factory`) if `identity` (its
+        children's key, and its strategy) changed. `keys` name the children for health
+        (`Balancer.set_down`)."""
         known = self._current.get(service)
         if known is not None and known[0] == identity:
             # Same identity means the same children in the same order, so items map 1:1.
             balancer: Balancer[T] = known[1]  # type: ignore[assignment]
             balancer.rebind([item for item, _ in children])
             return balancer
-        balancer = Balancer(children, keys)
+        balancer = factory(children, keys)
         self._current[service] = (identity, balancer)  # type: ignore[assignment]
         return balancer
 

@@ -66,6 +66,7 @@ from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
     from proxynow.edge.graph import HttpTarget, RouterGraph, Server
+    from proxynow.edge.least import Load
     from proxynow.edge.state import WorkerState
     from proxynow.rules import RouteTable
 
@@ -124,6 +125,7 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         "graph",
         "head_bytes",
         "in_head",
+        "load",
         "loop",
         "parser",
         "path",
@@ -167,6 +169,9 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         self.fatal = 0
         self.stash: list[bytes] | None = None
         self.tunnel: UpstreamConnection | None = None
+        # The load (edge/least.py) the active exchange counts in, until it ends (p2c and
+        # leasttime servers only; a tunnel keeps it until the connection closes).
+        self.load: Load | None = None
         self.client_ip: _IP | None = None
         timeout = ep.read_timeout or ep.idle_timeout
         self.read_timeout = timeout if timeout > 0 else INF
@@ -204,6 +209,9 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         self.ep_conns.open_connections -= 1
         if self.tunnel is not None:
             self.tunnel.close()
+        if self.load is not None:  # cut mid-exchange, or a tunnel ended
+            self.load.inflight -= 1
+            self.load = None
         ex = self.active
         if ex is not None and ex.upstream is not None:
             ex.upstream.abort()  # mid-exchange: the connection's state is unknown
@@ -441,6 +449,9 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
             self._error(ex, 503)
             return
         ex.server = server
+        if server.load is not None:
+            server.load.inflight += 1
+            self.load = server.load
         if ex.expect_continue and ex.version == "1.1" and not ex.complete:
             ex.sent_continue = True
         conn = server.pool.acquire()
@@ -561,6 +572,9 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         )
 
     def _finish(self, ex: Exchange, now: float) -> None:
+        if self.load is not None:
+            self.load.inflight -= 1
+            self.load = None
         (ex.stats or self.ep_stats).observe(
             METHOD_INDEX.get(ex.method_b, OTHER_METHOD),
             ex.status,

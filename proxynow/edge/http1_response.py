@@ -22,6 +22,7 @@ from proxynow.edge.flow import ReadGate
 from proxynow.edge.headers import ResponseHead
 
 if TYPE_CHECKING:
+    from proxynow.edge.least import Load
     from proxynow.edge.pool import UpstreamPool
     from proxynow.edge.upstream import UpstreamConnection
 
@@ -55,6 +56,7 @@ class ResponseSide:
         deadline_kind: int
         stash: list[bytes] | None
         tunnel: UpstreamConnection | None
+        load: Load | None
 
         def _finish(self, ex: Exchange, now: float) -> None: ...
         def _error(self, ex: Exchange, status: int) -> None: ...
@@ -70,6 +72,8 @@ class ResponseSide:
             self.transport.write(b"".join((status_line(status), *head.kept_lines(), b"\r\n")))
             return
         ex.status = status
+        if self.load is not None:  # leasttime's time to first byte, from the request's start
+            self.load.first_byte(self.loop.time() - ex.start)
         keep = ex.keep_alive and not self.shutting_down and not ex.upgrade
         line = STATUS_LINES.get(status)
         # Until now `response_head` holds the lines the proxy adds (a sticky Set-Cookie).

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from proxynow.config.dynamic import DynamicConfig, LoadBalancer, Service
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balancer import Balancer
+from proxynow.edge.balancer import Balancer, Factory
+from proxynow.edge.least import P2C, LeastTime, Load, Tracked
 from proxynow.edge.pool import PoolKey, TransportOptions, UpstreamPool, resolve_transport
 from proxynow.edge.sticky import (
     Rendezvous,
@@ -48,6 +49,9 @@ class Server:
     pass_host_header: bool
     path_prefix: bytes
     response_header_timeout: float
+    # p2c and leasttime: the server's in-flight count and TTFB (edge/least.py); else None,
+    # and then the HTTP protocol does no bookkeeping for it.
+    load: Load | None = None
 
 
 Pick = Callable[[], Server | None]
@@ -182,11 +186,17 @@ class ServiceBuilding:
                     )
                     server = replace(server, pool=pool)
                 servers.append((server, float(spec.weight)))
-        identity = tuple((s.url, s.weight) for s in lb.servers)
+        identity = (lb.strategy, tuple((s.url, s.weight) for s in lb.servers))
         keys = [server.url for server, _ in servers]
-        balancer = self.res.balancers.get(name, identity, servers, keys)
+        factory: Factory[Server] = _STRATEGIES.get(lb.strategy, Balancer)
+        balancer = self.res.balancers.get(name, identity, servers, keys, factory)
+        if isinstance(balancer, Tracked):
+            # Hand out servers that carry their load (the balancer's, kept across swaps).
+            loads = balancer.loads
+            servers = [(replace(s, load=loads[i]), w) for i, (s, w) in enumerate(servers)]
+            balancer.rebind([s for s, _ in servers])
         cookie = lb.sticky.cookie if lb.sticky is not None else None
-        # Other strategies and hrw with a cookie: a warning in the service's status.
+        # hrw with a cookie: a warning in the service's status.
         if lb.strategy == "hrw":
             return balancer.pick, Rendezvous(balancer, servers)
         if cookie is None:
@@ -220,6 +230,9 @@ class ServiceBuilding:
 
     def _transport(self, name: str) -> TransportOptions:
         return resolve_transport(self.static, self.config.http.servers_transports, name)
+
+
+_STRATEGIES: dict[str, Factory[Server]] = {"p2c": P2C, "leasttime": LeastTime}
 
 
 def no_server() -> Server | None:
