@@ -4,7 +4,8 @@ Both follow Traefik v3.7 (pkg/server/service/loadbalancer/p2c and .../leasttime)
 
 - `P2C` draws two distinct live servers at random (the second draw is over n-1 and skips
   the first) and sends to the one with fewer requests in flight; on a tie, the first
-  drawn. Weights only decide whether a server serves at all (weight <= 0: never).
+  drawn. Weights play no part: a server of weight 0 is drawn like any other (Traefik's
+  p2c `AddServer` never reads the weight).
 - `LeastTime` scores each live server `mean TTFB x (1 + in flight) / weight` and sends to
   the lowest. The mean is over the last 100 times to first byte, in whole milliseconds
   (Go's `Duration.Milliseconds` truncates); a server without a sample yet scores 0. Equal
@@ -110,7 +111,8 @@ class P2C(Tracked[T]):
         keys: Sequence[str] = (),
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(children, keys)
+        # Weight 1 for all: the base then keeps weight-0 servers in the live set too.
+        super().__init__([(item, 1.0) for item, _ in children], keys)
         self._rng = rng if rng is not None else random.Random()
 
     def pick(self) -> T | None:

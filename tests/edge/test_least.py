@@ -61,10 +61,12 @@ def test_p2c_ties_go_to_the_first_draw_and_weights_do_not_count() -> None:
         assert balancer.pick() == "AB"[first]
 
 
-def test_p2c_ignores_servers_without_weight_and_serves_one_child_directly() -> None:
+def test_p2c_draws_servers_of_weight_zero_too_and_serves_one_child_directly() -> None:
     balancer = P2C([("A", 0.0), ("B", 1.0)], ["A", "B"], random.Random(0))
-    assert balancer.only == "B"
-    assert picks(balancer, 5) == "BBBBB"
+    assert set(picks(balancer, 20)) == {"A", "B"}  # as Traefik: p2c never reads weights
+    balancer.set_down(frozenset({"B"}))
+    assert balancer.only == "A"
+    assert picks(balancer, 5) == "AAAAA"
 
 
 @pytest.mark.parametrize("kind", [P2C, LeastTime])

@@ -23,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 from proxynow.checks import _unapplied_options
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.edge.least import Tracked
+from proxynow.edge.sticky import sha256_value
 from tests.edge.support_http import (
     DEADLINE,
     Backend,
@@ -76,10 +77,12 @@ def config(b: Backends) -> dict[str, Any]:
         "silent@test": lb("leasttime", b.silent.url, serversTransport="t@test"),
         "partial@test": lb("p2c", b.partial.url),
         "ws@test": lb("p2c", b.fast.url),
+        "sp2c@test": lb("p2c", b.fast.url, b.slow.url, sticky={"cookie": {"name": "lb"}}),
+        "slt@test": lb("leasttime", b.fast.url, b.slow.url, sticky={"cookie": {"name": "lb"}}),
     }
     routers = {
         f"{name}@test": {"rule": f"PathPrefix(`/{name}`)", "service": f"{name}@test"}
-        for name in ("p2c", "lt", "closing", "silent", "partial", "ws")
+        for name in ("p2c", "lt", "closing", "silent", "partial", "ws", "sp2c", "slt")
     }
     transports = {"t@test": {"forwardingTimeouts": {"responseHeaderTimeout": "200ms"}}}
     return {"http": {"routers": routers, "services": services, "serversTransports": transports}}
@@ -202,6 +205,28 @@ def test_leasttime_measures_the_slow_backend(proxy: Proxy) -> None:
     fast, slow = proxy.lt.call(means)
     # Whole milliseconds, from the request's start; a loop timer may fire a little early.
     assert slow >= SLOW * 1000 - 2 and fast < slow / 5
+
+
+@pytest.mark.parametrize("path", ["/sp2c", "/slt"])
+def test_a_sticky_cookie_keeps_the_client_on_the_slow_server(
+    proxy: Proxy, backends: Backends, path: str
+) -> None:
+    # As in Traefik, the cookie wins over the strategy while its server is live.
+    value = sha256_value(backends.slow.url)
+    service = path.strip("/") + "@test"
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=DEADLINE)
+    try:
+        for _ in range(3):
+            conn.request("GET", path, headers={"Cookie": f"lb={value}"})
+            response = conn.getresponse()
+            assert (response.read(), response.getheader("Set-Cookie")) == (b"slow", None)
+        conn.request("GET", path)  # no cookie: balanced, and told where it went
+        response = conn.getresponse()
+        response.read()
+        assert (response.getheader("Set-Cookie") or "").startswith("lb=")
+    finally:
+        conn.close()
+    wait_for(lambda: idle(proxy, service), "no request in flight")
 
 
 @pytest.mark.parametrize("strategy", ["p2c", "leasttime"])
