@@ -5,6 +5,10 @@
 excluded (so the `..data` trees of Kubernetes ConfigMap mounts are not read twice). With
 `watch` (the default) the file's directory or the whole tree is watched with watchfiles,
 so in-place writes, atomic renames, deleted and re-created files and new files are seen.
+The watching and the reading happen in one thread of the provider's own (watchfiles'
+synchronous `watch`); only the finished update crosses to the event loop. The control
+plane shares its core with a worker, so a change costs one hand-over, not the thread
+round trips and task groups per batch of watchfiles' `awatch` plus one for the read.
 
 Every reload reads every file again and merges them (`merge_files`). A file that fails to
 parse or validate keeps its last good content serving and its errors, with
@@ -25,11 +29,12 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from watchfiles import DefaultFilter, awatch
+from watchfiles import DefaultFilter, watch
 
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
@@ -45,6 +50,10 @@ SUFFIXES = (".yml", ".yaml", ".toml")
 _CONFIG_TYPES = {"http": HTTPConfig, "tcp": TCPConfig, "udp": UDPConfig}
 _MAX_BACKOFF = 30.0
 _SETTLE = 1.0
+# watchfiles' own defaults (what `awatch` used here): a burst of changes is handed over
+# once nothing changed for `_STEP_MS`, or after `_DEBOUNCE_MS` at the latest.
+_DEBOUNCE_MS = 1600
+_STEP_MS = 50
 _EMPTY = DynamicConfig()
 
 
@@ -102,6 +111,16 @@ def _conflict(files: Sequence[str]) -> str:
     return "defined differently in several files: " + ", ".join(files)
 
 
+def _finish(done: asyncio.Future[None] | None, error: Exception | None) -> None:
+    """In the loop: the provider is done (its thread ended, or a read failed with `error`)."""
+    if done is None or done.done():
+        return  # `run` was cancelled, or has already failed
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 def _config_files(directory: str) -> list[str]:
     """Configuration files under `directory`, recursively, hidden entries skipped, sorted."""
     found: list[str] = []
@@ -121,6 +140,12 @@ class FileProvider:
     `watching` is set once the file watcher is running (the configuration is re-read at
     that moment, so nothing written before it is missed). `watch_timeout` is how often,
     in seconds, the watcher thread wakes up while nothing changes.
+
+    One thread of its own does the reading and the watching: the configuration is read
+    there, at start and on every relevant change, and only the finished update crosses
+    to the event loop (`call_soon_threadsafe`), where the sink is called. The settle
+    re-read runs in the loop's default executor; `_loading` keeps it and a watched
+    change from ever reading at the same time.
     """
 
     def __init__(
@@ -143,13 +168,16 @@ class FileProvider:
         self._settle = settle
         self._settle_task: asyncio.Task[None] | None = None
         self._emptied: set[str] = set()
-        self._loading = asyncio.Lock()
+        self._loading = threading.Lock()  # held while reading and handing the result over
         self._loader = DynamicFileLoader()  # unchanged objects of a re-read file are reused
+        self._filter = DefaultFilter()
         self.reads = 0
         self._last_good: dict[str, DynamicConfig] = {}
         self._file_errors: list[str] = []
         self._watch_errors: list[str] = []
-        self._stop = asyncio.Event()
+        self._stopping = threading.Event()  # watchfiles polls it every step
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None  # `run` ends when this is done
         self.watching = asyncio.Event()
 
     @classmethod
@@ -162,54 +190,75 @@ class FileProvider:
 
     def stop(self) -> None:
         """Make `run` return (within the watcher's step, about 50 ms)."""
-        self._stop.set()
+        self._stopping.set()
 
     async def run(self, sink: ConfigSink) -> None:
+        """Read, then watch until stopped or cancelled; the thread has ended on return.
+
+        An unexpected exception in a read or in the watcher is raised here (the control
+        plane logs it).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._done = done = self._loop.create_future()
+        thread = threading.Thread(
+            target=self._thread, args=(sink,), name=f"provider-{self._name}", daemon=True
+        )
+        thread.start()
         try:
-            await self._run(sink)
+            await done
         finally:
+            self._stopping.set()  # when cancelled: the thread notices within one step
+            thread.join()
             if self._settle_task is not None:
                 self._settle_task.cancel()
 
-    async def _run(self, sink: ConfigSink) -> None:
-        await self._reload(sink)
-        if not self._watch:
-            return
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                await self._watch_changes(sink)
-            except OSError as error:  # the watched directory is missing or unreadable
-                self._watch_errors = [f"cannot watch {self._watch_root()}: {error}"]
-                self._report(sink)
-                await self._wait_stop(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+    def _thread(self, sink: ConfigSink) -> None:
+        error: Exception | None = None
+        try:
+            self._read(sink, settled=not self._watch)
+            if self._watch:
+                self._watch_with_backoff(sink)
+        except Exception as exc:  # handed to `run`, which raises it
+            error = exc
+        finally:
+            self._post(_finish, self._done, error)
 
-    async def _wait_stop(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+    def _watch_with_backoff(self, sink: ConfigSink) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                self._watch_changes(sink)
+            except OSError as error:  # the watched directory is missing or unreadable
+                with self._loading:
+                    self._watch_errors = [f"cannot watch {self._watch_root()}: {error}"]
+                    self._post(sink.report_errors, self._name, self._errors())
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
 
     def _watch_root(self) -> str:
         return self._directory or os.path.dirname(self._filename)
 
-    async def _watch_changes(self, sink: ConfigSink) -> None:
+    def _watch_changes(self, sink: ConfigSink) -> None:
         root = self._watch_root()
-        changes_seen = awatch(
+        changes_seen = watch(
             root,
-            watch_filter=DefaultFilter(),
-            stop_event=self._stop,
+            watch_filter=self._filter,
+            debounce=_DEBOUNCE_MS,
+            step=_STEP_MS,
+            stop_event=self._stopping,
             rust_timeout=max(1, int(self._watch_timeout * 1000)),
             yield_on_timeout=True,
+            raise_interrupt=False,
             recursive=bool(self._directory),
         )
-        async for changes in changes_seen:
-            if not self.watching.is_set() or self._watch_errors:
+        started = False
+        for changes in changes_seen:
+            if not started:
                 # The watcher runs now: read again what may have changed before it did.
-                self._watch_errors = []
-                self.watching.set()
-                await self._reload(sink)
+                started = True
+                self._read(sink, settled=False, watching=True)
             elif any(self._relevant(path) for _, path in changes):
-                await self._reload(sink)
+                self._read(sink, settled=False)
             elif not changes and not os.path.isdir(root):
                 raise FileNotFoundError(root)  # deleted: watch again once it is back
 
@@ -220,28 +269,58 @@ class FileProvider:
         # `..data` is how Kubernetes swaps a mounted ConfigMap's files atomically.
         return name == os.path.basename(self._filename) or name.startswith("..")
 
-    async def _reload(self, sink: ConfigSink, *, settled: bool = False) -> None:
-        if self._settle_task is not None and not settled:
-            self._settle_task.cancel()
+    def _read(self, sink: ConfigSink, *, settled: bool, watching: bool = False) -> None:
+        """Read every file (in a thread) and hand the result to the loop.
+
+        Under `_loading`, so that the loop receives the results in the order they were
+        read. `watching` (the watcher's first read) also clears the watch errors and
+        sets the `watching` event once the result has been handed over.
+        """
+        with self._loading:
+            if watching:
+                self._watch_errors = []
+            update = self._load(settled)
+            self._post(self._deliver, sink, update, self._errors(), bool(self._emptied), settled)
+            if watching:
+                self._post(self.watching.set)
+
+    def _post(self, callback: Callable[..., object], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _errors(self) -> list[str]:
+        return [*self._watch_errors, *self._file_errors]
+
+    def _deliver(
+        self,
+        sink: ConfigSink,
+        update: ProviderUpdate | None,
+        errors: list[str],
+        emptied: bool,
+        settled: bool,
+    ) -> None:
+        """In the loop: what one read found goes to the sink; a settle re-read is planned."""
+        if not settled and self._settle_task is not None:
+            self._settle_task.cancel()  # this read is newer; it plans its own if needed
             self._settle_task = None
-        async with self._loading:  # the settle re-read and a watched change never overlap
-            update = await asyncio.to_thread(self._load, settled or not self._watch)
         self.reads += 1
-        log.debug("provider %s: configuration read, %d errors", self._name, len(self._file_errors))
-        self._report(sink)
+        log.debug("provider %s: configuration read, %d errors", self._name, len(errors))
+        sink.report_errors(self._name, errors)
         if update is not None:
             sink.submit(update)
-        if self._emptied and not settled:
+        if emptied and not settled and not self._stopping.is_set():
             self._settle_task = asyncio.create_task(self._settle_reload(sink), name="file-settle")
 
     async def _settle_reload(self, sink: ConfigSink) -> None:
-        await self._wait_stop(self._settle)
-        if not self._stop.is_set():
-            await self._reload(sink, settled=True)
-        self._settle_task = None
-
-    def _report(self, sink: ConfigSink) -> None:
-        sink.report_errors(self._name, [*self._watch_errors, *self._file_errors])
+        await asyncio.sleep(self._settle)
+        if not self._stopping.is_set():
+            try:
+                await asyncio.to_thread(self._read, sink, settled=True)
+            except Exception as error:  # as in the provider's thread: `run` raises it
+                _finish(self._done, error)
+        if self._settle_task is asyncio.current_task():
+            self._settle_task = None
 
     def _load(self, settled: bool) -> ProviderUpdate | None:
         """Read every file (in a thread); None when the directory cannot be listed.

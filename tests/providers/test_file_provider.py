@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -263,3 +264,107 @@ async def test_a_file_that_stays_empty_is_dropped_after_settling(
     path.write_text("")
     await until(lambda: sink.routers() == set())
     assert sink.errors == []
+
+
+def provider_threads(name: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == f"provider-{name}"]
+
+
+async def test_stop_ends_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider = FileProvider(filename=str(path), name="stopping", watch_timeout=0.1)
+    task = asyncio.create_task(provider.run(Recorder()), name="file-provider")
+    await asyncio.wait_for(provider.watching.wait(), 10)
+    assert len(provider_threads("stopping")) == 1
+    provider.stop()
+    await asyncio.wait_for(task, 10)
+    assert provider_threads("stopping") == []
+
+
+async def test_cancelling_run_ends_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider = FileProvider(filename=str(path), name="cancelled", watch_timeout=0.1)
+    task = asyncio.create_task(provider.run(Recorder()), name="file-provider")
+    await asyncio.wait_for(provider.watching.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert provider_threads("cancelled") == []
+
+
+async def test_an_unexpected_error_in_the_thread_is_raised_by_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider = FileProvider(filename=str(path), name="failing", watch_timeout=0.1)
+    sink = Recorder()
+    task = asyncio.create_task(provider.run(sink), name="file-provider")
+    await asyncio.wait_for(provider.watching.wait(), 10)
+
+    def broken(path: str) -> DynamicConfig:
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(provider._loader, "load", broken)
+    path.write_text(yaml_config(["b"]))
+    with pytest.raises(RuntimeError, match="a bug in the loader"):
+        await asyncio.wait_for(task, 10)
+    assert provider_threads("failing") == [] and sink.routers() == {"a"}
+
+
+async def test_the_settle_re_read_and_a_change_never_read_at_once(
+    tmp_path: Path, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settle re-read holds the files until the change's read would have started."""
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider, sink = await start(filename=str(path), settle=0.05)
+    settling, change_read = threading.Event(), threading.Event()
+    inside: list[bool] = []  # one entry per read in progress
+    overlaps: list[int] = []
+    load = provider._load
+
+    def observed(settled: bool) -> ProviderUpdate | None:
+        inside.append(settled)
+        overlaps.append(len(inside))
+        try:
+            if settled:
+                settling.set()
+                # Long enough for the change's read to start here if nothing prevents it.
+                change_read.wait(0.5)
+            elif settling.is_set():  # not the read of the empty file
+                change_read.set()
+            return load(settled)
+        finally:
+            inside.remove(settled)
+
+    monkeypatch.setattr(provider, "_load", observed)
+    path.write_text("")
+    await until(settling.is_set)
+    path.write_text(yaml_config(["b"]))
+    await until(lambda: sink.routers() == {"b"})
+    assert max(overlaps) == 1
+
+
+async def test_an_unexpected_error_in_the_settle_re_read_is_raised_by_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider = FileProvider(filename=str(path), name="settling", watch_timeout=0.1, settle=0.05)
+    task = asyncio.create_task(provider.run(Recorder()), name="file-provider")
+    await asyncio.wait_for(provider.watching.wait(), 10)
+    load = provider._load
+
+    def broken(settled: bool) -> ProviderUpdate | None:
+        if settled:
+            raise RuntimeError("a bug in the settle re-read")
+        return load(settled)
+
+    monkeypatch.setattr(provider, "_load", broken)
+    path.write_text("")
+    with pytest.raises(RuntimeError, match="a bug in the settle re-read"):
+        await asyncio.wait_for(task, 10)
+    assert provider_threads("settling") == []
