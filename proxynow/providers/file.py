@@ -168,6 +168,7 @@ class FileProvider:
         self._settle = settle
         self._settle_task: asyncio.Task[None] | None = None
         self._emptied: set[str] = set()
+        self._generation = 0  # reads made, settle re-reads not counted
         self._loading = threading.Lock()  # held while reading and handing the result over
         self._loader = DynamicFileLoader()  # unchanged objects of a re-read file are reused
         self._filter = DefaultFilter()
@@ -269,18 +270,29 @@ class FileProvider:
         # `..data` is how Kubernetes swaps a mounted ConfigMap's files atomically.
         return name == os.path.basename(self._filename) or name.startswith("..")
 
-    def _read(self, sink: ConfigSink, *, settled: bool, watching: bool = False) -> None:
+    def _read(
+        self, sink: ConfigSink, *, settled: bool, watching: bool = False, after: int = 0
+    ) -> None:
         """Read every file (in a thread) and hand the result to the loop.
 
         Under `_loading`, so that the loop receives the results in the order they were
         read. `watching` (the watcher's first read) also clears the watch errors and
-        sets the `watching` event once the result has been handed over.
+        sets the `watching` event once the result has been handed over. A settle re-read,
+        planned after the read numbered `after`, is skipped when another read came since
+        (its task may be cancelled too late to stop the thread): that read is newer and
+        planned its own settle re-read if it needed one.
         """
         with self._loading:
+            if settled and after != self._generation:
+                return
+            if not settled:
+                self._generation += 1
             if watching:
                 self._watch_errors = []
             update = self._load(settled)
-            self._post(self._deliver, sink, update, self._errors(), bool(self._emptied), settled)
+            emptied = bool(self._emptied)
+            result = (update, self._errors(), emptied, settled, self._generation)
+            self._post(self._deliver, sink, *result)
             if watching:
                 self._post(self.watching.set)
 
@@ -299,6 +311,7 @@ class FileProvider:
         errors: list[str],
         emptied: bool,
         settled: bool,
+        generation: int,
     ) -> None:
         """In the loop: what one read found goes to the sink; a settle re-read is planned."""
         if not settled and self._settle_task is not None:
@@ -310,13 +323,15 @@ class FileProvider:
         if update is not None:
             sink.submit(update)
         if emptied and not settled and not self._stopping.is_set():
-            self._settle_task = asyncio.create_task(self._settle_reload(sink), name="file-settle")
+            self._settle_task = asyncio.create_task(
+                self._settle_reload(sink, generation), name="file-settle"
+            )
 
-    async def _settle_reload(self, sink: ConfigSink) -> None:
+    async def _settle_reload(self, sink: ConfigSink, after: int) -> None:
         await asyncio.sleep(self._settle)
         if not self._stopping.is_set():
             try:
-                await asyncio.to_thread(self._read, sink, settled=True)
+                await asyncio.to_thread(self._read, sink, settled=True, after=after)
             except Exception as error:  # as in the provider's thread: `run` raises it
                 _finish(self._done, error)
         if self._settle_task is asyncio.current_task():

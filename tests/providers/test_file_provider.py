@@ -368,3 +368,32 @@ async def test_an_unexpected_error_in_the_settle_re_read_is_raised_by_run(
     with pytest.raises(RuntimeError, match="a bug in the settle re-read"):
         await asyncio.wait_for(task, 10)
     assert provider_threads("settling") == []
+
+
+async def test_a_settle_re_read_after_a_newer_read_is_skipped(
+    tmp_path: Path, start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settle re-read whose task was cancelled too late must not drop a file again."""
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider, sink = await start(filename=str(path), settle=60.0)
+    reads = provider.reads
+    path.write_text("")  # caught empty: a settle re-read is planned after this read
+    await until(lambda: provider.reads > reads)
+    planned_after = provider._generation
+    path.write_text(yaml_config(["b"]))
+    await until(lambda: sink.routers() == {"b"})
+    path.write_text("")  # caught empty again, but too late for that settle re-read
+    await until(lambda: provider._generation > planned_after + 1)
+    settled: list[bool] = []
+    load = provider._load
+
+    def observed(settle: bool) -> ProviderUpdate | None:
+        settled.append(settle)
+        return load(settle)
+
+    monkeypatch.setattr(provider, "_load", observed)
+    await asyncio.to_thread(provider._read, sink, settled=True, after=planned_after)
+    await asyncio.to_thread(provider._read, sink, settled=True, after=provider._generation)
+    assert settled == [True]
+    await until(lambda: sink.routers() == set())  # only the re-read planned last drops it
