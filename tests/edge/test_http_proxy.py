@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -281,6 +282,24 @@ def test_large_upload_is_streamed_whole(proxy: Proxy) -> None:
 def test_large_chunked_download(proxy: Proxy) -> None:
     status, _, body = get(proxy, f"/?download={5 << 20}&chunked=1")
     assert (status, len(body)) == (200, 5 << 20)
+
+
+def test_large_body_of_known_length_arrives_whole_on_a_reused_connection(
+    lt: LoopThread,
+) -> None:
+    body = os.urandom(3 << 20)
+    raw = RawBackend(lt, lambda conn, head: ok_response(body))
+    proxy = Proxy(lt, simple_config(raw.url))
+    try:
+        with proxy.connect() as sock:
+            for _ in range(2):
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                status, _, got = read_response(sock)
+                assert (status, hashlib.sha256(got).digest()) == (200, hashlib.sha256(body).digest())
+    finally:
+        proxy.close()
+        raw.close()
+    assert [c.requests for c in raw.connections] == [2]
 
 
 # ---------------------------------------------------------------- headers
