@@ -288,6 +288,7 @@ def test_large_body_of_known_length_arrives_whole_on_a_reused_connection(
     lt: LoopThread,
 ) -> None:
     body = os.urandom(3 << 20)
+    digest = hashlib.sha256(body).digest()
     raw = RawBackend(lt, lambda conn, head: ok_response(body))
     proxy = Proxy(lt, simple_config(raw.url))
     try:
@@ -295,7 +296,7 @@ def test_large_body_of_known_length_arrives_whole_on_a_reused_connection(
             for _ in range(2):
                 sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
                 status, _, got = read_response(sock)
-                assert (status, hashlib.sha256(got).digest()) == (200, hashlib.sha256(body).digest())
+                assert (status, hashlib.sha256(got).digest()) == (200, digest)
     finally:
         proxy.close()
         raw.close()
