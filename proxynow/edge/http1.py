@@ -48,15 +48,14 @@ from proxynow.edge.headers import (
     forwarded_headers,
     upstream_head,
 )
+from proxynow.edge.http1_local import LocalAnswers
 from proxynow.edge.http1_response import (
     CHUNKED,
-    CLOSE,
     D_READ,
     D_RESPONSE,
     INF,
     LAST_CHUNK,
     ResponseSide,
-    status_line,
 )
 from proxynow.edge.metrics import METHOD_INDEX, OTHER_METHOD, EntryPointStats, method_index
 from proxynow.edge.peers import PeerCache
@@ -104,7 +103,7 @@ def http_protocol_factory(
     return factory
 
 
-class HttpProxy(ResponseSide, asyncio.Protocol):
+class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
     """One client connection on an HTTP entrypoint."""
 
     __slots__ = (
@@ -519,51 +518,6 @@ class HttpProxy(ResponseSide, asyncio.Protocol):
         ex = self.active
         if ex is None or not ex.upgrade:
             self._reject(400, BadRequest("unexpected upgrade"))
-
-    def _respond(self, ex: Exchange, respond: Callable[[Exchange], bytes | None]) -> bool:
-        """Run the router's middleware chain; True if a middleware answered `ex`."""
-        reply = respond(ex)
-        if reply is None:
-            return False
-        close = not (ex.keep_alive and ex.complete) or self.shutting_down or ex.upgrade
-        ex.status = int(reply[9:12])
-        ex.keep = not close
-        if close:
-            head, _, rest = reply.partition(b"\r\n")
-            reply = head + b"\r\n" + CLOSE + rest
-        self.transport.write(reply)
-        self._finish(ex, self.loop.time())
-        return True
-
-    def _http01(self, ex: Exchange) -> bool:
-        """Answer an ACME HTTP-01 request (before any routing or redirect)."""
-        answer = self.state.challenges.http01_answer(ex.path)
-        if answer is None:
-            return False
-        body = answer.encode("ascii", "replace")
-        close = not (ex.keep_alive and ex.complete) or self.shutting_down or ex.upgrade
-        ex.status = 200
-        ex.keep = not close
-        ex.bytes_out = len(body)
-        head = b"%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
-            status_line(200),
-            len(body),
-            CLOSE if close else b"",
-        )
-        self.transport.write(head + body)
-        self._finish(ex, self.loop.time())
-        return True
-
-    def _error(self, ex: Exchange, status: int) -> None:
-        """Answer `ex` with an error status (before any response byte was sent)."""
-        close = not (ex.keep_alive and ex.complete) or self.shutting_down or ex.upgrade
-        ex.status = status
-        ex.keep = not close
-        if ex.upstream is not None:
-            ex.upstream.abort()
-            ex.upstream = None
-        self.transport.write(error_response(status, close))
-        self._finish(ex, self.loop.time())
 
     def _observe(self, ex: Exchange, now: float) -> None:
         stats = ex.stats or self.ep_stats
