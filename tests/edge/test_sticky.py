@@ -356,7 +356,7 @@ def test_hrw_moves_only_the_clients_of_a_down_server() -> None:
     assert hrw(client("192.0.2.1")) is None
 
 
-def test_graph_uses_hrw_and_balances_other_strategies_as_wrr() -> None:
+def test_graph_reads_the_request_only_for_hrw() -> None:
     targets = graph_targets(
         {
             "h": {"loadBalancer": {"strategy": "hrw", "servers": [{"url": u} for u in URLS]}},
@@ -366,4 +366,4 @@ def test_graph_uses_hrw_and_balances_other_strategies_as_wrr() -> None:
     sticky = targets["h"].sticky
     assert isinstance(sticky, Rendezvous)
     assert sticky(client("192.0.2.9")).url == reference_hrw("192.0.2.9", URLS, [1, 1, 1])  # type: ignore[union-attr]
-    assert targets["p"].sticky is None  # the warning is in the status (test_aggregator)
+    assert targets["p"].sticky is None  # p2c picks without reading the request
