@@ -23,18 +23,11 @@ from tests.edge.support_http import (
     echo_info,
     exchange,
     header,
-    loop_thread,
     ok_response,
     read_response,
     simple_config,
     wait_for,
 )
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ from tests.edge.support_http import (
     Proxy,
     RawBackend,
     exchange,
-    loop_thread,
     ok_response,
     simple_config,
 )
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 @pytest.fixture

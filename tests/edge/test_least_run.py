@@ -31,7 +31,6 @@ from tests.edge.support_http import (
     Proxy,
     RawBackend,
     RawConnection,
-    loop_thread,
     ok_response,
     read_response,
     wait_for,
@@ -86,12 +85,6 @@ def config(b: Backends) -> dict[str, Any]:
     }
     transports = {"t@test": {"forwardingTimeouts": {"responseHeaderTimeout": "200ms"}}}
     return {"http": {"routers": routers, "services": services, "serversTransports": transports}}
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 @pytest.fixture

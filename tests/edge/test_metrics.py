@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
-
-import pytest
 
 from proxynow.edge.metrics import WorkerMetrics, method_index
 from tests.edge.support_http import (
     Backend,
     LoopThread,
     Proxy,
-    loop_thread,
     read_response,
     simple_config,
     wait_for,
@@ -41,12 +37,6 @@ def test_observe_and_collect() -> None:
     service = data["services"]["s@f"]
     assert service["retries"] == 1
     assert service["duration"]["count"] == 3
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 def test_proxy_counts_requests(lt: LoopThread) -> None:

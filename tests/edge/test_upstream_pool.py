@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions
 from proxynow.edge.upstream import UpstreamConnection
@@ -17,18 +14,11 @@ from tests.edge.support_http import (
     RawBackend,
     RawConnection,
     is_closed,
-    loop_thread,
     ok_response,
     read_response,
     simple_config,
     wait_for,
 )
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 def get(proxy: Proxy, path: str = "/", method: bytes = b"GET", body: bytes = b"") -> int:

@@ -17,7 +17,6 @@ from tests.edge.support_http import (
     LoopThread,
     Proxy,
     echo_info,
-    loop_thread,
     read_response,
     simple_config,
 )
@@ -51,12 +50,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
-
-
-@pytest.fixture
-def lt() -> Iterator[LoopThread]:
-    with loop_thread() as thread:
-        yield thread
 
 
 @pytest.fixture
