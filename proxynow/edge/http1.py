@@ -434,8 +434,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         if self.state.http01 and self._http01(ex):
             return
         table = self.table
-        # A host that alone decides the route skips `match` (see RouteTable.by_host).
-        target = None if table is None else table.by_host.get(ex.host) or table.match(ex)
+        target = table.match(ex) if table is not None else None
         if target is None:
             self._error(ex, 404)
             return

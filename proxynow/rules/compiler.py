@@ -286,8 +286,8 @@ class RouteTable(Generic[T]):
         self._any = any_host
         self._names = names
         # Host → target where the host alone decides (one bare Host rule that nothing
-        # else can outrank): the request path skips `match` and its cells (with 1,000
-        # host routers each request would touch another cell, entry and tuple).
+        # else can outrank): one lookup instead of the cells (with 1,000 host routers in
+        # rotation each request would touch another cell, entry and tuple).
         self.by_host: dict[str, T] = _host_decided(exact, wildcards, any_host)
 
     @property
@@ -302,6 +302,9 @@ class RouteTable(Generic[T]):
             host, path = request.host, request.path
         else:
             host, path = request.sni, ""
+        decided = self.by_host.get(host)
+        if decided is not None:
+            return decided
         candidates: list[tuple[_Entry[T], ...]] = []
         cell = self._exact.get(host)
         if cell is not None:
