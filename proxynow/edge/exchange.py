@@ -34,6 +34,7 @@ __all__ = [
     "Exchange",
     "entrypoint_runtime",
     "retryable",
+    "valid_host",
     "validate",
 ]
 
@@ -236,9 +237,14 @@ def validate(ex: Exchange) -> None:
     _validate_target(ex)
 
 
+def valid_host(host: bytes) -> bool:
+    """Whether a Host value holds only bytes a host can (an empty Host is valid, RFC 9112
+    §3.2); the same test as Go's server, so the same 400s as Traefik's."""
+    return not host.translate(None, _HOST_OK)
+
+
 def _validate_host(host: bytes) -> None:
-    """Refuse a Host with bytes no host can hold (an empty Host is valid, RFC 9112 §3.2)."""
-    if host.translate(None, _HOST_OK):
+    if not valid_host(host):
         raise BadRequest("malformed Host header")
     if len(_VALID_HOSTS) >= _VALID_HOSTS_LIMIT:
         _VALID_HOSTS.clear()
