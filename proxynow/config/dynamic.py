@@ -15,6 +15,9 @@ from pydantic import AfterValidator, Field, model_validator
 from proxynow.config.base import Duration, Model, alias
 from proxynow.config.middlewares import Middleware, TCPMiddleware, require_exactly_one
 
+RESPONSE_HEADER_BYTES = 1 << 20  # as entryPoints.<n>.http.maxHeaderBytes for requests
+RESPONSE_HEADER_COUNT = 1024
+
 
 def _reject_v2_syntax(value: str) -> str:
     if value.lower() == "v2":
@@ -204,6 +207,10 @@ class ServersTransport(Model):
     disable_http2: bool = alias("disableHTTP2", default=False)
     peer_cert_sans: list[str] = alias("peerCertSANs", default=[])
     forwarding_timeouts: ForwardingTimeouts = Field(default_factory=ForwardingTimeouts)
+    # proxynow's own (Go's transport has a fixed 10 MiB): a response head beyond either
+    # limit is refused with a 502 (docs/limits.md).
+    max_response_header_bytes: int = Field(default=RESPONSE_HEADER_BYTES, gt=0)
+    max_response_header_count: int = Field(default=RESPONSE_HEADER_COUNT, gt=0)
 
 
 class HTTPConfig(Model):

@@ -14,7 +14,12 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from proxynow.config.base import Duration, Model, alias
-from proxynow.config.dynamic import Domain, ForwardingTimeouts
+from proxynow.config.dynamic import (
+    RESPONSE_HEADER_BYTES,
+    RESPONSE_HEADER_COUNT,
+    Domain,
+    ForwardingTimeouts,
+)
 from proxynow.config.middlewares import ClientTLS
 
 MIB = 1024 * 1024
@@ -96,6 +101,9 @@ class EntryPointTransport(Model):
     life_cycle: LifeCycle = Field(default_factory=LifeCycle)
     keep_alive_max_requests: int = 0
     keep_alive_max_time: Duration = 0.0
+    # proxynow's own: Go listens with the kernel's somaxconn (4096 on current kernels);
+    # asyncio would use 100, which drops connections in a burst. The kernel caps it.
+    listen_backlog: int = Field(default=4096, gt=0)
 
 
 class EntryPointUDP(Model):
@@ -318,6 +326,8 @@ class StaticServersTransport(Model):
     root_cas: list[str] = alias("rootCAs", default=[])
     max_idle_conns_per_host: int = 200
     forwarding_timeouts: ForwardingTimeouts = Field(default_factory=ForwardingTimeouts)
+    max_response_header_bytes: int = Field(default=RESPONSE_HEADER_BYTES, gt=0)
+    max_response_header_count: int = Field(default=RESPONSE_HEADER_COUNT, gt=0)
 
 
 class StaticTCPServersTransport(Model):

@@ -34,6 +34,7 @@ __all__ = [
     "Exchange",
     "entrypoint_runtime",
     "retryable",
+    "valid_host",
     "validate",
 ]
 
@@ -43,6 +44,18 @@ _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Request-target bytes that never appear in a valid target (RFC 9112 §3.2): controls,
 # space, DEL and '#' (a fragment is never sent). Deleting the valid ones leaves the bad.
 _TARGET_OK = bytes(b for b in range(256) if 0x20 < b < 0x7F and b != 0x23)
+# Host bytes Go's HTTP server accepts (httpguts.ValidHostHeader, so Traefik's): the
+# characters of reg-name, IPv4, bracketed IPv6 and a port. Space, '@', '/', '\\', controls
+# and raw non-ASCII are refused with a 400; a comma is accepted, as Traefik accepts it.
+_HOST_OK = bytes(
+    b
+    for b in range(256)
+    if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "!$%&'()*+,-.:;=[]_~")
+)
+# Hosts that passed: clients repeat theirs, so a request pays one set lookup (whose hash
+# the route lookup then reuses). Bounded: the values are chosen by clients.
+_VALID_HOSTS: set[bytes] = set()
+_VALID_HOSTS_LIMIT = 4096
 
 # Response framing towards the client.
 F_NONE = 0  # no body (HEAD, 1xx, 204, 304)
@@ -210,13 +223,32 @@ def validate(ex: Exchange) -> None:
         ex.chunked = True
     elif not head.lengths or head.content_length == b"0":
         ex.complete = True  # no body: the request is whole once its head is
+    elif head.content_length[0] == 0x30:  # leading zeros (llhttp checked the digits)
+        head.content_length = b"%d" % int(head.content_length)
+        ex.complete = head.content_length == b"0"
     if head.hosts > 1 or (head.hosts == 0 and ex.version == "1.1"):
         raise BadRequest("exactly one Host header is required")
+    if head.host not in _VALID_HOSTS:
+        _validate_host(head.host)
     if head.expect:
         ex.expect_continue = head.expect.lower() == b"100-continue"
     if head.upgrade:
         ex.upgrade = head.wants_upgrade()
     _validate_target(ex)
+
+
+def valid_host(host: bytes) -> bool:
+    """Whether a Host value holds only bytes a host can (an empty Host is valid, RFC 9112
+    §3.2); the same test as Go's server, so the same 400s as Traefik's."""
+    return not host.translate(None, _HOST_OK)
+
+
+def _validate_host(host: bytes) -> None:
+    if not valid_host(host):
+        raise BadRequest("malformed Host header")
+    if len(_VALID_HOSTS) >= _VALID_HOSTS_LIMIT:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS.add(host)
 
 
 def _validate_target(ex: Exchange) -> None:

@@ -75,9 +75,13 @@ REQUEST_KINDS: dict[bytes, int] = {
     b"expect": K_EXPECT,
     **dict.fromkeys(_HOP_ALL, K_HOP),
     **_MANAGED,
-    # Go keeps X_Forwarded_For beside X-Forwarded-For; Traefik strips those spellings too.
-    **{name.replace(b"-", b"_"): kind for name, kind in _MANAGED.items() if b"-" in name},
 }
+# A name that is a managed one once `_` is read as `-` (X_Forwarded-For, X-Real_Ip): CGI,
+# WSGI, PHP and Rack fold both into HTTP_X_FORWARDED_FOR, so from an untrusted client it
+# would pose as ours. Dropped from such clients as Traefik drops them; from a trusted one
+# it passes as an ordinary header (it never joins the real X-Forwarded-For).
+K_XF_FOLDED = 15
+_FOLDED = {name: K_XF_FOLDED for name in _MANAGED}
 
 # Response headers that never travel back to the client as they came.
 R_LENGTH = 1
@@ -101,23 +105,27 @@ class KindMemo:
     cost one dict lookup and no `lower()` per header; bounded, names are client-chosen.
     """
 
-    __slots__ = ("seen", "table")
+    __slots__ = ("folded", "seen", "table")
 
     LIMIT = 4096
 
-    def __init__(self, table: dict[bytes, int]) -> None:
+    def __init__(self, table: dict[bytes, int], folded: dict[bytes, int] | None = None) -> None:
         self.table = table
+        self.folded = folded or {}  # looked up with `_` read as `-`
         self.seen: dict[bytes, int] = {}
 
     def learn(self, name: bytes) -> int:
         """The kind of a name not seen yet (the hot path reads `seen` itself)."""
-        kind = self.table.get(name.lower(), 0)
+        lower = name.lower()
+        kind = self.table.get(lower, 0)
+        if not kind and b"_" in lower:
+            kind = self.folded.get(lower.replace(b"_", b"-"), 0)
         if len(self.seen) < self.LIMIT:
             self.seen[name] = kind
         return kind
 
 
-REQUEST_MEMO = KindMemo(REQUEST_KINDS)
+REQUEST_MEMO = KindMemo(REQUEST_KINDS, _FOLDED)
 RESPONSE_MEMO = KindMemo(RESPONSE_KINDS)
 
 # Connection options that are not header names (RFC 9110 §7.6.1).
@@ -218,6 +226,9 @@ class RequestHead:
             self.expect = value
 
     def _add_forwarded(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == K_XF_FOLDED:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
         self.forwarded = True
         if kind == K_XFF:
             self.xff.append(value)
@@ -328,7 +339,8 @@ class ResponseHead:
         if not kind:
             self.lines += (name, b": ", value, b"\r\n")
         elif kind == R_LENGTH:
-            self.content_length = value
+            # Forwarded as a plain number (`005` -> `5`), as Go writes it.
+            self.content_length = value if value[:1] != b"0" or value == b"0" else _digits(value)
         elif kind == R_TE:
             self.te = value
         elif kind == R_CONNECTION:
@@ -343,3 +355,8 @@ class ResponseHead:
             return self.lines
         tokens = [t.strip().lower() for t in self.connection.split(b",")]
         return filter_connection_named(self.lines, tokens)
+
+
+def _digits(value: bytes) -> bytes:
+    """A Content-Length value without leading zeros (llhttp has checked the digits)."""
+    return b"%d" % int(value) if value.isdigit() else value

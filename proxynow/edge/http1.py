@@ -18,6 +18,7 @@ enforced by the worker's tick instead of timers. Errors are `ProxyError`s, answe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections import deque
@@ -60,6 +61,7 @@ from proxynow.edge.http1_response import (
 from proxynow.edge.metrics import METHOD_INDEX, OTHER_METHOD, EntryPointStats, method_index
 from proxynow.edge.peers import PeerCache
 from proxynow.edge.pool import UpstreamPool
+from proxynow.edge.request_line import Lenient, lenient_line
 from proxynow.edge.upstream import UpstreamConnection
 from proxynow.rules import routing_path
 
@@ -81,6 +83,12 @@ log = logging.getLogger(__name__)
 
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A request line may arrive in pieces; held until whole (see `_hold`), up to the target
+# limit plus this much for the method and the version.
+_LINE_SLACK = 1024
+# At a chunk-size line the head-size clock restarts (for trailers, see `on_chunk_header`),
+# less the rest of the read that held the line: one socket read (uvloop's is 256 KiB).
+_READ_MAX = 256 << 10
 
 
 def http_protocol_factory(
@@ -124,6 +132,8 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         "graph",
         "head_bytes",
         "in_head",
+        "lenient",
+        "line_part",
         "load",
         "loop",
         "parser",
@@ -160,6 +170,8 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         self.advancing = False
         self.in_head = False
         self.head_bytes = 0
+        self.line_part = b""  # the start of a request line, until its end arrives
+        self.lenient: Lenient | None = None  # a rewritten line being parsed
         self.deadline = INF
         self.deadline_kind = D_READ
         self.writing_paused = False
@@ -276,6 +288,14 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.stash.append(data)  # sent after the backend's 101
             self.gate.block(flow.UPSTREAM_PENDING)
             return
+        if self.ex is None and (self.line_part or b"\n" not in data):
+            data = self._hold(data)
+            if not data:
+                return
+        self._feed(data, self.ex is None)
+
+    def _feed(self, data: bytes, at_line: bool) -> None:
+        """Parse `data`; `at_line`: it starts with a request line (see `_lenient`)."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -293,12 +313,45 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self._reject(exc.status, exc)
             return
         except httptools.HttpParserError as exc:
-            self._reject(400, exc)
+            if not (at_line and self._lenient(data)):
+                self._reject(400, exc)
             return
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > self.ep.max_header_bytes:
                 self._reject(431, HeaderTooLarge())
+
+    def _hold(self, data: bytes) -> bytes:
+        """A read at a request's start without a line end: keep it until the line is
+        whole, so that `_lenient` sees every request line in one piece. The bytes to
+        parse now, or b"" while holding."""
+        line = self.line_part + data if self.line_part else data
+        if b"\n" in line:
+            self.line_part = b""
+            return line
+        if len(line) > self.ep.max_target_bytes + _LINE_SLACK:
+            self.line_part = b""
+            self._reject(414, UriTooLong())
+            return b""
+        if not self.line_part and self.active is None:
+            self._set_read_deadline(self.loop.time())  # a slow line is a slow head
+        self.line_part = line
+        return b""
+
+    def _lenient(self, data: bytes) -> bool:
+        """llhttp refused a read that starts with a request line: parse it again with the
+        line rewritten (edge/request_line.py) when that is the line it refused."""
+        if self.lenient is not None or _completes_a_request(data):
+            return False  # a second refusal, or one past a request already under way
+        lenient = lenient_line(data)
+        if lenient is None:
+            return False
+        self.ex = None
+        self.in_head = False
+        self.parser = httptools.HttpRequestParser(self)
+        self.lenient = lenient
+        self._feed(lenient.data, False)
+        return True
 
     def _reject(self, status: int, exc: Exception) -> None:
         """A request cannot be served: answer `status` (after any in-flight one), close."""
@@ -343,9 +396,13 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # RequestHead.add inlined: this runs for every request header.
-        head = self.ex.head  # type: ignore[union-attr]
+        ex = self.ex
+        head = ex.head  # type: ignore[union-attr]
         head.count += 1
         head.size += len(name) + len(value) + 4
+        if ex.method_b:  # type: ignore[union-attr]
+            self._trailer(head)  # after the head: a trailer field
+            return
         kind = REQUEST_MEMO.seen.get(name)
         if kind is None:
             kind = REQUEST_MEMO.learn(name)
@@ -365,6 +422,8 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         ex.version = parser.get_http_version()
         ex.keep_alive = parser.should_keep_alive()
         validate(ex)
+        if self.lenient is not None:
+            self._unlenient(ex, self.lenient)
         if self.active is None:
             self.active = ex
             self._start(ex)
@@ -373,6 +432,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.gate.block(flow.PIPELINE)
 
     def on_body(self, body: bytes) -> None:
+        self.in_head = False  # not a trailer after all (see on_chunk_header)
         ex = self.ex
         assert ex is not None
         ex.bytes_in += len(body)
@@ -383,7 +443,29 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             body = b"%x\r\n%b\r\n" % (len(body), body)
         self._send_body(ex, body)
 
+    def on_chunk_header(self) -> None:
+        # The size line of a chunk: the last one (size 0) is followed by trailer fields,
+        # which httptools gathers by concatenation, so until body bytes show this is not
+        # the last chunk, what arrives is clocked against maxHeaderBytes like a head.
+        self.in_head = True
+        self.head_bytes = -_READ_MAX
+
+    def _trailer(self, head: RequestHead) -> None:
+        """A trailer field: counted against the head's limits, never forwarded (so that
+        no trailer can add a header or change the framing of what went upstream)."""
+        if head.count > self.ep.max_header_count or head.size > self.ep.max_header_bytes:
+            raise HeaderTooLarge()
+
+    def _unlenient(self, ex: Exchange, lenient: Lenient) -> None:
+        """Put back what `_lenient` rewrote for llhttp: the method and target as sent."""
+        self.lenient = None
+        if lenient.method is not None:
+            ex.method_b = lenient.method
+        if lenient.target is not None and ex.target[:1] == b"/":
+            ex.target = lenient.target
+
     def on_message_complete(self) -> None:
+        self.in_head = False
         ex = self.ex
         assert ex is not None
         self.ex = None
@@ -498,16 +580,25 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.gate.block(flow.UPSTREAM_PENDING)
 
         def ready(result: UpstreamConnection | ProxyError) -> None:
-            if isinstance(result, ProxyError):
-                if ex is self.active and not self.closed and ex.status == 0:
-                    self._error(ex, result.status)
-                return
-            if ex is self.active and not self.closed and ex.upstream is None:
-                self._attach(ex, result)
-            else:
-                pool.release(result, self.loop.time())
+            try:
+                if isinstance(result, ProxyError):
+                    if ex is self.active and not self.closed and ex.status == 0:
+                        self._error(ex, result.status)
+                    return
+                if ex is self.active and not self.closed and ex.upstream is None:
+                    self._attach(ex, result)
+                else:
+                    pool.release(result, self.loop.time())
+            except Exception as exc:  # runs in the dial's task: nobody else would see it
+                if isinstance(result, UpstreamConnection):
+                    result.abort()
+                self.upstream_failed_dial(exc)
 
         pool.connect(ready)
+
+    def upstream_failed_dial(self, exc: BaseException) -> None:
+        log.error("internal error after a dial; closing the connection", exc_info=exc)
+        self.transport.close()
 
     # ------------------------------------------------------------------ completion
 
@@ -565,3 +656,24 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
                 self._start(ex)
         finally:
             self.advancing = False
+
+
+class _Completions:
+    """A parser protocol that only counts complete requests (for `_completes_a_request`)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_message_complete(self) -> None:
+        self.count += 1
+
+
+def _completes_a_request(data: bytes) -> bool:
+    """Whether a request ends in `data` before what llhttp refused (then the refused line
+    is not the first of the read, and no rewrite of that first line can help)."""
+    probe = _Completions()
+    with contextlib.suppress(httptools.HttpParserError):
+        httptools.HttpRequestParser(probe).feed_data(data)
+    return probe.count > 0

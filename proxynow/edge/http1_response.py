@@ -13,10 +13,12 @@ write.
 from __future__ import annotations
 
 import asyncio
+import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from proxynow.edge import flow
+from proxynow.edge.errors import error_response
 from proxynow.edge.exchange import F_CHUNK, F_NONE, F_PASS, Exchange, retryable
 from proxynow.edge.flow import ReadGate
 from proxynow.edge.headers import ResponseHead
@@ -36,6 +38,8 @@ CHUNKED = b"Transfer-Encoding: chunked\r\n"
 CLOSE = b"Connection: close\r\n"
 KEEP_ALIVE = b"Connection: keep-alive\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
+log = logging.getLogger(__name__)
+
 # What the connection deadline means when it passes.
 D_READ = 0  # reading a request or idle between requests: close
 D_RESPONSE = 1  # waiting for the backend's response head: 504
@@ -185,6 +189,21 @@ class ResponseSide:
         self.deadline = INF
         self._observe(ex, self.loop.time())
         self.gate.unblock(flow.UPSTREAM_PENDING | flow.PIPELINE)
+
+    def upstream_failed(self, conn: UpstreamConnection, exc: BaseException) -> None:
+        """Handling the backend's report raised (a bug): log it, end this connection.
+
+        Without this the exception would end only the upstream side and leave the client
+        waiting, in CLOSE-WAIT, holding drain; so whatever state the exchange is in, the
+        client gets a 502 if nothing was sent yet, else the end of the connection.
+        """
+        ex = self.active
+        log.error("internal error in a response from %s; closing", conn.pool.key.host, exc_info=exc)
+        if ex is not None:
+            ex.upstream = None
+            if ex.status == 0 and not self.transport.is_closing():
+                self.transport.write(error_response(502, True))
+        self.transport.close()
 
     def upstream_pause(self) -> None:
         self.gate.block(flow.UPSTREAM_BUSY)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 __all__ = ["AddressInUse", "ListenAddress", "bind", "display_url", "reserve"]
 
-_BACKLOG = 2048
+_BACKLOG = 4096  # as Go's (the kernel's somaxconn); the kernel caps what is asked
 
 
 class AddressInUse(OSError):
@@ -72,7 +72,7 @@ def reserve(address: ListenAddress) -> tuple[ListenAddress, list[socket.socket]]
     return address, sockets
 
 
-def bind(address: ListenAddress) -> list[socket.socket]:
+def bind(address: ListenAddress, backlog: int = _BACKLOG) -> list[socket.socket]:
     """The listening sockets of one worker for `address` (port already resolved)."""
     sockets: list[socket.socket] = []
     try:
@@ -80,7 +80,7 @@ def bind(address: ListenAddress) -> list[socket.socket]:
             sock = _socket(family, address, sockaddr)
             sockets.append(sock)
             if address.transport == "tcp":
-                sock.listen(_BACKLOG)
+                sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:
         for sock in sockets:

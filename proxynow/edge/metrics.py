@@ -43,7 +43,9 @@ METHODS = (
     "PATCH",
     "OTHER",
 )
-STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# "other": a three-digit status outside 100-599 (a backend may send 600-999; 999 is seen in
+# the wild), counted apart as Traefik's `code` label would show it apart.
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 _N_METHODS = len(METHODS)
 OTHER_METHOD = _N_METHODS - 1
 METHOD_INDEX = {name.encode("ascii"): i for i, name in enumerate(METHODS[:OTHER_METHOD])}
@@ -63,6 +65,14 @@ _RETRIES = 3
 _SLOW_BUCKETS = 4  # the buckets after the first; the first is the total minus these
 _REQUESTS = _SLOW_BUCKETS + len(BUCKETS)
 _SIZE = _REQUESTS + len(STATUS_CLASSES) * _N_METHODS
+_OTHER_CLASS = len(STATUS_CLASSES) - 1
+# Status → the first slot of its class's row, for every status the parser can deliver
+# (three digits): one tuple index instead of arithmetic that a status of 999 would
+# push past the end of the array.
+_STATUS_ROW = tuple(
+    _REQUESTS + (status // 100 - 1 if 100 <= status < 600 else _OTHER_CLASS) * _N_METHODS
+    for status in range(1000)
+)
 
 
 if TYPE_CHECKING:
@@ -89,8 +99,8 @@ class TargetStats(_Doubles):
     def observe(
         self, method: int, status: int, duration: float, bytes_in: int, bytes_out: int
     ) -> None:
-        """Count one finished request (status is 100..599, method from `method_index`)."""
-        self[_REQUESTS + (status // 100 - 1) * _N_METHODS + method] += 1
+        """Count one finished request (status 0..999, method from `method_index`)."""
+        self[_STATUS_ROW[status] + method] += 1
         self[_DURATION_SUM] += duration
         self[_BYTES_OUT] += bytes_out
         if bytes_in:

@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from proxynow.config.dynamic import ServersTransport
+from proxynow.config.dynamic import RESPONSE_HEADER_BYTES, RESPONSE_HEADER_COUNT, ServersTransport
 from proxynow.config.static import StaticConfig
 from proxynow.edge.errors import BadGateway, GatewayTimeout, ProxyError
 from proxynow.edge.upstream import UpstreamConnection
@@ -49,6 +49,8 @@ class TransportOptions:
     min_version: str = ""
     max_version: str = ""
     cipher_suites: tuple[str, ...] = ()
+    max_response_header_bytes: int = RESPONSE_HEADER_BYTES
+    max_response_header_count: int = RESPONSE_HEADER_COUNT
 
 
 def resolve_transport(
@@ -67,6 +69,8 @@ def resolve_transport(
             max_idle_conns_per_host=max(default.max_idle_conns_per_host, 0),
             insecure_skip_verify=default.insecure_skip_verify,
             root_cas=tuple(default.root_cas),
+            max_response_header_bytes=default.max_response_header_bytes,
+            max_response_header_count=default.max_response_header_count,
         )
     timeouts = spec.forwarding_timeouts
     max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
@@ -83,6 +87,8 @@ def resolve_transport(
         min_version=spec.min_version,
         max_version=spec.max_version,
         cipher_suites=tuple(spec.cipher_suites),
+        max_response_header_bytes=spec.max_response_header_bytes,
+        max_response_header_count=spec.max_response_header_count,
     )
 
 

@@ -15,6 +15,7 @@ build and whenever the control plane's `HealthSet` or a passive check changes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from proxynow.config.static import StaticConfig
@@ -25,6 +26,8 @@ from proxynow.edge.metrics import WorkerMetrics
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = ["WorkerState", "tick_interval"]
+
+log = logging.getLogger(__name__)
 
 # The tick enforces deadlines at most one interval late: a tenth of the smallest timeout
 # configured, between these bounds (Traefik's defaults give the upper one).
@@ -117,7 +120,12 @@ class WorkerState:
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         for conn in [c for c in self.clocked if c.deadline <= now]:
-            conn.on_deadline(now)
+            try:
+                conn.on_deadline(now)
+            except Exception:
+                # One connection's failure must not stop the tick that clocks all others.
+                log.exception("internal error at a connection deadline; closing it")
+                conn.abort()
         self.resources.pools.sweep(now)
         self._ticker = loop.call_later(self.tick_interval, self._tick, loop)
 

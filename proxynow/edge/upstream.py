@@ -9,11 +9,19 @@ Two things httptools cannot be told: a response to HEAD has no body whatever its
 Content-Length says (the parser is replaced after the head), and a close-delimited body
 ends at EOF (reported from `connection_lost`). After a 101 the connection becomes a raw
 tunnel to the client's transport.
+
+A backend is not trusted to be sane: a response head larger than the transport's
+`maxResponseHeaderBytes` or with more than `maxResponseHeaderCount` fields, or a status
+below 100, ends the connection before the owner hears of it (the client gets a 502). An
+exception raised by the owner while it handles what this connection reports (its
+accounting, say) is logged once and closes both connections, so that no client
+connection is left waiting for a response that will never come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -24,7 +32,13 @@ from proxynow.edge.headers import ResponseHead
 if TYPE_CHECKING:
     from proxynow.edge.pool import UpstreamPool
 
-__all__ = ["Owner", "UpstreamConnection"]
+__all__ = ["BadResponse", "Owner", "UpstreamConnection"]
+
+log = logging.getLogger(__name__)
+
+
+class BadResponse(Exception):
+    """A backend's response the proxy refuses to relay (raised inside parser callbacks)."""
 
 
 class Owner(Protocol):
@@ -35,6 +49,7 @@ class Owner(Protocol):
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None: ...
     def upstream_lost(self, conn: UpstreamConnection) -> None: ...
     def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None: ...
+    def upstream_failed(self, conn: UpstreamConnection, exc: BaseException) -> None: ...
     def upstream_pause(self) -> None: ...
     def upstream_resume(self) -> None: ...
 
@@ -47,9 +62,13 @@ class UpstreamConnection(asyncio.Protocol):
         "done",
         "got_bytes",
         "head",
+        "head_bytes",
         "head_only",
         "idle_since",
+        "in_head",
         "keep_alive",
+        "max_head_bytes",
+        "max_head_count",
         "owner",
         "parser",
         "pool",
@@ -80,6 +99,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.keep_alive = False
         self.tunnel: asyncio.Transport | None = None
+        # Bytes read while a response head is incomplete: httptools keeps a header's value
+        # by concatenation, so an endless head must be cut by what arrives, not by what the
+        # parser has handed over.
+        self.in_head = False
+        self.head_bytes = 0
+        options = pool.key.transport
+        self.max_head_bytes = options.max_response_header_bytes
+        self.max_head_count = options.max_response_header_count
 
     def _new_parser(self) -> Any:
         callbacks = SimpleNamespace(
@@ -98,6 +125,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = head_only
         self.got_bytes = False
         self.head.reset()
+        self.in_head = True
+        self.head_bytes = 0
         assert self.transport is not None
         self.transport.write(data)
 
@@ -141,15 +170,34 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # an idle connection has nothing to say; never reuse it
             return
         self.got_bytes = True
+        if self.in_head:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.owner = None
-            owner.upstream_upgraded(self, data[exc.args[0] :])
+            self._report(owner.upstream_upgraded, owner, data[exc.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, BadResponse) or cause is None:
+                self._refuse(cause)
+            else:
+                self._fail(owner, cause)
             return
         except httptools.HttpParserError:
             self.abort()
             return
+        if self.in_head and self.head_bytes > self.max_head_bytes:
+            self._refuse(BadResponse("response head over maxResponseHeaderBytes"))
+            return
+        try:
+            self._complete(owner)
+        except Exception as exc:
+            self._fail(owner, exc)
+
+    def _complete(self, owner: Owner) -> None:
+        """Report the end of a response once the parser has returned (see the module)."""
         if self.skipping:
             # The HEAD response ended with its head; bytes the parser took as its body mean
             # the backend misbehaved, so only a clean connection is reused.
@@ -163,13 +211,34 @@ class UpstreamConnection(asyncio.Protocol):
             self.owner = None
             owner.upstream_done(self, self.keep_alive and not self.closed)
 
+    def _report(self, call: Any, owner: Owner, arg: bytes) -> None:
+        try:
+            call(self, arg)
+        except Exception as exc:
+            self._fail(owner, exc)
+
+    def _refuse(self, reason: BaseException | None) -> None:
+        """A response not to relay: the owner hears of a lost backend (a 502)."""
+        if reason is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("refusing a response from %s: %s", self.pool.key.host, reason)
+        self.abort()
+
+    def _fail(self, owner: Owner, exc: BaseException) -> None:
+        """The owner raised while handling this connection's report: end both, once."""
+        self.owner = None
+        self.abort()
+        owner.upstream_failed(self, exc)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         owner, self.owner = self.owner, None
         if self.tunnel is not None:
             self.tunnel.close()
         elif owner is not None:
-            owner.upstream_lost(self)
+            try:
+                owner.upstream_lost(self)
+            except Exception as exc:
+                owner.upstream_failed(self, exc)
         else:
             self.pool.forget(self)
 
@@ -185,15 +254,29 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.status = self.parser.get_status_code()
+        if status < 100:
+            # RFC 9110 §15: three digits, the first 1-5 (Go relays up to 999); below 100
+            # is no status at all, and relaying it would let the body pose as a response.
+            raise BadResponse(f"status {status:03d}")
+        lines = self.head.lines
+        if len(lines) > self.max_head_count * 4:  # four items a field, no counter
+            raise BadResponse("response head over maxResponseHeaderCount")
+        # The reads so far are over the limit: measure the head itself (rarely needed).
+        if self.head_bytes > self.max_head_bytes and sum(map(len, lines)) > self.max_head_bytes:
+            raise BadResponse("response head over maxResponseHeaderBytes")
         # Read now: llhttp forgets it once the message is complete.
         self.keep_alive = self.parser.should_keep_alive()
         assert self.owner is not None
         self.owner.upstream_head(self, status, self.head)
         if status >= 200:
+            self.in_head = False
             if self.head_only:
                 self.skipping = 1
         elif status != 101:
             self.head.reset()  # an interim response: the final one starts afresh
+            self.head_bytes = 0
+        else:
+            self.in_head = False
 
     def on_body(self, body: bytes) -> None:
         if self.skipping:

@@ -185,8 +185,11 @@ class Worker:
                 continue
             factory = self._factory(state, name, entrypoint)
             servers = self._servers.setdefault(name, [])
-            for sock in bind(address):
-                servers.append(await self._loop.create_server(factory, sock=sock))
+            backlog = entrypoint.transport.listen_backlog
+            for sock in bind(address, backlog):
+                # create_server listens again with its own backlog (100 unless told).
+                server = await self._loop.create_server(factory, sock=sock, backlog=backlog)
+                servers.append(server)
 
     def _factory(self, state: WorkerState, name: str, entrypoint: EntryPoint) -> Any:
         return connection_factory(state, name, entrypoint)

@@ -82,6 +82,23 @@ HAND_PICKED: tuple[RawRequest, ...] = (
     R("/enc/slash", host="paths.test"),
     R("/caf%C3%A9", host="paths.test"),
     R("/caf%c3%a9", host="paths.test"),
+    # Raw UTF-8 in the target: Traefik percent-encodes the path and routes.
+    R("/café", host="paths.test"),
+    R("/café?x=ü", host="paths.test"),
+    R("/café/", host="paths.test"),
+    R("/ü/x", host="app.example.com"),
+    R("/api/ü", host="app.example.com"),
+    # Extension methods are forwarded (Method(`get`) is a router of its own).
+    R("/", host="m.test", method="get"),
+    R("/", host="m.test", method="FOO"),
+    R("/notput", host="m.test", method="BREW"),
+    # Host syntax: Traefik's 400s, and what it still routes.
+    R("/", host="bad host.test"),
+    R("/", host="u@paths.test"),
+    R("/", host="é.test"),
+    R("/", host="a/b.test"),
+    R("/", host="a,b.test"),
+    R("/", host="a_b.test"),
     R("/index.php", host="paths.test"),
     R("/index.php5", host="paths.test"),
     R("/%7Euser", host="paths.test"),

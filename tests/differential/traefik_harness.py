@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from proxynow.edge.exchange import valid_host
 from proxynow.rules import Route, RouteTable, SimpleRequest, compile_table
 from proxynow.rules.compiler import compile_predicate
 from proxynow.rules.parser import parse_rule
@@ -223,8 +224,8 @@ class InProcessProxynow:
         )
 
     def answer(self, request: RawRequest) -> str:
-        if request.host is None:
-            # HTTP/1.1 without Host is a 400 from the HTTP server, before any routing.
+        if request.host is None or not valid_host(request.host.encode("utf-8")):
+            # HTTP/1.1 without Host, or a malformed one: a 400 before any routing.
             return "status 400"
         found = self.table.match(self.view(request))
         return NOT_FOUND if found is None else found
