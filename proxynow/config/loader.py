@@ -36,7 +36,12 @@ from proxynow.config.errors import (
     issues_from_validation,
 )
 from proxynow.config.keys import normalize, shape_of
-from proxynow.config.positions import LazyPositions, toml_positions, yaml_positions
+from proxynow.config.positions import (
+    LazyPositions,
+    toml_positions,
+    yaml_node_positions,
+    yaml_positions,
+)
 from proxynow.config.sources import parse_environment, parse_flags
 from proxynow.config.static import StaticConfig
 
@@ -79,8 +84,13 @@ class LoadedStatic:
     empty: bool
 
 
-def read_file(path: str | os.PathLike[str]) -> RawFile:
-    """Parse a YAML or TOML file (by extension; YAML otherwise) into a raw mapping."""
+def read_file(path: str | os.PathLike[str], *, eager_positions: bool = False) -> RawFile:
+    """Parse a YAML or TOML file (by extension; YAML otherwise) into a raw mapping.
+
+    The positions of a YAML file are worked out when first used, by parsing the text
+    again; with `eager_positions` (a caller that will need them, `check`) they come from
+    the one parse, which saves that second one.
+    """
     name = os.fspath(path)
     try:
         text = Path(name).read_text(encoding="utf-8")
@@ -89,7 +99,7 @@ def read_file(path: str | os.PathLike[str]) -> RawFile:
     if name.endswith(".toml"):
         data, positions = _parse_toml(name, text)
     else:
-        data, positions = _parse_yaml(name, text)
+        data, positions = _parse_yaml(name, text, eager_positions)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -104,12 +114,18 @@ def read_file(path: str | os.PathLike[str]) -> RawFile:
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:
+def _parse_yaml(name: str, text: str, eager_positions: bool = False) -> tuple[Any, Positions]:
     loader = _YAML_LOADER(text)
     try:
-        data = loader.get_single_data()
-        # Worked out (parsing the text again) only if an error has to be reported.
-        positions = LazyPositions(lambda: yaml_positions(text))
+        positions: Positions
+        if eager_positions:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+            positions = yaml_node_positions(node)
+        else:
+            data = loader.get_single_data()
+            # Worked out (parsing the text again) only if an error has to be reported.
+            positions = LazyPositions(lambda: yaml_positions(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
