@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         from proxynow.config.check import report
 
-        _print_report(report(exc.issues))
+        _print_report(report(exc.issues, exc.omitted))
         return EXIT_CONFIG
     if args.command == "check":
         return _check(loaded, strict=args.strict)

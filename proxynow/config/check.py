@@ -26,11 +26,18 @@ from pydantic import BaseModel
 
 from proxynow.checks import check_all
 from proxynow.config.dynamic import DynamicConfig
-from proxynow.config.errors import ConfigError, ConfigIssue, Loc, Positions, Severity, located
+from proxynow.config.errors import (
+    MAX_ISSUES,
+    ConfigError,
+    ConfigIssue,
+    Loc,
+    Positions,
+    Severity,
+    located,
+)
 from proxynow.config.keys import shape_of
 from proxynow.config.loader import read_file
 from proxynow.config.objects import (
-    MAX_ISSUES,
     DynamicObjects,
     ObjectKey,
     validate_dynamic_objects,

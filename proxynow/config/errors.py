@@ -22,6 +22,7 @@ from proxynow.config.keys import allowed_keys, struct_at
 from proxynow.config.middlewares import Middleware, TCPMiddleware
 
 __all__ = [
+    "MAX_ISSUES",
     "ConfigError",
     "ConfigIssue",
     "Loc",
@@ -37,6 +38,11 @@ __all__ = [
 Loc = tuple[str | int, ...]
 Positions = Mapping[Loc, tuple[int, int]]
 Severity = Literal["error", "warning"]
+
+MAX_ISSUES = 100
+"""Issues built per file (or per static configuration); the rest are only counted. A
+person reads the first ones, fixes them and checks again; the thousandth line of the same
+mistake helps nobody, and a junk file must not become a million objects and lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +71,14 @@ class ConfigIssue:
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; `issues` lists every problem found."""
+    """The configuration is invalid; `issues` lists every problem found, but for the
+    errors past `MAX_ISSUES`, counted by file in `omitted`."""
 
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+    def __init__(
+        self, issues: Sequence[ConfigIssue], omitted: Mapping[str | None, int] | None = None
+    ) -> None:
         self.issues = list(issues)
+        self.omitted = dict(omitted or {})
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 

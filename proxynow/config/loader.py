@@ -28,6 +28,7 @@ from proxynow.config.dynamic import (
     invalid_names,
 )
 from proxynow.config.errors import (
+    MAX_ISSUES,
     ConfigError,
     ConfigIssue,
     Loc,
@@ -377,7 +378,10 @@ def load_static(
     try:
         config = StaticConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_static_issues(exc, merged, raw_file, env_data, flag_data)) from None
+        issues = _static_issues(exc, merged, raw_file, env_data, flag_data)
+        omitted = exc.error_count() - min(exc.error_count(), MAX_ISSUES)
+        where = raw_file.path if raw_file is not None else None
+        raise ConfigError(issues, {where: omitted} if omitted else None) from None
     empty = raw_file is None and not flag_data and not env_data
     return LoadedStatic(config, config_file, empty)
 
@@ -389,12 +393,18 @@ def _static_issues(
     env_data: dict[str, Any],
     flag_data: dict[str, Any],
 ) -> list[ConfigIssue]:
-    """Attribute each issue to the source that set the value (flags win, like the merge)."""
-    merged_issues = issues_from_validation(exc, StaticConfig, merged)
+    """Attribute each issue to the source that set the value (flags win, like the merge);
+    the first `MAX_ISSUES` only."""
+    merged_issues = issues_from_validation(exc, StaticConfig, merged, limit=MAX_ISSUES)
     # The same errors in the same order, spelt and positioned as in the file.
     file_issues = (
         issues_from_validation(
-            exc, StaticConfig, raw_file.data, file=raw_file.path, positions=raw_file.positions
+            exc,
+            StaticConfig,
+            raw_file.data,
+            file=raw_file.path,
+            positions=raw_file.positions,
+            limit=MAX_ISSUES,
         )
         if raw_file is not None
         else merged_issues

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.errors import (
+    MAX_ISSUES,
     ConfigIssue,
     Loc,
     Positions,
@@ -34,11 +35,7 @@ from proxynow.config.errors import (
 )
 from proxynow.config.keys import field_key, normalize, shape_of
 
-__all__ = ["MAX_ISSUES", "DynamicObjects", "ObjectKey", "validate_dynamic_objects"]
-
-MAX_ISSUES = 100
-"""Issues built per file; the rest are counted. A person reads the first ones, fixes them
-and checks again; the thousandth line of the same mistake helps nobody."""
+__all__ = ["DynamicObjects", "ObjectKey", "validate_dynamic_objects"]
 
 ObjectKey = tuple[str, str, str | int]
 """An object as the schema spells it: `("http", "routers", "api")`, `("tls", "certificates", 0)`."""

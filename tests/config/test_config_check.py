@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from proxynow.config.check import INVALID_OBJECT, check_dynamic, report
-from proxynow.config.errors import ConfigIssue
-from proxynow.config.loader import load_dynamic_file, read_file
-from proxynow.config.objects import MAX_ISSUES, validate_dynamic_objects
+from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
+from proxynow.config.loader import load_dynamic_file, load_static, read_file
+from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
 
 LB = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9000"}]}}
@@ -333,3 +333,81 @@ def test_check_of_a_junk_file_lists_the_limit_and_one_line_more(
         "... and 19900 more errors in dynamic/junk.yml",
         "20001 errors, 0 warnings",
     ]
+
+
+# ---------------------------------------------------------------- the report
+
+
+def issue(file: str | None, line: int, severity: str = "error") -> ConfigIssue:
+    return ConfigIssue("p", f"{severity} at {line}", file, line, 1, severity)  # type: ignore[arg-type]
+
+
+REPORT_CASES: list[tuple[str, list[ConfigIssue], dict[str | None, int], int, list[str], str]] = [
+    (
+        "errors first, then warnings, each by file and position",
+        [issue("b", 2, "warning"), issue("b", 1), issue("a", 9, "warning"), issue("a", 3)],
+        {},
+        100,
+        [
+            "a:3:1: p: error at 3",
+            "b:1:1: p: error at 1",
+            "a:9:1: warning: p: warning at 9",
+            "b:2:1: warning: p: warning at 2",
+        ],
+        "2 errors, 2 warnings",
+    ),
+    (
+        "past the limit of a file: its errors kept first, one line for the rest, "
+        "after the warnings when only warnings are left out",
+        [issue("a", 1, "warning"), issue("a", 2), issue("a", 3), issue("b", 1, "warning")],
+        {},
+        2,
+        [
+            "a:2:1: p: error at 2",
+            "a:3:1: p: error at 3",
+            "b:1:1: warning: p: warning at 1",
+            "... and 1 more warning in a",
+        ],
+        "2 errors, 2 warnings",
+    ),
+    (
+        "errors counted but never built join the file's line",
+        [issue("a", 1), issue("a", 2, "warning")],
+        {"a": 5},
+        1,
+        ["a:1:1: p: error at 1", "... and 5 more errors and 1 more warning in a"],
+        "6 errors, 1 warning",
+    ),
+    ("nothing", [], {}, 100, [], "0 errors, 0 warnings"),
+]
+
+
+@pytest.mark.parametrize(
+    ("issues", "omitted", "limit", "lines", "summary"),
+    [case[1:] for case in REPORT_CASES],
+    ids=[case[0] for case in REPORT_CASES],
+)
+def test_report(
+    issues: list[ConfigIssue],
+    omitted: dict[str | None, int],
+    limit: int,
+    lines: list[str],
+    summary: str,
+) -> None:
+    found = report(issues, omitted, limit)
+    assert (found.lines, found.summary) == (lines, summary)
+
+
+def test_a_static_configuration_lists_its_first_errors_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "proxynow.yml"
+    path.write_text("".join(f"k{i}: {i}\n" for i in range(5000)) + "workers: many\n")
+    with pytest.raises(ConfigError) as caught:
+        load_static(config_file=str(path), environ={})
+    assert len(caught.value.issues) == MAX_ISSUES
+    assert caught.value.issues[:2] == [
+        ConfigIssue("workers", "expected an integer, got 'many'", str(path), 5001, 1),
+        ConfigIssue("k0", "unknown key 'k0'", str(path), 1, 1),
+    ]
+    assert caught.value.omitted == {str(path): 5001 - MAX_ISSUES}
