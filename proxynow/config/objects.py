@@ -83,6 +83,9 @@ class _Walk:
             return model.model_validate(normalize(model, raw))
         except ValidationError as exc:
             room = self.max_issues - len(self.issues)
+            if room <= 0:
+                self.omitted += exc.error_count()  # without pydantic's list of errors
+                return None
             found = issues_from_validation(
                 exc, model, raw, file=self.file, positions=self.positions, prefix=loc, limit=room
             )

@@ -11,7 +11,7 @@ import pytest
 
 from proxynow.config.check import INVALID_OBJECT, check_dynamic, report
 from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
-from proxynow.config.loader import load_dynamic_file, load_static, read_file
+from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
 
@@ -411,3 +411,14 @@ def test_a_static_configuration_lists_its_first_errors_and_counts_the_rest(
         ConfigIssue("k0", "unknown key 'k0'", str(path), 1, 1),
     ]
     assert caught.value.omitted == {str(path): 5001 - MAX_ISSUES}
+
+
+@pytest.mark.parametrize(
+    "data", [case[1] for case in OBJECT_CASES[:2]], ids=[case[0] for case in OBJECT_CASES[:2]]
+)
+def test_the_messages_are_those_of_validate_dynamic(data: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as whole:
+        validate_dynamic(data)
+    assert sorted(map(str, validate_dynamic_objects(data).issues)) == sorted(
+        map(str, whole.value.issues)
+    )
