@@ -24,7 +24,7 @@ from proxynow.config.loader import LoadedStatic, load_static
 from proxynow.config.static import StaticConfig
 
 if TYPE_CHECKING:
-    from proxynow.config.check import Report
+    from proxynow.config.check import Omitted, Report
 
 __all__ = ["default_static", "main"]
 
@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         from proxynow.config.check import report
 
-        _print_report(report(exc.issues, exc.omitted))
+        omitted: Omitted = {(file, "error"): count for file, count in exc.omitted.items()}
+        _print_report(report(exc.issues, omitted))
         return EXIT_CONFIG
     if args.command == "check":
         return _check(loaded, strict=args.strict)

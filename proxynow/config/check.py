@@ -84,12 +84,25 @@ class _Origin:
     loc: Loc
 
 
+Omitted = Mapping[tuple[str | None, Severity], int]
+"""How many issues were counted but not built, by file and severity."""
+
+
 @dataclass
 class CheckResult:
-    """The issues found, and per file how many more errors were counted but not built."""
+    """The issues found (at most `MAX_ISSUES` per file), and how many more were counted."""
 
     issues: list[ConfigIssue] = field(default_factory=list)
-    omitted: Counter[str | None] = field(default_factory=Counter)
+    omitted: Counter[tuple[str | None, Severity]] = field(default_factory=Counter)
+    built: Counter[str | None] = field(default_factory=Counter)  # issues kept, by file
+
+    def add(self, issue: ConfigIssue) -> None:
+        """Keep `issue`, or only count it when its file has `MAX_ISSUES` already."""
+        if self.built[issue.file] < MAX_ISSUES:
+            self.issues.append(issue)
+            self.built[issue.file] += 1
+        else:
+            self.omitted[issue.file, issue.severity] += 1
 
 
 def dynamic_files(provider: FileProvider) -> list[str]:
@@ -124,16 +137,17 @@ def check_dynamic(static: StaticConfig) -> CheckResult:
             result.issues.extend(exc.issues)
             continue
         objects = validate_dynamic_objects(raw.data, file=raw.path, positions=raw.positions)
-        result.issues.extend(objects.issues)
-        result.omitted[raw.path] += objects.omitted
+        for issue in objects.issues:
+            result.add(issue)
+        result.omitted[raw.path, "error"] += objects.omitted
         files[raw.path] = (objects, raw.positions)
-    result.issues.extend(_object_issues(static, files))
+    _object_issues(static, files, result)
     return result
 
 
 def _object_issues(
-    static: StaticConfig, files: Mapping[str, tuple[DynamicObjects, Positions]]
-) -> list[ConfigIssue]:
+    static: StaticConfig, files: Mapping[str, tuple[DynamicObjects, Positions]], result: CheckResult
+) -> None:
     """The aggregator's findings on the merged valid objects of every file."""
     merged, object_errors, tls_errors = merge_files(
         {path: objects.config for path, (objects, _) in files.items()}
@@ -147,11 +161,16 @@ def _object_issues(
         status_key(protocol, section, f"{name}@{PROVIDER}") for protocol, section, name in stand_ins
     }
     origins = _origins(files)
-    issues = [ConfigIssue("", message) for message in tls_errors]
+    for message in tls_errors:
+        result.add(ConfigIssue("", message))
     for key, critical, message in _problems(static, config, {**object_errors, **disabling}):
-        if key not in skipped:  # a placeholder's own errors are listed, with positions
-            issues.append(_issue(key, message, origins.get(key), critical))
-    return issues
+        if key in skipped:
+            continue  # a placeholder's own errors are listed, with positions
+        origin = origins.get(key)
+        if origin is not None and result.built[origin.file] >= MAX_ISSUES:
+            result.omitted[origin.file, "error" if critical else "warning"] += 1
+        else:  # (`located` and "did you mean" are not worked out for issues not shown)
+            result.add(_issue(key, message, origin, critical))
 
 
 def _origins(files: Mapping[str, tuple[DynamicObjects, Positions]]) -> dict[str, _Origin]:
@@ -274,23 +293,24 @@ class Report:
 
 def report(
     issues: Sequence[ConfigIssue],
-    omitted: Mapping[str | None, int] | None = None,
+    omitted: Omitted | None = None,
     limit: int = MAX_ISSUES,
 ) -> Report:
     """Errors, then warnings, each sorted by file and position; at most `limit` issues
     per file (its errors first), the rest of the file counted in one "... and N more"
-    line. `omitted` adds errors counted but never built, by file."""
+    line. `omitted` adds the issues counted but never built."""
     omitted = omitted or {}
     by_file: dict[str | None, list[ConfigIssue]] = {}
     for issue in issues:
         by_file.setdefault(issue.file, []).append(issue)
     shown: list[ConfigIssue] = []
     more: dict[str | None, Counter[str]] = {}
-    for file in sorted({*by_file, *omitted}, key=lambda name: name or ""):
+    for file in sorted({*by_file, *(file for file, _ in omitted)}, key=lambda name: name or ""):
         group = sorted(by_file.get(file, []), key=_order)
         shown.extend(group[:limit])
         rest = Counter[str](issue.severity for issue in group[limit:])
-        rest["error"] += omitted.get(file, 0)
+        rest["error"] += omitted.get((file, "error"), 0)
+        rest["warning"] += omitted.get((file, "warning"), 0)
         if rest.total():
             more[file] = rest
     lines = [str(issue) for issue in sorted(shown, key=_grouped)]
@@ -299,7 +319,9 @@ def report(
     lines[errors:errors] = [_more(file, rest) for file, rest in more.items() if rest["error"]]
     lines += [_more(file, rest) for file, rest in more.items() if not rest["error"]]
     total = Counter[str](issue.severity for issue in issues)
-    return Report(lines, total["error"] + sum(omitted.values()), total["warning"])
+    for (_, severity), count in omitted.items():
+        total[severity] += count
+    return Report(lines, total["error"], total["warning"])
 
 
 def _grouped(issue: ConfigIssue) -> tuple[bool, str, int, int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from proxynow.config.check import INVALID_OBJECT, check_dynamic, report
+from proxynow.config.check import INVALID_OBJECT, Omitted, check_dynamic, report
 from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
 from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
@@ -168,7 +168,7 @@ def test_twenty_thousand_invalid_routers_build_only_the_first_issues() -> None:
     assert len(found.issues) == MAX_ISSUES
     assert found.omitted == 21000 - MAX_ISSUES
     assert len(found.invalid) == 20000
-    lines = report(found.issues, {None: found.omitted}).lines
+    lines = report(found.issues, {(None, "error"): found.omitted}).lines
     assert len(lines) == MAX_ISSUES + 1
     assert lines[-1] == f"... and {21000 - MAX_ISSUES} more errors"
 
@@ -342,7 +342,7 @@ def issue(file: str | None, line: int, severity: str = "error") -> ConfigIssue:
     return ConfigIssue("p", f"{severity} at {line}", file, line, 1, severity)  # type: ignore[arg-type]
 
 
-REPORT_CASES: list[tuple[str, list[ConfigIssue], dict[str | None, int], int, list[str], str]] = [
+REPORT_CASES: list[tuple[str, list[ConfigIssue], Omitted, int, list[str], str]] = [
     (
         "errors first, then warnings, each by file and position",
         [issue("b", 2, "warning"), issue("b", 1), issue("a", 9, "warning"), issue("a", 3)],
@@ -373,7 +373,7 @@ REPORT_CASES: list[tuple[str, list[ConfigIssue], dict[str | None, int], int, lis
     (
         "errors counted but never built join the file's line",
         [issue("a", 1), issue("a", 2, "warning")],
-        {"a": 5},
+        {("a", "error"): 5},
         1,
         ["a:1:1: p: error at 1", "... and 5 more errors and 1 more warning in a"],
         "6 errors, 1 warning",
@@ -389,7 +389,7 @@ REPORT_CASES: list[tuple[str, list[ConfigIssue], dict[str | None, int], int, lis
 )
 def test_report(
     issues: list[ConfigIssue],
-    omitted: dict[str | None, int],
+    omitted: Omitted,
     limit: int,
     lines: list[str],
     summary: str,
@@ -422,3 +422,24 @@ def test_the_messages_are_those_of_validate_dynamic(data: dict[str, Any]) -> Non
     assert sorted(map(str, validate_dynamic_objects(data).issues)) == sorted(
         map(str, whole.value.issues)
     )
+
+
+def test_the_aggregators_findings_count_towards_the_limit_of_their_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = "".join(
+        f'    a{i}:\n      rule: "Host(`a`) &&"\n      service: gone\n' for i in range(60)
+    )
+    warned = "".join(
+        f'    w{i}:\n      rule: "Host(`w`)"\n      service: s\n      entryPoints: [web, nope]\n'
+        for i in range(10)
+    )
+    service = "  services:\n    s:\n      loadBalancer:\n        servers: [{url: 'http://h'}]\n"
+    lines = run_check(
+        tmp_path, monkeypatch, {"many.yml": "http:\n  routers:\n" + broken + warned + service}
+    )
+    assert len(lines) == MAX_ISSUES + 2
+    assert lines[-2:] == [
+        "... and 20 more errors and 10 more warnings in dynamic/many.yml",
+        "120 errors, 10 warnings",
+    ]
