@@ -3,7 +3,9 @@
 `run` and `check` take the static configuration from `--config F` (alias `--configFile`,
 as in Traefik, else the usual search places), Traefik-style flags such as
 `--entryPoints.web.address=:80` and `PROXYNOW_*` variables. Configuration mistakes are
-printed as `file:line:column: path: message`, one per line, never as a traceback.
+printed as `file:line:column: path: message`, one per line, never as a traceback: errors
+first, then warnings (`file:line:column: warning: ...`), then `N errors, M warnings`.
+`check` exits 1 on any error, 0 with warnings only (1 with `--strict`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from proxynow import __version__
-from proxynow.config.errors import ConfigError, ConfigIssue
+from proxynow.config.errors import ConfigError
 from proxynow.config.loader import LoadedStatic, load_static
 from proxynow.config.static import StaticConfig
+
+if TYPE_CHECKING:
+    from proxynow.config.check import Omitted, Report
 
 __all__ = ["default_static", "main"]
 
@@ -45,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--config", "--configFile", dest="config", metavar="FILE", help="static config file"
         )
+        if name == "check":
+            command.add_argument(
+                "--strict", action="store_true", help="fail (exit 1) on warnings too"
+            )
     schema = commands.add_parser("schema", help="print the JSON Schema of the configuration")
     which = schema.add_mutually_exclusive_group()
     which.add_argument("--static", dest="kind", action="store_const", const="static")
@@ -70,22 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loaded = load_static(extra, os.environ, args.config)
     except ConfigError as exc:
-        _print_issues(exc.issues)
+        from proxynow.config.check import report
+
+        omitted: Omitted = {(file, "error"): count for file, count in exc.omitted.items()}
+        _print_report(report(exc.issues, omitted))
         return EXIT_CONFIG
     if args.command == "check":
-        return _check(loaded)
+        return _check(loaded, strict=args.strict)
     return _run(loaded)
 
 
-def _print_issues(issues: Sequence[ConfigIssue]) -> None:
-    for issue in sorted(issues, key=_where):
-        print(issue, file=sys.stderr)
-    count = len(issues)
-    print(f"{count} configuration error{'s' if count != 1 else ''}", file=sys.stderr)
-
-
-def _where(issue: ConfigIssue) -> tuple[str, int, int]:
-    return (issue.file or "", issue.line or 0, issue.column or 0)
+def _print_report(found: Report) -> None:
+    for line in found.lines:
+        print(line, file=sys.stderr)
+    print(found.summary, file=sys.stderr)
 
 
 def _schema(kind: str) -> int:
@@ -96,12 +104,14 @@ def _schema(kind: str) -> int:
     return 0
 
 
-def _check(loaded: LoadedStatic) -> int:
-    from proxynow.config.check import check_dynamic, dynamic_files
+def _check(loaded: LoadedStatic, *, strict: bool) -> int:
+    from proxynow.config.check import check_dynamic, dynamic_files, report
 
-    issues = check_dynamic(loaded.config)
-    if issues:
-        _print_issues(issues)
+    result = check_dynamic(loaded.config)
+    found = report(result.issues, result.omitted)
+    if found.errors or found.warnings:
+        _print_report(found)
+    if found.errors or (strict and found.warnings):
         return EXIT_CONFIG
     provider = loaded.config.providers.file
     files = len(dynamic_files(provider)) if provider is not None else 0

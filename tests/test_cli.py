@@ -86,7 +86,9 @@ def test_check_accepts_a_good_configuration(project: Path) -> None:
     assert result.stderr == ""
 
 
-def test_check_reports_a_middleware_type_that_is_not_applied_yet(project: Path) -> None:
+def test_check_reports_a_middleware_type_that_is_not_applied_yet_as_a_warning(
+    project: Path,
+) -> None:
     write(
         project / "dynamic" / "middlewares.toml",
         """
@@ -95,11 +97,17 @@ def test_check_reports_a_middleware_type_that_is_not_applied_yet(project: Path) 
         """,
     )
     result = proxynow("check", "--config", "proxynow.yml", cwd=project, module=False)
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == (
-        "dynamic/middlewares.toml: http.middlewares.tohttps: middleware type stripPrefix "
-        "is not implemented yet; routers that use it are served without it"
-    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "dynamic/middlewares.toml:1:1: warning: http.middlewares.tohttps: middleware type "
+        "stripPrefix is not implemented yet; routers that use it are served without it",
+        "0 errors, 1 warning",
+    ]
+    assert result.stdout == "configuration OK: static from proxynow.yml, 2 dynamic file(s)\n"
+    strict = proxynow("check", "--strict", "--config", "proxynow.yml", cwd=project)
+    assert strict.returncode == 1
+    assert strict.stderr == result.stderr
+    assert strict.stdout == ""
 
 
 def test_check_finds_the_config_file_in_the_working_directory(project: Path) -> None:
@@ -146,9 +154,118 @@ def test_check_lists_every_error_with_position(project: Path) -> None:
     )
     assert lines[2].startswith("dynamic/routers.yml:6:5: http.routers.other: ")
     assert "nowhere" in lines[2]
-    assert lines[3] == "3 configuration errors"
+    assert lines[3] == "3 errors, 0 warnings"
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+FOUR_PROBLEMS = """
+    http:
+      routers:
+        a:
+          rule: "Host(`a`)"
+          service: app
+          priorty: 1
+        b:
+          rule: "Host(`b`) &&"
+          service: app
+        c:
+          rule: "Host(`c`)"
+          service: nowhere
+        d:
+          rule: "Host(`d`)"
+          service: app
+          middlewares: [strip]
+      services:
+        app:
+          loadBalancer:
+            servers:
+              - url: "http://127.0.0.1:9000"
+      middlewares:
+        strip:
+          stripPrefix:
+            prefixes: ["/d"]
+    """
+WARNING_ONLY = """
+    http:
+      routers:
+        app:
+          rule: "Host(`app.example.com`)"
+          service: app
+          entryPoints: [web, websecure]
+      services:
+        app:
+          loadBalancer:
+            servers:
+              - url: "http://127.0.0.1:9000"
+    """
+FOUR_PROBLEMS_REPORT = [
+    "dynamic/routers.yml:6:7: http.routers.a.priorty: unknown key 'priorty' "
+    "(did you mean 'priority'?)",
+    "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
+    "dynamic/routers.yml:10:5: http.routers.c: service nowhere@file does not exist",
+    "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type stripPrefix "
+    "is not implemented yet; routers that use it are served without it",
+    "3 errors, 1 warning",
+]
+WARNING_REPORT = [
+    "dynamic/routers.yml:3:5: warning: http.routers.app: entryPoint 'websecure' does not exist",
+    "0 errors, 1 warning",
+]
+EXIT_CASES = [
+    ("three errors and a warning", FOUR_PROBLEMS, (), 1, FOUR_PROBLEMS_REPORT),
+    ("three errors and a warning, strict", FOUR_PROBLEMS, ("--strict",), 1, FOUR_PROBLEMS_REPORT),
+    ("a warning only", WARNING_ONLY, (), 0, WARNING_REPORT),
+    ("a warning only, strict", WARNING_ONLY, ("--strict",), 1, WARNING_REPORT),
+]
+
+
+@pytest.mark.parametrize(
+    ("routers", "flags", "status", "stderr"),
+    [case[1:] for case in EXIT_CASES],
+    ids=[case[0] for case in EXIT_CASES],
+)
+def test_check_exit_status_errors_and_warnings(
+    project: Path, routers: str, flags: tuple[str, ...], status: int, stderr: list[str]
+) -> None:
+    write(project / "dynamic" / "routers.yml", routers)
+    (project / "dynamic" / "middlewares.toml").unlink()
+    result = proxynow("check", *flags, cwd=project)
+    assert result.returncode == status
+    assert result.stderr.splitlines() == stderr
+    ok = "configuration OK: static from ./proxynow.yml, 1 dynamic file(s)\n"
+    assert result.stdout == (ok if status == 0 else "")
+
+
+def test_check_lists_the_errors_of_every_file(project: Path) -> None:
+    write(project / "dynamic" / "routers.yml", FOUR_PROBLEMS)
+    write(project / "dynamic" / "more" / "tcp.yml", "tcp:\n  routers:\n    t:\n      servce: x\n")
+    write(project / "dynamic" / "middlewares.toml", "[http.middlewares.tohttps.redirectScheme]\n")
+    write(project / "dynamic" / "broken.yml", "http: {routers: [\n")
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "dynamic/broken.yml:2:1: YAML syntax error: did not find expected node content",
+        "dynamic/more/tcp.yml:4:7: tcp.routers.t.servce: unknown key 'servce' "
+        "(did you mean 'service'?)",
+        *FOUR_PROBLEMS_REPORT[:3],
+        FOUR_PROBLEMS_REPORT[3],
+        "5 errors, 1 warning",
+    ]
+
+
+def test_check_lists_at_most_the_limit_of_a_junk_file(project: Path) -> None:
+    routers = "".join(f"    r{i}:\n      rule: x\n      bogus: {i}\n" for i in range(20000))
+    write(project / "dynamic" / "junk.yml", "http:\n  routers:\n" + routers)
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 100 + 2
+    assert lines[0] == "dynamic/junk.yml:5:7: http.routers.r0.bogus: unknown key 'bogus'"
+    assert lines[-2:] == [
+        "... and 19900 more errors in dynamic/junk.yml",
+        "20000 errors, 0 warnings",
+    ]
 
 
 def test_check_reports_static_errors_without_traceback(project: Path) -> None:
@@ -159,8 +276,19 @@ def test_check_reports_static_errors_without_traceback(project: Path) -> None:
         "./proxynow.yml:2:3: entryPoints.web: missing required key 'address'",
         "./proxynow.yml:3:5: entryPoints.web.adress: "
         "unknown key 'adress' (did you mean 'address'?)",
-        "2 configuration errors",
+        "2 errors, 0 warnings",
     ]
+
+
+def test_static_errors_past_the_limit_are_counted(project: Path) -> None:
+    keys = "".join(f"k{i}: {i}\n" for i in range(150))
+    write(project / "proxynow.yml", "entryPoints:\n  web:\n    address: ':80'\n" + keys)
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 100 + 2
+    assert lines[0] == "./proxynow.yml:4:1: k0: unknown key 'k0'"
+    assert lines[-2:] == ["... and 50 more errors in ./proxynow.yml", "150 errors, 0 warnings"]
 
 
 def test_check_yaml_syntax_error(project: Path) -> None:
@@ -169,7 +297,7 @@ def test_check_yaml_syntax_error(project: Path) -> None:
     assert result.returncode == 1
     (first, summary) = result.stderr.splitlines()
     assert first.startswith("./proxynow.yml:3:1: YAML syntax error: ")
-    assert summary == "1 configuration error"
+    assert summary == "1 error, 0 warnings"
 
 
 def test_flags_are_validated_too(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Configuration errors as the user should read them.
 
 A `ConfigError` carries every `ConfigIssue` found (never only the first), each rendered as
-`file:line:column: http.routers.api.rule: message`. `issues_from_validation` turns a
+`file:line:column: http.routers.api.rule: message` (`file:line:column: warning: ...` for a
+warning: something that serves, but not as written). `issues_from_validation` turns a
 pydantic `ValidationError` into issues: the path uses the user's own key names, unknown
 keys get a "did you mean" suggestion, and the position comes from a map of key paths to
 (line, column) built by the loader from the YAML or TOML text.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -21,41 +22,63 @@ from proxynow.config.keys import allowed_keys, struct_at
 from proxynow.config.middlewares import Middleware, TCPMiddleware
 
 __all__ = [
+    "MAX_ISSUES",
     "ConfigError",
     "ConfigIssue",
     "Loc",
     "Positions",
+    "Severity",
     "format_path",
     "issues_from_validation",
+    "located",
     "suggest",
+    "unknown_key_message",
 ]
 
 Loc = tuple[str | int, ...]
 Positions = Mapping[Loc, tuple[int, int]]
+Severity = Literal["error", "warning"]
+
+MAX_ISSUES = 100
+"""Issues built per file (or per static configuration); the rest are only counted. A
+person reads the first ones, fixes them and checks again; the thousandth line of the same
+mistake helps nobody, and a junk file must not become a million objects and lines."""
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
-    """One problem in the configuration, with where it is when that is known."""
+    """One problem in the configuration, with where it is when that is known.
+
+    An error makes the configuration (or the object) invalid; a warning is something that
+    is served, but not as written (a middleware type not applied yet, an unknown
+    entrypoint among known ones).
+    """
 
     path: str
     message: str
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         where = [str(part) for part in (self.file, self.line, self.column) if part is not None]
         prefix = ":".join(where)
         body = f"{self.path}: {self.message}" if self.path else self.message
+        if self.severity == "warning":
+            body = f"warning: {body}"
         return f"{prefix}: {body}" if prefix else body
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; `issues` lists every problem found."""
+    """The configuration is invalid; `issues` lists every problem found, but for the
+    errors past `MAX_ISSUES`, counted by file in `omitted`."""
 
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+    def __init__(
+        self, issues: Sequence[ConfigIssue], omitted: Mapping[str | None, int] | None = None
+    ) -> None:
         self.issues = list(issues)
+        self.omitted = dict(omitted or {})
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
@@ -103,6 +126,19 @@ def _position(positions: Positions, loc: Loc) -> tuple[int, int] | None:
     return None
 
 
+def located(
+    loc: Loc,
+    message: str,
+    file: str | None = None,
+    positions: Positions | None = None,
+    severity: Severity = "error",
+) -> ConfigIssue:
+    """The issue at `loc` (the user's spelling), positioned at its deepest known prefix."""
+    position = _position(positions, loc) if positions is not None else None
+    line, column = position if position is not None else (None, None)
+    return ConfigIssue(format_path(loc), message, file, line, column, severity)
+
+
 def _clean_loc(loc: Sequence[str | int]) -> Loc:
     # pydantic appends "[key]" to dict-key errors; the key itself is the useful part.
     return tuple(part for part in loc if part != "[key]")
@@ -119,14 +155,17 @@ _TYPE_NAMES = {
 }
 
 
-def _unknown_key(model: type[BaseModel], loc: Loc) -> str:
-    parent = struct_at(model, loc[:-1])
-    key = str(loc[-1])
+def unknown_key_message(parent: type[BaseModel] | None, key: object) -> str:
+    """`unknown key 'rulee' (did you mean 'rule'?)` for `key` in a `parent` mapping."""
     choices = allowed_keys(parent) if parent is not None else []
     what = "middleware type" if parent in (Middleware, TCPMiddleware) else "key"
-    close = suggest(key, choices)
+    close = suggest(str(key), choices)
     hint = f" (did you mean {close!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}"
+    return f"unknown {what} {str(key)!r}{hint}"
+
+
+def _unknown_key(model: type[BaseModel], loc: Loc) -> str:
+    return unknown_key_message(struct_at(model, loc[:-1]), loc[-1])
 
 
 def _message(model: type[BaseModel], error: ErrorDetails, loc: Loc) -> str:
@@ -153,15 +192,19 @@ def issues_from_validation(
     *,
     file: str | None = None,
     positions: Positions | None = None,
+    prefix: Loc = (),
+    limit: int | None = None,
 ) -> list[ConfigIssue]:
-    """Turn a pydantic error on `model.model_validate(raw)` into issues the user can act on."""
+    """Turn a pydantic error on `model.model_validate(raw)` into issues the user can act on.
+
+    `prefix` is where `raw` is in the file (user spelling), for the paths and positions of
+    one object validated on its own; only the first `limit` errors are turned into issues.
+    """
     issues: list[ConfigIssue] = []
-    for error in exc.errors():
+    for error in exc.errors()[:limit]:
         loc = _clean_loc(error["loc"])
         message = _message(model, error, loc)
         where_loc = loc[:-1] if error["type"] == "missing" else loc
-        user_loc = _user_loc(raw, where_loc)
-        position = _position(positions, user_loc) if positions is not None else None
-        line, column = position if position is not None else (None, None)
-        issues.append(ConfigIssue(format_path(user_loc), message, file, line, column))
+        user_loc = (*prefix, *_user_loc(raw, where_loc))
+        issues.append(located(user_loc, message, file, positions))
     return issues

@@ -28,6 +28,7 @@ from proxynow.config.dynamic import (
     invalid_names,
 )
 from proxynow.config.errors import (
+    MAX_ISSUES,
     ConfigError,
     ConfigIssue,
     Loc,
@@ -36,7 +37,12 @@ from proxynow.config.errors import (
     issues_from_validation,
 )
 from proxynow.config.keys import normalize, shape_of
-from proxynow.config.positions import LazyPositions, toml_positions, yaml_positions
+from proxynow.config.positions import (
+    LazyPositions,
+    toml_positions,
+    yaml_node_positions,
+    yaml_positions,
+)
 from proxynow.config.sources import parse_environment, parse_flags
 from proxynow.config.static import StaticConfig
 
@@ -79,8 +85,13 @@ class LoadedStatic:
     empty: bool
 
 
-def read_file(path: str | os.PathLike[str]) -> RawFile:
-    """Parse a YAML or TOML file (by extension; YAML otherwise) into a raw mapping."""
+def read_file(path: str | os.PathLike[str], *, eager_positions: bool = False) -> RawFile:
+    """Parse a YAML or TOML file (by extension; YAML otherwise) into a raw mapping.
+
+    The positions of a YAML file are worked out when first used, by parsing the text
+    again; with `eager_positions` (a caller that will need them, `check`) they come from
+    the one parse, which saves that second one.
+    """
     name = os.fspath(path)
     try:
         text = Path(name).read_text(encoding="utf-8")
@@ -89,7 +100,7 @@ def read_file(path: str | os.PathLike[str]) -> RawFile:
     if name.endswith(".toml"):
         data, positions = _parse_toml(name, text)
     else:
-        data, positions = _parse_yaml(name, text)
+        data, positions = _parse_yaml(name, text, eager_positions)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -104,12 +115,18 @@ def read_file(path: str | os.PathLike[str]) -> RawFile:
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:
+def _parse_yaml(name: str, text: str, eager_positions: bool = False) -> tuple[Any, Positions]:
     loader = _YAML_LOADER(text)
     try:
-        data = loader.get_single_data()
-        # Worked out (parsing the text again) only if an error has to be reported.
-        positions = LazyPositions(lambda: yaml_positions(text))
+        positions: Positions
+        if eager_positions:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+            positions = yaml_node_positions(node)
+        else:
+            data = loader.get_single_data()
+            # Worked out (parsing the text again) only if an error has to be reported.
+            positions = LazyPositions(lambda: yaml_positions(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -361,7 +378,10 @@ def load_static(
     try:
         config = StaticConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_static_issues(exc, merged, raw_file, env_data, flag_data)) from None
+        issues = _static_issues(exc, merged, raw_file, env_data, flag_data)
+        omitted = exc.error_count() - min(exc.error_count(), MAX_ISSUES)
+        where = raw_file.path if raw_file is not None else None
+        raise ConfigError(issues, {where: omitted} if omitted else None) from None
     empty = raw_file is None and not flag_data and not env_data
     return LoadedStatic(config, config_file, empty)
 
@@ -373,12 +393,18 @@ def _static_issues(
     env_data: dict[str, Any],
     flag_data: dict[str, Any],
 ) -> list[ConfigIssue]:
-    """Attribute each issue to the source that set the value (flags win, like the merge)."""
-    merged_issues = issues_from_validation(exc, StaticConfig, merged)
+    """Attribute each issue to the source that set the value (flags win, like the merge);
+    the first `MAX_ISSUES` only."""
+    merged_issues = issues_from_validation(exc, StaticConfig, merged, limit=MAX_ISSUES)
     # The same errors in the same order, spelt and positioned as in the file.
     file_issues = (
         issues_from_validation(
-            exc, StaticConfig, raw_file.data, file=raw_file.path, positions=raw_file.positions
+            exc,
+            StaticConfig,
+            raw_file.data,
+            file=raw_file.path,
+            positions=raw_file.positions,
+            limit=MAX_ISSUES,
         )
         if raw_file is not None
         else merged_issues

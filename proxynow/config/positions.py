@@ -103,7 +103,9 @@ def toml_positions(text: str) -> dict[Loc, tuple[int, int]]:
             positions.setdefault(prefix, (number, column))
         elif match := _TABLE.match(line):
             prefix = tuple(_split_keys(match[1]))
-            positions.setdefault(prefix, (number, column))
+            # `[http.middlewares.m.stripPrefix]` is where `http.middlewares.m` is, too.
+            for end in range(1, len(prefix) + 1):
+                positions.setdefault(prefix[:end], (number, column))
         elif match := _ASSIGN.match(line):
             keys = _split_keys(match[2])
             for end in range(1, len(keys) + 1):
