@@ -17,7 +17,7 @@ from typing import Any
 
 from proxynow.rules.ast import Matcher
 from proxynow.rules.errors import RuleError
-from proxynow.rules.re2 import RegexpError, compile_re2
+from proxynow.rules.goregexp import RegexpError, compile_regexp
 
 Predicate = Callable[[Any], bool]
 Validator = Callable[[str, tuple[str, ...], tuple[int, ...]], None]
@@ -123,7 +123,7 @@ def _check_last_regexp(name: str, args: tuple[str, ...], columns: tuple[int, ...
 
 def _check_regexp(name: str, pattern: str, column: int) -> None:
     try:
-        compile_re2(pattern)
+        compile_regexp(pattern)
     except RegexpError as err:
         raise RuleError(f"invalid regexp {pattern!r} for {name}: {err}", column) from None
 
@@ -220,7 +220,7 @@ def _wildcard_match(host: str, suffix: str) -> bool:
 
 
 def _regexp_predicate(pattern: str, attribute: str) -> Predicate:
-    search = compile_re2(pattern).search
+    search = compile_regexp(pattern).search
     if attribute == "host" and search("") is not None:
         # Traefik also tries the regexp on the CNAME-flattened host, which is "" when
         # hostResolver is off: a regexp that matches "" matches every request there.
@@ -238,7 +238,7 @@ def _header_predicate(name: str, value: str) -> Predicate:
 
 
 def _header_regexp_predicate(name: str, pattern: str) -> Predicate:
-    lower, search = name.lower(), compile_re2(pattern).search
+    lower, search = name.lower(), compile_regexp(pattern).search
     return lambda r: any(search(v) is not None for v in r.header_values(lower))
 
 
@@ -255,7 +255,7 @@ def _query_predicate(args: tuple[str, ...]) -> Predicate:
 def _query_regexp_predicate(args: tuple[str, ...]) -> Predicate:
     if len(args) == 1:
         return _query_predicate(args)
-    key, search = args[0], compile_re2(args[1]).search
+    key, search = args[0], compile_regexp(args[1]).search
 
     def match(r: Any) -> bool:
         values = r.query_values(key)

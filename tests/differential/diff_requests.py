@@ -150,6 +150,21 @@ HAND_PICKED: tuple[RawRequest, ...] = (
     R("/?s=a%20b", host="q.test"),
     R("/?e=x%26y", host="q.test"),
     R("/?e=x&y", host="q.test"),
+    # Regexps: Unicode classes and folding, octal, invalid UTF-8 as U+FFFD, Go's \s.
+    R("/u/caf%C3%A9", host="re.test"),
+    R("/u/caf1", host="re.test"),
+    R("/u/%FF", host="re.test"),
+    R("/k/K", host="re.test"),
+    R("/k/%E2%84%AA", host="re.test"),  # KELVIN SIGN folds to k
+    R("/o/a", host="re.test"),
+    R("/p/aaaa", host="re.test"),
+    R("/p/" + "a" * 40 + "!", host="re.test"),  # exponential for a backtracking engine
+    R("/?q=%FF", host="re.test"),
+    R("/?q=%EF%BF%BD", host="re.test"),
+    R("/?q=a", host="re.test"),
+    R("/?s=a+b", host="re.test"),
+    R("/?s=a%0Cb", host="re.test"),
+    R("/?s=a%0Bb", host="re.test"),  # \v: not in Go's \s
     R("/?lang=fr;x=1", host="q.test"),
     R("/?lang=%zz&mobile", host="q.test"),
     # Client IPs.

@@ -119,10 +119,10 @@ ERRORS = [
         "invalid regexp '(a)\\\\1' for PathRegexp: backreferences are not supported (RE2) "
         "at column 12",
     ),
-    ("PathRegexp(`(`)", "invalid regexp '(' for PathRegexp: missing closing ) at column 12"),
+    ("PathRegexp(`(`)", "invalid regexp '(' for PathRegexp: missing closing ): `(` at column 12"),
     (
         "HeaderRegexp(`X`, `[a`)",
-        "invalid regexp '[a' for HeaderRegexp: missing closing ] at column 19",
+        "invalid regexp '[a' for HeaderRegexp: missing closing ]: `[a` at column 19",
     ),
     ("Host(`a`) @", "unexpected character '@' at column 11"),
 ]

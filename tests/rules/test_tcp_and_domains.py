@@ -31,6 +31,9 @@ TCP_CASES = [
     ("HostSNIRegexp(`^[a-z]+\\.test$`)", conn("abc.test"), True),
     ("HostSNIRegexp(`^[a-z]+\\.test$`)", conn("a1.test"), False),
     ("HostSNIRegexp(`^$`)", conn(""), True),
+    # Exponential under backtracking, instant on RE2 (see tests/rules/test_goregexp.py).
+    ("HostSNIRegexp(`^(a+)+\\.test$`)", conn("a" * 40 + "!.test"), False),
+    ("HostSNIRegexp(`^(a|aa)+$`)", conn("a" * 40 + "!"), False),
     ("ALPN(`h2`)", conn(alpn=("h2", "http/1.1")), True),
     ("ALPN(`h2`)", conn(alpn=("http/1.1",)), False),
     ("ALPN(`h2`)", conn(), False),
