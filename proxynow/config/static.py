@@ -78,7 +78,10 @@ class EntryPointHTTP(Model):
     tls: EntryPointTLS | None = None
     encode_query_semicolons: bool = False
     sanitize_path: bool = True
-    max_header_bytes: int = MIB
+    max_header_bytes: int = Field(default=MIB, gt=0)
+    # proxynow's own (Go has no count limit, only maxHeaderBytes): docs/limits.md.
+    max_header_count: int = Field(default=256, gt=0)
+    max_target_bytes: int = Field(default=64 << 10, gt=0)
 
 
 class EntryPointHTTP2(Model):

@@ -113,6 +113,8 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
         keep_alive_max_requests=transport.keep_alive_max_requests,
         keep_alive_max_time=transport.keep_alive_max_time,
         max_header_bytes=entrypoint.http.max_header_bytes,
+        max_header_count=entrypoint.http.max_header_count,
+        max_target_bytes=entrypoint.http.max_target_bytes,
     )
 
 

@@ -17,7 +17,9 @@ from typing import Any, cast
 import httptools
 import pytest
 
+from proxynow.config.static import EntryPoint
 from proxynow.edge import request_line
+from proxynow.edge.exchange import entrypoint_runtime
 from proxynow.edge.metrics import TargetStats
 from tests.edge.support_http import (
     DEADLINE,
@@ -428,3 +430,16 @@ def test_many_trailer_fields_count_against_the_header_count(silent: Proxy) -> No
     with silent.connect() as sock:
         sock.sendall(chunked_with_trailers(fields))
         assert read_all(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_request_limits_are_entrypoint_options(lt: LoopThread, recorder: RawBackend) -> None:
+    entrypoint = EntryPoint.model_validate(
+        {"address": ":80", "http": {"maxHeaderCount": 3, "maxTargetBytes": 16}}
+    )
+    proxy = Proxy(lt, simple_config(recorder.url), entrypoint_runtime("web", entrypoint))
+    try:
+        assert get(proxy.port, b"A: 1\r\nB: 2\r\n")[0] == 200
+        assert get(proxy.port, b"A: 1\r\nB: 2\r\nC: 3\r\n")[0] == 431
+        assert send(proxy.port, b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % (b"a" * 16))[0] == 414
+    finally:
+        proxy.close()
