@@ -29,7 +29,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,7 +54,7 @@ from proxynow.providers.docker.build import (
 )
 from proxynow.providers.docker.constraints import ConstraintError, compile_constraints
 
-__all__ = ["DockerProvider", "from_inspect", "from_listing"]
+__all__ = ["DockerProvider", "from_inspect", "from_listing", "listed_containers"]
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,7 @@ class DockerProvider:
             # Every container, not only running ones: a stopped one labelled
             # `docker.allownonrunning` keeps its router (Traefik lists with All: true).
             listing = await asyncio.to_thread(client.api.containers, all=True)
-            await self._resync(
-                client, [from_listing(entry) for entry in listing if self._watched(entry)]
-            )
+            await self._resync(client, listed_containers(listing, self._options.prefixes))
             self._submit(sink)
             self._synced = True
             if self._outage:
@@ -212,13 +210,6 @@ class DockerProvider:
         if self._config.username:
             client.api.auth = (self._config.username, self._config.password)
         return client
-
-    def _watched(self, entry: Mapping[str, Any]) -> bool:
-        """Whether a listing entry matters: running, or kept stopped by its label. Checked
-        on the raw entry, so a host with many stopped containers costs one label scan each."""
-        if entry.get("State") == "running":
-            return True
-        return allows_nonrunning(entry.get("Labels") or {}, self._options.prefixes)
 
     async def _resync(self, client: docker.DockerClient, containers: list[Container]) -> None:
         self._containers = {container.id: container for container in containers}
@@ -342,12 +333,39 @@ def _relevant(action: str) -> bool:
     return action in _REMOVE or action in _INSPECT or action.startswith("health_status")
 
 
+def listed_containers(
+    entries: Iterable[Mapping[str, Any]], prefixes: tuple[str, ...]
+) -> list[Container]:
+    """The containers of a listing that matter: running, or kept stopped by their label
+    (checked on the raw entry, so a host with many stopped containers costs one label
+    scan each). An entry that does not parse is logged and skipped: it costs only itself."""
+    containers = []
+    for entry in entries:
+        try:
+            if entry.get("State") == "running" or allows_nonrunning(
+                entry.get("Labels") or {}, prefixes
+            ):
+                containers.append(from_listing(entry))
+        except Exception:  # a payload we did not expect; the others are still listed
+            log.exception("docker: skipping a listing entry that does not parse: %s", _id(entry))
+    return containers
+
+
+def _id(entry: object) -> str:
+    found = entry.get("Id") if isinstance(entry, Mapping) else None
+    return str(found)[:12] if found else "(no id)"
+
+
 async def _inspect(client: docker.DockerClient, identifier: str) -> Container | None:
     try:
         data = await asyncio.to_thread(client.api.inspect_container, identifier)
     except docker.errors.NotFound:
         return None
-    return from_inspect(data)
+    try:
+        return from_inspect(data)
+    except Exception:  # as in `listed_containers`: the container is treated as gone
+        log.exception("docker: container %s: its inspect payload does not parse", identifier[:12])
+        return None
 
 
 class _EventReader:
