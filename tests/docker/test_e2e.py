@@ -153,19 +153,25 @@ def test_network_label_chooses_the_network(
     poll(via_second, TIMEOUT, "the route through the labelled network")
 
 
-def test_missing_network_is_an_error_on_the_service(
+def test_missing_network_falls_back_with_one_warning(
     proxy: ProxynowProcess, docker_resources: Resources
 ) -> None:
     host = f"{docker_resources.name('nonet')}.test"
-    docker_resources.run(
+    name = docker_resources.name("nonet")
+    container = docker_resources.run(
         {
             "proxynow.http.routers.nonet.rule": f"Host(`{host}`)",
             "proxynow.http.services.nonet.loadbalancer.server.port": "80",
             "proxynow.docker.network": "no-such-network",
-        }
+        },
+        name=name,
     )
-    poll(lambda: "'no-such-network' is not attached" in proxy.stderr(), TIMEOUT, "the error")
-    assert _get(proxy, host)[0] == 404
+    # As Traefik: the container's network is used instead, with a warning.
+    body = poll(_serves(proxy, host), TIMEOUT, "the route through the fallback network")
+    assert _field(body, "hostname") == container.id[:12]
+    warning = f"container {name!r}: network 'no-such-network' is not attached (attached: bridge)"
+    poll(lambda: warning in proxy.stderr(), TIMEOUT, "the fallback warning")
+    assert proxy.stderr().count(warning) == 1
 
 
 def test_malformed_labels_disable_only_their_objects(
@@ -193,6 +199,55 @@ def test_malformed_labels_disable_only_their_objects(
     poll(lambda: "frobnicate" in proxy.stderr(), TIMEOUT, "the middleware error")
     assert _get(proxy, bad_port)[0] in (404, 503)
     assert _get(proxy, bad_mw)[0] in (404, 503)
+
+
+def test_bad_tcp_middleware_label_costs_only_its_own_objects(
+    docker_engine: Engine,
+    docker_resources: Resources,
+    proxynow_factory: Callable[..., ProxynowProcess],
+) -> None:
+    static = _static(docker_engine)
+    static["entryPoints"]["tcp"] = {"address": "127.0.0.1:0"}
+    proxy = proxynow_factory(static)
+    good, legacy = (f"{docker_resources.name(hint)}.test" for hint in ("good", "legacy"))
+    unsure_name = docker_resources.name("unsure")
+    # Issue 18: this label made the provider loop on "unexpected error, resynchronising".
+    bad = docker_resources.run(
+        {"proxynow.tcp.routers.limited.rule": "HostSNI(`*`)",
+         "proxynow.tcp.routers.limited.entrypoints": "tcp",
+         "proxynow.tcp.routers.limited.middlewares": "limit",
+         "proxynow.tcp.middlewares.limit.inflightconn.amount": "x",
+         "proxynow.tcp.services.limited.loadbalancer.server.port": "80"}
+    )  # fmt: skip
+    docker_resources.run(
+        {"proxynow.http.routers.legacy.rule": f"Host(`{legacy}`)",
+         "proxynow.tcp.middlewares.wl.ipwhitelist.sourcerange": "10.0.0.0/8"}
+    )  # fmt: skip
+    docker_resources.run(
+        {"proxynow.enable": "maybe", "proxynow.http.routers.unsure.rule": "Host(`unsure.test`)"},
+        name=unsure_name,
+    )
+    served = docker_resources.run({"proxynow.http.routers.good.rule": f"Host(`{good}`)"})
+    poll(_serves(proxy, good), TIMEOUT, "the good container's route")
+    poll(_serves(proxy, legacy), TIMEOUT, "the route of the container with ipWhiteList")
+    middleware_error = "tcp.middlewares.limit@docker is disabled: inFlightConn.amount"
+    unsure_error = f"container {unsure_name!r}: label 'enable': expected a boolean, got 'maybe'"
+    poll(lambda: middleware_error in proxy.stderr(), TIMEOUT, "the middleware's error")
+    poll(lambda: unsure_error in proxy.stderr(), TIMEOUT, "the left-out container's error")
+    # The provider goes on with later events, too.
+    later = f"{docker_resources.name('later')}.test"
+    docker_resources.run({"proxynow.http.routers.later.rule": f"Host(`{later}`)"})
+    poll(_serves(proxy, later), TIMEOUT, "a container started afterwards")
+    # The router using the bad middleware is not served: on the `tcp` entrypoint the
+    # HTTP router answers, not the TCP router's backend (the bad container).
+    status, body = http_get(proxy.ports["tcp"], "/cgi-bin/who", host=good, timeout=5)
+    assert status == 200 and _field(body.decode(), "hostname") == served.id[:12] != bad.id[:12]
+    assert _get(proxy, "unsure.test")[0] == 404
+    log = proxy.stderr()
+    assert "resynchronising" not in log and "unexpected error" not in log, log
+    assert log.count(middleware_error) == 1 and log.count(unsure_error) == 1, log
+    assert "tcp.routers.limited@docker is disabled" in log
+    assert "tcp.middlewares.wl: ipWhiteList is deprecated, use ipAllowList" in log
 
 
 class Outage:

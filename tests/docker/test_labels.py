@@ -726,15 +726,6 @@ ERROR_CASES: list[tuple[str, dict[str, str], dict[str, tuple[str, ...]]]] = [
         {"http.services.app": ("port is missing: set loadbalancer.server.port or expose a port",)},
     ),
     (
-        "network not attached",
-        {P + "docker.network": "other"},
-        {
-            "http.services.app": (
-                "network 'other' is not attached to container 'app' (attached: bridge)",
-            )
-        },
-    ),
-    (
         "unsupported template",
         {},
         {"http.routers.app": ("defaultRule: unsupported template action {{ .Image }}",)},

@@ -24,7 +24,7 @@ from proxynow.providers.docker.build import (
     merge,
     network_owner_ref,
 )
-from proxynow.providers.docker.provider import DockerProvider
+from proxynow.providers.docker.provider import DockerProvider, listed_containers
 
 P = "proxynow."
 ROUTED = {P + "http.routers.r.rule": "Host(`a`)"}
@@ -187,13 +187,16 @@ def _provider_http(provider: DockerProvider) -> tuple[dict[str, Any], dict[str, 
     return dumped.get("http", {}), dict(update.object_errors)
 
 
-async def test_listing_keeps_only_running_or_labelled_entries() -> None:
-    provider = DockerProvider(DockerProviderConfig())
+def test_listing_keeps_only_running_or_labelled_entries() -> None:
     label = {P + "docker.allownonrunning": "true"}
-    assert provider._watched({"State": "running", "Labels": {}})
-    assert provider._watched({"State": "exited", "Labels": label})
-    assert not provider._watched({"State": "exited", "Labels": {}})
-    assert not provider._watched({"State": "created", "Labels": None})
+    entries = [
+        {"Id": "running", "State": "running", "Labels": {}},
+        {"Id": "kept", "State": "exited", "Labels": label},
+        {"Id": "exited", "State": "exited", "Labels": {}},
+        {"Id": "created", "State": "created", "Labels": None},
+    ]
+    listed = listed_containers(entries, ("proxynow",))
+    assert [container.id for container in listed] == ["running", "kept"]
 
 
 async def test_owner_by_name_is_inspected_once_and_cached() -> None:

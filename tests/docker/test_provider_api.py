@@ -10,7 +10,12 @@ from collections.abc import Sequence
 
 from proxynow.config.static import DockerProvider as DockerProviderConfig
 from proxynow.providers.base import ProviderUpdate
-from proxynow.providers.docker.provider import DockerProvider, from_inspect, from_listing
+from proxynow.providers.docker.provider import (
+    DockerProvider,
+    from_inspect,
+    from_listing,
+    listed_containers,
+)
 
 LISTING = {
     "Id": "abc123def4567890",
@@ -71,6 +76,13 @@ def test_from_inspect() -> None:
 def test_paused_is_not_running() -> None:
     paused = {**INSPECT, "State": {"Status": "running", "Paused": True}}
     assert from_inspect(paused).state == "paused"
+
+
+def test_a_listing_entry_that_does_not_parse_costs_only_itself() -> None:
+    odd = {**LISTING, "Id": "0dd0dd0dd0dd99", "Ports": [{"Type": "tcp"}]}  # no PrivatePort
+    stopped = {**LISTING, "Id": "5709ed", "State": "exited"}
+    listed = listed_containers([odd, LISTING, stopped], ("proxynow",))
+    assert [container.id for container in listed] == [LISTING["Id"]]
 
 
 class Sink:

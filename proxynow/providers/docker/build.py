@@ -16,10 +16,18 @@ happens in two steps so that the provider can cache the first one per container:
    validated; one that does not validate is replaced by an inert placeholder carrying
    its errors, so the aggregator disables it and shows why, and nothing else stops.
 
+A bad label costs only its own container (issue 18): an error that belongs to one object
+disables that object (the placeholder above, one per section, each valid by itself); an
+error no object can carry (a provider label such as `enable=maybe`, an unknown section)
+leaves the whole container out with one error, which the provider reports as a provider
+error; and an exception raised while building one container (a payload we did not
+expect) does the same, so the other containers are always built.
+
 Network choice is deterministic: the `<prefix>.docker.network` label, then
 `providers.docker.network`, then a network shared with proxynow's own container, then the
-first network by name. A chosen network the container is not on is an error on its
-services, not a silent 504. A container with `network_mode: container:X` is reached on
+first network by name. A chosen network the container is not on falls back to the next
+choices with a warning, as Traefik's `getIPAddress` does ("defaulting to first available
+network"). A container with `network_mode: container:X` is reached on
 X's address (X's own network label first), as the provider attaches X to it. Port
 choice: the `server.port` label, else the lowest exposed port, else an error on that
 service.
@@ -27,6 +35,7 @@ service.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -43,6 +52,7 @@ from proxynow.providers.docker.labels import (
     Decoded,
     decode_labels,
     parse_bool,
+    provider_label_errors,
     provider_labels,
 )
 from proxynow.providers.docker.template import TemplateError, TemplateValues, normalize, render
@@ -54,8 +64,11 @@ __all__ = [
     "allows_nonrunning",
     "build_update",
     "container_config",
+    "container_errors",
     "network_owner_ref",
 ]
+
+log = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str, str]  # ("http", "routers", "web")
 PROVIDER = "docker"
@@ -66,11 +79,22 @@ HOST_NETWORK_IP = "127.0.0.1"
 SHARED_NETWORK_PREFIX = "container:"
 _MAX_SHARING_DEPTH = 8  # container:A → container:B → ... stops here (a cycle is an error)
 _UNHEALTHY = frozenset({"starting", "unhealthy"})
-_PLACEHOLDERS: dict[str, dict[str, Any]] = {
-    "routers": {},
-    "services": {"loadBalancer": {}},
-    "middlewares": {"chain": {"middlewares": []}},
+# An inert stand-in per (protocol, section) for an object that does not validate: it
+# carries the object's errors to the aggregator, which disables it. Each must validate
+# alone (tests/docker/test_label_isolation.py checks every section).
+PLACEHOLDERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("http", "routers"): {},
+    ("http", "services"): {"loadBalancer": {}},
+    ("http", "middlewares"): {"chain": {"middlewares": []}},
+    ("http", "serversTransports"): {},
+    ("tcp", "routers"): {},
+    ("tcp", "services"): {"loadBalancer": {}},
+    ("tcp", "middlewares"): {"ipAllowList": {"sourceRange": []}},  # as config/check.py
+    ("tcp", "serversTransports"): {},
+    ("udp", "routers"): {},
+    ("udp", "services"): {"loadBalancer": {}},
 }
+_LEFT_OUT = "its routers, services and middlewares are left out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,30 +131,69 @@ class BuildOptions:
 
 @dataclass(slots=True)
 class ContainerConfig:
-    """One kept container's validated objects and its errors per object key."""
+    """One kept container's validated objects and its errors per object key.
+
+    `container_errors` not empty: the container is left out (no objects), and these
+    say why, naming it; `warnings` are worth a log line but change nothing served."""
 
     container: str
     objects: dict[ObjectKey, Any]
     errors: dict[str, list[str]]
+    container_errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def container_config(container: Container, options: BuildOptions) -> ContainerConfig | None:
-    """The container's configuration, or None when the provider does not keep it."""
+    """The container's configuration, or None when the provider does not keep it.
+
+    Never raises: whatever goes wrong costs this container only."""
+    try:
+        return _container_config(container, options)
+    except Exception as exc:  # a bug or an odd payload must not drop the other containers
+        name = container.name.lstrip("/")
+        log.exception("docker: container %r: building its configuration failed", name)
+        return _left_out(container, [f"internal error: {type(exc).__name__}: {exc}"])
+
+
+def container_errors(configs: Iterable[ContainerConfig | None]) -> tuple[str, ...]:
+    """The errors of the containers left out, for the provider's error list."""
+    found = (config.container_errors for config in configs if config is not None)
+    return tuple(dict.fromkeys(message for messages in found for message in messages))
+
+
+def _container_config(container: Container, options: BuildOptions) -> ContainerConfig | None:
     labels = provider_labels(container.labels, options.prefixes)
+    problems = provider_label_errors(labels)
+    if problems:  # before `_kept`: a malformed `enable` cannot say whether to keep it
+        return _left_out(container, problems)
     if not _kept(container, labels, options):
         return None
     decoded = decode_labels(labels)
+    if decoded.container_errors:
+        return _left_out(container, decoded.container_errors)
     name = service_name(container)
     if not options.use_bind_port_ip or container.network_mode == "host":
         container = replace(container, bindings={})
     # Starting/unhealthy (allowEmptyServices) and stopped (allownonrunning): no server.
     healthy = container.health not in _UNHEALTHY and container.state == "running"
-    ip, network_error = _address(container, labels, options)
-    _build_http(container, decoded, name, options, ip if healthy else None, network_error)
+    address = _address(container, labels, options)
+    ip = address.ip if healthy else None
+    _build_http(container, decoded, name, options, ip, address.error)
     for protocol in ("tcp", "udp"):
-        _build_stream(protocol, name, container, decoded, (ip if healthy else None, network_error))
-    objects = _validated(decoded.raw, decoded.errors)
-    return ContainerConfig(container.name, objects, decoded.errors)
+        _build_stream(protocol, name, container, decoded, (ip, address.error))
+    objects, unplaced = _validated(decoded.raw, decoded.errors)
+    if unplaced:
+        return _left_out(container, unplaced)
+    warnings = [*decoded.warnings, *([address.warning] if address.warning else [])]
+    prefix = f"container {container.name.lstrip('/')!r}: "
+    warned = tuple(prefix + warning for warning in warnings)
+    return ContainerConfig(container.name, objects, decoded.errors, warnings=warned)
+
+
+def _left_out(container: Container, problems: Iterable[str]) -> ContainerConfig:
+    prefix = f"container {container.name.lstrip('/')!r}: "
+    messages = tuple(f"{prefix}{problem}; {_LEFT_OUT}" for problem in problems)
+    return ContainerConfig(container.name, {}, {}, container_errors=messages)
 
 
 def service_name(container: Container) -> str:
@@ -290,10 +353,17 @@ def _build_stream(
                 decoded.error(f"{protocol}.routers.{router}", message)
 
 
-def _address(
-    container: Container, labels: Mapping[str, str], options: BuildOptions
-) -> tuple[str, str | None]:
-    """The container's IP on the chosen network, or an error saying why there is none."""
+@dataclass(frozen=True, slots=True)
+class _Address:
+    """The container's IP, or the error saying why it has none; a warning on a fallback."""
+
+    ip: str
+    error: str | None = None
+    warning: str | None = None
+
+
+def _address(container: Container, labels: Mapping[str, str], options: BuildOptions) -> _Address:
+    """The container's IP on the chosen network (see the module docstring)."""
     return _address_on(container, _network_label(labels) or options.network, options, 0)
 
 
@@ -305,55 +375,56 @@ def _network_label(labels: Mapping[str, str]) -> str:
     return ""
 
 
-def _address_on(
-    container: Container, wanted: str, options: BuildOptions, depth: int
-) -> tuple[str, str | None]:
+def _address_on(container: Container, wanted: str, options: BuildOptions, depth: int) -> _Address:
     if container.network_mode == "host":
-        return HOST_NETWORK_IP, None
+        return _Address(HOST_NETWORK_IP)
     if network_owner_ref(container):
         return _shared_address(container, wanted, options, depth)
-    if wanted:
-        ip = container.networks.get(wanted)
-        if ip:
-            return ip, None
-        attached = ", ".join(sorted(container.networks)) or "none"
-        return "", (
-            f"network {wanted!r} is not attached to container {container.name.lstrip('/')!r}"
-            f" (attached: {attached})"
-        )
+    if wanted and container.networks.get(wanted):
+        return _Address(container.networks[wanted])
     candidates = sorted(
         (name for name, ip in container.networks.items() if ip),
         key=lambda name: (name not in options.own_networks, name),
     )
     if not candidates:
-        return "", f"container {container.name.lstrip('/')!r} has no IP address on any network"
-    return container.networks[candidates[0]], None
+        return _Address(
+            "", f"container {container.name.lstrip('/')!r} has no IP address on any network"
+        )
+    chosen = candidates[0]
+    if not wanted:
+        return _Address(container.networks[chosen])
+    # A project prefix missing from the label is the usual cause; Traefik serves anyway.
+    attached = ", ".join(sorted(container.networks))
+    warning = f"network {wanted!r} is not attached (attached: {attached}); using {chosen!r}"
+    return _Address(container.networks[chosen], warning=warning)
 
 
 def _shared_address(
     container: Container, wanted: str, options: BuildOptions, depth: int
-) -> tuple[str, str | None]:
+) -> _Address:
     """`network_mode: container:X`: X's address. X's own network label wins over the one
     asked for here (the dependent's label or `providers.docker.network`), as in Traefik."""
     owner = container.network_owner
     name = container.name.lstrip("/")
     if owner is None:
         ref = network_owner_ref(container)
-        return (
-            "",
-            f"container {name!r} shares the network of container {ref!r}, which was not found",
+        return _Address(
+            "", f"container {name!r} shares the network of container {ref!r}, which was not found"
         )
     if depth >= _MAX_SHARING_DEPTH:
-        return "", f"container {name!r}: network_mode container: nested too deeply"
+        return _Address("", f"container {name!r}: network_mode container: nested too deeply")
     owner_labels = provider_labels(owner.labels, options.prefixes)
     return _address_on(owner, _network_label(owner_labels) or wanted, options, depth + 1)
 
 
 def _target(
-    container: Container, ip: str, label_port: str | None, decoded: Decoded, key: str
+    container: Container, ip: str, label_port: object, decoded: Decoded, key: str
 ) -> str | None:
     # useBindPortIP: the published HostIP:HostPort when bound to a specific address.
     """`ip:port` for the server, from the label or the lowest exposed port."""
+    if label_port is not None and not isinstance(label_port, str):
+        decoded.error(key, "server.port: expected a number, got sub-keys")
+        return None
     if label_port is not None:
         try:
             port = int(label_port)
@@ -385,28 +456,53 @@ def _join(host: str, port: int) -> str:
 # ---------------------------------------------------------------- validation
 
 
-def _validated(raw: dict[str, Any], errors: dict[str, list[str]]) -> dict[ObjectKey, Any]:
-    """The container's objects as models; one that does not validate becomes a placeholder."""
+def _validated(
+    raw: dict[str, Any], errors: dict[str, list[str]]
+) -> tuple[dict[ObjectKey, Any], list[str]]:
+    """The container's objects as models, one that does not validate replaced by its
+    section's placeholder; and the errors no placeholder could carry (none expected)."""
     try:
         # Label keys are already spelt as the models spell them (labels.py), so the
         # loader's normalisation pass is skipped here; names with `@` the aggregator reports.
-        return _objects(DynamicConfig.model_validate(raw))
+        return _objects(DynamicConfig.model_validate(raw)), []
     except ValidationError:
         pass  # find the culprits, object by object, with the loader's messages
     objects: dict[ObjectKey, Any] = {}
+    unplaced: list[str] = []
     for protocol, sections in raw.items():
         for section, bodies in sections.items():
             for name, body in bodies.items():
-                try:
-                    single = validate_dynamic({protocol: {section: {name: body}}})
-                except ConfigError as exc:
-                    errors.setdefault(f"{protocol}.{section}.{name}", []).extend(
-                        _messages(exc, name)
-                    )
-                    placeholder = _PLACEHOLDERS.get(section, {"loadBalancer": {}})
-                    single = validate_dynamic({protocol: {section: {name: placeholder}}})
-                objects.update(_objects(single))
-    return objects
+                single = _validated_one((protocol, section, name), body, errors, unplaced)
+                if single is not None:
+                    objects.update(_objects(single))
+    return objects, unplaced
+
+
+def _validated_one(
+    key: ObjectKey, body: Any, errors: dict[str, list[str]], unplaced: list[str]
+) -> DynamicConfig | None:
+    """One object validated alone, else its placeholder with its errors recorded."""
+    protocol, section, name = key
+    try:
+        return validate_dynamic({protocol: {section: {name: body}}})
+    except ConfigError as exc:
+        messages = _messages(exc, name)
+    placeholder = _placeholder(protocol, section, name)
+    if placeholder is None:
+        unplaced.extend(f"{'.'.join(key)}: {message}" for message in messages)
+    else:
+        errors.setdefault(".".join(key), []).extend(messages)
+    return placeholder
+
+
+def _placeholder(protocol: str, section: str, name: str) -> DynamicConfig | None:
+    body = PLACEHOLDERS.get((protocol, section))
+    if body is None:
+        return None
+    try:
+        return validate_dynamic({protocol: {section: {name: body}}})
+    except ConfigError:
+        return None  # a name the models refuse; the container is left out instead
 
 
 def _objects(config: DynamicConfig) -> dict[ObjectKey, Any]:

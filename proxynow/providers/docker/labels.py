@@ -14,7 +14,12 @@ Traefik; `<prefix>.enable` and `<prefix>.docker.*` are read by the builder. The
 they are kept under a raw `server` key for the builder, which turns them into servers.
 
 Decoding never raises: a malformed key is returned as an error for the object it belongs
-to (`"http.routers.web"`), so the builder can disable just that object.
+to (`"http.routers.web"`), so the builder can disable just that object. A key that no
+object can carry (an unknown section such as `udp.middlewares`, `http.routers` without a
+name) and a malformed provider label (`enable=maybe`, an unknown `docker.*` key, as
+Traefik's `extractDockerLabels` rejects) are errors of the whole container instead: the
+builder leaves it out (issue 18). `ipWhiteList` is read as `ipAllowList`, its deprecated
+name in Traefik, with a warning.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from pydantic import BaseModel
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.keys import Shape, field_key
 from proxynow.config.keys import shape_of as _shape_of
+from proxynow.providers.base import SECTIONS
 
-__all__ = ["PROTOCOLS", "Decoded", "decode_labels", "provider_labels"]
+__all__ = ["PROTOCOLS", "Decoded", "decode_labels", "provider_label_errors", "provider_labels"]
 
 PROTOCOLS = ("http", "tcp", "udp")
 _INDEX = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
@@ -41,6 +47,12 @@ _FALSE = frozenset({"0", "f", "false"})
 # `loadbalancer.server.<field>`: the builder's raw server description (Traefik's Server).
 SERVER_KEY = "server"
 _LOAD_BALANCERS = frozenset({"LoadBalancer", "TCPLoadBalancer", "UDPLoadBalancer"})
+_LABELLED = frozenset((protocol, section) for protocol, section, _ in SECTIONS)
+# Deprecated middleware type names (Traefik v3 still reads them) → the current name.
+_DEPRECATED_TYPES = {"ipwhitelist": ("ipWhiteList", "ipAllowList")}
+# The provider's own labels (Traefik's dockerSpecificConfiguration): booleans, or text.
+_PROVIDER_BOOLEANS = frozenset({"enable", "docker.allownonrunning", "docker.lbswarm"})
+_PROVIDER_TEXT = frozenset({"docker.network"})
 
 
 # Annotations repeat across thousands of labels; their shapes are computed once.
@@ -57,6 +69,8 @@ class Decoded:
 
     raw: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
+    container_errors: list[str] = field(default_factory=list)  # the whole container is out
+    warnings: list[str] = field(default_factory=list)
 
     def error(self, key: str, message: str) -> None:
         self.errors.setdefault(key, []).append(message)
@@ -86,25 +100,59 @@ def provider_labels(labels: Mapping[str, str], prefixes: Iterable[str]) -> dict[
     return result
 
 
+def provider_label_errors(labels: Mapping[str, str]) -> list[str]:
+    """Errors in the provider's own labels (prefix-stripped): `enable`, `docker.*`.
+
+    An empty value counts as unset, as the builder reads it."""
+    errors = []
+    for key in sorted(labels):
+        lowered, value = key.lower(), labels[key]
+        if lowered in _PROVIDER_BOOLEANS:
+            if value.strip() and parse_bool(value) is None:
+                errors.append(f"label {key!r}: expected a boolean, got {value!r}")
+        elif lowered.startswith("docker.") and lowered not in _PROVIDER_TEXT:
+            known = ", ".join(sorted(k for k in _PROVIDER_BOOLEANS | _PROVIDER_TEXT if "." in k))
+            errors.append(f"label {key!r}: unknown key (known: {known})")
+    return errors
+
+
 def decode_labels(labels: Mapping[str, str]) -> Decoded:
     """Decode prefix-stripped labels (see `provider_labels`) into raw dynamic config."""
     decoded = Decoded()
     for key in sorted(labels):
         parts = key.split(".")
-        if len(parts) < 2 or parts[0].lower() not in PROTOCOLS:
+        if parts[0].lower() not in PROTOCOLS:
             continue  # Traefik ignores other second segments (`enable`, `docker.*`, typos)
-        if len(parts) < 4:
-            if len(parts) == 3:  # keep the object, so that its error is shown on it
-                owner = f"{parts[0].lower()}.{_section(parts[1])}.{parts[2]}"
-                _insert(decoded.raw, [*parts, "\0"], "")
-                decoded.error(owner, f"label {key!r}: incomplete key")
+        if len(parts) < 3:
+            decoded.container_errors.append(f"label {key!r}: incomplete key")
             continue
-        owner = f"{parts[0].lower()}.{_section(parts[1])}.{parts[2]}"
+        section = _section(parts[1])
+        if (parts[0].lower(), section) not in _LABELLED:
+            decoded.container_errors.append(f"label {key!r}: unknown section {parts[1]!r}")
+            continue
+        owner = f"{parts[0].lower()}.{section}.{parts[2]}"
+        if len(parts) < 4:  # keep the object, so that its error is shown on it
+            _insert(decoded.raw, [*parts, "\0"], "")
+            decoded.error(owner, f"label {key!r}: incomplete key")
+            continue
+        if section == "middlewares":
+            parts[3] = _current_type(decoded, owner, parts[3])
         message = _insert(decoded.raw, parts, labels[key])
         if message is not None:
             decoded.error(owner, f"label {key!r}: {message}")
     decoded.raw = _finish(decoded.raw)
+    decoded.warnings = list(dict.fromkeys(decoded.warnings))
     return decoded
+
+
+def _current_type(decoded: Decoded, owner: str, segment: str) -> str:
+    """`ipwhitelist` → `ipAllowList` (with a warning); other type names unchanged."""
+    found = _DEPRECATED_TYPES.get(segment.lower())
+    if found is None:
+        return segment
+    old, new = found
+    decoded.warnings.append(f"{owner}: {old} is deprecated, use {new}")
+    return new
 
 
 def _section(segment: str) -> str:

@@ -15,6 +15,11 @@ When the daemon goes away (restart, socket removed) the events stream ends, the 
 submitted configuration keeps serving, and the provider reconnects with capped
 exponential backoff. It logs and reports the outage once, not per retry, and clears the
 error when a new session has resynchronised.
+
+A container left out for a bad label (build.py) is a provider error too, naming the
+container: the provider's error list is the outage (if any) and those, reported whenever
+it changes, so the aggregator logs each once and the API lists them. Warnings (a network
+fallback, a deprecated label) are logged here when a container's build first has them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,12 +48,13 @@ from proxynow.providers.docker.build import (
     ContainerConfig,
     allows_nonrunning,
     container_config,
+    container_errors,
     merge,
     network_owner_ref,
 )
 from proxynow.providers.docker.constraints import ConstraintError, compile_constraints
 
-__all__ = ["DockerProvider", "from_inspect", "from_listing"]
+__all__ = ["DockerProvider", "from_inspect", "from_listing", "listed_containers"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +97,8 @@ class DockerProvider:
         self._configs: dict[str, ContainerConfig | None] = {}
         self._owner_ids: dict[str, str] = {}  # network owner reference (a name) → its id
         self._sharing: set[str] = set()  # containers with `network_mode: container:X`
-        self._outage = False
+        self._outage = ""  # the outage's error while the daemon is unreachable
+        self._reported: tuple[str, ...] = ()
         self._synced = False
 
     @property
@@ -120,13 +127,21 @@ class DockerProvider:
     def _report_outage(self, sink: ConfigSink, exc: BaseException) -> None:
         if self._outage:
             return
-        self._outage = True
-        # The aggregator logs a provider error once, when it appears: no log line here.
-        message = (
+        self._outage = (
             f"docker: cannot reach {self._config.endpoint}: {exc or type(exc).__name__};"
             " serving the last configuration, retrying"
         )
-        sink.report_errors(PROVIDER, [message])
+        self._report(sink)
+
+    def _report(self, sink: ConfigSink) -> None:
+        """Report the provider's errors when they change (the aggregator logs each new one
+        once, and keeps the list for the API): the outage, then the containers left out."""
+        errors = ((self._outage,) if self._outage else ()) + container_errors(
+            self._configs.values()
+        )
+        if errors != self._reported:
+            self._reported = errors
+            sink.report_errors(PROVIDER, list(errors))
 
     async def _session(self, sink: ConfigSink) -> None:
         client = await asyncio.to_thread(self._client)
@@ -142,15 +157,13 @@ class DockerProvider:
             # Every container, not only running ones: a stopped one labelled
             # `docker.allownonrunning` keeps its router (Traefik lists with All: true).
             listing = await asyncio.to_thread(client.api.containers, all=True)
-            await self._resync(
-                client, [from_listing(entry) for entry in listing if self._watched(entry)]
-            )
+            await self._resync(client, listed_containers(listing, self._options.prefixes))
             self._submit(sink)
             self._synced = True
             if self._outage:
                 log.info("docker: connected again to %s, resynchronised", self._config.endpoint)
-                self._outage = False
-                sink.report_errors(PROVIDER, [])
+                self._outage = ""
+                self._report(sink)
             if reader is None:
                 await asyncio.Event().wait()  # watch: false, keep the one listing
             while True:
@@ -168,6 +181,7 @@ class DockerProvider:
         kept = self._kept()
         log.debug("docker: %d containers, %d routed", len(self._containers), len(kept))
         sink.submit(merge(kept))
+        self._report(sink)
 
     def _client(self) -> docker.DockerClient:
         """A client speaking the daemon's API version (negotiated here, not by the SDK,
@@ -197,26 +211,27 @@ class DockerProvider:
             client.api.auth = (self._config.username, self._config.password)
         return client
 
-    def _watched(self, entry: Mapping[str, Any]) -> bool:
-        """Whether a listing entry matters: running, or kept stopped by its label. Checked
-        on the raw entry, so a host with many stopped containers costs one label scan each."""
-        if entry.get("State") == "running":
-            return True
-        return allows_nonrunning(entry.get("Labels") or {}, self._options.prefixes)
-
     async def _resync(self, client: docker.DockerClient, containers: list[Container]) -> None:
         self._containers = {container.id: container for container in containers}
         self._owner_ids = {}
         self._sharing = {c.id for c in containers if network_owner_ref(c)}
         await self._fetch_owners(client, self._sharing)
         self._options = _with_own_networks(self._options, containers)
-        self._configs = {i: self._config_of(c) for i, c in self._containers.items()}
+        previous, self._configs = self._configs, {}
+        for identifier in self._containers:
+            self._rebuild(identifier, previous.get(identifier))
 
     def _kept(self) -> list[ContainerConfig]:
         return [config for config in self._configs.values() if config is not None]
 
-    def _config_of(self, container: Container) -> ContainerConfig | None:
-        return container_config(self._with_owner(container, 0), self._options)
+    def _rebuild(self, identifier: str, previous: ContainerConfig | None) -> None:
+        """Build one container again; log the warnings its previous build did not have."""
+        config = container_config(self._with_owner(self._containers[identifier], 0), self._options)
+        self._configs[identifier] = config
+        known = previous.warnings if previous is not None else ()
+        for warning in config.warnings if config is not None else ():
+            if warning not in known:
+                log.warning("docker: %s", warning)
 
     def _with_owner(self, container: Container, depth: int) -> Container:
         """The container with the container whose network it shares attached (recursively:
@@ -270,11 +285,11 @@ class DockerProvider:
             await self._refresh(client, identifier, action)
         added = await self._fetch_owners(client, self._sharing.intersection(latest))
         for identifier in self._containers.keys() & (latest.keys() | added):
-            self._configs[identifier] = self._config_of(self._containers[identifier])
+            self._rebuild(identifier, self._configs.get(identifier))
         for identifier in self._sharing - latest.keys():
             ref = network_owner_ref(self._containers[identifier])
             if self._owner_ids.get(ref, ref) in latest:  # its network owner changed
-                self._configs[identifier] = self._config_of(self._containers[identifier])
+                self._rebuild(identifier, self._configs.get(identifier))
         for identifier in latest.keys() - self._containers.keys():
             self._configs.pop(identifier, None)
 
@@ -318,12 +333,39 @@ def _relevant(action: str) -> bool:
     return action in _REMOVE or action in _INSPECT or action.startswith("health_status")
 
 
+def listed_containers(
+    entries: Iterable[Mapping[str, Any]], prefixes: tuple[str, ...]
+) -> list[Container]:
+    """The containers of a listing that matter: running, or kept stopped by their label
+    (checked on the raw entry, so a host with many stopped containers costs one label
+    scan each). An entry that does not parse is logged and skipped: it costs only itself."""
+    containers = []
+    for entry in entries:
+        try:
+            if entry.get("State") == "running" or allows_nonrunning(
+                entry.get("Labels") or {}, prefixes
+            ):
+                containers.append(from_listing(entry))
+        except Exception:  # a payload we did not expect; the others are still listed
+            log.exception("docker: skipping a listing entry that does not parse: %s", _id(entry))
+    return containers
+
+
+def _id(entry: object) -> str:
+    found = entry.get("Id") if isinstance(entry, Mapping) else None
+    return str(found)[:12] if found else "(no id)"
+
+
 async def _inspect(client: docker.DockerClient, identifier: str) -> Container | None:
     try:
         data = await asyncio.to_thread(client.api.inspect_container, identifier)
     except docker.errors.NotFound:
         return None
-    return from_inspect(data)
+    try:
+        return from_inspect(data)
+    except Exception:  # as in `listed_containers`: the container is treated as gone
+        log.exception("docker: container %s: its inspect payload does not parse", identifier[:12])
+        return None
 
 
 class _EventReader:
