@@ -873,6 +873,8 @@ def test_constraints_select_containers() -> None:
         ("Label(`a`,`1`)", {"a": "2"}, False),
         ("LabelRegex(`a`,`x.*`)", {"a": "xyz"}, True),
         ("LabelRegex(`a`,`x`)", {"a": "xyz"}, False),  # the whole value must match
+        # Linear time: a container's label cannot make the provider backtrack.
+        ("LabelRegex(`a`,`(x+)+y`)", {"a": "x" * 5000}, False),
         ("Label(`a`,`1`) || Label(`b`,`2`)", {"b": "2"}, True),
         ("!(Label(`a`,`1`) || Label(`b`,`2`))", {"b": "2"}, False),
         ("", {}, True),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from proxynow.rules.goregexp import RegexpError, compile_regexp
+
 __all__ = ["ConstraintError", "Predicate", "compile_constraints"]
 
 Predicate = Callable[[Mapping[str, str]], bool]
@@ -101,10 +103,11 @@ class _Parser:
         if kind == "Label":
             return lambda labels: labels.get(key) == value
         try:
-            pattern = re.compile(value)
-        except re.error as exc:
+            # Go's regexp, as rules have it: linear time whatever a container's label says.
+            search = compile_regexp(f"^(?:{value})$").search
+        except RegexpError as exc:
             raise self.error(f"bad regular expression {value!r}: {exc}") from None
-        return lambda labels: key in labels and pattern.fullmatch(labels[key]) is not None
+        return lambda labels: key in labels and bool(search(labels[key]))
 
     def string(self) -> str:
         token = self.peek()
