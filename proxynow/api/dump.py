@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 
 from proxynow.config.base import parse_duration
 
-__all__ = ["REDACTED", "dump", "go_duration", "redact"]
+__all__ = ["REDACTED", "dump", "go_duration", "redact", "redact_url"]
 
 REDACTED = "REDACTED"
 
@@ -71,11 +71,9 @@ def dump(model: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, info in type(model).model_fields.items():
         raw = getattr(model, name)
-        if raw is None:
+        if raw is None or (not isinstance(raw, BaseModel) and _empty(raw)):
             continue
-        value = _value(raw, _is_duration(type(model), name, info))
-        if isinstance(raw, BaseModel) or not _empty(value):
-            out[info.alias or name] = value
+        out[info.alias or name] = _value(raw, _is_duration(type(model), name, info))
     return out
 
 
@@ -95,7 +93,7 @@ def _empty(value: Any) -> bool:
     """Go's `omitempty`: false, zero, "" and empty lists or maps."""
     if isinstance(value, bool):
         return not value
-    if isinstance(value, int | float | str | list | dict):
+    if isinstance(value, int | float | str | list | tuple | Mapping):
         return not value
     return value is None
 
@@ -133,9 +131,12 @@ _CREDENTIAL_HEADER = re.compile(
 def redact(value: Any, key: str = "") -> Any:
     """A copy of a dumped configuration with every secret replaced by `REDACTED`."""
     if isinstance(value, dict):
-        if key in _HEADER_MAPS:
-            return {name: _header_value(name, v) for name, v in value.items()}
-        return {k: redact(v, k) for k, v in value.items()}
+        # `headers` is also the headers middleware's own key: only string values are headers.
+        headers = key in _HEADER_MAPS
+        return {
+            k: _header_value(k, v) if headers and isinstance(v, str) else redact(v, k)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         if key in _USER_LISTS:
             return [_user(entry) for entry in value]
@@ -144,7 +145,7 @@ def redact(value: Any, key: str = "") -> Any:
         if key in _SECRET_KEYS:
             return REDACTED
         if key in _URL_KEYS:
-            return _url(value)
+            return redact_url(value)
     return value
 
 
@@ -156,13 +157,11 @@ def _user(entry: Any) -> Any:
     return f"{head}{sep}{REDACTED}" if sep else REDACTED
 
 
-def _header_value(name: str, value: Any) -> Any:
-    if isinstance(value, str) and value and _CREDENTIAL_HEADER.search(name):
-        return REDACTED
-    return value
+def _header_value(name: str, value: str) -> str:
+    return REDACTED if value and _CREDENTIAL_HEADER.search(name) else value
 
 
-def _url(value: str) -> str:
+def redact_url(value: str) -> str:
     """A URL without the password of its user info (`http://u:REDACTED@host`)."""
     if "@" not in value:
         return value

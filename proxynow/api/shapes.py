@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from proxynow import __version__
-from proxynow.api.dump import dump, redact
+from proxynow.api.dump import dump, redact, redact_url
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.health import HealthSet
@@ -210,7 +210,7 @@ def _server_status(protocol: str, name: str, service: Any, down: Mapping[str, An
     servers = service.load_balancer.servers
     if protocol == "http":
         sick = down.get(name, frozenset())
-        return {s.url: ("DOWN" if s.url in sick else "UP") for s in servers}
+        return {redact_url(s.url): ("DOWN" if s.url in sick else "UP") for s in servers}
     return {getattr(s, "address", ""): "UP" for s in servers}
 
 
