@@ -122,6 +122,7 @@ class ApiServer:
             status=result.status, body=result.body, content_type=None, headers=result.headers
         )
         response.headers["Content-Type"] = result.content_type
+        response.headers["Server"] = "proxynow"  # not aiohttp's, which names versions
         return response
 
     async def _answer(self, request: web.Request) -> Answer:
