@@ -30,6 +30,8 @@ __all__ = ["default_static", "main"]
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 EXIT_CONFIG = 1
+API_HOST = "127.0.0.1"
+API_PORT = 8080
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,20 +132,29 @@ def _run(loaded: LoadedStatic) -> int:
 
 
 def default_static() -> StaticConfig:
-    """What `run` serves with no configuration at all: `web` on :80 (or :8000), Docker."""
+    """What `run` serves with no configuration at all: `web` on :80 (or :8000), Docker,
+    and the API on 127.0.0.1:8080 (never on a public address unless asked; another port
+    chosen by the kernel when 8080 is taken, and the start-up line says which)."""
     port = 80 if _can_bind(80) else 8000
-    data: dict[str, object] = {"entryPoints": {"web": {"address": f":{port}"}}}
+    api_port = API_PORT if _can_bind(API_PORT, API_HOST) else 0
+    data: dict[str, object] = {
+        "entryPoints": {
+            "web": {"address": f":{port}"},
+            "traefik": {"address": f"{API_HOST}:{api_port}"},
+        },
+        "api": {"insecure": True},
+    }
     if os.path.exists(DOCKER_SOCKET):
         data["providers"] = {"docker": {}}
     return StaticConfig.model_validate(data)
 
 
-def _can_bind(port: int) -> bool:
+def _can_bind(port: int, host: str = "") -> bool:
     """Whether this process may listen on `port` (privileges, and nobody else on it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True

@@ -1,11 +1,13 @@
 """The control plane of `proxynow run`: static config in, a serving proxy out.
 
 It wires the pieces together and owns their lifetimes: logging, the entrypoint address
-reservations (`proxynow.edge.listen.reserve`), the supervisor and its workers, the
-aggregator and the providers. Every snapshot the aggregator publishes goes to the
-supervisor, which pushes it to every worker. SIGTERM or SIGINT stops the providers and
-drains the workers; `run` returns 0 after a clean drain, 1 when it cannot start (an
-address in use, a worker that cannot listen), with the reason on stderr.
+reservations (`proxynow.edge.listen.reserve`), the API server (proxynow/api/, when
+`api` or `ping` is configured), the supervisor and its workers, the aggregator and the
+providers. Every snapshot the aggregator publishes gets the internal routers and services
+(`ApiServer.publish`) and goes to the supervisor, which pushes it to every worker.
+SIGTERM or SIGINT stops the providers and drains the workers (while /ping answers 503);
+`run` returns 0 after a clean drain, 1 when it cannot start (an address in use, a worker
+that cannot listen), with the reason on stderr.
 
 The control socket: when the environment variable `PROXYNOW_CONTROL_SOCKET` names a
 path, the control plane answers one JSON request per line on that unix socket:
@@ -32,9 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 import uvloop
 
-from proxynow.aggregator import Aggregator, EntryPoints
+from proxynow.aggregator import Aggregator
+from proxynow.api.internal import (
+    api_prefix,
+    effective_static,
+    internal_services,
+    router_entry_points,
+)
+from proxynow.api.server import ApiServer, wanted
 from proxynow.config.static import StaticConfig
 from proxynow.edge import priority
+from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
 from proxynow.edge.supervisor import Supervisor, WorkerStartError
 from proxynow.healthcheck import HealthChecker
@@ -64,7 +74,7 @@ def run(static: StaticConfig) -> int:
 
 class _ControlPlane:
     def __init__(self, static: StaticConfig) -> None:
-        self._static = static
+        self._static = effective_static(static)  # with the `traefik` entrypoint if needed
         self._reserved: list[socket.socket] = []
         self._stop = asyncio.Event()
 
@@ -74,9 +84,14 @@ class _ControlPlane:
         except (AddressInUse, OSError, ValueError) as exc:
             _say(f"proxynow: cannot start: {_reason(exc)}")
             return EXIT_START_FAILED
+        api = ApiServer(self._static) if wanted(self._static) else None
         try:
-            return await self._serve(addresses)
+            if api is not None:
+                await api.start()
+            return await self._serve(addresses, api)
         finally:
+            if api is not None:
+                await api.close()
             for sock in self._reserved:
                 sock.close()
 
@@ -96,11 +111,12 @@ class _ControlPlane:
             addresses[name] = address
         return addresses
 
-    async def _serve(self, addresses: dict[str, ListenAddress]) -> int:
+    async def _serve(self, addresses: dict[str, ListenAddress], api: ApiServer | None) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
-        supervisor = Supervisor(self._static, addresses, Snapshot.empty())
+        initial = api.publish(Snapshot.empty()) if api is not None else Snapshot.empty()
+        supervisor = Supervisor(self._static, addresses, initial)
         # Importing the ACME client takes ~0.15 s: do it in a thread while the workers start.
         acme_loading = asyncio.ensure_future(
             asyncio.to_thread(_acme_manager, self._static, supervisor)
@@ -117,13 +133,12 @@ class _ControlPlane:
         nice = priority.lower_process()
         log.debug("control plane runs at nice %d, below its workers", nice)
         self._announce(addresses)
-        health = HealthChecker(self._static, supervisor.publish_health)
+        health = HealthChecker(self._static, _health_publisher(supervisor, api))
         aggregator = Aggregator(
-            EntryPoints.from_flags(
-                {name: ep.as_default for name, ep in self._static.entry_points.items()}
-            ),
-            _publisher(supervisor, acme, health),
+            router_entry_points(self._static),
+            _publisher(supervisor, acme, health, api),
             throttle=self._static.providers.providers_throttle_duration,
+            internal_services=internal_services(self._static),
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -137,6 +152,8 @@ class _ControlPlane:
                 control = await _control_server(supervisor)
                 await self._stop.wait()
                 log.info("stopping: draining the workers")
+                if api is not None:
+                    api.drain()
                 for task in tasks:
                     task.cancel()
                 if control is not None:
@@ -175,6 +192,10 @@ class _ControlPlane:
             protocol = scheme.upper()
             url = display_url(address, scheme)
             _say(f"proxynow: serving {protocol} on {url} (entrypoint {name})")
+        api = self._static.api
+        if api is not None and api.insecure and "traefik" in addresses:
+            url = display_url(addresses["traefik"], "http") + api_prefix(self._static) + "/"
+            _say(f"proxynow: API on {url} (entrypoint traefik)")
         log.info("%d workers serving %d entrypoints", self._static.workers, len(addresses))
 
 
@@ -202,16 +223,30 @@ def _acme_manager(static: StaticConfig, supervisor: Supervisor) -> AcmeManager |
 
 
 def _publisher(
-    supervisor: Supervisor, acme: AcmeManager | None, health: HealthChecker
+    supervisor: Supervisor, acme: AcmeManager | None, health: HealthChecker, api: ApiServer | None
 ) -> Callable[[Snapshot], None]:
-    """Every snapshot goes to the workers, then to the health checker (its probers) and
-    the ACME manager (for its domains)."""
+    """Every snapshot gets the internal routers and services (the API's, which keeps it)
+    and goes to the workers, then to the health checker (its probers) and the ACME
+    manager (for its domains)."""
 
     def publish(snapshot: Snapshot) -> None:
+        if api is not None:
+            snapshot = api.publish(snapshot)
         supervisor.publish(snapshot)
         health.on_snapshot(snapshot)
         if acme is not None:
             acme.on_snapshot(snapshot)
+
+    return publish
+
+
+def _health_publisher(supervisor: Supervisor, api: ApiServer | None) -> Callable[[HealthSet], None]:
+    """Down servers go to the workers and to the API (`serverStatus`)."""
+
+    def publish(health: HealthSet) -> None:
+        supervisor.publish_health(health)
+        if api is not None:
+            api.set_health(health)
 
     return publish
 

@@ -337,8 +337,12 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_default_static_serves_web_and_docker_when_there() -> None:
     config = default_static()
-    assert list(config.entry_points) == ["web"]
+    assert sorted(config.entry_points) == ["traefik", "web"]
     assert config.entry_points["web"].port in (80, 8000)
+    # The API: on loopback only, 8080 unless another program holds it.
+    assert config.entry_points["traefik"].host == "127.0.0.1"
+    assert config.entry_points["traefik"].port in (8080, 0)
+    assert config.api is not None and config.api.insecure
     assert (config.providers.docker is not None) == os.path.exists(DOCKER_SOCKET)
     assert config.providers.file is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 SERVING = re.compile(rb"serving HTTP on http://0\.0\.0\.0:(\d+) \(entrypoint web\)")
+API_LINE = re.compile(rb"API on http://127\.0\.0\.1:(\d+)/api/ \(entrypoint traefik\)")
 
 
 @pytest.fixture
@@ -40,10 +42,12 @@ def bare_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
         process.wait(timeout=10)
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], log: Path) -> int:
+def _wait_for_port(
+    process: subprocess.Popen[bytes], log: Path, line: re.Pattern[bytes] = SERVING
+) -> int:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        found = SERVING.search(log.read_bytes())
+        found = line.search(log.read_bytes())
         if found:
             return int(found.group(1))
         assert process.poll() is None, log.read_text()
@@ -51,15 +55,14 @@ def _wait_for_port(process: subprocess.Popen[bytes], log: Path) -> int:
     raise AssertionError(f"no start-up line: {log.read_text()}")
 
 
-def _get_until_served(port: int) -> http.client.HTTPResponse:
+def _get_until_served(port: int, path: str = "/") -> tuple[http.client.HTTPResponse, bytes]:
     deadline = time.monotonic() + 20
     while True:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            connection.request("GET", "/", headers={"Host": "nothing.example"})
+            connection.request("GET", path, headers={"Host": "nothing.example"})
             response = connection.getresponse()
-            response.read()
-            return response
+            return response, response.read()
         except ConnectionError:
             if time.monotonic() > deadline:
                 raise
@@ -74,8 +77,15 @@ def test_run_without_configuration_serves_and_says_where(
     port = _wait_for_port(process, log)
     expected = 80 if os.geteuid() == 0 else 8000
     assert port in (expected, 8000)  # :80 may be taken by another program: then :8000
-    response = _get_until_served(port)
+    response, _ = _get_until_served(port)
     assert response.status == 404  # serving, with no router yet
+    # The API, on loopback: 8080 unless another program holds it (then the kernel's pick).
+    api_port = _wait_for_port(process, log, API_LINE)
+    response, body = _get_until_served(api_port, "/api/version")
+    assert response.status == 200
+    assert json.loads(body)["Version"]
+    line = b"serving HTTP on http://127.0.0.1:%d (entrypoint traefik)" % api_port
+    assert line in log.read_bytes()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert b"Traceback" not in log.read_bytes()
