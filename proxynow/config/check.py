@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from proxynow.api.internal import effective_static, internal_services, router_entry_points
 from proxynow.checks import check_all
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.errors import (
@@ -43,7 +44,7 @@ from proxynow.config.objects import (
     validate_dynamic_objects,
 )
 from proxynow.config.static import FileProvider, StaticConfig
-from proxynow.merge import BuildCache, EntryPoints, Merge, collect, collect_tls
+from proxynow.merge import BuildCache, Merge, collect, collect_tls
 from proxynow.providers.base import ProviderUpdate
 from proxynow.providers.file import merge_files
 from proxynow.snapshot import status_key
@@ -231,10 +232,10 @@ def _problems(
     the messages but not which of them disable the object, and `check` needs that to tell
     errors from warnings.
     """
-    entry_points = EntryPoints.from_flags(
-        {name: ep.as_default for name, ep in static.entry_points.items()}
-    )
-    merge = Merge(entry_points, _internal_services(static), BuildCache())
+    # The entrypoints and internal services `run` gives routers (proxynow/api/internal.py),
+    # so that `check` and `run` agree on what a router may name.
+    static = effective_static(static)
+    merge = Merge(router_entry_points(static), internal_services(static), BuildCache())
     update = ProviderUpdate(PROVIDER, config, object_errors)
     collect(merge, update)
     collect_tls(merge, [update])
@@ -262,17 +263,6 @@ def _field_of(origin: _Origin, message: str) -> tuple[Loc, str]:
         if loc in origin.positions:
             return loc, rest
     return origin.loc, message
-
-
-def _internal_services(static: StaticConfig) -> frozenset[str]:
-    names = {"noop"}
-    if static.api is not None:
-        names |= {"api", "dashboard"}
-    if static.ping is not None:
-        names.add("ping")
-    if static.metrics is not None and static.metrics.prometheus is not None:
-        names.add("prometheus")
-    return frozenset(names)
 
 
 # ---------------------------------------------------------------- what `check` prints

@@ -443,3 +443,29 @@ def test_the_aggregators_findings_count_towards_the_limit_of_their_file(
         "... and 20 more errors and 10 more warnings in dynamic/many.yml",
         "120 errors, 10 warnings",
     ]
+
+
+def test_check_gives_routers_what_run_gives_them(tmp_path: Path) -> None:
+    # With api.insecure, `run` adds the entrypoint `traefik` but gives it to no router that
+    # names none, and serves api@internal and ping@internal only: `check` must agree.
+    (tmp_path / "dynamic").mkdir()
+    (tmp_path / "dynamic" / "r.yml").write_text(
+        dedent(
+            """
+            http:
+              routers:
+                plain: {rule: "Host(`a`)", service: api@internal}
+                noop: {rule: "Host(`b`)", service: noop@internal}
+                internal: {rule: "Host(`c`)", service: api@internal, entryPoints: [traefik]}
+            """
+        )
+    )
+    static = StaticConfig.model_validate(
+        {
+            "entryPoints": {"web": {"address": ":80"}},
+            "api": {"insecure": True},
+            "providers": {"file": {"directory": str(tmp_path / "dynamic")}},
+        }
+    )
+    messages = [issue.message for issue in check_dynamic(static).issues]
+    assert len(messages) == 1 and "noop@internal" in messages[0], messages
