@@ -187,8 +187,10 @@ class _Parser:
         if end.rest:
             raise TemplateError("unexpected token in else", end.rest[0].pos)
         nodes, last = self.statements()
-        if last is None or last.keyword != "end":
-            raise TemplateError(f"expected end; found {{{{else}}}} in {{{{{kind}}}}}", end.pos)
+        if last is None:
+            raise TemplateError(f"unexpected EOF in {{{{{kind}}}}}", pos)
+        if last.keyword != "end":
+            raise TemplateError(f"expected end; found {{{{else}}}} in {{{{{kind}}}}}", last.pos)
         return nodes
 
     # ------------------------------------------------------------ pipelines
