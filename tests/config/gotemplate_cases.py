@@ -210,6 +210,7 @@ LAYOUT: list[tuple[str, str]] = [
     ('{{ "a\\nb" }}', "a\nb"),
     ("{{\n  add\n  1\n  2\n}}", "3"),  # actions may span lines
     ("{{ `x\ny` }}", "x\ny"),
+    ('{{ atoi (env "PN_NOPE" | default "2") | add 1 }}', "3"),  # `|` inside parentheses
 ]
 
 # (template, part of the message, line, column) — every one also fails in Traefik.

@@ -1,8 +1,9 @@
 """Real Traefik with its file provider on a directory, read back through its API.
 
 `running_traefik(directory, environ)` starts `.venv/bin/traefik` with the file provider
-on `directory`, `api.insecure` on an entrypoint named `traefik` at 127.0.0.1:0 (the port
-is read from /proc), waits by polling until the API lists `expected` routers (or the file
+on `directory`, `api.insecure` on an entrypoint named `traefik` at 127.0.0.1:0 and a
+`web` entrypoint for the routers (ports read from /proc; the API's is the one that
+answers), waits by polling until the API lists `expected` routers (or the file
 provider has reported), and stops Traefik by its PID on exit. `routers(port)` is the
 parsed `/api/http/routers` list keyed by name.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.differential.traefik_harness import TRAEFIK, Process, listening_ports
+from tests.differential.traefik_harness import TRAEFIK, Process, _socket_inodes
 
 __all__ = ["routers", "running_traefik"]
 
@@ -48,7 +49,10 @@ def running_traefik(
     static.write_text(
         yaml.safe_dump(
             {
-                "entryPoints": {"traefik": {"address": "127.0.0.1:0"}},
+                "entryPoints": {
+                    "traefik": {"address": "127.0.0.1:0"},
+                    "web": {"address": "127.0.0.1:0"},
+                },
                 "api": {"insecure": True},
                 "providers": {
                     "providersThrottleDuration": "0s",
@@ -76,10 +80,20 @@ def _wait_for_routers(popen: subprocess.Popen[bytes], expected: int, deadline_s:
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise RuntimeError(f"traefik exited with {popen.returncode}")
-        port = listening_ports(popen.pid).get("v4")
-        if port is not None:
+        for port in _v4_ports(popen.pid):  # the API's, or the `web` entrypoint's
             with contextlib.suppress(OSError, ValueError):
                 if len(routers(port)) >= expected:
                     return port
         time.sleep(0.05)  # polling a condition with a deadline
     raise TimeoutError(f"traefik did not show {expected} routers in time")
+
+
+def _v4_ports(pid: int) -> list[int]:
+    """Every IPv4 port `pid` listens on, read from /proc."""
+    inodes = _socket_inodes(pid)
+    ports = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:
+            ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports

@@ -203,8 +203,11 @@ class _Parser:
             raise TemplateError("missing value for command", pos)
         cmds: list[Command] = []
         start = 0
+        depth = 0  # a `|` inside parentheses belongs to the inner pipeline
         for index, token in enumerate([*rest, None]):
-            if token is None or token.kind == "pipe":
+            if token is not None:
+                depth += {"lparen": 1, "rparen": -1}.get(token.kind, 0)
+            if token is None or (token.kind == "pipe" and depth == 0):
                 part = rest[start:index]
                 if not part:
                     raise TemplateError("missing command in pipeline", pos)
