@@ -37,7 +37,7 @@ from proxynow.config.errors import (
     located,
 )
 from proxynow.config.keys import shape_of
-from proxynow.config.loader import read_file
+from proxynow.config.loader import read_dynamic_file
 from proxynow.config.objects import (
     DynamicObjects,
     ObjectKey,
@@ -133,7 +133,7 @@ def check_dynamic(static: StaticConfig) -> CheckResult:
     files: dict[str, tuple[DynamicObjects, Positions]] = {}
     for path in dynamic_files(provider):
         try:
-            raw = read_file(path, eager_positions=True)
+            raw = read_dynamic_file(path, eager_positions=True)
         except ConfigError as exc:
             result.issues.extend(exc.issues)
             continue

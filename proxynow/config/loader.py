@@ -8,6 +8,7 @@ of a file). A dynamic file is read into a `DynamicConfig`. Every failure is a
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -36,6 +37,9 @@ from proxynow.config.errors import (
     format_path,
     issues_from_validation,
 )
+from proxynow.config.gotemplate import TemplateError
+from proxynow.config.gotemplate import position as template_position
+from proxynow.config.gotemplate import render as render_template
 from proxynow.config.keys import normalize, shape_of
 from proxynow.config.positions import (
     LazyPositions,
@@ -54,10 +58,13 @@ __all__ = [
     "find_config_file",
     "load_dynamic_file",
     "load_static",
+    "read_dynamic_file",
     "read_file",
     "validate",
     "validate_dynamic",
 ]
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAMES = ("proxynow.yml", "proxynow.yaml", "proxynow.toml")
 FLAGS_SOURCE = "command line"
@@ -93,10 +100,47 @@ def read_file(path: str | os.PathLike[str], *, eager_positions: bool = False) ->
     the one parse, which saves that second one.
     """
     name = os.fspath(path)
+    return _parse_text(name, _read_text(name), eager_positions)
+
+
+def read_dynamic_file(
+    path: str | os.PathLike[str],
+    *,
+    eager_positions: bool = False,
+    environ: Mapping[str, str] | None = None,
+    log_template: bool = False,
+) -> RawFile:
+    """`read_file` for a dynamic file of the file provider: rendered as a Go template
+    first, as Traefik does (the static configuration is not). A file without `{{` is
+    parsed as it is. Positions of later errors refer to the rendered text; with
+    `log_template` (`providers.file.debugLogGeneratedTemplate`) it is logged at debug
+    level. `environ` is what the template's `env` reads (default: the process's)."""
+    name = os.fspath(path)
+    text = _read_text(name)
+    if "{{" in text:
+        text = _render(name, text, environ)
+        if log_template:
+            log.debug("file %s: rendered template:\n%s", name, text)
+    return _parse_text(name, text, eager_positions)
+
+
+def _read_text(name: str) -> str:
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        return Path(name).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue("", f"cannot read file: {exc}", name)]) from None
+
+
+def _render(name: str, text: str, environ: Mapping[str, str] | None) -> str:
+    try:
+        return render_template(text, environ=environ)
+    except TemplateError as exc:
+        line, column = template_position(text, exc.pos)
+        issue = ConfigIssue("", f"template: {exc.message}", name, line, column)
+        raise ConfigError([issue]) from None
+
+
+def _parse_text(name: str, text: str, eager_positions: bool) -> RawFile:
     if name.endswith(".toml"):
         data, positions = _parse_toml(name, text)
     else:
@@ -201,9 +245,11 @@ def _spelt_as(raw: Any, loc: Loc) -> Loc:
     return tuple(result)
 
 
-def load_dynamic_file(path: str | os.PathLike[str]) -> DynamicConfig:
-    """Read and validate one dynamic configuration file."""
-    raw = read_file(path)
+def load_dynamic_file(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> DynamicConfig:
+    """Read (rendering its template) and validate one dynamic configuration file."""
+    raw = read_dynamic_file(path, environ=environ)
     return validate_dynamic(raw.data, file=raw.path, positions=raw.positions)
 
 
@@ -228,11 +274,15 @@ class DynamicFileLoader:
     and their positions are exactly those of `load_dynamic_file`.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, environ: Mapping[str, str] | None = None, log_template: bool = False
+    ) -> None:
         self._known: dict[str, Known] = {}
+        self._environ = environ
+        self._log_template = log_template
 
     def load(self, path: str | os.PathLike[str]) -> DynamicConfig:
-        raw = read_file(path)
+        raw = read_dynamic_file(path, environ=self._environ, log_template=self._log_template)
         known = self._known.pop(raw.path, {})
         config = _validate_reusing(raw.data, known)
         if config is None:

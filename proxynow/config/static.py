@@ -171,6 +171,8 @@ class FileProvider(Model):
     filename: str = ""
     directory: str = ""
     watch: bool = True
+    # Log every rendered template (of a file with `{{`) at debug level, as Traefik does.
+    debug_log_generated_template: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -14,8 +14,8 @@ Every reload reads every file again and merges them (`merge_files`). A file that
 parse or validate keeps its last good content serving and its errors, with
 `file:line:column`, are reported to the sink as provider errors; once the file is fixed,
 the next change recovers without a restart. A name defined differently in two files is a
-conflict reported on that object (which the aggregator then disables). Go templates,
-which Traefik's file provider evaluates, are not supported.
+conflict reported on that object (which the aggregator then disables). Every file is
+rendered as a Go template first, as Traefik does (`config/loader.py::read_dynamic_file`).
 
 A file that had content and is read empty is most often caught between an editor's
 truncate and its write: its last content keeps serving, and it is read again after
@@ -157,6 +157,7 @@ class FileProvider:
         name: str = "file",
         watch_timeout: float = 1.0,
         settle: float = _SETTLE,
+        log_template: bool = False,
     ) -> None:
         if bool(filename) == bool(directory):
             raise ValueError("set exactly one of filename and directory")
@@ -170,7 +171,8 @@ class FileProvider:
         self._emptied: set[str] = set()
         self._generation = 0  # reads made, settle re-reads not counted
         self._loading = threading.Lock()  # held while reading and handing the result over
-        self._loader = DynamicFileLoader()  # unchanged objects of a re-read file are reused
+        # Unchanged objects of a re-read file are reused.
+        self._loader = DynamicFileLoader(log_template=log_template)
         self._filter = DefaultFilter()
         self.reads = 0
         self._last_good: dict[str, DynamicConfig] = {}
@@ -183,7 +185,12 @@ class FileProvider:
 
     @classmethod
     def from_config(cls, config: FileProviderConfig) -> FileProvider:
-        return cls(filename=config.filename, directory=config.directory, watch=config.watch)
+        return cls(
+            filename=config.filename,
+            directory=config.directory,
+            watch=config.watch,
+            log_template=config.debug_log_generated_template,
+        )
 
     @property
     def name(self) -> str:
