@@ -281,13 +281,13 @@ def test_check_reports_static_errors_without_traceback(project: Path) -> None:
 
 
 def test_static_errors_past_the_limit_are_counted(project: Path) -> None:
-    keys = "".join(f"k{i}: {i}\n" for i in range(150))
-    write(project / "proxynow.yml", "entryPoints:\n  web:\n    address: ':80'\n" + keys)
+    keys = "".join(f"  k{i}: {i}\n" for i in range(150))
+    write(project / "proxynow.yml", "entryPoints:\n  web:\n    address: ':80'\napi:\n" + keys)
     result = proxynow("check", cwd=project)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 100 + 2
-    assert lines[0] == "./proxynow.yml:4:1: k0: unknown key 'k0'"
+    assert lines[0] == "./proxynow.yml:5:3: api.k0: unknown key 'k0'"
     assert lines[-2:] == ["... and 50 more errors in ./proxynow.yml", "150 errors, 0 warnings"]
 
 
