@@ -295,11 +295,14 @@ class DynamicFileLoader:
         return config
 
     def _log_new(self, path: str, warnings: list[ConfigIssue]) -> None:
-        """Log the warnings this file did not have the last time (once, not every read)."""
-        lines = {str(warning) for warning in warnings}
-        for line in sorted(lines - self._warned.get(path, set())):
-            log.warning("%s", line)
-        self._warned[path] = lines | (self._warned.get(path, set()) & lines)
+        """Log the warnings this file did not have the last time (once, not every read;
+        a warning that only moved to another line is the same warning)."""
+        before = self._warned.get(path, set())
+        now = {f"{warning.path}: {warning.message}" for warning in warnings}
+        for warning in warnings:
+            if f"{warning.path}: {warning.message}" not in before:
+                log.warning("%s", warning)
+        self._warned[path] = now
 
     def retain(self, paths: Iterable[str]) -> None:
         """Forget the files not in `paths` (deleted ones: their objects are not needed)."""
