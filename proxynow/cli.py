@@ -5,7 +5,8 @@ as in Traefik, else the usual search places), Traefik-style flags such as
 `--entryPoints.web.address=:80` and `PROXYNOW_*` variables. Configuration mistakes are
 printed as `file:line:column: path: message`, one per line, never as a traceback: errors
 first, then warnings (`file:line:column: warning: ...`), then `N errors, M warnings`.
-`check` exits 1 on any error, 0 with warnings only (1 with `--strict`).
+`check` exits 1 on any error, 0 with warnings only (1 with `--strict`). `run` prints the
+static configuration's warnings (options not supported yet, deprecated keys) once at start.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _check(loaded: LoadedStatic, *, strict: bool) -> int:
     from proxynow.config.check import check_dynamic, dynamic_files, report
 
     result = check_dynamic(loaded.config)
-    found = report(result.issues, result.omitted)
+    found = report([*loaded.warnings, *result.issues], result.omitted)
     if found.errors or found.warnings:
         _print_report(found)
     if found.errors or (strict and found.warnings):
@@ -127,6 +128,9 @@ def _run(loaded: LoadedStatic) -> int:
     from proxynow.logs import configure_logging
 
     static = default_static() if loaded.empty else loaded.config
+    # Once, before anything starts, whatever the log level: what is not served as written.
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr, flush=True)
     configure_logging(static.log)
     return controlplane.run(static)
 

@@ -281,13 +281,13 @@ def test_check_reports_static_errors_without_traceback(project: Path) -> None:
 
 
 def test_static_errors_past_the_limit_are_counted(project: Path) -> None:
-    keys = "".join(f"k{i}: {i}\n" for i in range(150))
-    write(project / "proxynow.yml", "entryPoints:\n  web:\n    address: ':80'\n" + keys)
+    keys = "".join(f"  k{i}: {i}\n" for i in range(150))
+    write(project / "proxynow.yml", "entryPoints:\n  web:\n    address: ':80'\napi:\n" + keys)
     result = proxynow("check", cwd=project)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 100 + 2
-    assert lines[0] == "./proxynow.yml:4:1: k0: unknown key 'k0'"
+    assert lines[0] == "./proxynow.yml:5:3: api.k0: unknown key 'k0'"
     assert lines[-2:] == ["... and 50 more errors in ./proxynow.yml", "150 errors, 0 warnings"]
 
 
@@ -377,3 +377,81 @@ def test_logging_json_to_file(tmp_path: Path, proxynow_logger: logging.Logger) -
         "shown 1",
     )
     assert proxynow_logger.level == logging.ERROR
+
+
+# ---------------------------------------------------------------- Traefik files proxynow reads
+
+TRAEFIK_STATIC = """\
+version: 2
+entryPoints:
+  web:
+    address: 127.0.0.1:0
+    http3: {}
+tracing:
+  otlp:
+    http:
+      endpoint: http://127.0.0.1:4318/v1/traces
+metrics:
+  datadog:
+    address: 127.0.0.1:8125
+hostResolver:
+  cnameFlattening: false
+experimental:
+  kubernetesgateway: true
+"""
+TRAEFIK_WARNINGS = [
+    "version",
+    "entryPoints.web.http3",
+    "tracing",
+    "metrics.datadog",
+    "hostResolver",
+    "experimental",
+]
+
+
+def test_check_lists_the_static_warnings_and_passes(project: Path) -> None:
+    write(project / "proxynow.yml", TRAEFIK_STATIC)
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1] == f"0 errors, {len(TRAEFIK_WARNINGS)} warnings"
+    for path in TRAEFIK_WARNINGS:
+        assert sum(f": warning: {path}: " in line for line in lines) == 1, (path, lines)
+    assert proxynow("check", "--strict", cwd=project).returncode == 1
+
+
+def test_check_refuses_a_static_option_that_changes_security(project: Path) -> None:
+    write(
+        project / "proxynow.yml",
+        TRAEFIK_STATIC + "serversTransport:\n  spiffe:\n    ids: [spiffe://a/b]\n",
+    )
+    result = proxynow("check", cwd=project)
+    assert result.returncode == 1
+    refused = [
+        line
+        for line in result.stderr.splitlines()
+        if "serversTransport.spiffe:" in line and ": warning:" not in line
+    ]
+    assert len(refused) == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == f"1 error, {len(TRAEFIK_WARNINGS)} warnings"
+
+
+def test_run_starts_with_a_traefik_static_file_and_warns_once(tmp_path: Path) -> None:
+    from tests.support.proc import start_proxynow
+
+    static = yaml_load(TRAEFIK_STATIC)
+    proxy = start_proxynow(tmp_path / "run", static, {"http": {"routers": {}}}, workers=1)
+    try:
+        assert "web" in proxy.ports
+        stderr = proxy.stderr()
+        for path in TRAEFIK_WARNINGS:
+            assert stderr.count(f": warning: {path}: ") == 1, (path, stderr)
+    finally:
+        assert proxy.stop() == 0
+
+
+def yaml_load(text: str) -> dict[str, object]:
+    import yaml
+
+    data: dict[str, object] = yaml.safe_load(text)
+    return data

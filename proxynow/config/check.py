@@ -8,7 +8,9 @@ services and middlewares, types not applied yet), whose findings are reported at
 position of the object in its file: an error for what disables the object, a warning for
 what serves but not as written. An object that is itself invalid stands in the merge as an
 inert placeholder, so that what uses it reads "service web@file is disabled: ..." rather
-than "does not exist".
+than "does not exist". Then the hints (hints.py): what Traefik serves and only logs at
+run time, if at all (an undefined certificate resolver, a URL in `Host()`, a v2
+placeholder), as warnings saying what to write instead.
 
 `report` turns the issues into the lines `check` prints: errors, then warnings, at most
 `MAX_ISSUES` per file followed by one "... and N more" line, then the totals.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,7 @@ from proxynow.config.errors import (
     Severity,
     located,
 )
+from proxynow.config.hints import cert_resolver_hint, rule_hints
 from proxynow.config.keys import shape_of
 from proxynow.config.loader import read_dynamic_file
 from proxynow.config.objects import (
@@ -143,7 +146,27 @@ def check_dynamic(static: StaticConfig) -> CheckResult:
         result.omitted[raw.path, "error"] += objects.omitted
         files[raw.path] = (objects, raw.positions)
     _object_issues(static, files, result)
+    for path, (objects, positions) in files.items():
+        for issue in _hints(static, objects, path, positions):
+            result.add(issue)
     return result
+
+
+def _hints(
+    static: StaticConfig, objects: DynamicObjects, file: str, positions: Positions
+) -> Iterator[ConfigIssue]:
+    """The hints (hints.py) on the valid routers of one file, as warnings."""
+    resolvers = static.certificates_resolvers
+    for protocol in ("http", "tcp"):
+        routers = getattr(objects.config, protocol).routers
+        for name, router in routers.items():
+            loc = objects.where.get((protocol, "routers", name), (protocol, "routers", name))
+            for hint in rule_hints(router.rule, protocol):
+                yield located((*loc, "rule"), hint, file, positions, "warning")
+            tls = router.tls
+            missing = cert_resolver_hint(tls.cert_resolver, resolvers) if tls else None
+            if missing:
+                yield located((*loc, "tls", "certResolver"), missing, file, positions, "warning")
 
 
 def _object_issues(

@@ -31,6 +31,7 @@ __all__ = [
     "format_path",
     "issues_from_validation",
     "located",
+    "root_key_message",
     "suggest",
     "unknown_key_message",
 ]
@@ -162,6 +163,14 @@ def unknown_key_message(parent: type[BaseModel] | None, key: object) -> str:
     close = suggest(str(key), choices)
     hint = f" (did you mean {close!r}?)" if close else ""
     return f"unknown {what} {str(key)!r}{hint}"
+
+
+def root_key_message(key: object, sections: Sequence[str] = ("http", "tcp", "udp", "tls")) -> str:
+    """A key at the root of a dynamic (or, with `sections`, static) file that is not a
+    section: Traefik ignores it (files carry `version:` or YAML anchors there)."""
+    close = suggest(str(key), sections)
+    hint = f" (did you mean {close!r}?)" if close else ""
+    return f"unknown key {str(key)!r} at the root of the file{hint}; ignored, as Traefik does"
 
 
 def _unknown_key(model: type[BaseModel], loc: Loc) -> str:

@@ -7,18 +7,37 @@ dict so that every struct key has the model's spelling, by walking the model's f
 alongside the data: a model is a struct, `dict[str, X]` is a map of user keys, `list[X]` a
 list. Unknown keys are left as they are for validation to report. The walker is shared by
 the flag, environment and Docker-label parsers.
+
+On the way it decodes values as leniently as Traefik's file decoder does (checked against
+Traefik 3.7, see docs/configuration.md "Lenient decoding"): a null value is left out as if
+not written, a single string where a list of values is expected is split on commas (a
+number or boolean there is a list of one), a number or boolean where a string is expected
+is its text, and `true` where an optional section is expected enables it with its
+defaults (`false` leaves it off). Deprecated keys Traefik still reads (compat.py) are
+read under their replacement's name, and each one met is noted in `Notes` when asked.
 """
 
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-__all__ = ["Shape", "allowed_keys", "field_key", "normalize", "shape_at", "shape_of", "struct_at"]
+from proxynow.config.compat import Deprecation, deprecations
+
+__all__ = [
+    "Notes",
+    "Shape",
+    "allowed_keys",
+    "field_key",
+    "normalize",
+    "shape_at",
+    "shape_of",
+    "struct_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +48,7 @@ class Shape:
     model: type[BaseModel] | None = None  # for "struct"
     item: Any = None  # value type for "map", item type for "list"
     optional: bool = False
+    base: Any = None  # for "scalar": the type under Annotated and `| None` (str, int, ...)
 
 
 def shape_of(annotation: Any) -> Shape:
@@ -42,7 +62,7 @@ def shape_of(annotation: Any) -> Shape:
             members = [arg for arg in get_args(annotation) if arg is not type(None)]
             optional = optional or len(members) < len(get_args(annotation))
             if len(members) != 1:
-                return Shape("scalar", optional=optional)
+                return Shape("scalar", optional=optional, base=annotation)
             annotation = members[0]
         else:
             break
@@ -52,18 +72,45 @@ def shape_of(annotation: Any) -> Shape:
         return Shape("map", item=get_args(annotation)[1], optional=optional)
     if origin is list:
         return Shape("list", item=get_args(annotation)[0], optional=optional)
-    return Shape("scalar", optional=optional)
+    return Shape("scalar", optional=optional, base=annotation)
 
 
 @cache
 def _lookup(model: type[BaseModel]) -> dict[str, tuple[str, Any]]:
-    """Lowercased alias and attribute name → (alias, annotation)."""
+    """Lowercased alias and attribute name → (alias, annotation); a deprecated key that
+    was renamed (`ipWhiteList`) maps to its replacement's field."""
     table: dict[str, tuple[str, Any]] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias or name
-        table[name.lower()] = (key, field.annotation)
-        table[key.lower()] = (key, field.annotation)
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        table[name.lower()] = (key, info.annotation)
+        table[key.lower()] = (key, info.annotation)
+    for old, deprecation in _deprecated(model).items():
+        if deprecation.rename is not None:
+            table.setdefault(old, table[deprecation.rename.lower()])
     return table
+
+
+@cache
+def _deprecated(model: type[BaseModel]) -> dict[str, Deprecation]:
+    return {old.lower(): entry for old, entry in deprecations(model).items()}
+
+
+@dataclass
+class Notes:
+    """Deprecated keys met by `normalize`: (path as the user spelt it, message)."""
+
+    found: list[tuple[tuple[str | int, ...], str]] = field(default_factory=list)
+    stack: list[str | int] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.found.append((tuple(self.stack), message))
+
+
+class _Absent:
+    """A null value: the key is left out, as if it was not written."""
+
+
+_ABSENT = _Absent()
 
 
 def field_key(model: type[BaseModel], key: str) -> tuple[str, Any] | None:
@@ -76,25 +123,93 @@ def allowed_keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
-def normalize(annotation: Any, data: Any) -> Any:
-    """Return `data` with every struct key spelt as the model `annotation` spells it."""
-    shape = shape_of(annotation)
-    if shape.kind == "struct" and isinstance(data, dict):
-        assert shape.model is not None
-        return _normalize_struct(shape.model, data)
+def normalize(annotation: Any, data: Any, notes: Notes | None = None) -> Any:
+    """Return `data` with every struct key spelt as the model `annotation` spells it, and
+    values decoded leniently (see the module docstring)."""
+    value = _value(shape_of(annotation), data, notes)
+    return None if value is _ABSENT else value
+
+
+def _value(shape: Shape, data: Any, notes: Notes | None) -> Any:
+    if data is None:
+        return _ABSENT
+    if shape.kind == "struct":
+        return _struct_value(shape, data, notes)
     if shape.kind == "map" and isinstance(data, dict):
-        # YAML and TOML turn `418:` into an int; map keys are strings in the models.
-        return {_map_key(key): normalize(shape.item, value) for key, value in data.items()}
-    if shape.kind == "list" and isinstance(data, list):
-        return [normalize(shape.item, item) for item in data]
+        return _map(shape, data, notes)
+    if shape.kind == "list":
+        return _list(shape, data, notes)
+    if shape.base is str and isinstance(data, int | float):
+        return _text(data)  # `customBrowserXSSValue: 0` is the string "0" for Traefik
     return data
+
+
+def _struct_value(shape: Shape, data: Any, notes: Notes | None) -> Any:
+    assert shape.model is not None
+    if isinstance(data, dict):
+        return _normalize_struct(shape.model, data, notes)
+    # `tls: true` enables a section with its defaults, `tls: false` leaves it off.
+    flag = data.lower() if isinstance(data, str) else data
+    if flag is True or flag == "true":
+        return {}
+    if (flag is False or flag == "false") and shape.optional:
+        return _ABSENT
+    return data
+
+
+def _map(shape: Shape, data: dict[Any, Any], notes: Notes | None) -> dict[Any, Any]:
+    item = shape_of(shape.item)
+    result: dict[Any, Any] = {}
+    for key, value in data.items():
+        if notes is not None:
+            notes.stack.append(str(key))
+        # YAML and TOML turn `418:` into an int; map keys are strings in the models.
+        found = _value(item, value, notes)
+        if notes is not None:
+            notes.stack.pop()
+        if found is not _ABSENT:  # `X-Custom-Header: ~` is not set at all (as Traefik)
+            result[_map_key(key)] = found
+    return result
+
+
+def _list(shape: Shape, data: Any, notes: Notes | None) -> Any:
+    item = shape_of(shape.item)
+    if item.kind == "scalar":
+        if isinstance(data, str):
+            # Traefik's decoder splits a string where a list is expected on commas and
+            # trims the parts: `entryPoints: web,websecure`, `sourceRange: "a, b"`.
+            data = [part.strip() for part in data.split(",")] if data.strip() else []
+        elif isinstance(data, int | float):
+            data = [data]
+    if not isinstance(data, list):
+        return data
+    result = []
+    for index, value in enumerate(data):
+        if notes is not None:
+            notes.stack.append(index)
+        found = _value(item, value, notes)
+        if notes is not None:
+            notes.stack.pop()
+        result.append(None if found is _ABSENT else found)
+    return result
+
+
+def _text(value: int | float) -> str:
+    """A YAML/TOML number or boolean as Go's fmt prints it (`true`, `1`, `0.5`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
 
 
 def _map_key(key: Any) -> Any:
     return str(key) if isinstance(key, int | float) and not isinstance(key, bool) else key
 
 
-def _normalize_struct(model: type[BaseModel], data: dict[Any, Any]) -> dict[Any, Any]:
+def _normalize_struct(
+    model: type[BaseModel], data: dict[Any, Any], notes: Notes | None = None
+) -> dict[Any, Any]:
     result: dict[Any, Any] = {}
     for key, value in data.items():
         found = field_key(model, key) if isinstance(key, str) else None
@@ -102,12 +217,25 @@ def _normalize_struct(model: type[BaseModel], data: dict[Any, Any]) -> dict[Any,
             result[key] = value
             continue
         name, annotation = found
-        value = normalize(annotation, value)
+        if notes is not None:
+            notes.stack.append(key)
+            _note_deprecated(model, key, value, notes)
+        value = _value(shape_of(annotation), value, notes)
+        if notes is not None:
+            notes.stack.pop()
+        if value is _ABSENT:
+            continue
         previous = result.get(name)
         if isinstance(previous, dict) and isinstance(value, dict):
             value = {**previous, **value}  # `entryPoints` and `entrypoints` in one file
         result[name] = value
     return result
+
+
+def _note_deprecated(model: type[BaseModel], key: str, value: Any, notes: Notes) -> None:
+    entry = _deprecated(model).get(key.lower())
+    if entry is not None and entry.applies(value):
+        notes.note(entry.message)
 
 
 def shape_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> Shape | None:

@@ -4,6 +4,11 @@ Static configuration merges its sources with the precedence flags > environment 
 defaults (Traefik makes them mutually exclusive; merging lets a flag override one value
 of a file). A dynamic file is read into a `DynamicConfig`. Every failure is a
 `ConfigError` listing all issues with their file positions; nothing raises anything else.
+
+What Traefik reads but proxynow only warns about (compat.py: keys at the root of a file
+that are not sections, deprecated keys, static options not supported yet) is collected as
+warnings: `LoadedStatic.warnings` for the static configuration, which `run` prints once
+and `check` lists; the file provider's files log theirs once per change that brings them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from proxynow.config.compat import unsupported_options
 from proxynow.config.dynamic import (
     DynamicConfig,
     HTTPConfig,
@@ -34,13 +40,16 @@ from proxynow.config.errors import (
     ConfigIssue,
     Loc,
     Positions,
+    Severity,
     format_path,
     issues_from_validation,
+    located,
+    root_key_message,
 )
 from proxynow.config.gotemplate import TemplateError
 from proxynow.config.gotemplate import position as template_position
 from proxynow.config.gotemplate import render as render_template
-from proxynow.config.keys import normalize, shape_of
+from proxynow.config.keys import Notes, field_key, normalize, shape_of
 from proxynow.config.positions import (
     LazyPositions,
     toml_positions,
@@ -71,6 +80,7 @@ FLAGS_SOURCE = "command line"
 ENV_SOURCE = "environment"
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,8 @@ class LoadedStatic:
     file: str | None
     # True when no file, flag or variable configured anything: `run` then picks defaults.
     empty: bool
+    # What is read but not as written: stray root keys, deprecated keys, options left out.
+    warnings: tuple[ConfigIssue, ...] = ()
 
 
 def read_file(path: str | os.PathLike[str], *, eager_positions: bool = False) -> RawFile:
@@ -205,9 +217,11 @@ def validate(
     *,
     file: str | None = None,
     positions: Positions | None = None,
+    notes: Notes | None = None,
 ) -> M:
-    """Normalise key case and validate `raw` against `model`, or raise `ConfigError`."""
-    data = normalize(model, dict(raw))
+    """Normalise key case and validate `raw` against `model`, or raise `ConfigError`
+    (deprecated keys met go to `notes`)."""
+    data = normalize(model, dict(raw), notes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -220,9 +234,15 @@ def validate_dynamic(
     *,
     file: str | None = None,
     positions: Positions | None = None,
+    warnings: list[ConfigIssue] | None = None,
 ) -> DynamicConfig:
-    """Validate raw dynamic configuration from a provider (names must not contain `@`)."""
-    config = validate(DynamicConfig, raw, file=file, positions=positions)
+    """Validate raw dynamic configuration from a provider (names must not contain `@`);
+    what is read but not as written is appended to `warnings`."""
+    raw, strays = _without_strays(raw, DynamicConfig)
+    notes = Notes() if warnings is not None else None
+    config = validate(DynamicConfig, raw, file=file, positions=positions, notes=notes)
+    if warnings is not None and notes is not None:
+        warnings.extend(_warnings(strays, notes, file, positions))
     issues = []
     for loc, message in invalid_names(config):
         user_loc = _spelt_as(raw, loc)
@@ -231,6 +251,31 @@ def validate_dynamic(
     if issues:
         raise ConfigError(issues)
     return config
+
+
+def _without_strays(
+    raw: Mapping[str, Any], model: type[BaseModel]
+) -> tuple[dict[str, Any], list[str]]:
+    """`raw` without the root keys that are not `model`'s (Traefik ignores them)."""
+    strays = [key for key in raw if not isinstance(key, str) or field_key(model, key) is None]
+    if not strays:
+        return dict(raw), []
+    return {key: value for key, value in raw.items() if key not in strays}, strays
+
+
+def _warnings(
+    strays: list[Any],
+    notes: Notes,
+    file: str | None,
+    positions: Positions | None,
+    sections: tuple[str, ...] = ("http", "tcp", "udp", "tls"),
+) -> list[ConfigIssue]:
+    found = [
+        located((key,), root_key_message(key, sections), file, positions, "warning")
+        for key in strays
+    ]
+    found += [located(loc, message, file, positions, "warning") for loc, message in notes.found]
+    return found
 
 
 def _spelt_as(raw: Any, loc: Loc) -> Loc:
@@ -280,25 +325,46 @@ class DynamicFileLoader:
         self._known: dict[str, Known] = {}
         self._environ = environ
         self._log_template = log_template
+        self._warned: dict[str, set[str]] = {}
 
     def load(self, path: str | os.PathLike[str]) -> DynamicConfig:
         raw = read_dynamic_file(path, environ=self._environ, log_template=self._log_template)
         known = self._known.pop(raw.path, {})
-        config = _validate_reusing(raw.data, known)
+        notes = Notes()
+        config = _validate_reusing(raw.data, known, notes)
+        warnings: list[ConfigIssue] = []
         if config is None:
-            config = validate_dynamic(raw.data, file=raw.path, positions=raw.positions)
+            config = validate_dynamic(
+                raw.data, file=raw.path, positions=raw.positions, warnings=warnings
+            )
+        else:
+            warnings = _warnings([], notes, raw.path, raw.positions)
         self._known[raw.path] = _remember(raw.data, config)
+        self._log_new(raw.path, warnings)
         return config
+
+    def _log_new(self, path: str, warnings: list[ConfigIssue]) -> None:
+        """Log the warnings this file did not have the last time (once, not every read;
+        a warning that only moved to another line is the same warning)."""
+        before = self._warned.get(path, set())
+        now = {f"{warning.path}: {warning.message}" for warning in warnings}
+        for warning in warnings:
+            if f"{warning.path}: {warning.message}" not in before:
+                log.warning("%s", warning)
+        self._warned[path] = now
 
     def retain(self, paths: Iterable[str]) -> None:
         """Forget the files not in `paths` (deleted ones: their objects are not needed)."""
         keep = {os.fspath(path) for path in paths}
         for path in [known for known in self._known if known not in keep]:
             del self._known[path]
+        for path in [warned for warned in self._warned if warned not in keep]:
+            del self._warned[path]
 
 
-def _validate_reusing(data: dict[str, Any], known: Known) -> DynamicConfig | None:
-    """`data` validated with the known objects reused; None when the usual path is needed."""
+def _validate_reusing(data: dict[str, Any], known: Known, notes: Notes) -> DynamicConfig | None:
+    """`data` validated with the known objects reused; None when the usual path is needed.
+    Deprecated keys of the objects validated anew go to `notes`."""
     substituted: dict[str, Any] = {}
     for top, value in data.items():
         sections = _TABLES.get(top)
@@ -308,7 +374,8 @@ def _validate_reusing(data: dict[str, Any], known: Known) -> DynamicConfig | Non
             return None
         else:
             substituted[top] = {
-                section: _substitute(top, section, table, known) for section, table in value.items()
+                section: _substitute(top, section, table, known, notes)
+                for section, table in value.items()
             }
     protocols = [substituted[top] for top in _TABLES if top in substituted]
     if any(table is None for tables in protocols for table in tables.values()):
@@ -320,7 +387,9 @@ def _validate_reusing(data: dict[str, Any], known: Known) -> DynamicConfig | Non
     return None if invalid_names(config) else config
 
 
-def _substitute(protocol: str, section: str, table: Any, known: Known) -> dict[str, Any] | None:
+def _substitute(
+    protocol: str, section: str, table: Any, known: Known, notes: Notes
+) -> dict[str, Any] | None:
     """The table with known objects in place of their raw data and the others normalised
     (None: not a mapping of string names, left to the usual path)."""
     if not isinstance(table, dict):
@@ -331,9 +400,11 @@ def _substitute(protocol: str, section: str, table: Any, known: Known) -> dict[s
         if not isinstance(name, str):
             return None
         entry = known.get((protocol, section, name))
-        result[name] = (
-            entry[1] if entry is not None and entry[0] == value else normalize(item, value)
-        )
+        if entry is not None and entry[0] == value:
+            result[name] = entry[1]
+        else:
+            notes.stack[:] = [protocol, section, name]
+            result[name] = normalize(item, value, notes)
     return result
 
 
@@ -423,17 +494,45 @@ def load_static(
     issues += [ConfigIssue(p, m, ENV_SOURCE) for p, m in env_issues]
     if issues:
         raise ConfigError(issues)
-    file_data = normalize(StaticConfig, raw_file.data) if raw_file else {}
+    file_data, refused, warnings = _static_file_data(raw_file)
     merged = deep_merge(deep_merge(file_data, env_data), flag_data)
     try:
         config = StaticConfig.model_validate(merged)
     except ValidationError as exc:
-        issues = _static_issues(exc, merged, raw_file, env_data, flag_data)
+        issues = [*refused, *_static_issues(exc, merged, raw_file, env_data, flag_data), *warnings]
         omitted = exc.error_count() - min(exc.error_count(), MAX_ISSUES)
         where = raw_file.path if raw_file is not None else None
         raise ConfigError(issues, {where: omitted} if omitted else None) from None
+    if refused:
+        raise ConfigError([*refused, *warnings])
     empty = raw_file is None and not flag_data and not env_data
-    return LoadedStatic(config, config_file, empty)
+    return LoadedStatic(config, config_file, empty, tuple(warnings))
+
+
+_STATIC_SECTIONS = tuple(
+    str(info.alias or name) for name, info in StaticConfig.model_fields.items()
+)
+
+
+def _static_file_data(
+    raw_file: RawFile | None,
+) -> tuple[dict[str, Any], list[ConfigIssue], list[ConfigIssue]]:
+    """The file's data normalised, without what compat.py leaves out; the options refused
+    (errors) and the warnings."""
+    if raw_file is None:
+        return {}, [], []
+    data, found = unsupported_options(raw_file.data)
+    data, strays = _without_strays(data, StaticConfig)
+    notes = Notes()
+    normalized = normalize(StaticConfig, data, notes)
+    where = raw_file.path, raw_file.positions
+    warnings = _warnings(strays, notes, *where, sections=_STATIC_SECTIONS)
+    refused: list[ConfigIssue] = []
+    for item in found:
+        severity: Severity = "error" if item.error else "warning"
+        issue = located(item.loc, item.message, *where, severity=severity)
+        (refused if item.error else warnings).append(issue)
+    return normalized, refused, warnings
 
 
 def _static_issues(

@@ -7,8 +7,9 @@ middleware and servers transport, each TLS certificate, option and store on its 
 invalid object is reported with its path and position and left out of the configuration,
 the others are kept, so that `proxynow check` lists every mistake of a file at once and
 still hands the valid objects to the aggregator's checks. The structure around the
-objects (unknown top-level or section keys, a table that is not a mapping) is checked as
-it goes; the messages are those of `validate_dynamic`.
+objects (unknown section keys, a table that is not a mapping) is checked as it goes; the
+messages are those of `validate_dynamic`. Keys at the root of the file that are not
+sections are warnings (Traefik ignores them), and so are deprecated keys (compat.py).
 
 A junk file must not cost more than its size: the walk is linear, and past `max_issues`
 issues are only counted (`omitted`), never built, so a file with a million mistakes makes
@@ -29,11 +30,13 @@ from proxynow.config.errors import (
     ConfigIssue,
     Loc,
     Positions,
+    Severity,
     issues_from_validation,
     located,
+    root_key_message,
     unknown_key_message,
 )
-from proxynow.config.keys import field_key, normalize, shape_of
+from proxynow.config.keys import Notes, field_key, normalize, shape_of
 
 __all__ = ["DynamicObjects", "ObjectKey", "validate_dynamic_objects"]
 
@@ -71,16 +74,20 @@ class _Walk:
     def full(self) -> bool:
         return len(self.issues) >= self.max_issues
 
-    def add(self, loc: Loc, message: str) -> None:
+    def add(self, loc: Loc, message: str, severity: Severity = "error") -> None:
         if self.full:
             self.omitted += 1
         else:
-            self.issues.append(located(loc, message, self.file, self.positions))
+            self.issues.append(located(loc, message, self.file, self.positions, severity))
 
     def validate(self, model: type[BaseModel], raw: Any, loc: Loc) -> BaseModel | None:
         """`raw` (at `loc`) as a `model`, or None with its issues recorded."""
+        notes = Notes()
+        data = normalize(model, raw, notes)
+        for where, message in notes.found:
+            self.add((*loc, *where), message, "warning")
         try:
-            return model.model_validate(normalize(model, raw))
+            return model.model_validate(data)
         except ValidationError as exc:
             room = self.max_issues - len(self.issues)
             if room <= 0:
@@ -125,9 +132,13 @@ def _struct(
         if found is None:
             if walk.full:
                 walk.omitted += 1  # no "did you mean" worked out for a line not shown
+            elif not loc:
+                walk.add((key,), root_key_message(key), "warning")
             else:
                 walk.add((*loc, key), unknown_key_message(model, key))
             continue
+        if value is None:
+            continue  # `http:` or `middlewares:` with nothing under it: as if not written
         alias, annotation = found
         part = _part(model, alias, annotation, value, (*loc, key), (*schema, alias), walk)
         if part is not None:

@@ -61,29 +61,29 @@ OBJECT_CASES: list[tuple[str, dict[str, Any], list[str], dict[str, list[str]]]] 
         "a bad object in each table",
         {
             "http": {
-                "routers": {"r": {"rule": 5}},
+                "routers": {"r": {"rule": {"host": "a"}}},
                 "services": {"s": {"loadBalancer": {"servers": [{"weight": 1}]}}, "ok": LB},
                 "middlewares": {"m": {"stripPrefx": {}}},
                 "serversTransports": {"t": {"maxIdleConnsPerHost": "many"}},
             },
             "tls": {
                 "certificates": [{"certFile": "c"}, {"certFile": "c", "keyFile": "k"}],
-                "options": {"o": {"minVersion": 12}},
+                "options": {"o": {"minVersion": [12, 13]}},
             },
         },
         [
-            "http.routers.r.rule: expected a string, got 5",
+            "http.routers.r.rule: expected a string, got {'host': 'a'}",
             "http.services.s.loadBalancer.servers[0]: missing required key 'url'",
             "http.middlewares.m.stripPrefx: unknown middleware type 'stripPrefx' "
             "(did you mean 'stripPrefix'?)",
             "http.serversTransports.t.maxIdleConnsPerHost: expected an integer, got 'many'",
             "tls.certificates[0]: missing required key 'keyFile'",
-            "tls.options.o.minVersion: expected a string, got 12",
+            "tls.options.o.minVersion: expected a string, got [12, 13]",
         ],
         {"routers": [], "services": ["ok"], "certificates": ["k"]},
     ),
     (
-        "structure: unknown keys, a table that is not a mapping, a name with @",
+        "structure: unknown keys, a table that is not a mapping, a name with @, a null section",
         {
             "htp": {},
             "http": {"routers": 5, "servics": {}},
@@ -91,11 +91,12 @@ OBJECT_CASES: list[tuple[str, dict[str, Any], list[str], dict[str, list[str]]]] 
             "udp": None,
         },
         [
-            "htp: unknown key 'htp' (did you mean 'http'?)",
+            # Traefik ignores the keys at the root of a file, and reads a null as nothing.
+            "warning: htp: unknown key 'htp' at the root of the file (did you mean 'http'?); "
+            "ignored, as Traefik does",
             "http.routers: expected a mapping, got 5",
             "http.servics: unknown key 'servics' (did you mean 'services'?)",
             "tcp.routers.x@y: name 'x@y' must not contain '@' (it is reserved for references)",
-            "udp: expected a mapping, got None",
         ],
         {"routers": [], "services": []},
     ),
@@ -138,20 +139,24 @@ def test_a_valid_file_gives_what_load_dynamic_file_gives(tmp_path: Path) -> None
     path = Path(__file__).parent / "examples" / "dynamic.yml"
     raw = read_file(path)
     found = validate_dynamic_objects(raw.data, file=raw.path, positions=raw.positions)
-    assert found.issues == [] and found.invalid == frozenset()
+    # The example keeps a TCP loadBalancer's proxyProtocol, which Traefik 3.7 deprecates.
+    assert [(issue.path, issue.severity) for issue in found.issues] == [
+        ("tcp.services.db.loadBalancer.proxyProtocol", "warning")
+    ]
+    assert found.invalid == frozenset()
     assert found.config == load_dynamic_file(path)
 
 
 def test_issues_carry_file_and_position(tmp_path: Path) -> None:
     path = tmp_path / "d.yml"
-    path.write_text("http:\n  routers:\n    a:\n      rulee: x\n    b:\n      service: 1\n")
+    path.write_text("http:\n  routers:\n    a:\n      rulee: x\n    b:\n      service: [1]\n")
     raw = read_file(path, eager_positions=True)
     found = validate_dynamic_objects(raw.data, file=raw.path, positions=raw.positions)
     assert found.issues == [
         ConfigIssue(
             "http.routers.a.rulee", "unknown key 'rulee' (did you mean 'rule'?)", str(path), 4, 7
         ),
-        ConfigIssue("http.routers.b.service", "expected a string, got 1", str(path), 6, 7),
+        ConfigIssue("http.routers.b.service", "expected a string, got [1]", str(path), 6, 7),
     ]
     assert found.invalid == {("http", "routers", "a"), ("http", "routers", "b")}
     assert found.where[("http", "routers", "b")] == ("http", "routers", "b")
@@ -324,14 +329,17 @@ def test_check_of_a_junk_file_lists_the_limit_and_one_line_more(
         f'    r{i}:\n      rule: "Host(`h{i}`)"\n      service: s\n      bogus: 1\n'
         for i in range(20000)
     )
-    lines = run_check(tmp_path, monkeypatch, {"junk.yml": text, "other.yml": "htp: {}\n"})
+    lines = run_check(
+        tmp_path, monkeypatch, {"junk.yml": text, "other.yml": "htp:\n  routers: 5\n"}
+    )
     junk = [line for line in lines if line.startswith("dynamic/junk.yml:")]
     assert len(junk) == MAX_ISSUES
     assert junk[0] == "dynamic/junk.yml:6:7: http.routers.r0.bogus: unknown key 'bogus'"
     assert lines[-3:] == [
-        "dynamic/other.yml:1:1: htp: unknown key 'htp' (did you mean 'http'?)",
         "... and 19900 more errors in dynamic/junk.yml",
-        "20001 errors, 0 warnings",
+        "dynamic/other.yml:1:1: warning: htp: unknown key 'htp' at the root of the file "
+        "(did you mean 'http'?); ignored, as Traefik does",
+        "20000 errors, 1 warning",
     ]
 
 
@@ -402,13 +410,14 @@ def test_a_static_configuration_lists_its_first_errors_and_counts_the_rest(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "proxynow.yml"
-    path.write_text("".join(f"k{i}: {i}\n" for i in range(5000)) + "workers: many\n")
+    # Unknown keys inside a section are errors (at the root they are warnings).
+    path.write_text("api:\n" + "".join(f"  k{i}: {i}\n" for i in range(5000)) + "workers: many\n")
     with pytest.raises(ConfigError) as caught:
         load_static(config_file=str(path), environ={})
     assert len(caught.value.issues) == MAX_ISSUES
     assert caught.value.issues[:2] == [
-        ConfigIssue("workers", "expected an integer, got 'many'", str(path), 5001, 1),
-        ConfigIssue("k0", "unknown key 'k0'", str(path), 1, 1),
+        ConfigIssue("api.k0", "unknown key 'k0'", str(path), 2, 3),
+        ConfigIssue("api.k1", "unknown key 'k1'", str(path), 3, 3),
     ]
     assert caught.value.omitted == {str(path): 5001 - MAX_ISSUES}
 
