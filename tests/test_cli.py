@@ -17,6 +17,7 @@ from proxynow import __version__
 from proxynow.cli import DOCKER_SOCKET, default_static
 from proxynow.config.static import Log
 from proxynow.logs import configure_logging
+from tests.config.samples import FOUR_OBJECTS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("proxynow")
 
@@ -159,33 +160,6 @@ def test_check_lists_every_error_with_position(project: Path) -> None:
     assert result.stdout == ""
 
 
-FOUR_PROBLEMS = """
-    http:
-      routers:
-        a:
-          rule: "Host(`a`)"
-          service: app
-          priorty: 1
-        b:
-          rule: "Host(`b`) &&"
-          service: app
-        c:
-          rule: "Host(`c`)"
-          service: nowhere
-        d:
-          rule: "Host(`d`)"
-          service: app
-          middlewares: [strip]
-      services:
-        app:
-          loadBalancer:
-            servers:
-              - url: "http://127.0.0.1:9000"
-      middlewares:
-        strip:
-          stripPrefix:
-            prefixes: ["/d"]
-    """
 WARNING_ONLY = """
     http:
       routers:
@@ -199,7 +173,7 @@ WARNING_ONLY = """
             servers:
               - url: "http://127.0.0.1:9000"
     """
-FOUR_PROBLEMS_REPORT = [
+FOUR_OBJECTS_REPORT = [
     "dynamic/routers.yml:6:7: http.routers.a.priorty: unknown key 'priorty' "
     "(did you mean 'priority'?)",
     "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
@@ -213,8 +187,8 @@ WARNING_REPORT = [
     "0 errors, 1 warning",
 ]
 EXIT_CASES = [
-    ("three errors and a warning", FOUR_PROBLEMS, (), 1, FOUR_PROBLEMS_REPORT),
-    ("three errors and a warning, strict", FOUR_PROBLEMS, ("--strict",), 1, FOUR_PROBLEMS_REPORT),
+    ("three errors and a warning", FOUR_OBJECTS, (), 1, FOUR_OBJECTS_REPORT),
+    ("three errors and a warning, strict", FOUR_OBJECTS, ("--strict",), 1, FOUR_OBJECTS_REPORT),
     ("a warning only", WARNING_ONLY, (), 0, WARNING_REPORT),
     ("a warning only, strict", WARNING_ONLY, ("--strict",), 1, WARNING_REPORT),
 ]
@@ -238,7 +212,7 @@ def test_check_exit_status_errors_and_warnings(
 
 
 def test_check_lists_the_errors_of_every_file(project: Path) -> None:
-    write(project / "dynamic" / "routers.yml", FOUR_PROBLEMS)
+    write(project / "dynamic" / "routers.yml", FOUR_OBJECTS)
     write(project / "dynamic" / "more" / "tcp.yml", "tcp:\n  routers:\n    t:\n      servce: x\n")
     write(project / "dynamic" / "middlewares.toml", "[http.middlewares.tohttps.redirectScheme]\n")
     write(project / "dynamic" / "broken.yml", "http: {routers: [\n")
@@ -248,8 +222,8 @@ def test_check_lists_the_errors_of_every_file(project: Path) -> None:
         "dynamic/broken.yml:2:1: YAML syntax error: did not find expected node content",
         "dynamic/more/tcp.yml:4:7: tcp.routers.t.servce: unknown key 'servce' "
         "(did you mean 'service'?)",
-        *FOUR_PROBLEMS_REPORT[:3],
-        FOUR_PROBLEMS_REPORT[3],
+        *FOUR_OBJECTS_REPORT[:3],
+        FOUR_OBJECTS_REPORT[3],
         "5 errors, 1 warning",
     ]
 

@@ -14,6 +14,7 @@ from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
 from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
+from tests.config.samples import FOUR_OBJECTS
 
 LB = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9000"}]}}
 
@@ -179,34 +180,6 @@ def test_twenty_thousand_invalid_routers_build_only_the_first_issues() -> None:
 
 
 # ---------------------------------------------------------------- check: files and aggregator
-
-FOUR_OBJECTS = """
-    http:
-      routers:
-        a:
-          rule: "Host(`a`)"
-          service: app
-          priorty: 1
-        b:
-          rule: "Host(`b`) &&"
-          service: app
-        c:
-          rule: "Host(`c`)"
-          service: nowhere
-        d:
-          rule: "Host(`d`)"
-          service: app
-          middlewares: [strip]
-      services:
-        app:
-          loadBalancer:
-            servers:
-              - url: "http://127.0.0.1:9000"
-      middlewares:
-        strip:
-          stripPrefix:
-            prefixes: ["/d"]
-    """
 
 CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     (
