@@ -12,7 +12,8 @@ path, the control plane answers one JSON request per line on that unix socket:
 `{"op": "status"}` → `{"version", "workers": [{"id", "pid", "ready", "version",
 "restarts", "applied", "stall_ms_max", "stall_ms_recent"}]}` (the stalls: how long
 applying a change held the worker's loop), `{"op": "metrics"}` → `{"workers":
-[{"worker", "pid", "metrics"}]}`.
+[{"worker", "pid", "metrics"}]}`, and with `metrics.prometheus` configured `{"op":
+"prometheus"}` → `{"text": <the /metrics exposition>}` (proxynow/observe/prometheus.py).
 Tests and local tooling use it to wait for "every worker serves version ≥ v" and to
 read per-worker counters; the metrics endpoint is built on the same `collect()`.
 """
@@ -44,6 +45,7 @@ from proxynow.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from proxynow.acme.manager import AcmeManager
+    from proxynow.observe.prometheus import PrometheusExporter
 
 __all__ = ["CONTROL_SOCKET_ENV", "control_request", "run"]
 
@@ -118,11 +120,12 @@ class _ControlPlane:
         log.debug("control plane runs at nice %d, below its workers", nice)
         self._announce(addresses)
         health = HealthChecker(self._static, supervisor.publish_health)
+        prometheus = _prometheus(self._static, supervisor, health)
         aggregator = Aggregator(
             EntryPoints.from_flags(
                 {name: ep.as_default for name, ep in self._static.entry_points.items()}
             ),
-            _publisher(supervisor, acme, health),
+            _publisher(supervisor, acme, health, prometheus),
             throttle=self._static.providers.providers_throttle_duration,
         )
         try:
@@ -134,7 +137,7 @@ class _ControlPlane:
                             _run_provider(provider, aggregator), name=f"provider {provider.name}"
                         )
                     )
-                control = await _control_server(supervisor)
+                control = await _control_server(supervisor, prometheus)
                 await self._stop.wait()
                 log.info("stopping: draining the workers")
                 for task in tasks:
@@ -201,17 +204,35 @@ def _acme_manager(static: StaticConfig, supervisor: Supervisor) -> AcmeManager |
     return AcmeManager(static, supervisor.publish_challenges)
 
 
+def _prometheus(
+    static: StaticConfig, supervisor: Supervisor, health: HealthChecker
+) -> PrometheusExporter | None:
+    """The Prometheus exporter when `metrics.prometheus` is configured (its routes are
+    `proxynow.observe.prometheus.metrics_routes(exporter)`)."""
+    options = static.metrics.prometheus if static.metrics is not None else None
+    if options is None:
+        return None
+    from proxynow.observe.prometheus import PrometheusExporter  # prometheus_client if used
+
+    return PrometheusExporter(options, supervisor.collect, supervisor.live_pids, health.servers)
+
+
 def _publisher(
-    supervisor: Supervisor, acme: AcmeManager | None, health: HealthChecker
+    supervisor: Supervisor,
+    acme: AcmeManager | None,
+    health: HealthChecker,
+    prometheus: PrometheusExporter | None = None,
 ) -> Callable[[Snapshot], None]:
-    """Every snapshot goes to the workers, then to the health checker (its probers) and
-    the ACME manager (for its domains)."""
+    """Every snapshot goes to the workers, then to the health checker (its probers), the
+    ACME manager (for its domains) and the metrics (a reload, its certificates)."""
 
     def publish(snapshot: Snapshot) -> None:
         supervisor.publish(snapshot)
         health.on_snapshot(snapshot)
         if acme is not None:
             acme.on_snapshot(snapshot)
+        if prometheus is not None:
+            prometheus.control.on_snapshot(snapshot)
 
     return publish
 
@@ -226,7 +247,9 @@ async def _run_provider(provider: Provider, aggregator: Aggregator) -> None:
         log.exception("provider %s stopped", provider.name)
 
 
-async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | None:
+async def _control_server(
+    supervisor: Supervisor, prometheus: PrometheusExporter | None = None
+) -> asyncio.AbstractServer | None:
     path = os.environ.get(CONTROL_SOCKET_ENV)
     if not path:
         return None
@@ -234,6 +257,8 @@ async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | No
         "status": lambda: _status(supervisor),
         "metrics": lambda: _metrics(supervisor),
     }
+    if prometheus is not None:
+        handlers["prometheus"] = lambda: _exposition(prometheus)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.closing(writer):
@@ -287,6 +312,10 @@ async def _status(supervisor: Supervisor) -> dict[str, Any]:
 
 async def _metrics(supervisor: Supervisor) -> dict[str, Any]:
     return {"workers": await supervisor.collect()}
+
+
+async def _exposition(prometheus: PrometheusExporter) -> dict[str, Any]:
+    return {"text": (await prometheus.render()).decode()}
 
 
 def _reason(exc: BaseException) -> str:
