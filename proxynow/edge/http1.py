@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -515,7 +516,10 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
     def _start(self, ex: Exchange) -> None:
         """Route the request whose head is complete and send it upstream."""
         graph = self.state.graph
-        if graph is not self.graph:
+        # A connection's first request, and the first after a graph swap, has its router
+        # lookup timed (proxynow_routing_duration_seconds): the other requests pay nothing.
+        fresh = graph is not self.graph
+        if fresh:
             self.graph = graph
             self.table = (graph.https if self.ep.tls else graph.http).get(self.ep.name)
         raw_host = ex.head.host
@@ -532,7 +536,10 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         if self.state.http01 and self._http01(ex):
             return
         table = self.table
-        target = table.match(ex) if table is not None else None
+        if fresh:
+            target = self._timed_match(ex, table)
+        else:
+            target = table.match(ex) if table is not None else None
         if target is None:
             self._error(ex, 404)
             return
@@ -555,6 +562,13 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self._attach(ex, conn)
         else:
             self._dial(ex, server.pool)
+
+    def _timed_match(self, ex: Exchange, table: RouteTable[HttpTarget] | None) -> HttpTarget | None:
+        """The router lookup, timed for proxynow_routing_duration_seconds."""
+        started = time.perf_counter()
+        target = table.match(ex) if table is not None else None
+        self.ep_conns.routed(time.perf_counter() - started)
+        return target
 
     def _request_head(self, ex: Exchange, server: Server) -> bytes:
         head = ex.head

@@ -37,6 +37,7 @@ __all__ = [
     "P_GRPC_WEB",
     "P_SSE",
     "P_WEBSOCKET",
+    "ROUTING_BUCKETS",
     "ROW_BYTES_IN",
     "ROW_BYTES_OUT",
     "ROW_COUNT",
@@ -179,15 +180,33 @@ class TlsTable:
         return {str(tls_id): list(pair) for pair, tls_id in self.ids.items()}
 
 
-class EntryPointStats:
-    """Connection gauges and the stats of requests that reached no router."""
+# proxynow_routing_duration_seconds: the router lookups the HTTP protocol times (a
+# connection's first request, and the first after a graph swap: two perf_counter reads
+# cost about what the lookup of a short table does, so not every request pays them);
+# bounds in seconds, from a hash hit to a long rule scan.
+ROUTING_BUCKETS = (1e-06, 2.5e-06, 5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.001)
 
-    __slots__ = ("open_connections", "tcp_open_connections", "unrouted")
+
+class EntryPointStats:
+    """Connection gauges, the stats of requests that reached no router, and the timed
+    router lookups."""
+
+    __slots__ = ("open_connections", "routing", "tcp_open_connections", "unrouted")
 
     def __init__(self, buckets: Sequence[float] = BUCKETS) -> None:
         self.open_connections = 0  # HTTP(S) connections
         self.tcp_open_connections = 0  # connections proxied by TCP routers
         self.unrouted = TargetStats(buckets)
+        # [count, sum, then one count per bucket after the first, the last +Inf]
+        self.routing = array("d", bytes(8 * (2 + len(ROUTING_BUCKETS))))
+
+    def routed(self, seconds: float) -> None:
+        """Count one timed router lookup."""
+        routing = self.routing
+        routing[0] += 1
+        routing[1] += seconds
+        if seconds > ROUTING_BUCKETS[0]:
+            routing[2 + bisect_left(ROUTING_BUCKETS, seconds, 1) - 1] += 1
 
 
 class TcpStats:
@@ -253,7 +272,8 @@ class WorkerMetrics:
 
         Raw: "buckets" (the bounds), "tls" ({id: [version, cipher]}), "targets" ([[entrypoint,
         router, service, retries, rows]], unrouted requests with router and service ""),
-        "open" ({entrypoint: [HTTP connections, TCP-routed connections]}).
+        "open" ({entrypoint: [HTTP connections, TCP-routed connections]}), "routing"
+        ({entrypoint: EntryPointStats.routing as a list}).
         Views: "entrypoints" | "routers" | "services" ({name: view}, see `_view`), "tcp"
         ({"routers" | "services": {name: TcpStats.view()}}); entrypoint views add
         "open_connections" (HTTP) and "tcp_open_connections".
@@ -267,11 +287,13 @@ class WorkerMetrics:
             name: [ep.open_connections, ep.tcp_open_connections]
             for name, ep in self.entrypoints.items()
         }
+        routing = {name: list(ep.routing) for name, ep in self.entrypoints.items()}
         return {
             "buckets": list(self.buckets),
             "tls": self.tls.dump(),
             "targets": targets,
             "open": open_connections,
+            "routing": routing,
             **_views(targets, open_connections, len(self.buckets)),
             "tcp": self._tcp_views(),
         }

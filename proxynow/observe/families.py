@@ -15,7 +15,9 @@ tls_version, tls_cipher instead of code, method, protocol. Requests that matched
 count at the entrypoint only, and, as Traefik does without `addInternals`, requests served
 by an internal service (`...@internal`) count at the entrypoint only. Always present:
 config_reloads_total, config_last_reload_success, open_connections{entrypoint,protocol}
-(protocol TCP: every connection an entrypoint holds), tls_certs_not_after{cn,serial,sans}.
+(protocol TCP: every connection an entrypoint holds), tls_certs_not_after{cn,serial,sans},
+and ours, routing_duration_seconds{entrypoint}: the router lookups the workers time (the
+first request of each connection, and the first after a configuration change).
 
 Histogram bounds are written as Go writes them (`5`, not `5.0`), so a query copied from a
 Traefik dashboard (`le="5"`) finds them.
@@ -34,6 +36,7 @@ from prometheus_client.core import (
 )
 
 from proxynow.config.static import Prometheus
+from proxynow.edge.metrics import ROUTING_BUCKETS
 from proxynow.observe.control import ControlStats
 from proxynow.observe.totals import HttpKey, TlsKey, Totals
 
@@ -107,6 +110,7 @@ def families(
     if options.add_services_labels:
         yield _retries(totals)
         yield _server_up(servers)
+    yield _routing(totals)
 
 
 def _server_families(totals: Totals, control: ControlStats) -> Iterator[Metric]:
@@ -215,6 +219,18 @@ def _tls_family(tls: Mapping[TlsKey, float], level: _Level) -> Metric:
             sums[values] = sums.get(values, 0) + count
     for values, count in sorted(sums.items()):
         family.add_metric(values, count)
+    return family
+
+
+def _routing(totals: Totals) -> Metric:
+    family = HistogramMetricFamily(
+        f"{PREFIX}routing_duration_seconds",
+        "Time to find a request's router (sampled: a connection's first request).",
+        labels=["entrypoint"],
+    )
+    bounds = [go_float(bound) for bound in ROUTING_BUCKETS]
+    for entrypoint, (count, seconds, *slow) in sorted(totals.routing.items()):
+        family.add_metric([entrypoint], _cumulative(bounds, count, slow), seconds)
     return family
 
 

@@ -3,7 +3,8 @@
 `Totals.from_worker` decodes one worker's `WorkerMetrics.collect()` (edge/metrics.py) into
 series keyed by label values: HTTP rows by (entrypoint, router, service, code, method,
 protocol), TLS request counts by (entrypoint, router, service, TLS version, cipher),
-retries by service, open connections by entrypoint. `Totals.add` sums two of them.
+retries by service, open connections and sampled router-lookup times by entrypoint.
+`Totals.add` sums two of them.
 
 `Accumulator` is what the control plane keeps between scrapes. A worker's counters are
 cumulative only while it lives: when it dies, its replacement starts from zero. So the
@@ -55,6 +56,8 @@ class Totals:
     tls: dict[TlsKey, float] = field(default_factory=dict)
     retries: dict[str, float] = field(default_factory=dict)
     open_connections: dict[str, float] = field(default_factory=dict)
+    # entrypoint -> sampled router lookups: [count, sum, per-bucket counts after the first]
+    routing: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def from_worker(cls, data: Mapping[str, Any]) -> Totals:
@@ -68,6 +71,8 @@ class Totals:
                 totals._add_row(entrypoint, router, service, int(key), values, tls_pairs)
         for name, counts in data.get("open", {}).items():
             totals.open_connections[name] = float(sum(counts))
+        for name, row in data.get("routing", {}).items():
+            totals.routing[name] = list(row)
         return totals
 
     def _add_row(
@@ -94,6 +99,8 @@ class Totals:
         _add_counts(self.tls, other.tls)
         _add_counts(self.retries, other.retries)
         _add_counts(self.open_connections, other.open_connections)
+        for name, row in other.routing.items():
+            _add_list(self.routing, name, row)
 
     def copy(self) -> Totals:
         return Totals(
@@ -102,10 +109,11 @@ class Totals:
             dict(self.tls),
             dict(self.retries),
             dict(self.open_connections),
+            {name: list(row) for name, row in self.routing.items()},
         )
 
 
-def _add_list(table: dict[HttpKey, list[float]], key: HttpKey, row: list[float]) -> None:
+def _add_list(table: dict[Any, list[float]], key: Any, row: list[float]) -> None:
     mine = table.get(key)
     if mine is None:
         table[key] = list(row)

@@ -14,6 +14,7 @@ from proxynow.edge.metrics import (
     P_GRPC_WEB,
     P_SSE,
     P_WEBSOCKET,
+    EntryPointStats,
     TargetStats,
     TlsTable,
     WorkerMetrics,
@@ -157,3 +158,28 @@ def test_proxy_counts_requests(lt: LoopThread) -> None:
     web = during["entrypoints"]["web"]
     assert web["requests"] == {"2xx": {"GET": 1, "POST": 1}, "4xx": {"GET": 1}}
     assert web["duration"]["count"] == 3
+
+
+def test_routing_lookups_are_sampled() -> None:
+    stats = EntryPointStats()
+    for seconds in (5e-7, 3e-6, 2e-3):
+        stats.routed(seconds)
+    # [count, sum, then (1e-6, 2.5e-6], (2.5e-6, 5e-6], ... (1e-4, 1e-3], +Inf]
+    assert list(stats.routing) == [3, 5e-7 + 3e-6 + 2e-3, 0, 1, 0, 0, 0, 0, 0, 1]
+
+
+def test_proxy_times_the_first_lookup_of_each_connection(lt: LoopThread) -> None:
+    backend = Backend(lt)
+    proxy = Proxy(lt, simple_config(backend.url))
+    try:
+        for _ in range(2):
+            with proxy.connect() as sock:
+                for _ in range(5):
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    read_response(sock)
+        routing = proxy.metrics()["routing"]["web"]
+    finally:
+        proxy.close()
+        backend.close()
+    assert routing[0] == 2
+    assert 0 < routing[1] < 0.1

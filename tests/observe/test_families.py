@@ -209,3 +209,16 @@ def test_reloads_and_certificates() -> None:
 )
 def test_go_float(value: float, text: str) -> None:
     assert go_float(value) == text
+
+
+def test_routing_duration_histogram() -> None:
+    metrics = WorkerMetrics()
+    for seconds in (3e-6, 3e-6, 2e-4):
+        metrics.entrypoint("web").routed(seconds)
+    samples = _samples(_render(Totals.from_worker(metrics.collect()), Prometheus()))
+    name = "proxynow_routing_duration_seconds"
+    assert _get(samples, f"{name}_bucket", entrypoint="web", le="2.5e-06") == 0
+    assert _get(samples, f"{name}_bucket", entrypoint="web", le="5e-06") == 2
+    assert _get(samples, f"{name}_bucket", entrypoint="web", le="0.0001") == 2
+    assert _get(samples, f"{name}_bucket", entrypoint="web", le="0.001") == 3
+    assert _get(samples, f"{name}_count", entrypoint="web") == 3
