@@ -37,6 +37,7 @@ from proxynow.aggregator import Aggregator, EntryPoints
 from proxynow.config.static import StaticConfig
 from proxynow.edge import priority
 from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
+from proxynow.edge.metrics_views import with_views
 from proxynow.edge.supervisor import Supervisor, WorkerStartError
 from proxynow.healthcheck import HealthChecker
 from proxynow.logs import configure_logging
@@ -311,7 +312,8 @@ async def _status(supervisor: Supervisor) -> dict[str, Any]:
 
 
 async def _metrics(supervisor: Supervisor) -> dict[str, Any]:
-    return {"workers": await supervisor.collect()}
+    answers = await supervisor.collect()
+    return {"workers": [{**a, "metrics": with_views(a["metrics"])} for a in answers]}
 
 
 async def _exposition(prometheus: PrometheusExporter) -> dict[str, Any]:

@@ -14,9 +14,9 @@ the first request with that key and holds [count, duration sum, bytes in, bytes 
 one count per duration bucket after the first]; a target sees a handful of keys, so its
 memory stays a few rows. The control plane decodes the keys (`split_key`) at scrape time.
 
-`collect()` returns plain lists and dicts (picklable, JSON-safe): the raw rows per target
-that proxynow/observe/ turns into Prometheus families, and per-name views (requests by
-status class and method) for the control socket and tests.
+`collect()` returns plain lists and dicts (picklable, JSON-safe): the raw rows per target,
+which proxynow/observe/ turns into Prometheus families and edge/metrics_views.py into
+per-name views (requests by status class and method) for the control socket and tests.
 """
 
 from __future__ import annotations
@@ -268,15 +268,14 @@ class WorkerMetrics:
         return stats
 
     def collect(self) -> dict[str, Any]:
-        """Plain data: the raw rows and the per-name views.
+        """Plain data, the raw rows: "buckets" (the bounds), "tls" ({id: [version,
+        cipher]}), "targets" ([[entrypoint, router, service, retries, rows]], unrouted
+        requests with router and service ""), "open" ({entrypoint: [HTTP connections,
+        TCP-routed connections]}), "routing" ({entrypoint: EntryPointStats.routing as a
+        list}), "tcp" ({"routers" | "services": {name: TcpStats.view()}}).
 
-        Raw: "buckets" (the bounds), "tls" ({id: [version, cipher]}), "targets" ([[entrypoint,
-        router, service, retries, rows]], unrouted requests with router and service ""),
-        "open" ({entrypoint: [HTTP connections, TCP-routed connections]}), "routing"
-        ({entrypoint: EntryPointStats.routing as a list}).
-        Views: "entrypoints" | "routers" | "services" ({name: view}, see `_view`), "tcp"
-        ({"routers" | "services": {name: TcpStats.view()}}); entrypoint views add
-        "open_connections" (HTTP) and "tcp_open_connections".
+        Only the rows: this runs on the worker's loop, so the per-name views are made by
+        whoever reads it (`edge/metrics_views.py`), in the control plane.
         """
         targets: list[list[Any]] = []
         for name, ep in self.entrypoints.items():
@@ -294,7 +293,6 @@ class WorkerMetrics:
             "targets": targets,
             "open": open_connections,
             "routing": routing,
-            **_views(targets, open_connections, len(self.buckets)),
             "tcp": self._tcp_views(),
         }
 
@@ -306,61 +304,6 @@ class WorkerMetrics:
             tcp_routers[router] = _add(tcp_routers.get(router), view)
             tcp_services[service] = _add(tcp_services.get(service), view)
         return {"routers": tcp_routers, "services": tcp_services}
-
-
-def _view(n_buckets: int) -> dict[str, Any]:
-    """A name's totals: "requests" {status class: {method: n}} ("other" for a status
-    outside 100-599), "codes" {status: n}, "duration" {"buckets" (per bucket, not
-    cumulative, the last +Inf), "sum", "count"}, "bytes_in", "bytes_out", "retries"."""
-    return {
-        "requests": {},
-        "codes": {},
-        "duration": {"buckets": [0] * (n_buckets + 1), "sum": 0.0, "count": 0},
-        "bytes_in": 0,
-        "bytes_out": 0,
-        "retries": 0,
-    }
-
-
-def _views(
-    targets: list[list[Any]], open_connections: dict[str, list[int]], n_buckets: int
-) -> dict[str, dict[str, dict[str, Any]]]:
-    entrypoints: dict[str, dict[str, Any]] = {}
-    for name, (http_open, tcp_open) in open_connections.items():
-        view = entrypoints[name] = _view(n_buckets)
-        view["open_connections"] = http_open
-        view["tcp_open_connections"] = tcp_open
-    routers: dict[str, dict[str, Any]] = {}
-    services: dict[str, dict[str, Any]] = {}
-    for ep_name, router, service, retries, rows in targets:
-        views = [entrypoints[ep_name]]
-        if router:
-            views.append(routers.setdefault(router, _view(n_buckets)))
-        if service:
-            views.append(services.setdefault(service, _view(n_buckets)))
-        for view in views:
-            _merge(view, retries, rows)
-    return {"entrypoints": entrypoints, "routers": routers, "services": services}
-
-
-def _merge(view: dict[str, Any], retries: int, rows: list[list[float]]) -> None:
-    view["retries"] += retries
-    duration = view["duration"]
-    buckets: list[int] = duration["buckets"]
-    for key, count, seconds, bytes_in, bytes_out, *slow in rows:
-        status, method, _, _ = split_key(int(key))
-        status_class = f"{status // 100}xx" if 100 <= status < 600 else "other"
-        by_method = view["requests"].setdefault(status_class, {})
-        by_method[method] = by_method.get(method, 0) + int(count)
-        code = str(status)
-        view["codes"][code] = view["codes"].get(code, 0) + int(count)
-        buckets[0] += int(count - sum(slow))
-        for i, n in enumerate(slow, 1):
-            buckets[i] += int(n)
-        duration["sum"] += seconds
-        duration["count"] += int(count)
-        view["bytes_in"] += int(bytes_in)
-        view["bytes_out"] += int(bytes_out)
 
 
 def _add(total: dict[str, int] | None, view: dict[str, int]) -> dict[str, int]:
