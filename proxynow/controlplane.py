@@ -14,7 +14,8 @@ path, the control plane answers one JSON request per line on that unix socket:
 `{"op": "status"}` → `{"version", "workers": [{"id", "pid", "ready", "version",
 "restarts", "applied", "stall_ms_max", "stall_ms_recent"}]}` (the stalls: how long
 applying a change held the worker's loop), `{"op": "metrics"}` → `{"workers":
-[{"worker", "pid", "metrics"}]}`.
+[{"worker", "pid", "metrics"}]}`, and with `metrics.prometheus` configured `{"op":
+"prometheus"}` → `{"text": <the /metrics exposition>}` (proxynow/observe/prometheus.py).
 Tests and local tooling use it to wait for "every worker serves version ≥ v" and to
 read per-worker counters; the metrics endpoint is built on the same `collect()`.
 """
@@ -46,6 +47,7 @@ from proxynow.config.static import StaticConfig
 from proxynow.edge import priority
 from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import AddressInUse, ListenAddress, display_url, reserve
+from proxynow.edge.metrics_views import with_views
 from proxynow.edge.supervisor import Supervisor, WorkerStartError
 from proxynow.healthcheck import HealthChecker
 from proxynow.logs import configure_logging
@@ -54,6 +56,7 @@ from proxynow.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from proxynow.acme.manager import AcmeManager
+    from proxynow.observe.prometheus import PrometheusExporter
 
 __all__ = ["CONTROL_SOCKET_ENV", "control_request", "run"]
 
@@ -134,9 +137,10 @@ class _ControlPlane:
         log.debug("control plane runs at nice %d, below its workers", nice)
         self._announce(addresses)
         health = HealthChecker(self._static, _health_publisher(supervisor, api))
+        prometheus = _prometheus(self._static, supervisor, health)
         aggregator = Aggregator(
             router_entry_points(self._static),
-            _publisher(supervisor, acme, health, api),
+            _publisher(supervisor, acme, health, api, prometheus),
             throttle=self._static.providers.providers_throttle_duration,
             internal_services=internal_services(self._static),
         )
@@ -149,7 +153,7 @@ class _ControlPlane:
                             _run_provider(provider, aggregator), name=f"provider {provider.name}"
                         )
                     )
-                control = await _control_server(supervisor)
+                control = await _control_server(supervisor, prometheus)
                 await self._stop.wait()
                 log.info("stopping: draining the workers")
                 if api is not None:
@@ -222,12 +226,29 @@ def _acme_manager(static: StaticConfig, supervisor: Supervisor) -> AcmeManager |
     return AcmeManager(static, supervisor.publish_challenges)
 
 
+def _prometheus(
+    static: StaticConfig, supervisor: Supervisor, health: HealthChecker
+) -> PrometheusExporter | None:
+    """The Prometheus exporter when `metrics.prometheus` is configured (its routes are
+    `proxynow.observe.prometheus.metrics_routes(exporter)`)."""
+    options = static.metrics.prometheus if static.metrics is not None else None
+    if options is None:
+        return None
+    from proxynow.observe.prometheus import PrometheusExporter  # prometheus_client if used
+
+    return PrometheusExporter(options, supervisor.collect, supervisor.live_pids, health.servers)
+
+
 def _publisher(
-    supervisor: Supervisor, acme: AcmeManager | None, health: HealthChecker, api: ApiServer | None
+    supervisor: Supervisor,
+    acme: AcmeManager | None,
+    health: HealthChecker,
+    api: ApiServer | None,
+    prometheus: PrometheusExporter | None = None,
 ) -> Callable[[Snapshot], None]:
     """Every snapshot gets the internal routers and services (the API's, which keeps it)
-    and goes to the workers, then to the health checker (its probers) and the ACME
-    manager (for its domains)."""
+    and goes to the workers, then to the health checker (its probers), the ACME manager
+    (for its domains) and the metrics (a reload, its certificates)."""
 
     def publish(snapshot: Snapshot) -> None:
         if api is not None:
@@ -236,6 +257,8 @@ def _publisher(
         health.on_snapshot(snapshot)
         if acme is not None:
             acme.on_snapshot(snapshot)
+        if prometheus is not None:
+            prometheus.control.on_snapshot(snapshot)
 
     return publish
 
@@ -261,7 +284,9 @@ async def _run_provider(provider: Provider, aggregator: Aggregator) -> None:
         log.exception("provider %s stopped", provider.name)
 
 
-async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | None:
+async def _control_server(
+    supervisor: Supervisor, prometheus: PrometheusExporter | None = None
+) -> asyncio.AbstractServer | None:
     path = os.environ.get(CONTROL_SOCKET_ENV)
     if not path:
         return None
@@ -269,6 +294,8 @@ async def _control_server(supervisor: Supervisor) -> asyncio.AbstractServer | No
         "status": lambda: _status(supervisor),
         "metrics": lambda: _metrics(supervisor),
     }
+    if prometheus is not None:
+        handlers["prometheus"] = lambda: _exposition(prometheus)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.closing(writer):
@@ -321,7 +348,12 @@ async def _status(supervisor: Supervisor) -> dict[str, Any]:
 
 
 async def _metrics(supervisor: Supervisor) -> dict[str, Any]:
-    return {"workers": await supervisor.collect()}
+    answers = await supervisor.collect()
+    return {"workers": [{**a, "metrics": with_views(a["metrics"])} for a in answers]}
+
+
+async def _exposition(prometheus: PrometheusExporter) -> dict[str, Any]:
+    return {"text": (await prometheus.render()).decode()}
 
 
 def _reason(exc: BaseException) -> str:

@@ -111,6 +111,14 @@ class HealthChecker:
         """The (service, server URL) pairs being checked."""
         return frozenset(self._probers)
 
+    def servers(self) -> dict[tuple[str, str], bool]:
+        """(service, server URL) -> up, for every server being checked (the metrics'
+        `service_server_up`)."""
+        return {
+            (service, url): url not in self._down.get(service, frozenset())
+            for service, url in self._probers
+        }
+
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Start, keep or stop probers so that they match `snapshot`'s services."""
         config = snapshot.config

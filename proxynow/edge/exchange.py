@@ -236,6 +236,8 @@ def validate(ex: Exchange) -> None:
         ex.expect_continue = head.expect.lower() == b"100-continue"
     if head.upgrade:
         ex.upgrade = head.wants_upgrade()
+        if ex.upgrade:
+            head.note_websocket()
     _validate_target(ex)
 
 

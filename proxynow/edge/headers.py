@@ -20,6 +20,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from proxynow.edge.metrics import P_GRPC, P_GRPC_WEB, P_SSE, P_WEBSOCKET, PROTOCOL_MASK
+
 __all__ = [
     "REQUEST_MEMO",
     "RESPONSE_MEMO",
@@ -82,6 +84,13 @@ REQUEST_KINDS: dict[bytes, int] = {
 # it passes as an ordinary header (it never joins the real X-Forwarded-For).
 K_XF_FOLDED = 15
 _FOLDED = {name: K_XF_FOLDED for name in _MANAGED}
+# Headers that only tell the metrics' `protocol` label (Traefik's middlewares/metrics:
+# Accept listing text/event-stream is SSE, a Content-Type of application/grpc[-web] gRPC).
+# They pass through like any other header.
+K_ACCEPT = 16
+K_CONTENT_TYPE = 17
+REQUEST_KINDS[b"accept"] = K_ACCEPT
+REQUEST_KINDS[b"content-type"] = K_CONTENT_TYPE
 
 # Response headers that never travel back to the client as they came.
 R_LENGTH = 1
@@ -147,6 +156,7 @@ class RequestHead:
     """A client request's headers, sorted into pass-through lines and the ones we act on."""
 
     __slots__ = (
+        "bits",
         "connection",
         "content_length",
         "count",
@@ -167,8 +177,11 @@ class RequestHead:
         "xff",
     )
 
-    def __init__(self, trusted: bool) -> None:
+    def __init__(self, trusted: bool, bits: int = 0) -> None:
         self.trusted = trusted
+        # The request's labels in a metrics row key (edge/metrics.py): the connection's TLS
+        # id, then the protocol the headers tell.
+        self.bits = bits
         self.lines: list[bytes] = []
         self.count = 0
         self.size = 0
@@ -203,8 +216,25 @@ class RequestHead:
         """Take a header `REQUEST_KINDS` knows (called directly by the protocol's fast path)."""
         if kind <= K_HOP:
             self._add_framing(kind, value)
+        elif kind >= K_ACCEPT:
+            self._add_hint(kind, name, value)
         elif self.trusted:
             self._add_forwarded(kind, name, value)
+
+    def _add_hint(self, kind: int, name: bytes, value: bytes) -> None:
+        self.lines += (name, b": ", value, b"\r\n")
+        if kind == K_ACCEPT:
+            if _event_stream(value):
+                self.bits = self.bits & ~PROTOCOL_MASK | P_SSE
+        elif not self.bits & PROTOCOL_MASK and value.startswith(b"application/grpc"):
+            grpc_web = value.startswith(b"application/grpc-web")
+            self.bits |= P_GRPC_WEB if grpc_web else P_GRPC
+
+    def note_websocket(self) -> None:
+        """An upgrade to websocket: the protocol label that wins over the others."""
+        tokens = [token.strip().lower() for token in self.upgrade.split(b",")]
+        if b"websocket" in tokens:
+            self.bits = self.bits & ~PROTOCOL_MASK | P_WEBSOCKET
 
     def _add_framing(self, kind: int, value: bytes) -> None:
         if kind == K_HOST:
@@ -251,6 +281,23 @@ class RequestHead:
 
     def wants_upgrade(self) -> bool:
         return bool(self.upgrade) and b"upgrade" in self.connection_tokens()
+
+
+# Accept values as sent → whether they list text/event-stream: clients repeat theirs, so a
+# request pays one lookup; bounded, the values are client-chosen.
+_EVENT_STREAM: dict[bytes, bool] = {}
+_EVENT_STREAM_LIMIT = 1024
+
+
+def _event_stream(accept: bytes) -> bool:
+    known = _EVENT_STREAM.get(accept)
+    if known is None:
+        items = accept.lower().split(b",")
+        known = any(item.strip() == b"text/event-stream" for item in items)
+        if len(_EVENT_STREAM) >= _EVENT_STREAM_LIMIT:
+            _EVENT_STREAM.clear()
+        _EVENT_STREAM[accept] = known
+    return known
 
 
 def filter_connection_named(lines: list[bytes], tokens: list[bytes]) -> list[bytes]:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -58,7 +59,7 @@ from proxynow.edge.http1_response import (
     LAST_CHUNK,
     ResponseSide,
 )
-from proxynow.edge.metrics import METHOD_INDEX, OTHER_METHOD, EntryPointStats, method_index
+from proxynow.edge.metrics import EXTENSION_BITS, METHOD_BITS, EntryPointStats, request_key
 from proxynow.edge.peers import PeerCache
 from proxynow.edge.pool import UpstreamPool
 from proxynow.edge.request_line import Lenient, lenient_line
@@ -147,6 +148,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         "stash",
         "state",
         "table",
+        "tls_bits",
         "transport",
         "tunnel",
         "writing_paused",
@@ -190,6 +192,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         # only when it changes.
         self.raw_path = b""
         self.path = "/"
+        self.tls_bits = 0  # the connection's TLS part of a metrics row key
 
     # ------------------------------------------------------------------ connection
 
@@ -204,10 +207,20 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         state.connections.add(self)
         state.clocked.add(self)
         self.ep_conns.open_connections += 1
+        if self.ep.tls:
+            self._note_tls(transport)
         state.ensure_ticking(self.loop)
         self._set_read_deadline(self.loop.time())
         if state.draining:
             self.shutdown()
+
+    def _note_tls(self, transport: asyncio.BaseTransport) -> None:
+        """Look the connection's (TLS version, cipher) up once for its requests' metrics."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            cipher = ssl_object.cipher()
+            version = ssl_object.version() or ""
+            self.tls_bits = self.state.metrics.tls.bits(version, cipher[0] if cipher else "")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -371,14 +384,18 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         if ex is not None and ex.upstream is not None:
             ex.upstream.abort()
             ex.upstream = None
-        self.ep_stats.observe(method_index(ex.method_b) if ex else 9, status, 0.0, 0, 0)
+        if ex is not None:
+            key = request_key(status, ex.method_b, ex.head.bits)
+        else:
+            key = request_key(status, b"", self.tls_bits)
+        self.ep_stats.observe(key, 0.0, 0, 0)
         self.transport.close()
 
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
         now = self.loop.time()
-        self.ex = Exchange(RequestHead(self.ctx.trusted), now, self.client_ip)
+        self.ex = Exchange(RequestHead(self.ctx.trusted, self.tls_bits), now, self.client_ip)
         self.in_head = True
         self.head_bytes = 0
         if self.active is None:
@@ -499,7 +516,10 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
     def _start(self, ex: Exchange) -> None:
         """Route the request whose head is complete and send it upstream."""
         graph = self.state.graph
-        if graph is not self.graph:
+        # A connection's first request, and the first after a graph swap, has its router
+        # lookup timed (proxynow_routing_duration_seconds): the other requests pay nothing.
+        fresh = graph is not self.graph
+        if fresh:
             self.graph = graph
             self.table = (graph.https if self.ep.tls else graph.http).get(self.ep.name)
         raw_host = ex.head.host
@@ -516,7 +536,10 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         if self.state.http01 and self._http01(ex):
             return
         table = self.table
-        target = table.match(ex) if table is not None else None
+        if fresh:
+            target = self._timed_match(ex, table)
+        else:
+            target = table.match(ex) if table is not None else None
         if target is None:
             self._error(ex, 404)
             return
@@ -539,6 +562,13 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self._attach(ex, conn)
         else:
             self._dial(ex, server.pool)
+
+    def _timed_match(self, ex: Exchange, table: RouteTable[HttpTarget] | None) -> HttpTarget | None:
+        """The router lookup, timed for proxynow_routing_duration_seconds."""
+        started = time.perf_counter()
+        target = table.match(ex) if table is not None else None
+        self.ep_conns.routed(time.perf_counter() - started)
+        return target
 
     def _request_head(self, ex: Exchange, server: Server) -> bytes:
         head = ex.head
@@ -611,17 +641,16 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
 
     def _observe(self, ex: Exchange, now: float) -> None:
         stats = ex.stats or self.ep_stats
-        stats.observe(
-            method_index(ex.method_b), ex.status, now - ex.start, ex.bytes_in, ex.bytes_out
-        )
+        key = request_key(ex.status, ex.method_b, ex.head.bits)
+        stats.observe(key, now - ex.start, ex.bytes_in, ex.bytes_out)
 
     def _finish(self, ex: Exchange, now: float) -> None:
         if self.load is not None:
             self.load.inflight -= 1
             self.load = None
+        # request_key inlined: this runs for every request.
         (ex.stats or self.ep_stats).observe(
-            METHOD_INDEX.get(ex.method_b, OTHER_METHOD),
-            ex.status,
+            ex.status | METHOD_BITS.get(ex.method_b, EXTENSION_BITS) | ex.head.bits,
             now - ex.start,
             ex.bytes_in,
             ex.bytes_out,

@@ -115,6 +115,15 @@ class Supervisor:
     def workers(self) -> list[WorkerInfo]:
         return list(self._workers)
 
+    def live_pids(self) -> list[int]:
+        """The pids of the worker processes that have not exited (ready or not): metrics
+        keep the last counters of any other as final (proxynow/observe/totals.py)."""
+        return [
+            info.pid
+            for info in self._workers
+            if info.process is not None and info.process.returncode is None
+        ]
+
     @property
     def version(self) -> int:
         """The version of the latest published snapshot."""

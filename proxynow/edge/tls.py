@@ -39,6 +39,7 @@ __all__ = [
     "build_tls",
     "cert_pair",
     "generated_default",
+    "go_cipher_name",
     "load_pem",
     "option_spec",
     "options_by_host",
@@ -72,6 +73,8 @@ _CIPHERS = {
     "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
     "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
 }
+# OpenSSL's names → Go's, for metrics labels (Go names the ChaCha20 suites with _SHA256).
+_GO_CIPHERS = {openssl: go for go, openssl in _CIPHERS.items()}
 _CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1"}
 _CURVES.update({"secp256r1": "prime256v1", "secp384r1": "secp384r1", "secp521r1": "secp521r1"})
 _VERIFY = {
@@ -352,3 +355,9 @@ def generated_default() -> CertPair:
         )
         _GENERATED.append(CertPair(cert, key, ()))
     return _GENERATED[0]
+
+
+def go_cipher_name(openssl_name: str) -> str:
+    """The Go (IANA) name of a negotiated cipher as Traefik reports it; TLS 1.3 suites
+    already have that name in OpenSSL."""
+    return _GO_CIPHERS.get(openssl_name, openssl_name)

@@ -40,9 +40,10 @@ from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge import channel as ch
 from proxynow.edge import priority
 from proxynow.edge.challenges import ChallengeSet
-from proxynow.edge.graph import empty_graph
+from proxynow.edge.graph import GraphResources, empty_graph
 from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import ListenAddress, bind
+from proxynow.edge.metrics import BUCKETS, WorkerMetrics
 from proxynow.edge.state import WorkerState
 from proxynow.edge.tls_conn import connection_factory
 from proxynow.logs import configure_logging
@@ -92,7 +93,8 @@ class Worker:
         self._static = static
         configure_logging(static.log)
         snapshot: Snapshot | None = pickle.loads(blob) if blob is not None else None
-        state = self._state = WorkerState(worker_id=worker_id)
+        resources = GraphResources(metrics=WorkerMetrics(_buckets(static)))
+        state = self._state = WorkerState(worker_id=worker_id, resources=resources)
         if self._pending_challenges is not None:
             state.set_challenges(self._pending_challenges)
         if self._pending_health is not None:
@@ -254,6 +256,12 @@ def tune_allocator() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+
+
+def _buckets(static: StaticConfig) -> tuple[float, ...]:
+    """The duration histogram's bounds: `metrics.prometheus.buckets`, else Traefik's."""
+    prometheus = static.metrics.prometheus if static.metrics is not None else None
+    return tuple(prometheus.buckets) if prometheus is not None else BUCKETS
 
 
 def main(argv: list[str] | None = None) -> int:

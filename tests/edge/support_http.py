@@ -25,6 +25,7 @@ from aiohttp import web
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.http1 import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.metrics_views import with_views
 from proxynow.edge.state import WorkerState
 from proxynow.snapshot import Snapshot
 
@@ -288,7 +289,7 @@ class Proxy:
         return sock
 
     def metrics(self) -> dict[str, Any]:
-        return self.lt.call(self.state.metrics.collect)
+        return with_views(self.lt.call(self.state.metrics.collect))
 
     def close(self) -> None:
         def stop() -> None:

@@ -1,0 +1,158 @@
+"""Request totals across workers, and the accumulator that keeps them from going back.
+
+`Totals.from_worker` decodes one worker's `WorkerMetrics.collect()` (edge/metrics.py) into
+series keyed by label values: HTTP rows by (entrypoint, router, service, code, method,
+protocol), TLS request counts by (entrypoint, router, service, TLS version, cipher),
+retries by service, open connections and sampled router-lookup times by entrypoint.
+`Totals.add` sums two of them.
+
+`Accumulator` is what the control plane keeps between scrapes. A worker's counters are
+cumulative only while it lives: when it dies, its replacement starts from zero. So the
+accumulator remembers the last collection of every worker process, keyed by (worker slot,
+pid), and when a process is no longer among the living its last counters move into
+`retired`, which is added to every later total. A counter can then only grow (what a
+worker counted between its last scrape and its death is lost; that undercounts, never
+goes back). A live worker that did not answer a scrape is counted with its last answer.
+Gauges (open connections) come from the living only. Pure: no clocks, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from proxynow.edge.metrics import BUCKETS, split_key
+from proxynow.edge.tls import go_cipher_name
+
+__all__ = ["Accumulator", "HttpKey", "TlsKey", "Totals", "tls_version_label"]
+
+# (entrypoint, router, service, code, method, protocol); router and service are "" for a
+# request that matched no router.
+HttpKey = tuple[str, str, str, str, str, str]
+# (entrypoint, router, service, tls_version, tls_cipher)
+TlsKey = tuple[str, str, str, str, str]
+WorkerId = tuple[int, int]  # (worker slot, pid)
+K = TypeVar("K")
+
+# Python's ssl version names → Traefik's tls_version label values.
+_VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+
+
+def tls_version_label(version: str) -> str:
+    return _VERSIONS.get(version, version)
+
+
+@dataclass(slots=True)
+class Totals:
+    """Counter series (and the open-connections gauge) summed over workers.
+
+    An HTTP row is [count, duration sum, bytes in, bytes out, then per-bucket counts after
+    the first bucket (not cumulative), the last one +Inf], as a worker's rows are.
+    """
+
+    buckets: tuple[float, ...] = BUCKETS
+    http: dict[HttpKey, list[float]] = field(default_factory=dict)
+    tls: dict[TlsKey, float] = field(default_factory=dict)
+    retries: dict[str, float] = field(default_factory=dict)
+    open_connections: dict[str, float] = field(default_factory=dict)
+    # entrypoint -> sampled router lookups: [count, sum, per-bucket counts after the first]
+    routing: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_worker(cls, data: Mapping[str, Any]) -> Totals:
+        """The totals of one worker's collection (an empty one for a worker not started)."""
+        totals = cls(tuple(data.get("buckets", BUCKETS)))
+        tls_pairs = {int(i): pair for i, pair in data.get("tls", {}).items()}
+        for entrypoint, router, service, retries, rows in data.get("targets", ()):
+            if retries and service:
+                totals.retries[service] = totals.retries.get(service, 0) + retries
+            for key, *values in rows:
+                totals._add_row(entrypoint, router, service, int(key), values, tls_pairs)
+        for name, counts in data.get("open", {}).items():
+            totals.open_connections[name] = float(sum(counts))
+        for name, row in data.get("routing", {}).items():
+            totals.routing[name] = list(row)
+        return totals
+
+    def _add_row(
+        self,
+        entrypoint: str,
+        router: str,
+        service: str,
+        key: int,
+        values: list[float],
+        tls_pairs: Mapping[int, list[str]],
+    ) -> None:
+        status, method, protocol, tls_id = split_key(key)
+        _add_list(self.http, (entrypoint, router, service, str(status), method, protocol), values)
+        if tls_id:
+            version, cipher = tls_pairs.get(tls_id, ("", ""))
+            labels = (tls_version_label(version), go_cipher_name(cipher))
+            tls_key = (entrypoint, router, service, *labels)
+            self.tls[tls_key] = self.tls.get(tls_key, 0) + values[0]
+
+    def add(self, other: Totals) -> None:
+        """Add `other`'s series to these (buckets must agree: every worker has the same)."""
+        for http_key, row in other.http.items():
+            _add_list(self.http, http_key, row)
+        _add_counts(self.tls, other.tls)
+        _add_counts(self.retries, other.retries)
+        _add_counts(self.open_connections, other.open_connections)
+        for name, row in other.routing.items():
+            _add_list(self.routing, name, row)
+
+    def copy(self) -> Totals:
+        return Totals(
+            self.buckets,
+            {key: list(row) for key, row in self.http.items()},
+            dict(self.tls),
+            dict(self.retries),
+            dict(self.open_connections),
+            {name: list(row) for name, row in self.routing.items()},
+        )
+
+
+def _add_list(table: dict[Any, list[float]], key: Any, row: list[float]) -> None:
+    mine = table.get(key)
+    if mine is None:
+        table[key] = list(row)
+    else:
+        for i, value in enumerate(row):
+            mine[i] += value
+
+
+def _add_counts(table: dict[K, float], other: Mapping[K, float]) -> None:
+    for key, value in other.items():
+        table[key] = table.get(key, 0) + value
+
+
+class Accumulator:
+    """Merges the workers' collections, scrape after scrape, without going backwards."""
+
+    __slots__ = ("_last", "_retired")
+
+    def __init__(self) -> None:
+        self._retired = Totals()
+        self._last: dict[WorkerId, Totals] = {}
+
+    def update(self, collections: Iterable[Mapping[str, Any]], alive: Iterable[int]) -> Totals:
+        """Take `Supervisor.collect()`'s answers ([{"worker", "pid", "metrics"}]) and the
+        pids of the worker processes that exist now; the totals over every worker that
+        ever ran."""
+        for answer in collections:
+            worker: WorkerId = (answer["worker"], answer["pid"])
+            self._last[worker] = Totals.from_worker(answer["metrics"])
+        living = set(alive)
+        for worker in [w for w in self._last if w[1] not in living]:
+            gone = self._last.pop(worker)
+            gone.open_connections = {}  # a dead worker holds no connection
+            if not self._retired.http:
+                self._retired.buckets = gone.buckets
+            self._retired.add(gone)
+        total = self._retired.copy()
+        for totals in self._last.values():
+            if not total.http:
+                total.buckets = totals.buckets
+            total.add(totals)
+        return total
