@@ -138,6 +138,8 @@ class _ControlPlane:
         self._announce(addresses)
         health = HealthChecker(self._static, _health_publisher(supervisor, api))
         prometheus = _prometheus(self._static, supervisor, health)
+        if prometheus is not None and api is not None:
+            api.set_metrics(prometheus.render)
         aggregator = Aggregator(
             router_entry_points(self._static),
             _publisher(supervisor, acme, health, api, prometheus),

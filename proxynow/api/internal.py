@@ -10,7 +10,10 @@ configuration and that address, what Traefik's internal provider makes:
 - with `api.insecure`, the router `api@internal`: ``PathPrefix(`<basePath>/api`)`` on the
   entrypoint `traefik`, priority `math.MaxInt - 1` as in Traefik;
 - with `ping` (unless `manualRouting`), the router `ping@internal`: ``PathPrefix(`/ping`)``
-  on `ping.entryPoint`, priority `math.MaxInt`.
+  on `ping.entryPoint`, priority `math.MaxInt`;
+- with `metrics.prometheus`, the service `prometheus@internal` and (unless
+  `manualRouting`) its router: ``PathPrefix(`/metrics`)`` on `metrics.prometheus.entryPoint`,
+  priority `math.MaxInt`.
 
 `Internals.apply` adds them to every snapshot the aggregator publishes, with the status
 `enabled` and the provider `internal`. The same objects are handed over every time, so a
@@ -27,7 +30,7 @@ import logging
 from dataclasses import dataclass, field
 
 from proxynow.config.dynamic import LoadBalancer, Router, Server, Service
-from proxynow.config.static import EntryPoint, StaticConfig
+from proxynow.config.static import EntryPoint, Prometheus, StaticConfig
 from proxynow.merge import INTERNAL_PROVIDER, EntryPoints
 from proxynow.snapshot import ObjectStatus, Snapshot, status_key
 
@@ -35,6 +38,7 @@ __all__ = [
     "API_PRIORITY",
     "INTERNAL_ENTRYPOINT",
     "PING_PRIORITY",
+    "PROMETHEUS_SERVICE",
     "Internals",
     "api_prefix",
     "effective_static",
@@ -52,6 +56,7 @@ API_PRIORITY = 2**63 - 2
 
 API_SERVICE = f"api@{INTERNAL_PROVIDER}"
 PING_SERVICE = f"ping@{INTERNAL_PROVIDER}"
+PROMETHEUS_SERVICE = f"prometheus@{INTERNAL_PROVIDER}"
 
 
 def _serves_on_internal(static: StaticConfig) -> bool:
@@ -61,7 +66,17 @@ def _serves_on_internal(static: StaticConfig) -> bool:
         and not static.ping.manual_routing
         and static.ping.entry_point == INTERNAL_ENTRYPOINT
     )
-    return api or ping
+    prometheus = _prometheus(static)
+    metrics = (
+        prometheus is not None
+        and not prometheus.manual_routing
+        and prometheus.entry_point == INTERNAL_ENTRYPOINT
+    )
+    return api or ping or metrics
+
+
+def _prometheus(static: StaticConfig) -> Prometheus | None:
+    return static.metrics.prometheus if static.metrics is not None else None
 
 
 def effective_static(static: StaticConfig) -> StaticConfig:
@@ -89,6 +104,8 @@ def internal_services(static: StaticConfig) -> frozenset[str]:
         names.add("api")
     if static.ping is not None:
         names.add("ping")
+    if _prometheus(static) is not None:
+        names.add("prometheus")
     return frozenset(names)
 
 
@@ -128,6 +145,9 @@ class Internals:
         if static.ping is not None:
             services[PING_SERVICE] = _service(f"{origin}/ping")
             routers.update(_ping_router(static))
+        if _prometheus(static) is not None:
+            services[PROMETHEUS_SERVICE] = _service(f"{origin}/metrics")
+            routers.update(_prometheus_router(static))
         enabled = ObjectStatus("enabled", (), INTERNAL_PROVIDER)
         statuses = {status_key("http", "routers", name): enabled for name in routers}
         statuses.update({status_key("http", "services", name): enabled for name in services})
@@ -163,3 +183,21 @@ def _ping_router(static: StaticConfig) -> dict[str, Router]:
         priority=PING_PRIORITY,
     )
     return {PING_SERVICE: router}
+
+
+def _prometheus_router(static: StaticConfig) -> dict[str, Router]:
+    prometheus = _prometheus(static)
+    assert prometheus is not None
+    if prometheus.manual_routing:
+        return {}
+    entrypoint = prometheus.entry_point
+    if entrypoint not in static.entry_points:
+        log.error("metrics: entryPoint %r does not exist; /metrics is not served", entrypoint)
+        return {}
+    router = Router(
+        entry_points=[entrypoint],
+        service=PROMETHEUS_SERVICE,
+        rule="PathPrefix(`/metrics`)",
+        priority=PING_PRIORITY,
+    )
+    return {PROMETHEUS_SERVICE: router}

@@ -25,6 +25,7 @@ import hmac
 import logging
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -40,6 +41,8 @@ __all__ = ["ApiServer", "wanted"]
 
 log = logging.getLogger(__name__)
 
+# Prometheus text format 0.0.4 (what prometheus_client's exposition writes).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NOT_FOUND = Answer(404, b"404 page not found\n", "text/plain; charset=utf-8")
 # A worker's keep-alive connections are closed at once on stop: nothing long runs here.
 _SHUTDOWN_TIMEOUT = 1.0
@@ -47,7 +50,8 @@ _SHUTDOWN_TIMEOUT = 1.0
 
 def wanted(static: StaticConfig) -> bool:
     """Whether `static` asks for the API or /ping (else no server is started)."""
-    return static.api is not None or static.ping is not None
+    prometheus = static.metrics.prometheus if static.metrics is not None else None
+    return static.api is not None or static.ping is not None or prometheus is not None
 
 
 class ApiServer:
@@ -66,6 +70,7 @@ class ApiServer:
         self._view: tuple[tuple[object, object], View] | None = None
         self._building = asyncio.Lock()
         self._runner: web.AppRunner | None = None
+        self._metrics: Callable[[], Awaitable[bytes]] | None = None
 
     async def start(self) -> None:
         """Listen, and make the internal routers and services that lead here."""
@@ -96,6 +101,10 @@ class ApiServer:
         """`snapshot` with the internal routers and services: what the workers serve."""
         self._snapshot = self._internals.apply(snapshot)
         return self._snapshot
+
+    def set_metrics(self, render: Callable[[], Awaitable[bytes]]) -> None:
+        """Serve `/metrics` (`prometheus@internal`) with what `render` scrapes."""
+        self._metrics = render
 
     def set_health(self, health: HealthSet) -> None:
         self._health = health
@@ -131,6 +140,8 @@ class ApiServer:
             return _NOT_FOUND
         if service == "ping":
             return ping_answer(self._draining, self._terminating)
+        if service == "metrics" and self._metrics is not None:
+            return Answer(200, await self._metrics(), METRICS_CONTENT_TYPE)
         if service != "api":
             return _NOT_FOUND
         query = {key: request.query.getone(key) for key in request.query}
