@@ -24,7 +24,15 @@ exceptions:
   type) makes Traefik drop the whole container; proxynow disables only the object it
   belongs to and serves the container's other objects (issue 18). Such label sets say
   `traefik_drops`, and the test checks both halves: Traefik shows none of the
-  container's objects, proxynow shows the culprit disabled.
+  container's objects, proxynow shows the culprit disabled;
+- listing only (what is served is the same): proxynow lists `ipWhiteList` as
+  `ipAllowList`, `errors.service` qualified, a UDP router's default entrypoints, some
+  defaults Traefik applies without listing them (`LISTED_DEFAULTS`, `tls.options`), and
+  no derived name for a sticky cookie without one (the data plane derives Traefik's).
+
+The engine is the one that answers `docker info`, else one started here (a fresh CI
+machine), as tests/docker/conftest.py does. Both rawdata documents are written to the
+fixtures' temporary directories to read a failure.
 """
 
 from __future__ import annotations
