@@ -196,7 +196,10 @@ def _reference_problem(merge: Merge, protocol: str, section: str, name: str) -> 
 
 def _router_entry_points(merge: Merge, key: str, router: Any) -> list[str]:
     """Known entrypoints of the router; unknown ones are a warning, none at all an error."""
-    requested: list[str] = list(router.entry_points) or list(merge.entry_points.defaults)
+    defaults = merge.entry_points.defaults
+    if key.startswith("udp.") and merge.entry_points.udp_defaults:
+        defaults = merge.entry_points.udp_defaults
+    requested: list[str] = list(router.entry_points) or list(defaults)
     valid = [name for name in requested if name in merge.entry_points.names]
     for name in requested:
         if name not in merge.entry_points.names:

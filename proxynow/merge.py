@@ -48,6 +48,7 @@ class EntryPoints:
 
     names: frozenset[str]
     defaults: tuple[str, ...]
+    udp_defaults: tuple[str, ...] = ()  # UDP routers' (empty: `defaults`)
 
     @classmethod
     def from_flags(cls, as_default: Mapping[str, bool]) -> EntryPoints:

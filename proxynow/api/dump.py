@@ -71,7 +71,10 @@ def dump(model: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, info in type(model).model_fields.items():
         raw = getattr(model, name)
-        if raw is None or (not isinstance(raw, BaseModel) and _empty(raw)):
+        # A boolean whose default is true or unset is a `*bool` in Traefik: `false` is shown
+        # (passHostHeader, observability.accessLogs).
+        pointer = raw is False and info.default in (True, None)
+        if raw is None or (not isinstance(raw, BaseModel) and _empty(raw) and not pointer):
             continue
         out[info.alias or name] = _value(raw, _is_duration(type(model), name, info))
     return out

@@ -90,11 +90,18 @@ def effective_static(static: StaticConfig) -> StaticConfig:
 
 def router_entry_points(static: StaticConfig) -> EntryPoints:
     """The entrypoints a router may name, and those it gets when it names none: the
-    `asDefault` ones, else every one but `traefik` (which only serves the internals)."""
+    `asDefault` ones, else every one but `traefik` (which only serves the internals);
+    UDP entrypoints only for UDP routers, which get all of them (Traefik's
+    `getDefaultsEntrypoints` and UDP router manager)."""
     names = frozenset(static.entry_points)
     marked = sorted(name for name, ep in static.entry_points.items() if ep.as_default)
-    others = sorted(name for name in names if name != INTERNAL_ENTRYPOINT)
-    return EntryPoints(names, tuple(marked or others))
+    candidates = [n for n in (marked or sorted(names)) if n != INTERNAL_ENTRYPOINT]
+    udp = {name for name, ep in static.entry_points.items() if ep.protocol == "udp"}
+    return EntryPoints(
+        names,
+        tuple(n for n in candidates if n not in udp),
+        udp_defaults=tuple(sorted(udp)),
+    )
 
 
 def internal_services(static: StaticConfig) -> frozenset[str]:
