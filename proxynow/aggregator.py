@@ -178,7 +178,7 @@ class Aggregator:
     def report_errors(self, provider: str, errors: Sequence[str]) -> None:
         """Record a provider's current errors; each new distinct error is logged once."""
         current = tuple(errors)
-        previous = self._provider_errors.get(provider, ())
+        previous = set(self._provider_errors.get(provider, ()))
         for error in current:
             if error not in previous:
                 log.error("provider %s: %s", provider, error)

@@ -160,6 +160,9 @@ class FileProvider(Model):
     filename: str = ""
     directory: str = ""
     watch: bool = True
+    # proxynow's own (Traefik has no such limit): a file larger than this is refused and
+    # its last good configuration keeps serving (providers/file.py).
+    max_file_bytes: int = Field(10 * MIB, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
