@@ -77,6 +77,13 @@ class Snapshot:
     statuses: Mapping[str, ObjectStatus] = field(default_factory=dict)
     # Shared, not built per snapshot: a worker makes one per change and never reads it.
     disabled: DynamicConfig = field(default_factory=lambda: _NOTHING)
+    # What the aggregator changed, when it knows (a build that changed routers only):
+    # the configuration it started from and the tables it changed. `SnapshotDelta.between`
+    # that very configuration and this one is then these tables, with nothing compared.
+    # Control-plane only: not pickled, not compared.
+    changes: tuple[DynamicConfig, dict[tuple[str, str], TableChange]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @classmethod
     def empty(cls) -> Snapshot:
@@ -85,6 +92,9 @@ class Snapshot:
     def status(self, protocol: str, section: str, qualified_name: str) -> ObjectStatus | None:
         """The status of one object, e.g. `status("http", "routers", "api@file")`."""
         return self.statuses.get(status_key(protocol, section, qualified_name))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Snapshot, (self.version, self.config, self.statuses, self.disabled))
 
     def same_content(self, other: Snapshot) -> bool:
         """True when both carry the same configuration and statuses (versions aside)."""
@@ -118,6 +128,8 @@ class SnapshotDelta:
 
     @classmethod
     def between(cls, old: Snapshot, new: Snapshot) -> SnapshotDelta:
+        if new.changes is not None and new.changes[0] is old.config:
+            return cls(new.version, old.version, dict(new.changes[1]), None)
         tables: dict[tuple[str, str], TableChange] = {}
         for protocol, names in _TABLES.items():
             before, after = getattr(old.config, protocol), getattr(new.config, protocol)
