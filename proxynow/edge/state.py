@@ -113,13 +113,19 @@ class WorkerState:
     ) -> RouterGraph:
         """`apply`, a slice at a time: the loop serves requests between slices (`slices`
         measures them), the new graph is swapped in at the end."""
+        graph: RouterGraph = await slices.run(self.apply_steps(message, static))
+        return graph
+
+    def apply_steps(
+        self, message: Snapshot | SnapshotDelta, static: StaticConfig
+    ) -> Generator[None, None, RouterGraph]:
+        """`apply` as steps (see `Slices`): unpack, build, and swap at the last step."""
         if isinstance(message, SnapshotDelta):
-            await slices.run(message.unpack())
+            yield from message.unpack()
             snapshot, delta = message.apply(self.snapshot), message
         else:
             snapshot, delta = message, None
-        steps = build_graph_steps(snapshot, static, self.resources, delta)
-        graph: RouterGraph = await slices.run(steps)
+        graph = yield from build_graph_steps(snapshot, static, self.resources, delta)
         self._swap(graph, snapshot, static)
         return graph
 
@@ -194,15 +200,28 @@ class Slices:
         """The loop is held from now on (the current slice begins)."""
         self._mark = time.perf_counter()
 
+    def first(self, steps: Generator[None, None, Any]) -> tuple[bool, Any]:
+        """Take the first slice of `steps` right now, without the loop: (True, result)
+        when they ended within it, (False, None) when `run` must go on with them. A
+        small change ends in its first slice and costs no task and no loop round."""
+        deadline = self._mark + self.budget
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return True, done.value
+            except BaseException:
+                steps.close()
+                raise
+            if time.perf_counter() >= deadline:
+                return False, None
+
     async def run(self, steps: Generator[None, None, Any]) -> Any:
+        """Take steps to the end, a slice at a time, yielding to the loop in between."""
         budget = self.budget
         deadline = self._mark + budget
         try:
             while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    return done.value
                 now = time.perf_counter()
                 if now >= deadline:
                     self.longest = max(self.longest, now - self._mark)
@@ -210,6 +229,10 @@ class Slices:
                     self.slices += 1
                     self._mark = time.perf_counter()
                     deadline = self._mark + budget
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
         finally:
             steps.close()  # cancelled or failed: the builder drops its half-made caches now
 

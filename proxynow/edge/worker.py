@@ -5,17 +5,20 @@ its end of a unix socket pair. The first message (INIT) brings the worker id, th
 configuration, the entrypoint addresses the control plane resolved and the latest
 snapshot; the worker binds its own SO_REUSEPORT sockets, builds its graph and answers
 READY. Every later SNAPSHOT (a full `Snapshot`, or usually a `SnapshotDelta` on top of the
-one we serve) is compiled a slice at a time (`WorkerState.apply_sliced`: requests are served,
-on the old graph, between slices of about 10 ms) and swapped in with one assignment
-(`state.graph = graph`); requests in flight keep the graph they started with. SERVING
+one we serve) is compiled and swapped in with one assignment
+(`state.graph = graph`); requests in flight keep the graph they started with. The apply
+is taken a slice at a time (`WorkerState.apply_steps`, `Slices`): a change that is done
+within its first slice (about 10 ms: the usual one) is applied at once; a larger one goes
+on in a task, and requests are served, on the old graph, between its slices. SERVING
 answers with the version now served and how long the apply stalled the loop: its longest
 slice. One apply runs at a time (the control plane sends the next on SERVING; one that
 came anyway waits for the current one to end).
 
 The cyclic garbage collector is kept off while a graph is built and the graph is frozen
-afterwards (`gc.freeze`, after the first graph and after every apply that took more than
-one slice): a full collection walks every object the worker holds, 0.3 to 0.5 s with
-20,000 routers, and the growth of a large build triggers one or two of them. A graph build
+afterwards (`gc.freeze`, after a first graph of 2,000 objects or more and after every
+apply that took more than one slice): a full collection walks every object the worker
+holds, 0.3 to 0.5 s with 20,000 routers, and the growth of a large build triggers one or
+two of them. A graph build
 leaves no cyclic garbage (its old objects go by reference counting), so freezing keeps
 nothing alive that would otherwise be collected but the cyclic garbage of the requests in
 flight at that moment, once per large change.
@@ -42,7 +45,7 @@ import pickle
 import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import uvloop
@@ -67,6 +70,7 @@ log = logging.getLogger("proxynow.edge.worker")
 EXIT_OK = 0
 EXIT_START_FAILED = 3
 _DRAIN_POLL = 0.05  # seconds between checks for "all connections closed"
+_LARGE = 2000  # objects from which the first graph is frozen (a smaller one: as before)
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -112,11 +116,18 @@ class Worker:
             state.resources.health.active = self._pending_health  # applied by the load below
         # Entrypoint redirections name the port clients reach (port 0 resolved).
         state.resources.ports = {name: address.port for name, address in addresses.items()}
-        if snapshot is not None:
-            state.load(snapshot, static)
-        else:
-            state.graph = empty_graph(static, state.resources)
-        gc.freeze()  # what we start with lives as long as we do: no collection walks it
+        collecting = gc.isenabled()
+        gc.disable()  # not serving yet: built in one go, but without full collections
+        try:
+            if snapshot is not None:
+                state.load(snapshot, static)
+            else:
+                state.graph = empty_graph(static, state.resources)
+        finally:
+            if snapshot is not None and _objects(snapshot) >= _LARGE:
+                gc.freeze()  # a large start lives as long as we do: no collection walks it
+            if collecting:
+                gc.enable()
         state.ensure_ticking(self._loop)
         try:
             await self._listen(addresses)
@@ -166,40 +177,59 @@ class Worker:
             log.warning("worker: unknown message %r from the control plane", kind)
 
     def _apply(self, blob: bytes) -> None:
-        if self._state is None:
+        state = self._state
+        if state is None:
             return  # before INIT completed: INIT itself carried the newest snapshot
         if self._applying is not None:
             self._queued = blob  # the newest wins; applied when the current one is done
             return
-        self._applying = self._loop.create_task(self._apply_all(blob), name="apply")
-
-    async def _apply_all(self, blob: bytes | None) -> None:
-        try:
-            while blob is not None:
-                await self._apply_one(blob)
-                blob, self._queued = self._queued, None
-        finally:
-            self._applying = None
-
-    async def _apply_one(self, blob: bytes) -> None:
-        state = self._state
-        assert state is not None
         # Every request waits while a slice runs: the longest is reported as the stall.
         slices = Slices()
         collecting = gc.isenabled()
         gc.disable()
+        version = -1
         try:
-            message: Snapshot | SnapshotDelta = pickle.loads(blob)
-            await state.apply_sliced(message, self._static, slices)
+            message: Snapshot | SnapshotDelta = pickle.loads(blob)  # chunked if large: cheap
+            version = message.version
+            steps = state.apply_steps(message, self._static)
+            done, _ = slices.first(steps)  # a small change ends here, as one slice
         except Exception:
-            log.exception("worker %d: building graph failed", state.worker_id)
+            log.exception("worker %d: building graph %d failed", state.worker_id, version)
+            done = True
+        if done:
+            self._applied(slices, collecting)
+        else:
+            self._applying = self._loop.create_task(
+                self._apply_rest(steps, slices, collecting, version), name="apply"
+            )
+
+    async def _apply_rest(
+        self, steps: Generator[None, None, Any], slices: Slices, collecting: bool, version: int
+    ) -> None:
+        """The slices after the first, with the loop serving in between."""
+        state = self._state
+        assert state is not None
+        try:
+            await slices.run(steps)
+        except Exception:
+            log.exception("worker %d: building graph %d failed", state.worker_id, version)
         finally:
-            if slices.slices > 1:
-                # Before collecting again: what the build made is all in the youngest
-                # generation, which the next allocation would walk (0.15 s for 20,000).
-                gc.freeze()
-            if collecting:
-                gc.enable()
+            self._applying = None
+            self._applied(slices, collecting)
+        blob, self._queued = self._queued, None
+        if blob is not None:
+            self._apply(blob)
+
+    def _applied(self, slices: Slices, collecting: bool) -> None:
+        """An apply is over (done or failed): the collector back on, SERVING sent."""
+        state = self._state
+        assert state is not None
+        if slices.slices > 1:
+            # Before collecting again: what the build made is all in the youngest
+            # generation, which the next allocation would walk (0.15 s for 20,000).
+            gc.freeze()
+        if collecting:
+            gc.enable()
         stall = slices.done()
         if slices.slices > 1:
             log.debug(
@@ -209,7 +239,11 @@ class Worker:
                 slices.slices,
                 stall * 1000,
             )
-        assert self._channel is not None
+        self._serving(stall)
+
+    def _serving(self, stall: float) -> None:
+        state = self._state
+        assert state is not None and self._channel is not None
         # The version we serve, which on failure is the old one: the control plane then
         # knows what a next delta must be based on.
         self._channel.send((ch.SERVING, state.snapshot.version, stall))
@@ -281,6 +315,14 @@ class Worker:
 async def _serve(fd: int) -> int:
     sock = socket.socket(fileno=fd)
     return await Worker(sock).run()
+
+
+def _objects(snapshot: Snapshot) -> int:
+    config = snapshot.config
+    return sum(
+        len(getattr(config, protocol).routers) + len(getattr(config, protocol).services)
+        for protocol in ("http", "tcp", "udp")
+    )
 
 
 def tune_allocator() -> None:

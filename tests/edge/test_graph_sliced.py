@@ -143,3 +143,19 @@ def test_by_host_kept_incrementally_is_by_host_worked_out_anew() -> None:
         fresh = _host_decided(table._exact, table._wildcards, table._any)
         assert table.by_host == fresh
     assert finish(builder.build_steps([])).route_names == ()
+
+
+async def test_the_first_slice_is_taken_at_once_and_the_rest_later() -> None:
+    state = WorkerState()
+    state.apply(snapshot(1, 1000), STATIC)
+    small = SnapshotDelta.between(state.snapshot, snapshot(2, 1001))
+    done, graph = Slices().first(state.apply_steps(small, STATIC))
+    assert done and state.graph is graph and host(state, "h1000.test") == "r1000@file"
+    large = SnapshotDelta.between(state.snapshot, snapshot(3, 3000))
+    slices = Slices(budget=0.001)
+    steps = state.apply_steps(large, STATIC)
+    done, _ = slices.first(steps)
+    assert not done and state.snapshot.version == 2  # nothing swapped yet
+    await slices.run(steps)
+    assert state.snapshot.version == 3 and host(state, "h2999.test") == "r2999@file"
+    assert slices.slices > 1
