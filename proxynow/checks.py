@@ -18,7 +18,7 @@ from proxynow.merge import DEFAULT_TRANSPORT, INTERNAL_PROVIDER, PROTOCOLS, Merg
 from proxynow.qualify import DEFAULT_TLS
 from proxynow.snapshot import status_key
 
-__all__ = ["MIRRORING_NOT_APPLIED", "check_all", "missing"]
+__all__ = ["MIRRORING_NOT_APPLIED", "check_all", "check_router", "missing"]
 
 
 class _Graph:
@@ -219,7 +219,10 @@ def _check_router_tls(merge: Merge, key: str, router: Any) -> None:
     merge.add(key, conflict or f"TLS options {options} do not exist")
 
 
-def _check_router(merge: Merge, protocol: str, name: str, router: Any) -> None:
+def check_router(merge: Merge, protocol: str, name: str, router: Any) -> None:
+    """Judge one router against the merge's services, middlewares, TLS options and
+    entrypoints (what nothing else depends on: a build that changes routers only checks
+    the changed ones)."""
     key = status_key(protocol, "routers", name)
     entry_points = _router_entry_points(merge, key, router)
     if protocol != "udp":
@@ -256,4 +259,4 @@ def check_all(merge: Merge) -> None:
     _Graph(merge, "tcp", "middlewares", _check_middleware).run()
     for protocol in PROTOCOLS:
         for name, router in list(merge.table(protocol, "routers").items()):
-            _check_router(merge, protocol, name, router)
+            check_router(merge, protocol, name, router)

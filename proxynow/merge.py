@@ -29,6 +29,7 @@ __all__ = [
     "EntryPoints",
     "Merge",
     "collect",
+    "collect_object",
     "collect_tls",
 ]
 
@@ -66,13 +67,16 @@ class BuildCache:
     gets the same derived objects back, so a change of one router of a thousand parses
     one rule and copies one router, and every later comparison is an identity check."""
 
-    __slots__ = ("_known", "_objects", "_used", "_used_objects")
+    __slots__ = ("_known", "_objects", "_used", "_used_objects", "last")
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], str | None] = {}
         self._used: dict[tuple[str, str], str | None] = {}
         self._objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._used_objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        # The last build's inputs, merge and snapshot (aggregator.py: a build that only
+        # changes routers starts from them).
+        self.last: Any = None
 
     def rule_error(self, rule: str, kind: str) -> str | None:
         """Why `rule` does not parse as a `kind` rule; None when it does."""
@@ -101,6 +105,18 @@ class BuildCache:
         """End of a build: forget what it did not use."""
         self._known, self._used = self._used, {}
         self._objects, self._used_objects = self._used_objects, {}
+
+    def absorb(self) -> None:
+        """End of a build that looked at the changed objects only: keep everything (what
+        the removed objects left is dropped by the next full build; see `size`)."""
+        self._known.update(self._used)
+        self._objects.update(self._used_objects)
+        self._used, self._used_objects = {}, {}
+
+    @property
+    def size(self) -> int:
+        """How many rule checks and derived objects are kept."""
+        return len(self._known) + len(self._objects)
 
 
 @dataclass
@@ -132,22 +148,28 @@ class Merge:
 
 
 def collect(merge: Merge, update: ProviderUpdate) -> None:
-    provider = update.provider
     for protocol, section, attribute in SECTIONS:
         objects: Mapping[str, Any] = getattr(getattr(update.config, protocol), attribute)
         for name, obj in objects.items():
-            qualified = f"{name}@{provider}"
-            key = status_key(protocol, section, qualified)
-            merge.owners[key] = provider
-            merge.table(protocol, section)[qualified] = merge.cache.derived(
-                ("qualified", key), obj, functools.partial(QUALIFIERS[section], obj, provider)
-            )
-            if "@" in name:
-                merge.add(
-                    key, f"name {name!r} must not contain '@' (it is reserved for references)"
-                )
-            for message in update.object_errors.get(f"{protocol}.{section}.{name}", ()):
-                merge.add(key, message)
+            collect_object(merge, update, protocol, section, name, obj)
+
+
+def collect_object(
+    merge: Merge, update: ProviderUpdate, protocol: str, section: str, name: str, obj: Any
+) -> str:
+    """Qualify one object of `update` into the merge; its status key."""
+    provider = update.provider
+    qualified = f"{name}@{provider}"
+    key = status_key(protocol, section, qualified)
+    merge.owners[key] = provider
+    merge.table(protocol, section)[qualified] = merge.cache.derived(
+        ("qualified", key), obj, functools.partial(QUALIFIERS[section], obj, provider)
+    )
+    if "@" in name:
+        merge.add(key, f"name {name!r} must not contain '@' (it is reserved for references)")
+    for message in update.object_errors.get(f"{protocol}.{section}.{name}", ()):
+        merge.add(key, message)
+    return key
 
 
 def collect_tls(merge: Merge, updates: Sequence[ProviderUpdate]) -> list[Any]:

@@ -173,6 +173,9 @@ class FileProvider(Model):
     watch: bool = True
     # Log every rendered template (of a file with `{{`) at debug level, as Traefik does.
     debug_log_generated_template: bool = False
+    # proxynow's own (Traefik has no such limit): a file larger than this is refused and
+    # its last good configuration keeps serving (providers/file.py).
+    max_file_bytes: int = Field(10 * MIB, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -18,6 +18,12 @@ unchanged router, service or middleware table over as the same object): parsed r
 rule text, each service's pick, each router's routes, and per entrypoint a `TableBuilder`
 that patches the route table instead of compiling it again. A full snapshot (new objects
 throughout) simply rebuilds everything, which is what a first build costs.
+
+A change can still be large (20,000 new routers in one write). `build_graph_steps` is the
+same build taken a slice at a time: a generator that yields after each router compiled and
+each route placed (rules/incremental.py) and returns the graph. The worker drives it from
+its event loop and serves requests between slices (edge/state.py `apply_sliced`), with the
+old graph, until the new one is swapped in. `build_graph` runs it in one go.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from proxynow.rules import (
     parse_rule,
     provider_rank,
 )
-from proxynow.rules.incremental import TableBuilder
+from proxynow.rules.incremental import Steps, TableBuilder, finish
 
 if TYPE_CHECKING:
     from proxynow.snapshot import Snapshot, SnapshotDelta
@@ -58,6 +64,7 @@ __all__ = [
     "RouterGraph",
     "Server",
     "build_graph",
+    "build_graph_steps",
     "empty_graph",
     "http_entrypoints",
 ]
@@ -124,6 +131,10 @@ class GraphResources:
     compiled: _Compiled = field(default_factory=lambda: _Compiled(None))
 
 
+_Tables = tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]
+"""Route tables per entrypoint: (plain HTTP, TLS)."""
+
+
 @dataclass(slots=True)
 class _CachedRouter:
     router: Router
@@ -169,11 +180,23 @@ def build_graph(
     """Compile `snapshot` for this worker; `resources` are the worker's registries. With
     `delta` (what made `snapshot` out of the one the last build compiled), only what it
     touches is compiled again, when the configuration allows (see `_Builder.patch`)."""
+    return finish(build_graph_steps(snapshot, static, resources, delta))
+
+
+def build_graph_steps(
+    snapshot: Snapshot | None,
+    static: StaticConfig,
+    resources: GraphResources | None = None,
+    delta: SnapshotDelta | None = None,
+) -> Steps[RouterGraph]:
+    """`build_graph` a slice at a time (see the module's docstring). Nothing a request
+    reads changes before the end; closing the generator early (or an error) leaves the
+    caches to be rebuilt from scratch next time."""
     config = snapshot.config if snapshot is not None else DynamicConfig()
     builder = _Builder(config, static, resources or GraphResources())
     try:
-        patched = builder.patch(delta) if delta is not None else None
-        http, https = patched or builder.tables()
+        patched = (yield from builder.patch(delta)) if delta is not None else None
+        http, https = patched or (yield from builder.tables())
     except BaseException:
         builder.res.compiled = _Compiled(None)  # half-updated caches: start afresh next time
         raise
@@ -229,7 +252,7 @@ class _Builder(ServiceBuilding):
         # What this build compiled: becomes `res.compiled` (dropping what left the config).
         self.compiled = _Compiled(static, tables=previous.tables, redirects=previous.redirects)
 
-    def tables(self) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]:
+    def tables(self) -> Steps[_Tables]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         secure: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
         rules: dict[str, Node | None] = {}
@@ -241,6 +264,7 @@ class _Builder(ServiceBuilding):
                 if tls:
                     assert not isinstance(route.rule, str)
                     self.note_tls_options(ep, route.rule, router.tls.options if router.tls else "")
+            yield
         for ep, routes in plain.items():
             redirect = self.redirect_route(ep)
             if redirect is not None:
@@ -251,14 +275,15 @@ class _Builder(ServiceBuilding):
         self.compiled.patchable = not any(secure.values()) and all(
             service.load_balancer is not None for service in self.config.http.services.values()
         )
-        return (
-            {ep: self.table(ep, False, routes) for ep, routes in plain.items()},
-            {ep: self.table(ep, True, routes) for ep, routes in secure.items()},
-        )
+        http: dict[str, RouteTable[HttpTarget]] = {}
+        https: dict[str, RouteTable[HttpTarget]] = {}
+        for ep, routes in plain.items():
+            http[ep] = yield from self.table(ep, False, routes)
+        for ep, routes in secure.items():
+            https[ep] = yield from self.table(ep, True, routes)
+        return http, https
 
-    def patch(
-        self, delta: SnapshotDelta
-    ) -> tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]] | None:
+    def patch(self, delta: SnapshotDelta) -> Steps[_Tables | None]:
         """The tables, compiling only the routers `delta` touches (changed or removed, or
         using a changed service); None when the full build is needed: another base, TLS
         routers, services built from other services, middleware or transport changes."""
@@ -281,11 +306,15 @@ class _Builder(ServiceBuilding):
         removed: dict[tuple[str, bool], list[str]] = {}
         for name in dirty:
             self.recompile(name, added, removed)
+            yield
         if services:
             self.res.balancers.retain(set(compiled.services))
         self.res.compiled = compiled
-        plain = {ep: self.patch_table(ep, False, added, removed) for ep in self.entrypoints}
-        secure = {ep: self.patch_table(ep, True, added, removed) for ep in self.entrypoints}
+        plain: dict[str, RouteTable[HttpTarget]] = {}
+        secure: dict[str, RouteTable[HttpTarget]] = {}
+        for ep in self.entrypoints:
+            plain[ep] = yield from self.patch_table(ep, False, added, removed)
+            secure[ep] = yield from self.patch_table(ep, True, added, removed)
         return plain, secure
 
     def _can_patch(self, delta: SnapshotDelta) -> bool:
@@ -334,17 +363,19 @@ class _Builder(ServiceBuilding):
         tls: bool,
         added: dict[tuple[str, bool], list[Route[HttpTarget]]],
         removed: dict[tuple[str, bool], list[str]],
-    ) -> RouteTable[HttpTarget]:
+    ) -> Steps[RouteTable[HttpTarget]]:
         builder = self.compiled.tables.get((ep, tls))
         if builder is None:
             builder = self.compiled.tables[ep, tls] = TableBuilder("http")
-        return builder.patch(added.get((ep, tls), []), removed.get((ep, tls), []))
+        return builder.patch_steps(added.get((ep, tls), []), removed.get((ep, tls), []))
 
-    def table(self, ep: str, tls: bool, routes: list[Route[HttpTarget]]) -> RouteTable[HttpTarget]:
+    def table(
+        self, ep: str, tls: bool, routes: list[Route[HttpTarget]]
+    ) -> Steps[RouteTable[HttpTarget]]:
         builder = self.compiled.tables.get((ep, tls))
         if builder is None:
             builder = self.compiled.tables[ep, tls] = TableBuilder("http")
-        return builder.build(routes)
+        return builder.build_steps(routes)
 
     def router_routes(
         self, name: str, router: Router, rules: dict[str, Node | None]

@@ -10,22 +10,40 @@ connection deadlines (read, idle, response header) and closes upstream connectio
 past idleConnTimeout. One periodic timer per worker, not a
 timer per request. Server health (edge/health.py) is applied to the balancers after every
 build and whenever the control plane's `HealthSet` or a passive check changes.
+
+`apply_sliced` is how a running worker applies a change: the delta is unpickled and the
+graph built a slice at a time (`graph.build_graph_steps`), each slice at most about
+`SLICE` seconds, with the event loop serving requests (on the old graph) in between; the
+new graph is swapped in at the end. A one-router change fits in one slice and is applied
+at once, as before; 20,000 new routers take a few seconds but never hold the loop for
+more than a slice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Generator
 from typing import Any
 
 from proxynow.config.static import StaticConfig
 from proxynow.edge.challenges import EMPTY_CHALLENGES, ChallengeSet
-from proxynow.edge.graph import GraphResources, RouterGraph, build_graph, empty_graph
+from proxynow.edge.graph import (
+    GraphResources,
+    RouterGraph,
+    build_graph,
+    build_graph_steps,
+    empty_graph,
+)
 from proxynow.edge.health import HealthSet
 from proxynow.edge.metrics import WorkerMetrics
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
-__all__ = ["WorkerState", "tick_interval"]
+__all__ = ["SLICE", "Slices", "WorkerState", "tick_interval"]
+
+SLICE = 0.01
+"""Seconds of building after which a sliced apply lets the event loop run (edge/graph.py)."""
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +101,7 @@ class WorkerState:
         """Build a graph for `snapshot` with this worker's registries and swap it in;
         `delta` (what changed since the current snapshot) lets the build patch."""
         graph = build_graph(snapshot, static, self.resources, delta)
-        self.tick_interval = tick_interval(static, snapshot)
-        # Before the swap: a rebuilt balancer must not serve a down server even once.
-        self.resources.health.apply(snapshot.config, self.resources.balancers)
-        self.graph = graph
-        self.snapshot = snapshot
+        self._swap(graph, snapshot, static)
         return graph
 
     def apply(self, message: Snapshot | SnapshotDelta, static: StaticConfig) -> RouterGraph:
@@ -96,6 +110,34 @@ class WorkerState:
         if isinstance(message, SnapshotDelta):
             return self.load(message.apply(self.snapshot), static, message)
         return self.load(message, static)
+
+    async def apply_sliced(
+        self, message: Snapshot | SnapshotDelta, static: StaticConfig, slices: Slices
+    ) -> RouterGraph:
+        """`apply`, a slice at a time: the loop serves requests between slices (`slices`
+        measures them), the new graph is swapped in at the end."""
+        graph: RouterGraph = await slices.run(self.apply_steps(message, static))
+        return graph
+
+    def apply_steps(
+        self, message: Snapshot | SnapshotDelta, static: StaticConfig
+    ) -> Generator[None, None, RouterGraph]:
+        """`apply` as steps (see `Slices`): unpack, build, and swap at the last step."""
+        if isinstance(message, SnapshotDelta):
+            yield from message.unpack()
+            snapshot, delta = message.apply(self.snapshot), message
+        else:
+            snapshot, delta = message, None
+        graph = yield from build_graph_steps(snapshot, static, self.resources, delta)
+        self._swap(graph, snapshot, static)
+        return graph
+
+    def _swap(self, graph: RouterGraph, snapshot: Snapshot, static: StaticConfig) -> None:
+        self.tick_interval = tick_interval(static, snapshot)
+        # Before the swap: a rebuilt balancer must not serve a down server even once.
+        self.resources.health.apply(snapshot.config, self.resources.balancers)
+        self.graph = graph
+        self.snapshot = snapshot
 
     def set_health(self, health: HealthSet) -> None:
         """The control plane's active health checks changed: rebalance, no rebuild."""
@@ -142,3 +184,67 @@ def tick_interval(static: StaticConfig, snapshot: Snapshot) -> float:
         timeouts.append(transport.forwarding_timeouts.response_header_timeout)
     smallest = min((t for t in timeouts if t > 0), default=_TICK_MAX * 10)
     return min(_TICK_MAX, max(_TICK_MIN, smallest / 10))
+
+
+class Slices:
+    """Runs step generators on the event loop a slice at a time and measures the slices.
+
+    `run(steps)` takes steps until `budget` seconds have passed, then yields to the loop
+    (`asyncio.sleep(0)`: one round of ready callbacks and I/O) and goes on; it returns what
+    the generator returned. `longest` is the longest time the loop was held in one slice,
+    counted from `started` (what came before the first step, such as unpickling, counts
+    in the first slice); `slices` how many there were.
+    """
+
+    __slots__ = ("_mark", "budget", "longest", "slices")
+
+    def __init__(self, budget: float = SLICE) -> None:
+        self.budget = budget
+        self.longest = 0.0
+        self.slices = 1
+        self._mark = time.perf_counter()
+
+    def started(self) -> None:
+        """The loop is held from now on (the current slice begins)."""
+        self._mark = time.perf_counter()
+
+    def first(self, steps: Generator[None, None, Any]) -> tuple[bool, Any]:
+        """Take the first slice of `steps` right now, without the loop: (True, result)
+        when they ended within it, (False, None) when `run` must go on with them. A
+        small change ends in its first slice and costs no task and no loop round."""
+        deadline = self._mark + self.budget
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return True, done.value
+            except BaseException:
+                steps.close()
+                raise
+            if time.perf_counter() >= deadline:
+                return False, None
+
+    async def run(self, steps: Generator[None, None, Any]) -> Any:
+        """Take steps to the end, a slice at a time, yielding to the loop in between."""
+        budget = self.budget
+        deadline = self._mark + budget
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= deadline:
+                    self.longest = max(self.longest, now - self._mark)
+                    await asyncio.sleep(0)
+                    self.slices += 1
+                    self._mark = time.perf_counter()
+                    deadline = self._mark + budget
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+        finally:
+            steps.close()  # cancelled or failed: the builder drops its half-made caches now
+
+    def done(self) -> float:
+        """The end of the last slice: the longest slice, in seconds."""
+        self.longest = max(self.longest, time.perf_counter() - self._mark)
+        return self.longest

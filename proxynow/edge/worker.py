@@ -5,9 +5,23 @@ its end of a unix socket pair. The first message (INIT) brings the worker id, th
 configuration, the entrypoint addresses the control plane resolved and the latest
 snapshot; the worker binds its own SO_REUSEPORT sockets, builds its graph and answers
 READY. Every later SNAPSHOT (a full `Snapshot`, or usually a `SnapshotDelta` on top of the
-one we serve) is compiled with `build_graph` and swapped in with one assignment
-(`state.graph = graph`); requests in flight keep the graph they started with. SERVING
-answers with the version now served and how long the apply stalled the loop.
+one we serve) is compiled and swapped in with one assignment
+(`state.graph = graph`); requests in flight keep the graph they started with. The apply
+is taken a slice at a time (`WorkerState.apply_steps`, `Slices`): a change that is done
+within its first slice (about 10 ms: the usual one) is applied at once; a larger one goes
+on in a task, and requests are served, on the old graph, between its slices. SERVING
+answers with the version now served and how long the apply stalled the loop: its longest
+slice. One apply runs at a time (the control plane sends the next on SERVING; one that
+came anyway waits for the current one to end).
+
+The cyclic garbage collector is kept off while a graph is built and the graph is frozen
+afterwards (`gc.freeze`, after a first graph of 2,000 objects or more and after every
+apply that took more than one slice): a full collection walks every object the worker
+holds, 0.3 to 0.5 s with 20,000 routers, and the growth of a large build triggers one or
+two of them. A graph build
+leaves no cyclic garbage (its old objects go by reference counting), so freezing keeps
+nothing alive that would otherwise be collected but the cyclic garbage of the requests in
+flight at that moment, once per large change.
 
 Drain (SIGTERM, or the control plane going away): keep accepting for each entrypoint's
 `requestAcceptGraceTimeout`, close the listeners, ask every connection to `shutdown()`
@@ -24,14 +38,14 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import pickle
 import signal
 import socket
 import sys
-import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import uvloop
@@ -44,7 +58,7 @@ from proxynow.edge.graph import GraphResources, empty_graph
 from proxynow.edge.health import HealthSet
 from proxynow.edge.listen import ListenAddress, bind
 from proxynow.edge.metrics import BUCKETS, WorkerMetrics
-from proxynow.edge.state import WorkerState
+from proxynow.edge.state import Slices, WorkerState
 from proxynow.edge.tls_conn import connection_factory
 from proxynow.logs import configure_logging
 from proxynow.snapshot import Snapshot, SnapshotDelta
@@ -57,6 +71,7 @@ log = logging.getLogger("proxynow.edge.worker")
 EXIT_OK = 0
 EXIT_START_FAILED = 3
 _DRAIN_POLL = 0.05  # seconds between checks for "all connections closed"
+_LARGE = 2000  # objects from which the first graph is frozen (a smaller one: as before)
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -79,6 +94,8 @@ class Worker:
         self._servers: dict[str, list[asyncio.Server]] = {}
         self._pending_challenges: ChallengeSet | None = None
         self._pending_health: HealthSet | None = None
+        self._applying: asyncio.Task[None] | None = None
+        self._queued: bytes | None = None  # a SNAPSHOT that came while applying another
 
     async def run(self) -> int:
         _, self._channel = await self._loop.create_unix_connection(
@@ -101,10 +118,18 @@ class Worker:
             state.resources.health.active = self._pending_health  # applied by the load below
         # Entrypoint redirections name the port clients reach (port 0 resolved).
         state.resources.ports = {name: address.port for name, address in addresses.items()}
-        if snapshot is not None:
-            state.load(snapshot, static)
-        else:
-            state.graph = empty_graph(static, state.resources)
+        collecting = gc.isenabled()
+        gc.disable()  # not serving yet: built in one go, but without full collections
+        try:
+            if snapshot is not None:
+                state.load(snapshot, static)
+            else:
+                state.graph = empty_graph(static, state.resources)
+        finally:
+            if snapshot is not None and _objects(snapshot) >= _LARGE:
+                gc.freeze()  # a large start lives as long as we do: no collection walks it
+            if collecting:
+                gc.enable()
         state.ensure_ticking(self._loop)
         try:
             await self._listen(addresses)
@@ -157,15 +182,70 @@ class Worker:
         state = self._state
         if state is None:
             return  # before INIT completed: INIT itself carried the newest snapshot
-        # Every request waits while this runs: the stall is reported with the version.
-        started = time.perf_counter()
-        message: Snapshot | SnapshotDelta = pickle.loads(blob)
+        if self._applying is not None:
+            self._queued = blob  # the newest wins; applied when the current one is done
+            return
+        # Every request waits while a slice runs: the longest is reported as the stall.
+        slices = Slices()
+        collecting = gc.isenabled()
+        gc.disable()
+        version = -1
         try:
-            state.apply(message, self._static)
+            message: Snapshot | SnapshotDelta = pickle.loads(blob)  # chunked if large: cheap
+            version = message.version
+            steps = state.apply_steps(message, self._static)
+            done, _ = slices.first(steps)  # a small change ends here, as one slice
         except Exception:
-            log.exception("worker %d: building graph %d failed", state.worker_id, message.version)
-        stall = time.perf_counter() - started
-        assert self._channel is not None
+            log.exception("worker %d: building graph %d failed", state.worker_id, version)
+            done = True
+        if done:
+            self._applied(slices, collecting)
+        else:
+            self._applying = self._loop.create_task(
+                self._apply_rest(steps, slices, collecting, version), name="apply"
+            )
+
+    async def _apply_rest(
+        self, steps: Generator[None, None, Any], slices: Slices, collecting: bool, version: int
+    ) -> None:
+        """The slices after the first, with the loop serving in between."""
+        state = self._state
+        assert state is not None
+        try:
+            await slices.run(steps)
+        except Exception:
+            log.exception("worker %d: building graph %d failed", state.worker_id, version)
+        finally:
+            self._applying = None
+            self._applied(slices, collecting)
+        blob, self._queued = self._queued, None
+        if blob is not None:
+            self._apply(blob)
+
+    def _applied(self, slices: Slices, collecting: bool) -> None:
+        """An apply is over (done or failed): the collector back on, SERVING sent."""
+        state = self._state
+        assert state is not None
+        if slices.slices > 1:
+            # Before collecting again: what the build made is all in the youngest
+            # generation, which the next allocation would walk (0.15 s for 20,000).
+            gc.freeze()
+        if collecting:
+            gc.enable()
+        stall = slices.done()
+        if slices.slices > 1:
+            log.debug(
+                "worker %d: graph %d built in %d slices, the longest %.1f ms",
+                state.worker_id,
+                state.snapshot.version,
+                slices.slices,
+                stall * 1000,
+            )
+        self._serving(stall)
+
+    def _serving(self, stall: float) -> None:
+        state = self._state
+        assert state is not None and self._channel is not None
         # The version we serve, which on failure is the old one: the control plane then
         # knows what a next delta must be based on.
         self._channel.send((ch.SERVING, state.snapshot.version, stall))
@@ -202,6 +282,8 @@ class Worker:
         state = self._state
         assert state is not None
         log.info("worker %d: draining", state.worker_id)
+        if self._applying is not None:
+            self._applying.cancel()  # a graph we would not serve for long
         async with asyncio.TaskGroup() as group:
             for name, servers in self._servers.items():
                 grace = self._static.entry_points[name].transport.life_cycle
@@ -238,6 +320,14 @@ class Worker:
 async def _serve(fd: int) -> int:
     sock = socket.socket(fileno=fd)
     return await Worker(sock).run()
+
+
+def _objects(snapshot: Snapshot) -> int:
+    config = snapshot.config
+    return sum(
+        len(getattr(config, protocol).routers) + len(getattr(config, protocol).services)
+        for protocol in ("http", "tcp", "udp")
+    )
 
 
 def tune_allocator() -> None:

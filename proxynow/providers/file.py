@@ -20,29 +20,55 @@ rendered as a Go template first, as Traefik does (`config/loader.py::read_dynami
 A file that had content and is read empty is most often caught between an editor's
 truncate and its write: its last content keeps serving, and it is read again after
 `settle` seconds (default 1 s); only if it is still empty then is its configuration
-dropped. Without this, saving a file in place could remove its routers for a moment.
+dropped, with a warning (once) when that removes routers. Without this, saving a file in
+place could remove its routers for a moment.
+
+What one file may cost is bounded (docs/configuration.md, "Limits"):
+
+- a file larger than `max_bytes` (`providers.file.maxFileBytes`, default 10 MiB) is not
+  parsed: one error says so and its last good configuration keeps serving;
+- YAML aliases that would expand to more than `_MAX_EXPANDED` nodes (a "billion laughs"
+  alias bomb is a few hundred bytes) refuse the file the same way, before anything walks
+  the expansion; libyaml itself refuses nesting deeper than 1,000 levels;
+- a file's errors are reported (and so logged) at most `_ISSUES_SHOWN` at a time, plus
+  one summary line with their number, whatever the validator found;
+- while files of more than 1 MiB in all are read, Python's cyclic collector is off, and
+  what they made is frozen afterwards (proxynow/heap.py): its full collections were 1 to
+  2.5 s of the 2 to 4 s a one-router edit of a 20,000-router file cost;
+- a file nested deeply enough to exhaust Python's recursion (TOML has no depth limit;
+  900 levels of YAML are within libyaml's) is that file's error, not the end of the
+  provider.
+
+A file whose content did not change since it was last read (same size and digest) is not
+parsed again: its last outcome, configuration or errors, is reused. In a directory, a
+change to one file then costs that file, not the whole directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from watchfiles import DefaultFilter, watch
 
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import DynamicFileLoader
 from proxynow.config.static import FileProvider as FileProviderConfig
+from proxynow.heap import collecting_later
 from proxynow.providers.base import SECTIONS, ConfigSink, ProviderUpdate, object_key
 
-__all__ = ["SUFFIXES", "FileProvider", "merge_files"]
+__all__ = ["DEFAULT_MAX_BYTES", "SUFFIXES", "FileProvider", "merge_files"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +81,33 @@ _SETTLE = 1.0
 _DEBOUNCE_MS = 1600
 _STEP_MS = 50
 _EMPTY = DynamicConfig()
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # `providers.file.maxFileBytes`
+_LARGE = 1024 * 1024  # bytes of files above which a read keeps the collector off (heap.py)
+_ISSUES_SHOWN = 10  # errors of one file reported (and logged) at a time, plus a summary
+# Nodes YAML aliases may expand a file to (or twice its own nodes, if more): beyond it,
+# the positions walk and the validation cost the expansion, exponential in an alias bomb.
+_MAX_EXPANDED = 1_000_000
+# Where a YAML alias (`*name`) can start a node: a file without one has no alias to expand.
+_ALIAS = re.compile(rb"(?:^|[\s\[{,])\*[^\s\[\]{},]", re.MULTILINE)
+_EVENTS_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Refused(Exception):
+    """A file that cannot be used; `errors` are the (bounded) messages to report."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the last read of one file gave, and for which content."""
+
+    size: int
+    digest: bytes
+    config: DynamicConfig | None
+    errors: list[str]
 
 
 def merge_files(
@@ -65,8 +118,11 @@ def merge_files(
     Returns the merged configuration, the per-object errors for names defined differently
     in several files (the first definition is kept, the aggregator disables it), and
     provider-level errors for conflicting TLS options and stores, which have no status
-    of their own. Identical definitions in several files are not a conflict.
+    of their own. Identical definitions in several files are not a conflict. One file is
+    its own merge (the same object: nothing to walk, and unchanged tables stay the same).
     """
+    if len(configs) == 1:
+        return next(iter(configs.values())), {}, []
     parts: dict[str, dict[str, dict[str, Any]]] = {protocol: {} for protocol in _CONFIG_TYPES}
     object_errors: dict[str, tuple[str, ...]] = {}
     for protocol, section, attribute in SECTIONS:
@@ -158,6 +214,7 @@ class FileProvider:
         watch_timeout: float = 1.0,
         settle: float = _SETTLE,
         log_template: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if bool(filename) == bool(directory):
             raise ValueError("set exactly one of filename and directory")
@@ -167,6 +224,8 @@ class FileProvider:
         self._watch = watch
         self._watch_timeout = watch_timeout
         self._settle = settle
+        self._max_bytes = max_bytes
+        self._outcomes: dict[str, _Outcome] = {}  # by path: the last read's, for its content
         self._settle_task: asyncio.Task[None] | None = None
         self._emptied: set[str] = set()
         self._generation = 0  # reads made, settle re-reads not counted
@@ -190,6 +249,7 @@ class FileProvider:
             directory=config.directory,
             watch=config.watch,
             log_template=config.debug_log_generated_template,
+            max_bytes=config.max_file_bytes,
         )
 
     @property
@@ -359,27 +419,95 @@ class FileProvider:
             return None
         else:
             paths = _config_files(self._directory)
+        # Large files: no cyclic collection while they are parsed (proxynow/heap.py).
+        with collecting_later(_total_size(paths) >= _LARGE):
+            return self._load_paths(paths, settled)
+
+    def _load_paths(self, paths: list[str], settled: bool) -> ProviderUpdate:
         errors: list[str] = []
         current: dict[str, DynamicConfig] = {}
         self._emptied = set()
+        emptied: list[tuple[str, int]] = []  # files read empty that had routers
         for path in paths:
             if not settled and self._just_emptied(path):
                 self._emptied.add(path)
                 current[path] = self._last_good[path]
                 continue
             try:
-                current[path] = self._loader.load(path)
-            except ConfigError as error:
-                errors.extend(str(issue) for issue in error.issues)
+                current[path] = config = self._read_file(path)
+            except _Refused as refused:
+                errors.extend(refused.errors)
                 if path in self._last_good:
                     current[path] = self._last_good[path]
+                continue
+            before = self._last_good.get(path)
+            if before is not None and config == _EMPTY and _routers(before):
+                emptied.append((path, _routers(before)))
         self._last_good = current
         self._loader.retain(paths)
+        for path in [known for known in self._outcomes if known not in current]:
+            del self._outcomes[path]
         config, object_errors, tls_errors = merge_files(
             {self._display(path): config for path, config in current.items()}
         )
         self._file_errors = errors + tls_errors
+        for path, routers in emptied:
+            left = "" if _routers(config) else "; the provider has no router left"
+            log.warning(
+                "provider %s: %s is empty now: its %d routers are removed%s",
+                self._name,
+                path,
+                routers,
+                left,
+            )
         return ProviderUpdate(self._name, config, object_errors)
+
+    def _read_file(self, path: str) -> DynamicConfig:
+        """One file's configuration, or `_Refused` with its errors (bounded): refused
+        when over the size limit or an alias bomb, reused when its content is unchanged."""
+        try:
+            data = _read_at_most(path, self._max_bytes)
+        except _TooLarge as large:
+            raise _Refused(
+                [
+                    f"{path}: {large.size} bytes, over the limit of {self._max_bytes} "
+                    "(providers.file.maxFileBytes): not read; its last good configuration "
+                    "keeps serving"
+                ]
+            ) from None
+        except OSError:
+            data = None  # the loader says why, as it always has
+        digest = hashlib.blake2b(data, digest_size=16).digest() if data is not None else b""
+        known = self._outcomes.get(path)
+        if (
+            data is not None
+            and known is not None
+            and (known.size, known.digest) == (len(data), digest)
+        ):
+            if known.config is None:
+                raise _Refused(known.errors)
+            return known.config
+        config: DynamicConfig | None = None
+        errors: list[str] = []
+        try:
+            problem = _alias_problem(data) if data is not None and _is_yaml(path) else None
+            if problem is not None:
+                errors = [f"{path}: {problem}; its last good configuration keeps serving"]
+            else:
+                config = self._loader.load(path)
+        except ConfigError as error:
+            errors = _bounded(path, error.issues)
+        except (RecursionError, MemoryError) as error:  # what a file's content can cause
+            errors = [f"{path}: cannot be loaded ({type(error).__name__}: nested too deep?)"]
+        # Remembered only if the file still holds what was checked (the loader reads it
+        # again): a file that changed meanwhile is read again on its change anyway.
+        if data is not None and _same_content(path, len(data), digest, self._max_bytes):
+            self._outcomes[path] = _Outcome(len(data), digest, config, errors)
+        else:
+            self._outcomes.pop(path, None)
+        if config is None:
+            raise _Refused(errors)
+        return config
 
     def _just_emptied(self, path: str) -> bool:
         last = self._last_good.get(path)
@@ -393,3 +521,103 @@ class FileProvider:
     def _display(self, path: str) -> str:
         """How a file is named in conflict messages: relative to the directory."""
         return os.path.relpath(path, self._directory) if self._directory else path
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _read_at_most(path: str, limit: int) -> bytes:
+    """The file's bytes; `_TooLarge` when it has more than `limit` (never read whole)."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise _TooLarge(size)
+        data = file.read(limit + 1)
+    if len(data) > limit:  # it grew since the fstat
+        raise _TooLarge(len(data))
+    return data
+
+
+def _same_content(path: str, size: int, digest: bytes, limit: int) -> bool:
+    try:
+        data = _read_at_most(path, limit)
+    except (OSError, _TooLarge):
+        return False
+    return len(data) == size and hashlib.blake2b(data, digest_size=16).digest() == digest
+
+
+def _is_yaml(path: str) -> bool:
+    return not path.lower().endswith(".toml")
+
+
+def _alias_problem(data: bytes) -> str | None:
+    """Why the YAML `data` is refused for what its aliases expand to; None when it has
+    no alias (the usual case: one regular expression search) or they expand modestly.
+
+    The expansion is counted on libyaml's events (0.15 s per MB, only for files with an
+    alias): a collection counts its nodes, an alias the nodes of what it names.
+    """
+    if not _ALIAS.search(data):
+        return None
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
+    own = expanded = 0
+    loader = _EVENTS_LOADER(data.decode("utf-8", errors="replace"))
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append([event.anchor, 1])
+                own += 1
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, nodes = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, nodes = event.anchor, 1
+                own += 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, nodes = None, sizes.get(event.anchor or "", 1)
+            else:
+                continue
+            if anchor:
+                sizes[anchor] = nodes
+            if stack:
+                stack[-1][1] += nodes
+            else:
+                expanded += nodes
+            if max(nodes, expanded) > max(_MAX_EXPANDED, 2 * own):
+                return (
+                    f"YAML aliases expand it to more than {max(_MAX_EXPANDED, 2 * own):,} "
+                    "nodes (an alias bomb?): not loaded"
+                )
+    except yaml.YAMLError:
+        return None  # the loader reports the syntax error, with its position
+    finally:
+        loader.dispose()
+    return None
+
+
+def _bounded(path: str, issues: Sequence[object]) -> list[str]:
+    """The first `_ISSUES_SHOWN` issues, and one line saying how many there are in all."""
+    shown = [str(issue) for issue in issues[:_ISSUES_SHOWN]]
+    if len(issues) > _ISSUES_SHOWN:
+        shown.append(
+            f"{path}: {len(issues):,} errors in all, only the first {_ISSUES_SHOWN} are "
+            "shown; its last good configuration keeps serving"
+        )
+    return shown
+
+
+def _total_size(paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += os.stat(path).st_size
+    return total
+
+
+def _routers(config: DynamicConfig) -> int:
+    return len(config.http.routers) + len(config.tcp.routers) + len(config.udp.routers)

@@ -279,6 +279,7 @@ class RouteTable(Generic[T]):
         wildcards: dict[str, _Cell[T]],
         any_host: _Cell[T],
         names: tuple[str, ...],
+        by_host: dict[str, T] | None = None,
     ) -> None:
         self._kind = kind
         self._exact = exact
@@ -287,8 +288,11 @@ class RouteTable(Generic[T]):
         self._names = names
         # Host → target where the host alone decides (one bare Host rule that nothing
         # else can outrank): one lookup instead of the cells (with 1,000 host routers in
-        # rotation each request would touch another cell, entry and tuple).
-        self.by_host: dict[str, T] = _host_decided(exact, wildcards, any_host)
+        # rotation each request would touch another cell, entry and tuple). `by_host` is
+        # passed in by a builder that keeps it up to date itself (rules/incremental.py).
+        self.by_host: dict[str, T] = (
+            by_host if by_host is not None else _host_decided(exact, wildcards, any_host)
+        )
 
     @property
     def route_names(self) -> tuple[str, ...]:
