@@ -87,6 +87,9 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # A request line may arrive in pieces; held until whole (see `_hold`), up to the target
 # limit plus this much for the method and the version.
 _LINE_SLACK = 1024
+# An int, not b"\n": `bytes in bytes` first tries the needle as an integer and formats a
+# TypeError it then discards (~1,000 instructions per request, measured with callgrind).
+_LF = 0x0A
 # At a chunk-size line the head-size clock restarts (for trailers, see `on_chunk_header`),
 # less the rest of the read that held the line: one socket read (uvloop's is 256 KiB).
 _READ_MAX = 256 << 10
@@ -301,14 +304,11 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.stash.append(data)  # sent after the backend's 101
             self.gate.block(flow.UPSTREAM_PENDING)
             return
-        if self.ex is None and (self.line_part or b"\n" not in data):
+        at_line = self.ex is None  # the read starts with a request line (see `_lenient`)
+        if at_line and (self.line_part or _LF not in data):
             data = self._hold(data)
             if not data:
                 return
-        self._feed(data, self.ex is None)
-
-    def _feed(self, data: bytes, at_line: bool) -> None:
-        """Parse `data`; `at_line`: it starts with a request line (see `_lenient`)."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -339,7 +339,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         whole, so that `_lenient` sees every request line in one piece. The bytes to
         parse now, or b"" while holding."""
         line = self.line_part + data if self.line_part else data
-        if b"\n" in line:
+        if _LF in line:
             self.line_part = b""
             return line
         if len(line) > self.ep.max_target_bytes + _LINE_SLACK:
@@ -363,7 +363,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         self.in_head = False
         self.parser = httptools.HttpRequestParser(self)
         self.lenient = lenient
-        self._feed(lenient.data, False)
+        self.data_received(lenient.data)  # a second refusal is final: `lenient` is set
         return True
 
     def _reject(self, status: int, exc: Exception) -> None:

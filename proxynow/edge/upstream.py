@@ -191,25 +191,22 @@ class UpstreamConnection(asyncio.Protocol):
         if self.in_head and self.head_bytes > self.max_head_bytes:
             self._refuse(BadResponse("response head over maxResponseHeaderBytes"))
             return
+        # The end of a response is reported once the parser has returned (see the module).
         try:
-            self._complete(owner)
+            if self.skipping:
+                # The HEAD response ended with its head; bytes the parser took as its body
+                # mean the backend misbehaved, so only a clean connection is reused.
+                reusable = self.skipping == 1 and self.keep_alive
+                self.skipping = 0
+                self.parser = self._new_parser()
+                self.owner = None
+                owner.upstream_done(self, reusable and not self.closed)
+            elif self.done:
+                self.done = False
+                self.owner = None
+                owner.upstream_done(self, self.keep_alive and not self.closed)
         except Exception as exc:
             self._fail(owner, exc)
-
-    def _complete(self, owner: Owner) -> None:
-        """Report the end of a response once the parser has returned (see the module)."""
-        if self.skipping:
-            # The HEAD response ended with its head; bytes the parser took as its body mean
-            # the backend misbehaved, so only a clean connection is reused.
-            reusable = self.skipping == 1 and self.keep_alive
-            self.skipping = 0
-            self.parser = self._new_parser()
-            self.owner = None
-            owner.upstream_done(self, reusable and not self.closed)
-        elif self.done:
-            self.done = False
-            self.owner = None
-            owner.upstream_done(self, self.keep_alive and not self.closed)
 
     def _report(self, call: Any, owner: Owner, arg: bytes) -> None:
         try:

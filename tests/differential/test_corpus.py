@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from proxynow.aggregator import build_snapshot
+from proxynow.api.internal import effective_static, internal_services
 from proxynow.config.check import check_dynamic
 from proxynow.config.loader import DynamicFileLoader, load_static
 from proxynow.config.static import StaticConfig
@@ -42,6 +43,7 @@ from tests.differential.traefik_harness import TRAEFIK, Process, _socket_inodes
 CORPUS = Path(__file__).parents[1] / "config" / "corpus"
 DYNAMIC = sorted(p.name for p in (CORPUS / "dynamic").iterdir())
 STATIC = sorted(p.name for p in (CORPUS / "static").iterdir())
+NOOP = {p.name for p in (CORPUS / "dynamic").iterdir() if "noop@internal" in p.read_text()}
 FAIL_CLOSED = "is not implemented yet"
 DEADLINE = 30.0
 
@@ -131,7 +133,8 @@ def proxynow_snapshot(static: StaticConfig) -> tuple[Snapshot, Any]:
     entry_points = EntryPoints.from_flags(
         {name: ep.as_default for name, ep in static.entry_points.items()}
     )
-    internal = frozenset({"noop", "api", "dashboard"})
+    # The internal services `proxynow run` serves (api, ping, prometheus as configured).
+    internal = internal_services(effective_static(static))
     snapshot = build_snapshot(1, [ProviderUpdate("file", config)], entry_points, internal)
     return snapshot, config
 
@@ -201,7 +204,16 @@ def _no_check_errors(static: StaticConfig) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("name", DYNAMIC)
+# Files whose routers use `noop@internal` (Traefik's redirect catch-all idiom), which
+# proxynow does not serve yet: a router to it is disabled as naming a missing service.
+NOOP_NOT_SERVED = pytest.mark.xfail(
+    reason="noop@internal is not served yet (a router to it is disabled)", strict=True
+)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=NOOP_NOT_SERVED) if n in NOOP else n for n in DYNAMIC]
+)
 def test_dynamic_file(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(CORPUS / "dynamic", tmp_path / "dynamic")
     static_path = tmp_path / "traefik.yml"

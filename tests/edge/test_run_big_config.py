@@ -163,7 +163,9 @@ def test_a_junk_file_logs_a_bounded_number_of_lines(
     port = proxy.ports["web"]
     version = proxy.wait_serving(1)
     lines_before = len(proxy.stderr().splitlines())
-    write_text(proxy, "".join(f"junk{i:06d}: value{i}\n" for i in range(20_000)))
+    # Unknown keys inside objects: errors (at the root of a file they only warn).
+    routers = "".join(f"    r{i:06d}: {{junk{i}: value{i}}}\n" for i in range(20_000))
+    write_text(proxy, "http:\n  routers:\n" + routers)
     summary = "20,000 errors in all, only the first 10 are shown"
     poll(lambda: summary in proxy.stderr(), 60, "the summary line")
     assert http_get(port, host="app.test") == (200, b"b1 /")

@@ -1,0 +1,119 @@
+"""Instructions per keep-alive request through the HTTP/1.1 data plane, without sockets.
+
+On machines where `perf` cannot count instructions and wall-clock figures swing with the
+host, `valgrind --tool=callgrind` can: it counts what the interpreter executes, the same
+for the same code and input whatever else the machine does. This drives one client
+connection (`HttpProxy`) and one pooled upstream connection through in-memory transports:
+N requests of the keepalive benchmark's shape (a GET with curl's few headers, a 13-byte
+answer), each parsed, routed, forwarded, answered and accounted as on the wire.
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --collect-atstart=no \\
+        --toggle-collect=functools_reduce --callgrind-out-file=/tmp/cg.out \\
+        python bench/hotpath_count.py 5000
+    callgrind_annotate /tmp/cg.out | head   # the measured loop's instructions; / 5000
+
+The measured requests run inside one `functools.reduce` call, so that callgrind counts
+them alone (start-up and warm-up left out). Run it from two trees (PYTHONPATH=<tree>)
+and compare the instructions per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from typing import Any
+
+from proxynow.config.dynamic import DynamicConfig
+from proxynow.config.static import StaticConfig
+from proxynow.edge.http1 import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.state import WorkerState
+from proxynow.edge.upstream import UpstreamConnection
+from proxynow.snapshot import Snapshot
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nhello, world\n"
+)
+
+
+class MemoryTransport:
+    """Just enough of an asyncio transport: writes are kept (and dropped) in memory."""
+
+    def __init__(self, peer: tuple[str, int]) -> None:
+        self.peer = peer
+        self.written = 0
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+def config() -> DynamicConfig:
+    service = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}
+    router = {"rule": "PathPrefix(`/`)", "service": "s@bench"}
+    return DynamicConfig.model_validate(
+        {"http": {"routers": {"r@bench": router}, "services": {"s@bench": service}}}
+    )
+
+
+async def run(count: int) -> int:
+    static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
+    state = WorkerState(tick_interval=1.0)
+    state.load(Snapshot(version=1, config=config()), static)
+    client = http_protocol_factory(state, EntryPointRuntime("web"))()
+    client_transport = MemoryTransport(("127.0.0.1", 40000))
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    pools = state.resources.pools.pools
+    # The one pool exists once the graph is built; give it one live connection.
+    (pool,) = pools.values()
+    upstream = UpstreamConnection(pool)
+    upstream.connection_made(MemoryTransport(("127.0.0.1", 9)))  # type: ignore[arg-type]
+    pool.release(upstream, 0.0)
+
+    def one(_: object, __: object) -> None:
+        client.data_received(REQUEST)
+        upstream.data_received(RESPONSE)
+
+    for _ in range(200):  # warm: memos filled, the graph's first lookups done
+        one(None, None)
+    # Measured inside one C call, so that callgrind can count it alone:
+    # --collect-atstart=no --toggle-collect=functools_reduce
+    functools.reduce(one, range(count), None)
+    assert not client_transport.closing
+    return client_transport.written
+
+
+def main() -> None:
+    if "--no-gc" in sys.argv:
+        import gc
+
+        gc.disable()
+        sys.argv.remove("--no-gc")
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    written = asyncio.run(run(count))
+    assert written == (count + 200) * len(RESPONSE), (written, count)
+    print(f"{count} measured requests (and 200 before them), {written} bytes answered")
+
+
+if __name__ == "__main__":
+    main()
