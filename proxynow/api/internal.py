@@ -177,34 +177,27 @@ class Internals:
 
 def _ping_router(static: StaticConfig) -> dict[str, Router]:
     assert static.ping is not None
-    if static.ping.manual_routing:
-        return {}
-    entrypoint = static.ping.entry_point
-    if entrypoint not in static.entry_points:
-        log.error("ping: entryPoint %r does not exist; /ping is not served", entrypoint)
-        return {}
-    router = Router(
-        entry_points=[entrypoint],
-        service=PING_SERVICE,
-        rule="PathPrefix(`/ping`)",
-        priority=PING_PRIORITY,
-    )
-    return {PING_SERVICE: router}
+    ping = static.ping
+    return _internal_router(static, "ping", ping.manual_routing, ping.entry_point, PING_SERVICE)
 
 
 def _prometheus_router(static: StaticConfig) -> dict[str, Router]:
     prometheus = _prometheus(static)
     assert prometheus is not None
-    if prometheus.manual_routing:
-        return {}
-    entrypoint = prometheus.entry_point
-    if entrypoint not in static.entry_points:
-        log.error("metrics: entryPoint %r does not exist; /metrics is not served", entrypoint)
-        return {}
-    router = Router(
-        entry_points=[entrypoint],
-        service=PROMETHEUS_SERVICE,
-        rule="PathPrefix(`/metrics`)",
-        priority=PING_PRIORITY,
+    return _internal_router(
+        static, "metrics", prometheus.manual_routing, prometheus.entry_point, PROMETHEUS_SERVICE
     )
-    return {PROMETHEUS_SERVICE: router}
+
+
+def _internal_router(
+    static: StaticConfig, path: str, manual: bool, entrypoint: str, service: str
+) -> dict[str, Router]:
+    """The router of `/<path>` to `service` on `entrypoint` (none with `manualRouting`)."""
+    if manual:
+        return {}
+    if entrypoint not in static.entry_points:
+        log.error("%s: entryPoint %r does not exist; /%s is not served", path, entrypoint, path)
+        return {}
+    rule = f"PathPrefix(`/{path}`)"
+    router = Router(entry_points=[entrypoint], service=service, rule=rule, priority=PING_PRIORITY)
+    return {service: router}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,27 +16,9 @@ import pytest
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.providers.file import DEFAULT_MAX_BYTES, FileProvider
-from tests.providers.test_file_provider import Recorder, until, yaml_config
+from tests.providers.test_file_provider import Start, start, until, yaml_config
 
-Start = Callable[..., Awaitable[tuple[FileProvider, Recorder]]]
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    running: list[tuple[FileProvider, asyncio.Task[None]]] = []
-
-    async def _start(**options: object) -> tuple[FileProvider, Recorder]:
-        provider = FileProvider(watch_timeout=0.1, **options)  # type: ignore[arg-type]
-        sink = Recorder()
-        task = asyncio.create_task(provider.run(sink), name="file-provider")
-        running.append((provider, task))
-        await asyncio.wait_for(provider.watching.wait(), 10)
-        return provider, sink
-
-    yield _start
-    for provider, task in running:
-        provider.stop()
-        await asyncio.wait_for(task, 10)
+__all__ = ["start"]  # the fixture, shared with test_file_provider.py
 
 
 def junk(keys: int) -> str:
