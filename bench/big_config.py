@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import free_ports
-from proxynow.controlplane import control_request
+from proxynow.control.run import control_request
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _REPO = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ import yaml
 from bench.churn import Churner
 from bench.configs import Setup, dynamic_config, static_config, write_yaml_atomic
 from bench.procs import free_ports
-from proxynow.controlplane import control_request
+from proxynow.control.run import control_request
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _REPO = Path(__file__).resolve().parent.parent

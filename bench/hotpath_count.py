@@ -26,9 +26,9 @@ from typing import Any
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.http1 import EntryPointRuntime, http_protocol_factory
-from proxynow.edge.state import WorkerState
-from proxynow.edge.upstream import UpstreamConnection
+from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.snapshot import Snapshot
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"

@@ -93,9 +93,9 @@ def serve_proxynow(directory: Path, port: int) -> None:
 
     from proxynow.config.dynamic import DynamicConfig
     from proxynow.config.static import StaticConfig
-    from proxynow.edge.state import WorkerState
-    from proxynow.edge.tls_conn import connection_factory
-    from proxynow.edge.worker import tune_allocator
+    from proxynow.edge.runtime.accept import connection_factory
+    from proxynow.edge.runtime.state import WorkerState
+    from proxynow.edge.runtime.worker import tune_allocator
     from proxynow.snapshot import Snapshot
 
     tune_allocator()

@@ -25,7 +25,7 @@ from proxynow.config.loader import LoadedStatic, load_static
 from proxynow.config.static import StaticConfig
 
 if TYPE_CHECKING:
-    from proxynow.config.check import Omitted, Report
+    from proxynow.control.check import Omitted, Report
 
 __all__ = ["default_static", "main"]
 
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loaded = load_static(extra, os.environ, args.config)
     except ConfigError as exc:
-        from proxynow.config.check import report
+        from proxynow.control.check import report
 
         omitted: Omitted = {(file, "error"): count for file, count in exc.omitted.items()}
         _print_report(report(exc.issues, omitted))
@@ -108,7 +108,7 @@ def _schema(kind: str) -> int:
 
 
 def _check(loaded: LoadedStatic, *, strict: bool) -> int:
-    from proxynow.config.check import check_dynamic, dynamic_files, report
+    from proxynow.control.check import check_dynamic, dynamic_files, report
 
     result = check_dynamic(loaded.config)
     found = report([*loaded.warnings, *result.issues], result.omitted)
@@ -124,7 +124,7 @@ def _check(loaded: LoadedStatic, *, strict: bool) -> int:
 
 
 def _run(loaded: LoadedStatic) -> int:
-    from proxynow import controlplane
+    from proxynow.control import run as controlplane
     from proxynow.logs import configure_logging
 
     static = default_static() if loaded.empty else loaded.config

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import (
+from proxynow.config.dynamic import DynamicConfig
+from proxynow.control.aggregator import (
     MIRRORING_NOT_APPLIED,
     Aggregator,
     BuildCache,
     EntryPoints,
     build_snapshot,
 )
-from proxynow.config.dynamic import DynamicConfig
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import RuleError, parse_rule
 from proxynow.snapshot import ObjectStatus, Snapshot

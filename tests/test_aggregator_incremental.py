@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import BuildCache, EntryPoints, build_snapshot
 from proxynow.config.dynamic import DynamicConfig
+from proxynow.control.aggregator import BuildCache, EntryPoints, build_snapshot
 from proxynow.providers.base import ProviderUpdate
 from proxynow.snapshot import Snapshot, SnapshotDelta
 

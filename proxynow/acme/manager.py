@@ -32,7 +32,7 @@ from proxynow.acme.renewal import Backoff, certificate_times, renew_at
 from proxynow.acme.storage import ResolverData, Storage, StoredCertificate
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import ACME, StaticConfig
-from proxynow.edge.challenges import ChallengeSet
+from proxynow.ipc.challenges import ChallengeSet
 from proxynow.providers.base import ConfigSink, ProviderUpdate
 from proxynow.snapshot import Snapshot
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from proxynow.config.dynamic import LoadBalancer, Router, Server, Service
 from proxynow.config.static import EntryPoint, Prometheus, StaticConfig
-from proxynow.merge import INTERNAL_PROVIDER, EntryPoints
 from proxynow.snapshot import ObjectStatus, Snapshot, status_key
+from proxynow.snapshot.merge import INTERNAL_PROVIDER, EntryPoints
 
 __all__ = [
     "API_PRIORITY",

@@ -34,7 +34,7 @@ from proxynow.api.endpoints import Answer, answer, ping_answer
 from proxynow.api.internal import Internals, api_prefix
 from proxynow.api.shapes import View
 from proxynow.config.static import StaticConfig
-from proxynow.edge.health import HealthSet
+from proxynow.edge.upstream.health import HealthSet
 from proxynow.snapshot import Snapshot
 
 __all__ = ["ApiServer", "wanted"]

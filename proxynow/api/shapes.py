@@ -30,9 +30,9 @@ from proxynow import __version__
 from proxynow.api.dump import dump, redact, redact_url
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.health import HealthSet
-from proxynow.merge import INTERNAL_PROVIDER
+from proxynow.edge.upstream.health import HealthSet
 from proxynow.snapshot import ObjectStatus, Snapshot, status_key
+from proxynow.snapshot.merge import INTERNAL_PROVIDER
 
 __all__ = ["KINDS", "RAW_KEYS", "View"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from proxynow.config.dynamic import DynamicConfig
-from proxynow.edge.tls import load_pem
+from proxynow.edge.tls.contexts import load_pem
 from proxynow.snapshot import Snapshot
 
 __all__ = ["CertExpiry", "ControlStats", "cert_expiry"]

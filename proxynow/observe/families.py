@@ -36,7 +36,7 @@ from prometheus_client.core import (
 )
 
 from proxynow.config.static import Prometheus
-from proxynow.edge.metrics import ROUTING_BUCKETS
+from proxynow.edge.core.metrics import ROUTING_BUCKETS
 from proxynow.observe.control import ControlStats
 from proxynow.observe.totals import HttpKey, TlsKey, Totals
 

@@ -1,6 +1,6 @@
 """Request totals across workers, and the accumulator that keeps them from going back.
 
-`Totals.from_worker` decodes one worker's `WorkerMetrics.collect()` (edge/metrics.py) into
+`Totals.from_worker` decodes one worker's `WorkerMetrics.collect()` (edge/core/metrics.py) into
 series keyed by label values: HTTP rows by (entrypoint, router, service, code, method,
 protocol), TLS request counts by (entrypoint, router, service, TLS version, cipher),
 retries by service, open connections and sampled router-lookup times by entrypoint.
@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from proxynow.edge.metrics import BUCKETS, split_key
-from proxynow.edge.tls import go_cipher_name
+from proxynow.edge.core.metrics import BUCKETS, split_key
+from proxynow.edge.tls.contexts import go_cipher_name
 
 __all__ = ["Accumulator", "HttpKey", "TlsKey", "Totals", "tls_version_label"]
 

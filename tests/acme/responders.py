@@ -11,7 +11,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from proxynow.edge.challenges import ChallengeSet
+from proxynow.ipc.challenges import ChallengeSet
 
 __all__ = ["Responders"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from proxynow.acme.manager import AcmeManager
-from proxynow.edge.challenges import ChallengeSet
+from proxynow.ipc.challenges import ChallengeSet
 from tests.acme.support import RecordingSink, acme_static, router_snapshot, until
 
 

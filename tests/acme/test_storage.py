@@ -20,7 +20,7 @@ from proxynow import certs
 from proxynow.acme.domains import DomainSet
 from proxynow.acme.manager import AcmeManager, order_lock_name
 from proxynow.acme.storage import Account, ResolverData, Storage, StoredCertificate, import_traefik
-from proxynow.edge.challenges import ChallengeSet
+from proxynow.ipc.challenges import ChallengeSet
 from tests.acme.support import RecordingSink, acme_static, router_snapshot, until
 
 

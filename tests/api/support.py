@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from proxynow.aggregator import build_snapshot
 from proxynow.api.internal import (
     Internals,
     effective_static,
@@ -19,7 +18,8 @@ from proxynow.api.internal import (
 from proxynow.api.shapes import View
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.health import HealthSet
+from proxynow.control.aggregator import build_snapshot
+from proxynow.edge.upstream.health import HealthSet
 from proxynow.providers.base import ProviderUpdate
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from proxynow.config.check import INVALID_OBJECT, Omitted, check_dynamic, report
 from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
 from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
+from proxynow.control.check import INVALID_OBJECT, Omitted, check_dynamic, report
 from tests.config.samples import FOUR_OBJECTS
 
 LB = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9000"}]}}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from proxynow.config.check import check_dynamic
 from proxynow.config.errors import ConfigError
 from proxynow.config.gotemplate import Limits, TemplateError, position, render
 from proxynow.config.loader import DynamicFileLoader, load_dynamic_file, load_static
 from proxynow.config.static import StaticConfig
+from proxynow.control.check import check_dynamic
 from tests.config.gotemplate_cases import AGREED, ENV, ERRORS, LAYOUT
 
 

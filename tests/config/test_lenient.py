@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from proxynow.config.check import check_dynamic
 from proxynow.config.compat import UNSUPPORTED
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.errors import ConfigError, ConfigIssue
 from proxynow.config.hints import cert_resolver_hint, rule_hints
 from proxynow.config.loader import DynamicFileLoader, load_static, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
+from proxynow.control.check import check_dynamic
 
 LB = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}}
 

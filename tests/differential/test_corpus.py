@@ -10,7 +10,7 @@ service and middlewares, and the same entrypoints where the file names them.
 
 Known differences, on purpose, are the only exceptions:
 - a router using a middleware type that restricts access and is not applied yet is
-  disabled by proxynow (fail closed; edge/middleware_support.py);
+  disabled by proxynow (fail closed; control/middleware_support.py);
 - the entrypoints of a router that names none are not compared: Traefik leaves its
   `traefik` entrypoint out of the defaults, proxynow does not (reported, issue 18);
 - Traefik's API lists an entrypoint's `http.middlewares` first in each of its routers'
@@ -30,14 +30,14 @@ from typing import Any
 import pytest
 import yaml
 
-from proxynow.aggregator import build_snapshot
 from proxynow.api.internal import effective_static, internal_services
-from proxynow.config.check import check_dynamic
 from proxynow.config.loader import DynamicFileLoader, load_static
 from proxynow.config.static import StaticConfig
-from proxynow.merge import EntryPoints
+from proxynow.control.aggregator import build_snapshot
+from proxynow.control.check import check_dynamic
 from proxynow.providers.base import ProviderUpdate
 from proxynow.snapshot import Snapshot, status_key
+from proxynow.snapshot.merge import EntryPoints
 from tests.differential.traefik_harness import TRAEFIK, Process, _socket_inodes
 
 CORPUS = Path(__file__).parents[1] / "config" / "corpus"

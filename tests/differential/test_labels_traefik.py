@@ -19,7 +19,7 @@ Deliberate differences (docs/providers-docker.md, "Differences from Traefik"), t
 exceptions:
 - a router using a middleware type that restricts access and is not applied yet
   (basicAuth, forwardAuth, ipAllowList, rateLimit, inFlightReq, TCP ipAllowList and
-  inFlightConn) is disabled by proxynow, fail closed (edge/middleware_support.py);
+  inFlightConn) is disabled by proxynow, fail closed (control/middleware_support.py);
 - a label that does not decode (an unknown key or middleware type, a value of the wrong
   type) makes Traefik drop the whole container; proxynow disables only the object it
   belongs to and serves the container's other objects (issue 18). Such label sets say
@@ -55,7 +55,7 @@ import pytest
 import yaml
 
 from proxynow.api.dump import redact
-from proxynow.edge.sticky import cookie_name
+from proxynow.edge.balance.sticky import cookie_name
 from proxynow.providers.docker.template import normalize
 from tests.differential.traefik_harness import TRAEFIK, Process, _socket_inodes
 from tests.docker.support import build_backend_image, docker_answers, ensure_dockerd, stop_dockerd

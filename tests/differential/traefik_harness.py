@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from proxynow.edge.exchange import valid_host
+from proxynow.edge.http.exchange import valid_host
 from proxynow.rules import Route, RouteTable, SimpleRequest, compile_table
 from proxynow.rules.compiler import compile_predicate
 from proxynow.rules.parser import parse_rule

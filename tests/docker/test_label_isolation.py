@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import build_snapshot
 from proxynow.config.loader import validate_dynamic
-from proxynow.merge import EntryPoints
+from proxynow.control.aggregator import build_snapshot
 from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.providers.docker.build import (
     PLACEHOLDERS,
@@ -31,6 +30,7 @@ from proxynow.providers.docker.build import (
     container_errors,
     merge,
 )
+from proxynow.snapshot.merge import EntryPoints
 
 P = "proxynow."
 GOOD = Container(

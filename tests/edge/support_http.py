@@ -24,9 +24,9 @@ from aiohttp import web
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.http1 import EntryPointRuntime, http_protocol_factory
-from proxynow.edge.metrics_views import with_views
-from proxynow.edge.state import WorkerState
+from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.runtime.state import WorkerState
+from proxynow.observe.views import with_views
 from proxynow.snapshot import Snapshot
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from proxynow.edge.balancer import Balancer, BalancerRegistry
+from proxynow.edge.balance.wrr import Balancer, BalancerRegistry
 
 
 def picks(balancer: Balancer[str], n: int) -> str:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from proxynow.aggregator import EntryPoints, build_snapshot
 from proxynow.config.loader import validate_dynamic
 from proxynow.config.static import StaticConfig
-from proxynow.edge.graph import HttpTarget, build_graph, describe
-from proxynow.edge.state import WorkerState
+from proxynow.control.aggregator import EntryPoints, build_snapshot
+from proxynow.edge.graph.build import HttpTarget, build_graph, describe
+from proxynow.edge.runtime.state import WorkerState
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot, SnapshotDelta

@@ -8,11 +8,11 @@ import pickle
 import random
 from typing import Any
 
-from proxynow.aggregator import EntryPoints, build_snapshot
 from proxynow.config.loader import validate_dynamic
 from proxynow.config.static import StaticConfig
-from proxynow.edge.graph import build_graph, build_graph_steps, describe
-from proxynow.edge.state import Slices, WorkerState
+from proxynow.control.aggregator import EntryPoints, build_snapshot
+from proxynow.edge.graph.build import build_graph, build_graph_steps, describe
+from proxynow.edge.runtime.state import Slices, WorkerState
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import SimpleRequest, parse_rule
 from proxynow.rules.compiler import Route, _host_decided

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from proxynow.edge import flow
+from proxynow.edge.core import flow
 from tests.edge.support_http import (
     Backend,
     LoopThread,

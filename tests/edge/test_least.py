@@ -1,4 +1,4 @@
-"""p2c and leasttime selection (edge/least.py), pure: seeded RNGs, loads set by hand."""
+"""p2c and leasttime selection (edge/balance/least.py), pure: seeded RNGs, loads set by hand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from proxynow.edge.balancer import Balancer, BalancerRegistry
-from proxynow.edge.least import P2C, SAMPLES, LeastTime, Load, Tracked
+from proxynow.edge.balance.least import P2C, SAMPLES, LeastTime, Load, Tracked
+from proxynow.edge.balance.wrr import Balancer, BalancerRegistry
 
 ABC = [("A", 1.0), ("B", 1.0), ("C", 1.0)]
 KEYS = ["A", "B", "C"]

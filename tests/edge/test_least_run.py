@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from proxynow.checks import _unapplied_options
 from proxynow.config.dynamic import DynamicConfig
-from proxynow.edge.least import Tracked
-from proxynow.edge.sticky import sha256_value
+from proxynow.control.checks import _unapplied_options
+from proxynow.edge.balance.least import Tracked
+from proxynow.edge.balance.sticky import sha256_value
 from tests.edge.support_http import (
     DEADLINE,
     Backend,

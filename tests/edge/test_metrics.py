@@ -7,9 +7,7 @@ import pickle
 
 import pytest
 
-from proxynow.edge.exchange import Exchange, validate
-from proxynow.edge.headers import RequestHead
-from proxynow.edge.metrics import (
+from proxynow.edge.core.metrics import (
     P_GRPC,
     P_GRPC_WEB,
     P_SSE,
@@ -21,7 +19,9 @@ from proxynow.edge.metrics import (
     request_key,
     split_key,
 )
-from proxynow.edge.metrics_views import with_views
+from proxynow.edge.http.exchange import Exchange, validate
+from proxynow.edge.message.headers import RequestHead
+from proxynow.observe.views import with_views
 from tests.edge.support_http import (
     Backend,
     LoopThread,

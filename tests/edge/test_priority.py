@@ -10,7 +10,7 @@ import os
 import signal
 from collections.abc import Callable
 
-from proxynow.edge.priority import CONTROL_PLANE_NICE
+from proxynow.ipc.priority import CONTROL_PLANE_NICE
 from tests.support.proc import ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]

@@ -12,11 +12,7 @@ import pytest
 
 from proxynow.config.dynamic import Cookie, DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balancer import Balancer
-from proxynow.edge.exchange import Exchange
-from proxynow.edge.graph import HttpTarget, Server, build_graph
-from proxynow.edge.headers import RequestHead
-from proxynow.edge.sticky import (
+from proxynow.edge.balance.sticky import (
     Rendezvous,
     StickyCookie,
     cookie_name,
@@ -27,6 +23,10 @@ from proxynow.edge.sticky import (
     sha256_value,
     sticky_servers,
 )
+from proxynow.edge.balance.wrr import Balancer
+from proxynow.edge.graph.build import HttpTarget, Server, build_graph
+from proxynow.edge.http.exchange import Exchange
+from proxynow.edge.message.headers import RequestHead
 from proxynow.snapshot import Snapshot
 
 URLS = ["http://10.0.0.1:80", "http://10.0.0.2:80", "http://10.0.0.3:80"]

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import Callable
 
-from proxynow.edge.channel import SNAPSHOT, Channel, Message
+from proxynow.ipc.channel import SNAPSHOT, Channel, Message
 
 
 async def pair() -> tuple[Channel, Channel, list[Message], socket.socket]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxynow.edge.proxyproto import V2_SIGNATURE, header, header_v1, header_v2
+from proxynow.edge.tcp.proxyproto import V2_SIGNATURE, header, header_v1, header_v2
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxynow.edge.pool import PoolKey, PoolRegistry, TransportOptions
-from proxynow.edge.upstream import UpstreamConnection
+from proxynow.edge.upstream.connection import UpstreamConnection
+from proxynow.edge.upstream.pool import PoolKey, PoolRegistry, TransportOptions
 from tests.edge.support_http import (
     Backend,
     EntryPointRuntime,

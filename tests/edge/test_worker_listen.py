@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from proxynow.edge.listen import AddressInUse, ListenAddress, bind, display_url, reserve
+from proxynow.ipc.listen import AddressInUse, ListenAddress, bind, display_url, reserve
 
 
 def accepts(listeners: list[socket.socket], host: str, port: int) -> bool:
@@ -95,9 +95,9 @@ def test_display_url() -> None:
 
 def test_worker_imports_no_control_plane_module() -> None:
     code = (
-        "import sys, proxynow.edge.worker\n"
-        "banned = ('proxynow.aggregator', 'proxynow.providers', 'proxynow.controlplane',"
-        " 'proxynow.edge.supervisor', 'proxynow.cli', 'proxynow.acme', 'watchfiles', 'aiohttp')\n"
+        "import sys, proxynow.edge.runtime.worker\n"
+        "banned = ('proxynow.control', 'proxynow.providers', 'proxynow.api', 'proxynow.observe',"
+        " 'proxynow.cli', 'proxynow.acme', 'watchfiles', 'aiohttp')\n"
         "print(sorted(m for m in sys.modules if m.startswith(banned)))\n"
     )
     result = subprocess.run(

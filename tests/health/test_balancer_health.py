@@ -8,10 +8,10 @@ from typing import Any
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balancer import Balancer, BalancerRegistry
-from proxynow.edge.graph import HttpTarget
-from proxynow.edge.health import HealthSet, service_up
-from proxynow.edge.state import WorkerState
+from proxynow.edge.balance.wrr import Balancer, BalancerRegistry
+from proxynow.edge.graph.build import HttpTarget
+from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.upstream.health import HealthSet, service_up
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot
 

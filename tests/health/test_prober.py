@@ -13,9 +13,9 @@ from aiohttp import web
 
 from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
-from proxynow.edge.health import HealthSet
-from proxynow.edge.pool import TransportOptions
-from proxynow.healthcheck import HealthChecker, ProbeTarget, judge, probe_request
+from proxynow.control.healthcheck import HealthChecker, ProbeTarget, judge, probe_request
+from proxynow.edge.upstream.health import HealthSet
+from proxynow.edge.upstream.pool import TransportOptions
 from proxynow.snapshot import Snapshot
 
 
@@ -195,7 +195,7 @@ async def test_only_transitions_are_published_and_logged(
     backend.status = 200
     await until(lambda: len(published) == 2, "the server coming back")
     assert published[-1] == HealthSet()
-    messages = [r.getMessage() for r in caplog.records if r.name == "proxynow.healthcheck"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "proxynow.control.healthcheck"]
     assert len([m for m in messages if "is down: received error status 500" in m]) == 1
     assert len([m for m in messages if "is back up" in m]) == 1
 

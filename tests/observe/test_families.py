@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxynow.certs import self_signed
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import Prometheus
-from proxynow.edge.metrics import P_WEBSOCKET, WorkerMetrics, request_key
+from proxynow.edge.core.metrics import P_WEBSOCKET, WorkerMetrics, request_key
 from proxynow.observe.control import ControlStats
 from proxynow.observe.families import families, go_float
 from proxynow.observe.prometheus import _Families

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxynow.config.static import Prometheus
-from proxynow.edge.metrics import WorkerMetrics, request_key
+from proxynow.edge.core.metrics import WorkerMetrics, request_key
 from proxynow.observe.prometheus import CONTENT_TYPE, PrometheusExporter, metrics_routes
 
 

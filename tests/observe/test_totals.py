@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxynow.edge.metrics import WorkerMetrics, request_key
+from proxynow.edge.core.metrics import WorkerMetrics, request_key
 from proxynow.observe.totals import Accumulator, Totals
 
 

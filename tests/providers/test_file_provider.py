@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from proxynow.aggregator import Aggregator, EntryPoints
 from proxynow.config.dynamic import DynamicConfig
+from proxynow.control.aggregator import Aggregator, EntryPoints
 from proxynow.providers.base import ProviderUpdate
 from proxynow.providers.file import FileProvider, merge_files
 from proxynow.snapshot import Snapshot

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxynow.controlplane import control_request
+from proxynow.control.run import control_request
 
 __all__ = [
     "HttpBackend",

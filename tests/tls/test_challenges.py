@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.challenges import ChallengeSet
-from proxynow.edge.listen import ListenAddress, reserve
-from proxynow.edge.supervisor import Supervisor
+from proxynow.control.supervisor import Supervisor
+from proxynow.ipc.challenges import ChallengeSet
+from proxynow.ipc.listen import ListenAddress, reserve
 from proxynow.snapshot import Snapshot
 from tests.support.proc import HttpBackend
 

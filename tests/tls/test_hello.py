@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 
-from proxynow.edge.tls_hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
+from proxynow.edge.tls.hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
 
 
 def client_hello(sni: str | None, alpn: list[str] | None = None) -> bytes:

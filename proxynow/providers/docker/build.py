@@ -89,7 +89,7 @@ PLACEHOLDERS: dict[tuple[str, str], dict[str, Any]] = {
     ("http", "serversTransports"): {},
     ("tcp", "routers"): {},
     ("tcp", "services"): {"loadBalancer": {}},
-    ("tcp", "middlewares"): {"ipAllowList": {"sourceRange": []}},  # as config/check.py
+    ("tcp", "middlewares"): {"ipAllowList": {"sourceRange": []}},  # as control/check.py
     ("tcp", "serversTransports"): {},
     ("udp", "routers"): {},
     ("udp", "services"): {"loadBalancer": {}},

@@ -1,0 +1,3 @@
+"""Snapshot to immutable `RouterGraph`: rule tables, targets, services, resources kept across
+swaps.
+"""

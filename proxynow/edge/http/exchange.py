@@ -1,0 +1,275 @@
+"""One request/response exchange on a client connection, and the checks a request passes.
+
+`Exchange` carries a request from its head to the end of its response; it is also the
+`RequestView` the router matches against (host and path are plain attributes, set once).
+`validate` rejects what llhttp lets through and a proxy must not forward (RFC 9112 §6.3,
+§3.2); `retryable` says whether a request may be re-sent on a fresh upstream connection.
+`EntryPointRuntime` is the frozen part of an entrypoint's static configuration the HTTP
+protocol reads. Pure: no sockets, clocks or awaits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from proxynow.config.static import EntryPoint
+from proxynow.edge.core.errors import BadRequest
+from proxynow.edge.core.metrics import TargetStats
+from proxynow.edge.message.headers import RequestHead
+from proxynow.rules import parse_query
+
+if TYPE_CHECKING:
+    from proxynow.edge.graph.build import Server
+    from proxynow.edge.upstream.connection import UpstreamConnection
+
+__all__ = [
+    "F_CHUNK",
+    "F_NONE",
+    "F_PASS",
+    "EntryPointRuntime",
+    "Exchange",
+    "entrypoint_runtime",
+    "retryable",
+    "valid_host",
+    "validate",
+]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Request-target bytes that never appear in a valid target (RFC 9112 §3.2): controls,
+# space, DEL and '#' (a fragment is never sent). Deleting the valid ones leaves the bad.
+_TARGET_OK = bytes(b for b in range(256) if 0x20 < b < 0x7F and b != 0x23)
+# Host bytes Go's HTTP server accepts (httpguts.ValidHostHeader, so Traefik's): the
+# characters of reg-name, IPv4, bracketed IPv6 and a port. Space, '@', '/', '\\', controls
+# and raw non-ASCII are refused with a 400; a comma is accepted, as Traefik accepts it.
+_HOST_OK = bytes(
+    b
+    for b in range(256)
+    if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "!$%&'()*+,-.:;=[]_~")
+)
+# Hosts that passed: clients repeat theirs, so a request pays one set lookup (whose hash
+# the route lookup then reuses). Bounded: the values are chosen by clients.
+_VALID_HOSTS: set[bytes] = set()
+_VALID_HOSTS_LIMIT = 4096
+
+# Response framing towards the client.
+F_NONE = 0  # no body (HEAD, 1xx, 204, 304)
+F_PASS = 1  # bytes as they come (Content-Length, or close-delimited to an HTTP/1.0 client)
+F_CHUNK = 2  # re-chunked (unknown length, HTTP/1.1 client)
+
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPointRuntime:
+    """What the HTTP protocol needs from an entrypoint's static configuration."""
+
+    name: str
+    trusted_ips: tuple[_Network, ...] = ()
+    insecure: bool = False
+    tls: bool = False
+    read_timeout: float = 60.0
+    write_timeout: float = 0.0  # 0: none
+    idle_timeout: float = 180.0
+    keep_alive_max_requests: int = 0  # 0: unlimited
+    keep_alive_max_time: float = 0.0  # 0: unlimited
+    max_header_bytes: int = 1 << 20
+    max_header_count: int = 256
+    max_target_bytes: int = 64 << 10
+    max_body_bytes: int = 0  # 0: no limit
+    server_name: bytes = socket.gethostname().encode("ascii", "replace")
+
+    def trusts(self, ip: _IP | None) -> bool:
+        """Whether forwarded headers from `ip` are kept (forwardedHeaders)."""
+        if self.insecure:
+            return True
+        return ip is not None and any(ip in net for net in self.trusted_ips)
+
+    @property
+    def limits_connections(self) -> bool:
+        """Whether writeTimeout or a keep-alive limit applies (read once per entrypoint)."""
+        return bool(self.write_timeout or self.keep_alive_max_requests or self.keep_alive_max_time)
+
+
+def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> EntryPointRuntime:
+    """Freeze the parts of a static entrypoint the HTTP protocol reads."""
+    forwarded = entrypoint.forwarded_headers
+    transport = entrypoint.transport
+    timeouts = transport.responding_timeouts
+    networks = tuple(ipaddress.ip_network(ip, strict=False) for ip in forwarded.trusted_ips)
+    return EntryPointRuntime(
+        name=name,
+        trusted_ips=networks,
+        insecure=forwarded.insecure,
+        tls=tls or entrypoint.http.tls is not None,
+        read_timeout=timeouts.read_timeout,
+        write_timeout=timeouts.write_timeout,
+        idle_timeout=timeouts.idle_timeout,
+        keep_alive_max_requests=transport.keep_alive_max_requests,
+        keep_alive_max_time=transport.keep_alive_max_time,
+        max_header_bytes=entrypoint.http.max_header_bytes,
+        max_header_count=entrypoint.http.max_header_count,
+        max_target_bytes=entrypoint.http.max_target_bytes,
+    )
+
+
+class Exchange:
+    """One request and its response; also the `RequestView` the router matches against."""
+
+    __slots__ = (
+        "body_sent",
+        "bytes_in",
+        "bytes_out",
+        "chunked",
+        "client_ip",
+        "complete",
+        "expect_continue",
+        "forwarded",
+        "framing",
+        "head",
+        "host",
+        "keep",
+        "keep_alive",
+        "method_b",
+        "path",
+        "pending",
+        "response_head",
+        "retried",
+        "sent_continue",
+        "server",
+        "start",
+        "stats",
+        "status",
+        "target",
+        "upgrade",
+        "upstream",
+        "version",
+    )
+
+    def __init__(self, head: RequestHead, start: float, client_ip: _IP | None) -> None:
+        self.head = head
+        self.start = start
+        self.client_ip = client_ip
+        self.target = b""
+        self.method_b = b""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.keep = False
+        self.complete = False
+        self.chunked = False
+        self.upgrade = False
+        self.expect_continue = False
+        self.sent_continue = False
+        self.retried = False
+        self.body_sent = False
+        self.pending: list[bytes] | None = None
+        self.response_head = b""
+        self.upstream: UpstreamConnection | None = None
+        self.server: Server | None = None
+        self.stats: TargetStats | None = None
+        self.status = 0
+        self.framing = F_NONE
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.host = ""
+        self.forwarded = b""  # the peer's memoised X-Forwarded-* block for this Host
+        self.path = ""
+
+    # -- RequestView (host, path and client_ip are plain attributes)
+
+    @property
+    def method(self) -> str:
+        return self.method_b.decode("ascii")
+
+    def header_values(self, lower_name: str) -> Sequence[str]:
+        name = lower_name.encode("latin-1")
+        if name == b"host":
+            return [self.head.host.decode("latin-1")] if self.head.hosts else []
+        lines = self.head.lines
+        return [
+            lines[i + 2].decode("latin-1")
+            for i in range(0, len(lines), 4)
+            if lines[i].lower() == name
+        ]
+
+    def query_values(self, name: str) -> Sequence[str] | None:
+        _, sep, query = self.target.partition(b"?")
+        if not sep:
+            return None
+        return parse_query(query.decode("latin-1")).get(name)
+
+
+def retryable(ex: Exchange, conn: UpstreamConnection) -> bool:
+    """A reused connection that died before any response byte: try once more on a new one
+    when nothing of the body went out (or the method is idempotent and had no body)."""
+    if ex.retried or not conn.reused or conn.got_bytes or ex.body_sent:
+        return False
+    return ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
+
+
+def validate(ex: Exchange) -> None:
+    """Reject what httptools lets through and a proxy must not forward (RFC 9112 §6.3)."""
+    head = ex.head
+    if head.lengths < 0:
+        raise BadRequest("differing Content-Length values")
+    if head.te:
+        if head.lengths:
+            raise BadRequest("Content-Length with Transfer-Encoding")
+        if ex.version != "1.1" or head.te.strip().lower() != b"chunked":
+            raise BadRequest("unsupported Transfer-Encoding")
+        ex.chunked = True
+    elif not head.lengths or head.content_length == b"0":
+        ex.complete = True  # no body: the request is whole once its head is
+    elif head.content_length[0] == 0x30:  # leading zeros (llhttp checked the digits)
+        head.content_length = b"%d" % int(head.content_length)
+        ex.complete = head.content_length == b"0"
+    if head.hosts > 1 or (head.hosts == 0 and ex.version == "1.1"):
+        raise BadRequest("exactly one Host header is required")
+    if head.host not in _VALID_HOSTS:
+        _validate_host(head.host)
+    if head.expect:
+        ex.expect_continue = head.expect.lower() == b"100-continue"
+    if head.upgrade:
+        ex.upgrade = head.wants_upgrade()
+        if ex.upgrade:
+            head.note_websocket()
+    _validate_target(ex)
+
+
+def valid_host(host: bytes) -> bool:
+    """Whether a Host value holds only bytes a host can (an empty Host is valid, RFC 9112
+    §3.2); the same test as Go's server, so the same 400s as Traefik's."""
+    return not host.translate(None, _HOST_OK)
+
+
+def _validate_host(host: bytes) -> None:
+    if not valid_host(host):
+        raise BadRequest("malformed Host header")
+    if len(_VALID_HOSTS) >= _VALID_HOSTS_LIMIT:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS.add(host)
+
+
+def _validate_target(ex: Exchange) -> None:
+    target = ex.target
+    if not target or target.translate(None, _TARGET_OK):
+        raise BadRequest("invalid request target")
+    if target[0] == 0x2F:  # origin-form, the usual case
+        return
+    if target == b"*" and ex.method_b == b"OPTIONS":
+        return
+    lower = target[:8].lower()
+    if lower.startswith((b"http://", b"https://")):
+        rest = target[target.index(b"//") + 2 :]
+        cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+        authority, path = rest[:cut], rest[cut:]
+        if b"@" in authority or authority.lower() != ex.head.host.lower():
+            raise BadRequest("absolute-form target disagrees with Host")
+        ex.target = path if path.startswith(b"/") else b"/" + path
+        return
+    raise BadRequest("unsupported request-target form")

@@ -1,0 +1,409 @@
+"""Pure header rewriting for the HTTP/1.1 proxy: hop-by-hop removal and X-Forwarded-*.
+
+`RequestHead` accumulates a client request's headers as the parser delivers them: ordinary
+headers go straight into the outgoing byte list, the few that matter (Host, framing,
+Connection, Upgrade, Expect, the X-Forwarded family) are set aside. `upstream_head` then
+builds the request head sent to the backend in one join, with the X-Forwarded-* block
+from `forwarded_headers` (which the protocol memoises per peer and Host). `ResponseHead`
+does the same for a backend's response. No sockets, clocks or awaits here (the pure core
+of the data plane).
+
+Forwarded headers follow Traefik's entrypoint behaviour (pkg/middlewares/forwardedheaders):
+from an untrusted peer every managed X-Forwarded-* / X-Real-Ip header is dropped; then
+X-Forwarded-For gets the peer appended, Proto / Host / Port / X-Real-Ip are set when
+absent, X-Forwarded-Server is always our hostname. Hop-by-hop headers (RFC 9110 §7.6.1)
+and those named in Connection are removed; Upgrade survives when the client asked for it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from proxynow.edge.core.metrics import P_GRPC, P_GRPC_WEB, P_SSE, P_WEBSOCKET, PROTOCOL_MASK
+
+__all__ = [
+    "REQUEST_MEMO",
+    "RESPONSE_MEMO",
+    "ForwardContext",
+    "KindMemo",
+    "RequestHead",
+    "ResponseHead",
+    "filter_connection_named",
+    "forwarded_headers",
+    "upstream_head",
+]
+
+# Kinds of request header worth a look; anything absent is copied through untouched.
+K_HOST = 1
+K_LENGTH = 2
+K_TE = 3
+K_CONNECTION = 4
+K_UPGRADE = 5
+K_EXPECT = 6
+K_HOP = 7
+K_XFF = 8
+K_XF_PROTO = 9
+K_XF_HOST = 10
+K_XF_PORT = 11
+K_XF_OTHER = 12
+K_REAL_IP = 13
+K_XF_SERVER = 14
+
+_MANAGED = {
+    b"x-forwarded-for": K_XFF,
+    b"x-forwarded-proto": K_XF_PROTO,
+    b"x-forwarded-host": K_XF_HOST,
+    b"x-forwarded-port": K_XF_PORT,
+    b"x-forwarded-server": K_XF_SERVER,
+    b"x-real-ip": K_REAL_IP,
+    b"x-forwarded-scheme": K_XF_OTHER,
+    b"x-forwarded-uri": K_XF_OTHER,
+    b"x-forwarded-method": K_XF_OTHER,
+    b"x-forwarded-prefix": K_XF_OTHER,
+    b"x-forwarded-tls-client-cert": K_XF_OTHER,
+    b"x-forwarded-tls-client-cert-info": K_XF_OTHER,
+    b"x-scheme": K_XF_OTHER,
+}
+_HOP = (b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization")
+_HOP_ALL = (*_HOP, b"te", b"trailer")
+
+REQUEST_KINDS: dict[bytes, int] = {
+    b"host": K_HOST,
+    b"content-length": K_LENGTH,
+    b"transfer-encoding": K_TE,
+    b"connection": K_CONNECTION,
+    b"upgrade": K_UPGRADE,
+    b"expect": K_EXPECT,
+    **dict.fromkeys(_HOP_ALL, K_HOP),
+    **_MANAGED,
+}
+# A name that is a managed one once `_` is read as `-` (X_Forwarded-For, X-Real_Ip): CGI,
+# WSGI, PHP and Rack fold both into HTTP_X_FORWARDED_FOR, so from an untrusted client it
+# would pose as ours. Dropped from such clients as Traefik drops them; from a trusted one
+# it passes as an ordinary header (it never joins the real X-Forwarded-For).
+K_XF_FOLDED = 15
+_FOLDED = {name: K_XF_FOLDED for name in _MANAGED}
+# Headers that only tell the metrics' `protocol` label (Traefik's middlewares/metrics:
+# Accept listing text/event-stream is SSE, a Content-Type of application/grpc[-web] gRPC).
+# They pass through like any other header.
+K_ACCEPT = 16
+K_CONTENT_TYPE = 17
+REQUEST_KINDS[b"accept"] = K_ACCEPT
+REQUEST_KINDS[b"content-type"] = K_CONTENT_TYPE
+
+# Response headers that never travel back to the client as they came.
+R_LENGTH = 1
+R_TE = 2
+R_CONNECTION = 3
+R_UPGRADE = 4
+R_HOP = 5
+RESPONSE_KINDS: dict[bytes, int] = {
+    b"content-length": R_LENGTH,
+    b"transfer-encoding": R_TE,
+    b"connection": R_CONNECTION,
+    b"upgrade": R_UPGRADE,
+    **dict.fromkeys(_HOP_ALL, R_HOP),
+}
+
+
+class KindMemo:
+    """Header name as sent (any case) → its kind in `table` (0: copied through).
+
+    A memo of a pure function, so that the spellings clients and backends actually send
+    cost one dict lookup and no `lower()` per header; bounded, names are client-chosen.
+    """
+
+    __slots__ = ("folded", "seen", "table")
+
+    LIMIT = 4096
+
+    def __init__(self, table: dict[bytes, int], folded: dict[bytes, int] | None = None) -> None:
+        self.table = table
+        self.folded = folded or {}  # looked up with `_` read as `-`
+        self.seen: dict[bytes, int] = {}
+
+    def learn(self, name: bytes) -> int:
+        """The kind of a name not seen yet (the hot path reads `seen` itself)."""
+        lower = name.lower()
+        kind = self.table.get(lower, 0)
+        if not kind and b"_" in lower:
+            kind = self.folded.get(lower.replace(b"_", b"-"), 0)
+        if len(self.seen) < self.LIMIT:
+            self.seen[name] = kind
+        return kind
+
+
+REQUEST_MEMO = KindMemo(REQUEST_KINDS, _FOLDED)
+RESPONSE_MEMO = KindMemo(RESPONSE_KINDS)
+
+# Connection options that are not header names (RFC 9110 §7.6.1).
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b"upgrade", b""))
+_MANAGED_NAMES = frozenset(_MANAGED)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardContext:
+    """What a client connection contributes to forwarded headers (built once per connection)."""
+
+    client_ip: bytes
+    trusted: bool
+    tls: bool
+    server_name: bytes = socket.gethostname().encode("ascii", "replace")
+
+
+class RequestHead:
+    """A client request's headers, sorted into pass-through lines and the ones we act on."""
+
+    __slots__ = (
+        "bits",
+        "connection",
+        "content_length",
+        "count",
+        "expect",
+        "forwarded",
+        "host",
+        "hosts",
+        "lengths",
+        "lines",
+        "real_ip",
+        "size",
+        "te",
+        "trusted",
+        "upgrade",
+        "xf_host",
+        "xf_port",
+        "xf_proto",
+        "xff",
+    )
+
+    def __init__(self, trusted: bool, bits: int = 0) -> None:
+        self.trusted = trusted
+        # The request's labels in a metrics row key (edge/core/metrics.py): the connection's TLS
+        # id, then the protocol the headers tell.
+        self.bits = bits
+        self.lines: list[bytes] = []
+        self.count = 0
+        self.size = 0
+        self.hosts = 0
+        self.host = b""
+        self.lengths = 0
+        self.content_length = b""
+        self.te = b""
+        self.connection = b""
+        self.upgrade = b""
+        self.expect = b""
+        self.xff: list[bytes] = []
+        self.xf_proto = b""
+        self.xf_host = b""
+        self.xf_port = b""
+        self.real_ip = b""
+        self.forwarded = False  # a trusted client sent X-Forwarded-* / X-Real-Ip
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """Take one header as the parser delivers it."""
+        self.count += 1
+        self.size += len(name) + len(value) + 4
+        kind = REQUEST_MEMO.seen.get(name)
+        if kind is None:
+            kind = REQUEST_MEMO.learn(name)
+        if not kind:
+            self.lines += (name, b": ", value, b"\r\n")
+        else:
+            self.add_special(kind, name, value)
+
+    def add_special(self, kind: int, name: bytes, value: bytes) -> None:
+        """Take a header `REQUEST_KINDS` knows (called directly by the protocol's fast path)."""
+        if kind <= K_HOP:
+            self._add_framing(kind, value)
+        elif kind >= K_ACCEPT:
+            self._add_hint(kind, name, value)
+        elif self.trusted:
+            self._add_forwarded(kind, name, value)
+
+    def _add_hint(self, kind: int, name: bytes, value: bytes) -> None:
+        self.lines += (name, b": ", value, b"\r\n")
+        if kind == K_ACCEPT:
+            if _event_stream(value):
+                self.bits = self.bits & ~PROTOCOL_MASK | P_SSE
+        elif not self.bits & PROTOCOL_MASK and value.startswith(b"application/grpc"):
+            grpc_web = value.startswith(b"application/grpc-web")
+            self.bits |= P_GRPC_WEB if grpc_web else P_GRPC
+
+    def note_websocket(self) -> None:
+        """An upgrade to websocket: the protocol label that wins over the others."""
+        tokens = [token.strip().lower() for token in self.upgrade.split(b",")]
+        if b"websocket" in tokens:
+            self.bits = self.bits & ~PROTOCOL_MASK | P_WEBSOCKET
+
+    def _add_framing(self, kind: int, value: bytes) -> None:
+        if kind == K_HOST:
+            self.hosts += 1
+            self.host = value
+        elif kind == K_LENGTH:
+            if self.lengths and value != self.content_length:
+                self.lengths = -1  # differing duplicates: ambiguous, rejected by the caller
+            elif self.lengths >= 0:
+                self.lengths += 1
+                self.content_length = value
+        elif kind == K_TE:
+            self.te = value if not self.te else self.te + b", " + value
+        elif kind == K_CONNECTION:
+            self.connection = value if not self.connection else self.connection + b"," + value
+        elif kind == K_UPGRADE:
+            self.upgrade = value
+        elif kind == K_EXPECT:
+            self.expect = value
+
+    def _add_forwarded(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == K_XF_FOLDED:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
+        self.forwarded = True
+        if kind == K_XFF:
+            self.xff.append(value)
+            return
+        if kind == K_XF_SERVER:
+            return  # always replaced by ours
+        if kind == K_XF_PROTO:
+            self.xf_proto = value
+        elif kind == K_XF_HOST:
+            self.xf_host = value
+        elif kind == K_XF_PORT:
+            self.xf_port = value
+        elif kind == K_REAL_IP:
+            self.real_ip = value
+        self.lines += (name, b": ", value, b"\r\n")
+
+    def connection_tokens(self) -> list[bytes]:
+        """The lowercased options listed in Connection."""
+        return [token.strip().lower() for token in self.connection.split(b",")]
+
+    def wants_upgrade(self) -> bool:
+        return bool(self.upgrade) and b"upgrade" in self.connection_tokens()
+
+
+# Accept values as sent → whether they list text/event-stream: clients repeat theirs, so a
+# request pays one lookup; bounded, the values are client-chosen.
+_EVENT_STREAM: dict[bytes, bool] = {}
+_EVENT_STREAM_LIMIT = 1024
+
+
+def _event_stream(accept: bytes) -> bool:
+    known = _EVENT_STREAM.get(accept)
+    if known is None:
+        items = accept.lower().split(b",")
+        known = any(item.strip() == b"text/event-stream" for item in items)
+        if len(_EVENT_STREAM) >= _EVENT_STREAM_LIMIT:
+            _EVENT_STREAM.clear()
+        _EVENT_STREAM[accept] = known
+    return known
+
+
+def filter_connection_named(lines: list[bytes], tokens: list[bytes]) -> list[bytes]:
+    """Drop the lines of headers named in Connection (rare, so done in a second pass).
+
+    Traefik never lets Connection remove the X-Forwarded headers it manages.
+    """
+    names = {t for t in tokens if t not in _CONNECTION_OPTIONS and t not in _MANAGED_NAMES}
+    if not names:
+        return lines
+    kept: list[bytes] = []
+    for i in range(0, len(lines), 4):
+        if lines[i].lower() not in names:
+            kept += lines[i : i + 4]
+    return kept
+
+
+def _forwarded_port(head: RequestHead, proto: bytes) -> bytes:
+    host = head.host
+    colon = host.rfind(b":")
+    if colon > host.rfind(b"]"):
+        port = host[colon + 1 :]
+        if port:
+            return port
+    return b"443" if proto in (b"https", b"wss") else b"80"
+
+
+def upstream_head(
+    head: RequestHead, start_line: bytes, host: bytes, forwarded: bytes, framing: bytes
+) -> bytes:
+    """The request head sent to the backend: start line, kept headers, the block from
+    `forwarded_headers`, framing."""
+    lines = head.lines
+    if head.connection:
+        lines = filter_connection_named(lines, head.connection_tokens())
+    return b"".join((start_line, b"Host: ", host, b"\r\n", *lines, forwarded, framing, b"\r\n"))
+
+
+def forwarded_headers(head: RequestHead, ctx: ForwardContext, upgrade: bool) -> bytes:
+    """X-Forwarded-*, X-Real-Ip (and the Upgrade pair) for the backend.
+
+    Without `head.forwarded` and `upgrade` the result depends only on `ctx` and
+    `head.host`, so a connection may reuse it for its next request with the same Host.
+    """
+    xff = b", ".join([*head.xff, ctx.client_ip]) if head.xff else ctx.client_ip
+    proto = head.xf_proto
+    parts = [b"X-Forwarded-For: ", xff, b"\r\n"]
+    if not proto:
+        if upgrade and head.upgrade.lower() == b"websocket":
+            proto = b"wss" if ctx.tls else b"ws"
+        else:
+            proto = b"https" if ctx.tls else b"http"
+        parts += (b"X-Forwarded-Proto: ", proto, b"\r\n")
+    if not head.xf_host and head.host:
+        parts += (b"X-Forwarded-Host: ", head.host, b"\r\n")
+    if not head.xf_port:
+        parts += (b"X-Forwarded-Port: ", _forwarded_port(head, proto), b"\r\n")
+    parts += (b"X-Forwarded-Server: ", ctx.server_name, b"\r\n")
+    if not head.real_ip:
+        parts += (b"X-Real-Ip: ", ctx.client_ip, b"\r\n")
+    if upgrade:
+        parts += (b"Connection: Upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
+    return b"".join(parts)
+
+
+class ResponseHead:
+    """A backend response's headers: kept lines plus what decides framing and reuse."""
+
+    __slots__ = ("connection", "content_length", "lines", "te", "upgrade")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous response (the object is reused per connection)."""
+        self.lines: list[bytes] = []
+        self.content_length = b""
+        self.te = b""
+        self.connection = b""
+        self.upgrade = b""
+
+    def add(self, name: bytes, value: bytes) -> None:
+        kind = RESPONSE_MEMO.seen.get(name)
+        if kind is None:
+            kind = RESPONSE_MEMO.learn(name)
+        if not kind:
+            self.lines += (name, b": ", value, b"\r\n")
+        elif kind == R_LENGTH:
+            # Forwarded as a plain number (`005` -> `5`), as Go writes it.
+            self.content_length = value if value[:1] != b"0" or value == b"0" else _digits(value)
+        elif kind == R_TE:
+            self.te = value
+        elif kind == R_CONNECTION:
+            # Only options that name other headers need a second pass (kept_lines).
+            if value.lower() not in _CONNECTION_OPTIONS:
+                self.connection = value if not self.connection else self.connection + b"," + value
+        elif kind == R_UPGRADE:
+            self.upgrade = value
+
+    def kept_lines(self) -> list[bytes]:
+        if not self.connection:
+            return self.lines
+        tokens = [t.strip().lower() for t in self.connection.split(b",")]
+        return filter_connection_named(self.lines, tokens)
+
+
+def _digits(value: bytes) -> bytes:
+    """A Content-Length value without leading zeros (llhttp has checked the digits)."""
+    return b"%d" % int(value) if value.isdigit() else value

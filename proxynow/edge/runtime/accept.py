@@ -1,0 +1,435 @@
+"""TLS connections: the ClientHello peek and a MemoryBIO TLS layer of our own.
+
+`TlsPeek` is the protocol of a new connection on an entrypoint that serves TLS. It
+buffers what the client sends until the ClientHello is complete, then decides once:
+
+- not TLS → the entrypoint's plain protocol (TCP dispatch or HTTP) gets the bytes;
+- TCP router with `HostSNI` matching and `tls.passthrough` → raw bytes to its backend;
+- otherwise a context: the TLS-ALPN-01 challenge certificate (client offers
+  `acme-tls/1` for a pending domain), else the SNI table's; `TlsLayer` terminates TLS
+  and feeds the plaintext to a TCP route with TLS termination or the HTTPS protocol.
+
+Why a layer of our own instead of `loop.start_tls`: the peeked bytes must reach the TLS
+engine, and start_tls cannot be given bytes already read (nor be used without a task per
+connection). `TlsLayer` is the raw transport's protocol and the application protocol's
+transport at once: ssl.SSLObject over two MemoryBIOs, one `write` to the socket per
+application write, no coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from proxynow.edge.core.metrics import EntryPointStats
+from proxynow.edge.http1.protocol import entrypoint_runtime, http_protocol_factory
+from proxynow.edge.tcp.proxy import TcpProxy, client_view, entrypoint_factory
+from proxynow.edge.tls.contexts import ContextCache, OptionSpec, cert_pair
+from proxynow.edge.tls.hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
+from proxynow.ipc.challenges import ACME_TLS_ALPN, ChallengeSet
+
+if TYPE_CHECKING:
+    from proxynow.config.static import EntryPoint
+    from proxynow.edge.runtime.state import WorkerState
+
+__all__ = ["TlsEntry", "TlsLayer", "TlsPeek", "connection_factory"]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 256 * 1024
+_CHALLENGE_SPEC = OptionSpec(alpn=(ACME_TLS_ALPN,))
+
+
+class TlsEntry:
+    """What the connections of one TLS-capable entrypoint share."""
+
+    __slots__ = (
+        "challenges",
+        "clocked",
+        "connections",
+        "contexts",
+        "graph",
+        "handshake_timeout",
+        "https_factory",
+        "name",
+        "plain_factory",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        graph: Callable[[], Any],
+        plain_factory: Callable[[], asyncio.Protocol],
+        https_factory: Callable[[], asyncio.Protocol],
+        challenges: Callable[[], ChallengeSet],
+        contexts: ContextCache,
+        connections: set[Any],
+        clocked: set[Any] | None = None,
+        handshake_timeout: float = 60.0,
+        stats: EntryPointStats | None = None,
+    ) -> None:
+        self.name = name
+        self.stats = stats  # the entrypoint's gauges, for connections TCP routers take
+        self.connections = connections
+        # Connections still before their first byte of application data are "clocked":
+        # the worker's tick closes them at `handshake_timeout` (a silent client holds
+        # nothing for long), and a drain closes them at once.
+        self.clocked = clocked if clocked is not None else set()
+        self.handshake_timeout = handshake_timeout
+        self.graph = graph
+        self.plain_factory = plain_factory
+        self.https_factory = https_factory
+        self.challenges = challenges
+        self.contexts = contexts
+
+    def challenge_context(self, hello: Hello) -> ssl.SSLContext | None:
+        """The TLS-ALPN-01 context for this hello, or None (the usual case)."""
+        if ACME_TLS_ALPN not in hello.alpn:
+            return None
+        pair = self.challenges().tlsalpn01.get(hello.sni)
+        if pair is None:
+            return None
+        return self.contexts.get(cert_pair(*pair), _CHALLENGE_SPEC)
+
+
+class TlsPeek(asyncio.Protocol):
+    """Reads the ClientHello, then hands the connection to the protocol it calls for."""
+
+    __slots__ = ("_buffer", "_entry", "_transport", "deadline")
+
+    def __init__(self, entry: TlsEntry) -> None:
+        self._entry = entry
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self.deadline = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        entry = self._entry
+        self.deadline = asyncio.get_running_loop().time() + entry.handshake_timeout
+        entry.connections.add(self)
+        entry.clocked.add(self)
+
+    def release(self) -> None:
+        """The connection is past its handshake (or gone): no longer ours to clock."""
+        self._entry.connections.discard(self)
+        self._entry.clocked.discard(self)
+
+    def on_deadline(self, now: float) -> None:
+        self.abort()
+
+    def shutdown(self) -> None:
+        self._close()
+
+    def abort(self) -> None:
+        self.release()
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer = self._buffer + data if self._buffer else data
+        hello = parse_hello(buffer)
+        if hello is None:
+            if len(buffer) > MAX_HELLO_BYTES:
+                self._close()
+            return
+        transport = self._transport
+        assert transport is not None
+        self._buffer = b""
+        if hello is NOT_TLS:
+            self.release()
+            _hand_over(transport, self._entry.plain_factory(), buffer)
+            return
+        entry = self._entry
+        graph = entry.graph()
+        route = None
+        table = graph.tcp.tls_tables.get(entry.name)
+        if table is not None:  # (the view parses the peer address: only when needed)
+            route = table.match(client_view(transport, hello.sni, hello.alpn))
+        if route is not None and route.passthrough:
+            self.release()
+            _hand_over(transport, TcpProxy(route, entry.connections, entry.stats), buffer)
+            return
+        context = entry.challenge_context(hello)
+        if context is None:
+            table_sni = graph.sni.get(entry.name)
+            context = table_sni.lookup(hello.sni) if table_sni is not None else None
+        if context is None:
+            self._close()  # sniStrict and an unknown name: no certificate to offer
+            return
+        app_factory = entry.https_factory
+        if route is not None:
+            app_factory = partial(TcpProxy, route, entry.connections, entry.stats)
+        layer = TlsLayer(context, app_factory, self)
+        transport.set_protocol(layer)
+        layer.connection_made(transport)
+        layer.data_received(buffer)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self.release()
+
+    def _close(self) -> None:
+        self.release()
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _hand_over(transport: asyncio.Transport, protocol: asyncio.Protocol, data: bytes) -> None:
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    # A dispatching protocol may have handed the transport on again.
+    final = cast(asyncio.Protocol, transport.get_protocol())
+    if not transport.is_closing():
+        final.data_received(data)
+
+
+class TlsLayer(asyncio.Protocol):
+    """Terminates TLS on a raw transport; is the transport of the application protocol."""
+
+    __slots__ = (
+        "_app",
+        "_app_factory",
+        "_closing",
+        "_guard",
+        "_handshaking",
+        "_in",
+        "_out",
+        "_paused",
+        "_raw",
+        "_ssl",
+    )
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        app_factory: Callable[[], asyncio.Protocol],
+        guard: TlsPeek | None = None,
+    ) -> None:
+        self._guard = guard  # clocks the handshake; released once the app takes over
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
+        self._app_factory = app_factory
+        self._app: asyncio.Protocol | None = None
+        self._raw: asyncio.Transport | None = None
+        self._handshaking = True
+        self._paused = False
+        self._closing = False
+
+    # -- raw side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._in.write(data)
+        if self._handshaking and not self._handshake():
+            return
+        self._read()
+
+    def eof_received(self) -> bool:
+        if self._app is not None:
+            self._app.eof_received()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
+        app, self._app = self._app, None
+        if app is not None:
+            app.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._app is not None:
+            self._app.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._app is not None:
+            self._app.resume_writing()
+
+    def _handshake(self) -> bool:
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("TLS handshake failed: %s", exc)
+            self._flush()
+            self.abort()
+            return False
+        self._handshaking = False
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
+        # No flush here: the session ticket leaves with the first response (one write).
+        app = self._app = self._app_factory()
+        app.connection_made(cast(asyncio.BaseTransport, self))  # duck-typed transport
+        return True
+
+    def _read(self) -> None:
+        ssl_object = self._ssl
+        incoming = self._in
+        while not self._paused and self._app is not None:
+            try:
+                chunk = ssl_object.read(_READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._app.eof_received()
+                self.close()
+                break
+            except ssl.SSLError:
+                self.abort()
+                break
+            if not chunk:
+                break
+            self._app.data_received(chunk)
+            # Nothing left to decrypt: stop here rather than pay for the SSLWantReadError
+            # the next read would raise (the usual case: one request per record).
+            if not incoming.pending and not ssl_object.pending():
+                break
+        if self._out.pending:
+            self._flush()  # session tickets, key updates
+
+    def _flush(self) -> None:
+        raw = self._raw
+        if raw is not None and self._out.pending:
+            raw.write(self._out.read())
+
+    # -- the application's transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing:
+            return
+        try:
+            # A memory BIO takes everything at once; the loop is for the rare short write.
+            written = self._ssl.write(data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[self._ssl.write(view) :]
+        except ssl.SSLError:
+            # The peer already closed its side (close_notify) or the session broke.
+            self.abort()
+            return
+        self._flush()
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("TLS connections cannot half-close")
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        if self._raw is not None:
+            self._raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        raw = self._raw
+        if raw is not None and not raw.is_closing():
+            raw.resume_reading()
+            # Plaintext already decrypted but not delivered while paused.
+            asyncio.get_running_loop().call_soon(self._read)
+
+    def is_reading(self) -> bool:
+        return not self._paused
+
+    def is_closing(self) -> bool:
+        return self._closing or self._raw is None or self._raw.is_closing()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+            self._ssl.unwrap()
+        self._flush()
+        if self._raw is not None:
+            self._raw.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self._raw is not None:
+            self._raw.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._ssl
+        if name == "peercert":
+            return self._ssl.getpeercert()
+        if name == "cipher":
+            return self._ssl.cipher()
+        if self._raw is None:
+            return default
+        return self._raw.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self._raw.get_write_buffer_size() if self._raw is not None else 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if self._raw is not None:
+            self._raw.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._app = cast(asyncio.Protocol, protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol | None:
+        return self._app
+
+
+def connection_factory(
+    state: WorkerState, name: str, entrypoint: EntryPoint
+) -> Callable[[], asyncio.Protocol]:
+    """The protocol factory of one entrypoint's listeners (plain HTTP, TCP and TLS).
+
+    The current graph says per new connection whether the entrypoint serves TLS; when it
+    does not, the connection goes straight to the plain factory (one set lookup).
+    """
+    http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
+    ep_stats = state.metrics.entrypoint(name)
+    plain = entrypoint_factory(
+        name, lambda: state.graph.tcp, http_factory, state.connections, ep_stats
+    )
+    https = http_protocol_factory(state, entrypoint_runtime(name, entrypoint, tls=True))
+    entry = TlsEntry(
+        name,
+        lambda: state.graph,
+        plain,
+        https,
+        lambda: state.challenges,
+        state.resources.contexts,
+        state.connections,
+        state.clocked,
+        entrypoint.transport.responding_timeouts.read_timeout or 60.0,
+        ep_stats,
+    )
+
+    def factory() -> asyncio.Protocol:
+        # A pending TLS-ALPN-01 challenge needs the peek even before any TLS router exists.
+        if name in state.graph.tls_entrypoints or state.challenges.tlsalpn01:
+            return TlsPeek(entry)
+        return plain()
+
+    return factory

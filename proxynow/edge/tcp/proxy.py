@@ -1,0 +1,538 @@
+"""TCP routers: choosing a TCP route for a connection and proxying its bytes.
+
+Two halves. `build_tcp_routing(config, entrypoints)` is pure: it compiles the TCP
+routers of a snapshot (rules with kind="tcp") into one route table per entrypoint whose
+values are resolved services (servers, PROXY protocol version, termination delay); it
+becomes `RouterGraph.tcp`. The protocols below are the I/O shell: `entrypoint_factory`
+decides per accepted connection between a TCP route and the entrypoint's HTTP protocol,
+and `TcpProxy` moves bytes both ways with backpressure and half-close.
+
+Traefik semantics kept here: TCP routers are evaluated before HTTP routers on a shared
+entrypoint; when one direction reaches EOF the other side gets `write_eof()` and has
+`terminationDelay` (default 100ms, negative = forever) to finish before both sockets
+are closed (traefik pkg/tcp/proxy.go); a PROXY protocol header, when configured, is the
+first thing the backend receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
+from proxynow.edge.core.metrics import EntryPointStats, TcpStats, WorkerMetrics
+from proxynow.edge.tcp import proxyproto
+from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule, provider_rank
+from proxynow.rules.request import IPAddress
+
+__all__ = [
+    "EMPTY_TCP_ROUTING",
+    "TcpProxy",
+    "TcpRouting",
+    "TcpTarget",
+    "build_tcp_routing",
+    "client_view",
+    "entrypoint_factory",
+]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_TERMINATION_DELAY = 0.1
+_DEFAULT_DIAL_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------- the compiled part
+
+
+@dataclass(frozen=True, slots=True)
+class TcpTarget:
+    """A load-balancer service: where to connect and how to talk to it."""
+
+    name: str
+    servers: tuple[tuple[str, int], ...]
+    proxy_protocol: int  # 0: none, else 1 or 2
+    termination_delay: float  # seconds; negative: wait for the other side forever
+    dial_timeout: float
+
+
+class _Balancer:
+    """Smooth weighted round robin (nginx's) over targets or nested balancers.
+
+    The only mutable object in the TCP graph: a per-worker cursor, never shared.
+    """
+
+    __slots__ = ("_children", "_current", "_total", "_weights")
+
+    def __init__(self, children: list[tuple[_Balancer | _Leaf, int]]) -> None:
+        self._children = [child for child, _ in children]
+        self._weights = [weight for _, weight in children]
+        self._current = [0] * len(children)
+        self._total = sum(self._weights)
+
+    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
+        if not self._children:
+            return None
+        best = 0
+        for index, weight in enumerate(self._weights):
+            self._current[index] += weight
+            if self._current[index] > self._current[best]:
+                best = index
+        self._current[best] -= self._total
+        return self._children[best].pick()
+
+
+class _Leaf:
+    """A loadBalancer service: plain round robin over its servers (all weight 1)."""
+
+    __slots__ = ("_next", "target")
+
+    def __init__(self, target: TcpTarget) -> None:
+        self.target = target
+        self._next = 0
+
+    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
+        servers = self.target.servers
+        if not servers:
+            return None
+        server = servers[self._next % len(servers)]
+        self._next += 1
+        return self.target, server
+
+
+@dataclass(frozen=True, slots=True)
+class TcpRoute:
+    """What a matching TCP router leads to."""
+
+    router: str
+    service: _Balancer | _Leaf
+    passthrough: bool = False  # TLS routers only: forward the encrypted bytes as they are
+    stats: TcpStats = field(default_factory=TcpStats)
+
+    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
+        return self.service.pick()
+
+
+@dataclass(frozen=True, slots=True)
+class TcpRouting:
+    """`RouterGraph.tcp`: one route table per entrypoint that has TCP routers."""
+
+    tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
+    # Routers with `tls` (passthrough or terminated), matched on the ClientHello peek.
+    tls_tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
+
+    def match_tls(self, entrypoint: str, view: Any) -> TcpRoute | None:
+        table = self.tls_tables.get(entrypoint)
+        return table.match(view) if table is not None else None
+
+
+EMPTY_TCP_ROUTING = TcpRouting()
+
+
+def build_tcp_routing(
+    config: DynamicConfig, entrypoints: list[str], metrics: WorkerMetrics | None = None
+) -> TcpRouting:
+    """Compile `config.tcp` for the worker; `entrypoints` are the TCP entrypoint names
+    that a router without `entryPoints` listens on; routes count into `metrics`. Never
+    raises on a snapshot the aggregator produced: a router that cannot be built is logged
+    and left out."""
+    tcp = config.tcp
+    metrics = metrics if metrics is not None else WorkerMetrics()
+    services: dict[str, _Balancer | _Leaf] = {}
+    routes: dict[str, list[Route[TcpRoute]]] = {}
+    tls_routes: dict[str, list[Route[TcpRoute]]] = {}
+    for name, router in sorted(tcp.routers.items()):
+        route = _route(name, router, tcp.services, tcp.servers_transports, services, metrics)
+        if route is None:
+            continue
+        chosen = tls_routes if router.tls is not None else routes
+        for entrypoint in router.entry_points or entrypoints:
+            chosen.setdefault(entrypoint, []).append(route)
+    tables = {ep: compile_table(ep_routes, "tcp") for ep, ep_routes in routes.items()}
+    tls_tables = {ep: compile_table(ep_routes, "tcp") for ep, ep_routes in tls_routes.items()}
+    return TcpRouting(tables, tls_tables)
+
+
+def _route(
+    name: str,
+    router: TCPRouter,
+    services: Mapping[str, TCPService],
+    transports: Mapping[str, TCPServersTransport],
+    built: dict[str, _Balancer | _Leaf],
+    metrics: WorkerMetrics,
+) -> Route[TcpRoute] | None:
+    try:
+        node = parse_rule(router.rule, "tcp")
+        service = _service(router.service, services, transports, built, ())
+    except (RuleError, KeyError, ValueError) as exc:
+        log.error("TCP router %s skipped: %s", name, exc)
+        return None
+    return Route(
+        name=name,
+        rule=node,
+        target=TcpRoute(
+            name,
+            service,
+            router.tls is not None and router.tls.passthrough,
+            metrics.tcp_route(name, router.service),
+        ),
+        priority=router.priority,
+        provider_rank=provider_rank(name),
+        source=router.rule,
+    )
+
+
+def _service(
+    name: str,
+    services: Mapping[str, TCPService],
+    transports: Mapping[str, TCPServersTransport],
+    built: dict[str, _Balancer | _Leaf],
+    path: tuple[str, ...],
+) -> _Balancer | _Leaf:
+    if name in built:
+        return built[name]
+    if name in path:
+        raise ValueError(f"service {name} refers to itself")
+    service = services[name]
+    result: _Balancer | _Leaf
+    if service.weighted is not None:
+        children = [
+            (_service(child.name, services, transports, built, (*path, name)), child.weight)
+            for child in service.weighted.services
+            if child.weight > 0
+        ]
+        result = _Balancer(children)
+    else:
+        assert service.load_balancer is not None
+        result = _Leaf(_target(name, service, transports))
+    built[name] = result
+    return result
+
+
+def _target(
+    name: str, service: TCPService, transports: Mapping[str, TCPServersTransport]
+) -> TcpTarget:
+    balancer = service.load_balancer
+    assert balancer is not None
+    transport = transports.get(balancer.servers_transport) if balancer.servers_transport else None
+    # The service's own (deprecated) fields win over its serversTransport, as in Traefik.
+    proxy = balancer.proxy_protocol or (transport.proxy_protocol if transport else None)
+    delay = balancer.termination_delay
+    if delay is None:
+        delay = transport.termination_delay if transport else _DEFAULT_TERMINATION_DELAY
+    return TcpTarget(
+        name=name,
+        servers=tuple(split_host_port(server.address) for server in balancer.servers),
+        proxy_protocol=proxy.version if proxy is not None else 0,
+        termination_delay=delay,
+        dial_timeout=transport.dial_timeout if transport else _DEFAULT_DIAL_TIMEOUT,
+    )
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` → (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid server address {address!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+# ---------------------------------------------------------------- the I/O shell
+
+
+@dataclass(frozen=True, slots=True)
+class _ConnectionView:
+    """What a TCP rule reads (rules.TCPView): SNI and ALPN stay empty until the TLS peek."""
+
+    client_ip: IPAddress | None
+    sni: str = ""
+    alpn: tuple[str, ...] = ()
+
+
+def entrypoint_factory(
+    entrypoint: str,
+    routing: Callable[[], TcpRouting],
+    http_factory: Callable[[], asyncio.Protocol],
+    connections: set[Any],
+    stats: EntryPointStats | None = None,
+) -> Callable[[], asyncio.Protocol]:
+    """The protocol factory of one entrypoint's listeners.
+
+    `routing()` returns the current graph's TCP part, read once per connection. An
+    entrypoint without TCP routers hands the connection straight to HTTP (no extra
+    object on the HTTP path); otherwise a `_Dispatch` decides once the peer is known.
+    """
+
+    def factory() -> asyncio.Protocol:
+        table = routing().tables.get(entrypoint)
+        if table is None:
+            return http_factory()
+        return _Dispatch(table, http_factory, connections, stats)
+
+    return factory
+
+
+class _Dispatch(asyncio.Protocol):
+    """Chooses between the TCP routers and HTTP for one new connection, then steps aside."""
+
+    __slots__ = ("_connections", "_http_factory", "_stats", "_table")
+
+    def __init__(
+        self,
+        table: RouteTable[TcpRoute],
+        http_factory: Callable[[], asyncio.Protocol],
+        connections: set[Any],
+        stats: EntryPointStats | None,
+    ) -> None:
+        self._table = table
+        self._http_factory = http_factory
+        self._connections = connections
+        self._stats = stats
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The TLS issue reads the ClientHello here first (pause nothing, buffer the bytes,
+        # parse SNI/ALPN, then match): with only non-TLS `HostSNI(`*`)` routers the peer
+        # address is all a rule can read, so the decision is immediate.
+        view = _ConnectionView(client_ip=_client_ip(transport.get_extra_info("peername")))
+        route = self._table.match(view)
+        protocol: asyncio.Protocol
+        if route is None:
+            protocol = self._http_factory()
+        else:
+            protocol = TcpProxy(route, self._connections, self._stats)
+        # Hand the transport over: later callbacks go to `protocol`, this object is dropped.
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced before data
+        raise RuntimeError("data before the connection was dispatched")
+
+
+def client_view(transport: asyncio.BaseTransport, sni: str, alpn: tuple[str, ...]) -> Any:
+    """What a TCP rule reads for a connection whose ClientHello was peeked."""
+    return _ConnectionView(_client_ip(transport.get_extra_info("peername")), sni, alpn)
+
+
+def _client_ip(peer: Any) -> IPAddress | None:
+    """The peer's address; IPv4 clients of a dual-stack listener as plain IPv4."""
+    if not isinstance(peer, tuple):
+        return None
+    ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class TcpProxy(asyncio.Protocol):
+    """The client side of one proxied TCP connection; owns the backend connection too."""
+
+    def __init__(
+        self, route: TcpRoute, connections: set[Any], entrypoint: EntryPointStats | None = None
+    ) -> None:
+        self._route = route
+        self._stats = route.stats
+        self._entrypoint = entrypoint
+        self._counted = False
+        self._connections = connections
+        self._loop = asyncio.get_running_loop()
+        self._client: asyncio.Transport | None = None
+        self._backend: asyncio.Transport | None = None
+        self._connect: asyncio.Task[None] | None = None
+        self._target: TcpTarget | None = None
+        self._early = bytearray()  # client bytes that arrived before the backend connected
+        self._timer: asyncio.TimerHandle | None = None
+        self._delay = -1.0
+        self._client_eof = False
+        self._backend_eof = False
+        self._closed = False
+
+    # -- client side
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        transport = cast(asyncio.Transport, base)
+        self._client = transport
+        self._connections.add(self)
+        self._count_open(1)
+        self._stats.connections += 1
+        picked = self._route.pick()
+        if picked is None:
+            log.debug("TCP router %s: no server", self._route.router)
+            self._stats.failed += 1
+            self.close()
+            return
+        target, server = picked
+        self._target = target
+        self._delay = target.termination_delay
+        # Until the backend is connected. (uvloop starts reading right after
+        # connection_made whatever it did, hence the re-pause in data_received.)
+        transport.pause_reading()
+        self._connect = self._loop.create_task(
+            self._open(target, server), name=f"tcp-connect {target.name}"
+        )
+        self._connect.add_done_callback(self._connected)
+
+    def data_received(self, data: bytes) -> None:
+        self._stats.bytes_in += len(data)
+        if self._backend is not None:
+            self._backend.write(data)
+        elif self._client is not None:
+            self._early += data
+            self._client.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._client_eof = True
+        if self._backend is not None:
+            self._half_closed(self._backend)
+        return True  # keep the transport open: the backend may still answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._client = None
+        self.close()
+
+    def pause_writing(self) -> None:
+        if self._backend is not None:
+            self._backend.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._backend is not None and not self._backend.is_closing():
+            self._backend.resume_reading()
+
+    def shutdown(self) -> None:
+        """Draining: a TCP stream has no request boundary; it ends by itself or at the
+        entrypoint's graceTimeOut, when the worker calls `close()`."""
+
+    # -- backend side (called by _Upstream)
+
+    def backend_data(self, data: bytes) -> None:
+        self._stats.bytes_out += len(data)
+        if self._client is not None:
+            self._client.write(data)
+
+    def backend_eof(self) -> None:
+        self._backend_eof = True
+        self._half_closed(self._client)
+
+    def backend_lost(self) -> None:
+        self._backend = None
+        self.close()
+
+    def backend_pause(self) -> None:
+        if self._client is not None:
+            self._client.pause_reading()
+
+    def backend_resume(self) -> None:
+        if self._client is not None and not self._client.is_closing():
+            self._client.resume_reading()
+
+    # -- both
+
+    def close(self) -> None:
+        """Close both sides (buffered bytes are still flushed) and forget the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._connections.discard(self)
+        self._count_open(-1)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._connect is not None and not self._connect.done():
+            self._connect.cancel()
+        for transport in (self._client, self._backend):
+            if transport is not None:
+                transport.close()
+
+    def abort(self) -> None:
+        """Drop both sides now (the drain deadline has passed)."""
+        for transport in (self._client, self._backend):
+            if transport is not None:
+                transport.abort()
+        self.close()
+
+    def _count_open(self, step: int) -> None:
+        """The open-connection gauges: +1 once when made, -1 once when closed."""
+        if (step > 0) == self._counted:
+            return
+        self._counted = step > 0
+        self._stats.open += step
+        if self._entrypoint is not None:
+            self._entrypoint.tcp_open_connections += step
+
+    async def _open(self, target: TcpTarget, server: tuple[str, int]) -> None:
+        host, port = server
+        await asyncio.wait_for(
+            self._loop.create_connection(lambda: _Upstream(self), host, port),
+            target.dial_timeout if target.dial_timeout > 0 else None,
+        )
+
+    def _connected(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.debug("TCP router %s: backend connection failed: %r", self._route.router, exc)
+            self._stats.failed += 1
+            self.close()
+        elif self._client is not None and not self._client.is_closing():
+            self._client.resume_reading()
+
+    def _upstream_made(self, transport: asyncio.Transport) -> None:
+        client = self._client
+        if self._closed or client is None:
+            transport.close()
+            return
+        self._backend = transport
+        target = self._target
+        assert target is not None
+        if target.proxy_protocol:
+            # The header is the first thing the backend reads.
+            peer, local = client.get_extra_info("peername"), client.get_extra_info("sockname")
+            transport.write(proxyproto.header(target.proxy_protocol, peer, local))
+        if self._early:
+            transport.write(bytes(self._early))
+            self._early.clear()
+        if self._client_eof:
+            self._half_closed(transport)
+
+    def _half_closed(self, other: asyncio.Transport | None) -> None:
+        """One direction ended: pass the EOF on, and give the other `terminationDelay`."""
+        if self._client_eof and self._backend_eof:
+            self.close()
+            return
+        if other is not None and other.can_write_eof() and not other.is_closing():
+            other.write_eof()
+        if self._delay >= 0 and self._timer is None:
+            self._timer = self._loop.call_later(self._delay, self.close)
+
+
+class _Upstream(asyncio.Protocol):
+    """The backend side: forwards everything to its TcpProxy."""
+
+    __slots__ = ("_proxy",)
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        self._proxy = proxy
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        transport = cast(asyncio.Transport, base)
+        self._proxy._upstream_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._proxy.backend_data(data)
+
+    def eof_received(self) -> bool:
+        self._proxy.backend_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._proxy.backend_lost()
+
+    def pause_writing(self) -> None:
+        self._proxy.backend_pause()
+
+    def resume_writing(self) -> None:
+        self._proxy.backend_resume()

@@ -1,0 +1,1 @@
+"""TLS towards clients: ClientHello parsing, SNI tables, certificate and option contexts."""

@@ -1,0 +1,1 @@
+"""Backends: servers, transport options, upstream connections, pools, backend TLS and health."""
