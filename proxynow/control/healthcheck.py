@@ -37,8 +37,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
 from proxynow.edge.upstream.health import HealthSet
-from proxynow.edge.upstream.pool import TransportOptions, resolve_transport
 from proxynow.edge.upstream.tls import client_context
+from proxynow.edge.upstream.transport import TransportOptions, resolve_transport
 from proxynow.snapshot import Snapshot
 
 if TYPE_CHECKING:

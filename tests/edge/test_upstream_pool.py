@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from proxynow.edge.upstream.connection import UpstreamConnection
-from proxynow.edge.upstream.pool import PoolKey, PoolRegistry, TransportOptions
+from proxynow.edge.upstream.pool import PoolRegistry
+from proxynow.edge.upstream.transport import PoolKey, TransportOptions
 from tests.edge.support_http import (
     Backend,
     EntryPointRuntime,

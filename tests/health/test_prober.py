@@ -15,7 +15,7 @@ from proxynow.config.dynamic import DynamicConfig, HealthCheck
 from proxynow.config.static import StaticConfig
 from proxynow.control.healthcheck import HealthChecker, ProbeTarget, judge, probe_request
 from proxynow.edge.upstream.health import HealthSet
-from proxynow.edge.upstream.pool import TransportOptions
+from proxynow.edge.upstream.transport import TransportOptions
 from proxynow.snapshot import Snapshot
 
 

@@ -29,21 +29,18 @@ old graph, until the new one is swapped in. `build_graph` runs it in one go.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from proxynow.config.dynamic import DynamicConfig, Router
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balance.sticky import StickyPick
-from proxynow.edge.balance.wrr import BalancerRegistry
-from proxynow.edge.core.metrics import TargetStats, WorkerMetrics
-from proxynow.edge.graph.services import CachedService, Pick, Server, ServiceBuilding, no_server
-from proxynow.edge.http.middlewares.redirect import Respond, compile_chain, entrypoint_redirect
-from proxynow.edge.tcp.proxy import TcpRouting, build_tcp_routing
-from proxynow.edge.tls.contexts import ContextCache, SniTable, build_tls, options_by_host
-from proxynow.edge.upstream.health import WorkerHealth
-from proxynow.edge.upstream.pool import PoolRegistry
+from proxynow.edge.graph.resources import CachedRouter, Compiled, GraphResources
+from proxynow.edge.graph.services import ServiceBuilding
+from proxynow.edge.graph.target import HttpTarget, RouterGraph
+from proxynow.edge.http.middlewares.redirect import compile_chain, entrypoint_redirect
+from proxynow.edge.tcp.proxy import build_tcp_routing
+from proxynow.edge.tls.contexts import SniTable, build_tls, options_by_host
+from proxynow.edge.upstream.server import Pick, Server, no_server
 from proxynow.rules import (
     Node,
     Route,
@@ -82,84 +79,8 @@ _TCP_TABLES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HttpTarget:
-    """What a matched HTTP router leads to."""
-
-    router: str
-    service: str
-    middlewares: tuple[str, ...]
-    pick: Pick
-    stats: TargetStats
-    # The compiled middleware chain (edge/http/middlewares/redirect.py); None: straight to
-    # the service.
-    respond: Respond | None = None
-    # A pick that reads the request (edge/balance/sticky.py: cookie stickiness or hrw somewhere in
-    # the service tree); None: `pick()`.
-    sticky: StickyPick | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RouterGraph:
-    """The compiled configuration a worker serves; never mutated once built."""
-
-    version: int
-    http: Mapping[str, RouteTable[HttpTarget]]
-    tcp: TcpRouting
-    # Routers with `tls`: served only over TLS on their entrypoints.
-    https: Mapping[str, RouteTable[HttpTarget]] = field(default_factory=dict)
-    # Entrypoints whose new connections start with the ClientHello peek (edge/runtime/accept.py).
-    tls_entrypoints: frozenset[str] = frozenset()
-    # Entrypoint → its SNI table (TLS options per host are per entrypoint, as in Traefik).
-    sni: Mapping[str, SniTable] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class GraphResources:
-    """The per-worker mutable objects a graph points into, kept across graph swaps."""
-
-    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
-    balancers: BalancerRegistry = field(default_factory=BalancerRegistry)
-    pools: PoolRegistry = field(default_factory=PoolRegistry)
-    # Rule text → its AST (None: invalid, already logged), as the last graph used them.
-    rules: dict[str, Node | None] = field(default_factory=dict)
-    contexts: ContextCache = field(default_factory=ContextCache)
-    # Server health (edge/upstream/health.py): applied to the balancers after every build.
-    health: WorkerHealth = field(default_factory=WorkerHealth)
-    # Entrypoint name → the port its workers listen on (resolved port 0), for redirects.
-    ports: dict[str, int] = field(default_factory=dict)
-    # What the last build compiled, reused for unchanged configuration objects.
-    compiled: _Compiled = field(default_factory=lambda: _Compiled(None))
-
-
 _Tables = tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]
 """Route tables per entrypoint: (plain HTTP, TLS)."""
-
-
-@dataclass(slots=True)
-class _CachedRouter:
-    router: Router
-    pick: Pick | None
-    middlewares: object  # the middleware table it was compiled against (when it uses any)
-    routes: tuple[tuple[str, bool, Route[HttpTarget]], ...]  # (entrypoint, tls, route)
-
-
-@dataclass(slots=True)
-class _Compiled:
-    """Per-object compile results of the last graph, valid for one static configuration."""
-
-    static: StaticConfig | None
-    services: dict[str, CachedService] = field(default_factory=dict)
-    routers: dict[str, _CachedRouter] = field(default_factory=dict)
-    tables: dict[tuple[str, bool], TableBuilder[HttpTarget]] = field(default_factory=dict)
-    redirects: dict[str, Route[HttpTarget]] = field(default_factory=dict)
-    version: int = -1  # the snapshot these results are for
-    # Service name → the routers that use it (for a delta that changes a service).
-    users: dict[str, set[str]] = field(default_factory=dict)
-    # True when a delta can be applied by patching: plain HTTP routers only, every
-    # service a load balancer (no service depends on another).
-    patchable: bool = False
-    tcp: TcpRouting | None = None
 
 
 def http_entrypoints(static: StaticConfig) -> list[str]:
@@ -199,7 +120,7 @@ def build_graph_steps(
         patched = (yield from builder.patch(delta)) if delta is not None else None
         http, https = patched or (yield from builder.tables())
     except BaseException:
-        builder.res.compiled = _Compiled(None)  # half-updated caches: start afresh next time
+        builder.res.compiled = Compiled(None)  # half-updated caches: start afresh next time
         raise
     builder.compiled.version = snapshot.version if snapshot is not None else 0
     tcp = builder.previous.tcp
@@ -248,10 +169,10 @@ class _Builder(ServiceBuilding):
         self.tls_options: dict[str, list[tuple[Node, str]]] = {}
         previous = res.compiled
         if previous.static is not static:
-            previous = _Compiled(static)
+            previous = Compiled(static)
         self.previous = previous
         # What this build compiled: becomes `res.compiled` (dropping what left the config).
-        self.compiled = _Compiled(static, tables=previous.tables, redirects=previous.redirects)
+        self.compiled = Compiled(static, tables=previous.tables, redirects=previous.redirects)
 
     def tables(self) -> Steps[_Tables]:
         plain: dict[str, list[Route[HttpTarget]]] = {n: [] for n in self.entrypoints}
@@ -396,7 +317,7 @@ class _Builder(ServiceBuilding):
             self.compiled.routers[name] = cached
             return cached.routes
         routes = self.compile_router(name, router, pick, rules)
-        self.compiled.routers[name] = _CachedRouter(router, pick, middlewares, routes)
+        self.compiled.routers[name] = CachedRouter(router, pick, middlewares, routes)
         return routes
 
     def compile_router(

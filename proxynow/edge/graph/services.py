@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from proxynow.config.dynamic import DynamicConfig, LoadBalancer, Service
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balance.least import P2C, LeastTime, Load, Tracked
+from proxynow.edge.balance.least import P2C, LeastTime, Tracked
 from proxynow.edge.balance.sticky import (
     Rendezvous,
     StickyPick,
@@ -28,41 +27,13 @@ from proxynow.edge.balance.sticky import (
     sticky_services,
 )
 from proxynow.edge.balance.wrr import Balancer, Factory
-from proxynow.edge.upstream.pool import PoolKey, TransportOptions, UpstreamPool, resolve_transport
+from proxynow.edge.graph.resources import CachedService, Compiled, GraphResources
+from proxynow.edge.upstream.server import Pick, Server
+from proxynow.edge.upstream.transport import PoolKey, TransportOptions, resolve_transport
 
-if TYPE_CHECKING:
-    from proxynow.edge.graph.build import GraphResources, _Compiled
-
-__all__ = ["CachedService", "Pick", "Server", "ServiceBuilding", "no_server"]
+__all__ = ["ServiceBuilding"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """One backend server as a request needs it."""
-
-    url: str
-    service: str
-    pool: UpstreamPool
-    host_header: bytes
-    pass_host_header: bool
-    path_prefix: bytes
-    response_header_timeout: float
-    # p2c and leasttime: the server's in-flight count and TTFB (edge/balance/least.py); else None,
-    # and then the HTTP protocol does no bookkeeping for it.
-    load: Load | None = None
-
-
-Pick = Callable[[], Server | None]
-
-
-@dataclass(slots=True)
-class CachedService:
-    service: Service
-    depends: tuple[object, ...]  # what else the pick was built from (transports, children)
-    pick: Pick | None
-    sticky: StickyPick | None = None
 
 
 class ServiceBuilding:
@@ -74,8 +45,8 @@ class ServiceBuilding:
     picks: dict[str, Pick | None]
     stickies: dict[str, StickyPick]
     resolving: set[str]
-    previous: _Compiled
-    compiled: _Compiled
+    previous: Compiled
+    compiled: Compiled
 
     def service(self, name: str) -> Pick | None:
         """The pick function of a service, built once per graph; None if it cannot serve."""
@@ -233,10 +204,6 @@ class ServiceBuilding:
 
 
 _STRATEGIES: dict[str, Factory[Server]] = {"p2c": P2C, "leasttime": LeastTime}
-
-
-def no_server() -> Server | None:
-    return None
 
 
 def _failover(main: Pick, fallback: Pick) -> Pick:

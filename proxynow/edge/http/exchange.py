@@ -23,7 +23,7 @@ from proxynow.edge.message.headers import RequestHead
 from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
-    from proxynow.edge.graph.build import Server
+    from proxynow.edge.upstream.server import Server
     from proxynow.edge.upstream.connection import UpstreamConnection
 
 __all__ = [

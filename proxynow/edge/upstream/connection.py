@@ -30,15 +30,26 @@ import httptools
 from proxynow.edge.message.headers import ResponseHead
 
 if TYPE_CHECKING:
-    from proxynow.edge.upstream.pool import UpstreamPool
+    from proxynow.edge.upstream.transport import PoolKey
 
-__all__ = ["BadResponse", "Owner", "UpstreamConnection"]
+__all__ = ["BadResponse", "Home", "Owner", "UpstreamConnection"]
 
 log = logging.getLogger(__name__)
 
 
 class BadResponse(Exception):
     """A backend's response the proxy refuses to relay (raised inside parser callbacks)."""
+
+
+class Home(Protocol):
+    """The pool a connection belongs to (edge/upstream/pool.py), as the connection sees it:
+    a Protocol, so that the pool may import this module and not the other way round."""
+
+    key: PoolKey
+
+    def release(self, conn: UpstreamConnection, now: float) -> None: ...
+
+    def forget(self, conn: UpstreamConnection) -> None: ...
 
 
 class Owner(Protocol):
@@ -80,7 +91,7 @@ class UpstreamConnection(asyncio.Protocol):
         "tunnel",
     )
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: Home) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         # One head per connection, reset per exchange (and after a 1xx), so that the

@@ -17,88 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from proxynow.config.dynamic import RESPONSE_HEADER_BYTES, RESPONSE_HEADER_COUNT, ServersTransport
-from proxynow.config.static import StaticConfig
 from proxynow.edge.core.errors import BadGateway, GatewayTimeout, ProxyError
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.edge.upstream.tls import client_context
+from proxynow.edge.upstream.transport import PoolKey
 
-__all__ = ["PoolKey", "PoolRegistry", "TransportOptions", "UpstreamPool", "resolve_transport"]
+__all__ = ["PoolRegistry", "Ready", "UpstreamPool"]
 
 log = logging.getLogger(__name__)
-
-_GO_DEFAULT_MAX_IDLE = 2  # Go's DefaultMaxIdleConnsPerHost, for a serversTransport's 0
-
-
-@dataclass(frozen=True, slots=True)
-class TransportOptions:
-    """A resolved `serversTransport` (Traefik defaults)."""
-
-    name: str = "default@internal"
-    dial_timeout: float = 30.0
-    response_header_timeout: float = 0.0
-    idle_conn_timeout: float = 90.0
-    max_idle_conns_per_host: int = 200
-    insecure_skip_verify: bool = False
-    root_cas: tuple[str, ...] = ()
-    server_name: str = ""
-    certificates: tuple[tuple[str, str], ...] = ()  # (certFile, keyFile): path or PEM
-    min_version: str = ""
-    max_version: str = ""
-    cipher_suites: tuple[str, ...] = ()
-    max_response_header_bytes: int = RESPONSE_HEADER_BYTES
-    max_response_header_count: int = RESPONSE_HEADER_COUNT
-
-
-def resolve_transport(
-    static: StaticConfig, transports: Mapping[str, ServersTransport], name: str
-) -> TransportOptions:
-    """The options of serversTransport `name` (a dynamic one), or of the static
-    `serversTransport` (`default@internal`) when `name` is empty or not dynamic."""
-    spec = transports.get(name) if name else None
-    if spec is None:
-        default = static.servers_transport
-        timeouts = default.forwarding_timeouts
-        return TransportOptions(
-            dial_timeout=timeouts.dial_timeout,
-            response_header_timeout=timeouts.response_header_timeout,
-            idle_conn_timeout=timeouts.idle_conn_timeout,
-            max_idle_conns_per_host=max(default.max_idle_conns_per_host, 0),
-            insecure_skip_verify=default.insecure_skip_verify,
-            root_cas=tuple(default.root_cas),
-            max_response_header_bytes=default.max_response_header_bytes,
-            max_response_header_count=default.max_response_header_count,
-        )
-    timeouts = spec.forwarding_timeouts
-    max_idle = spec.max_idle_conns_per_host or _GO_DEFAULT_MAX_IDLE
-    return TransportOptions(
-        name=name,
-        dial_timeout=timeouts.dial_timeout,
-        response_header_timeout=timeouts.response_header_timeout,
-        idle_conn_timeout=timeouts.idle_conn_timeout,
-        max_idle_conns_per_host=max(max_idle, 0),
-        insecure_skip_verify=spec.insecure_skip_verify,
-        root_cas=tuple(spec.root_cas),
-        server_name=spec.server_name,
-        certificates=tuple((c.cert_file, c.key_file) for c in spec.certificates),
-        min_version=spec.min_version,
-        max_version=spec.max_version,
-        cipher_suites=tuple(spec.cipher_suites),
-        max_response_header_bytes=spec.max_response_header_bytes,
-        max_response_header_count=spec.max_response_header_count,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolKey:
-    scheme: str
-    host: str
-    port: int
-    transport: TransportOptions
-
 
 Ready = Callable[[UpstreamConnection | ProxyError], None]
 

@@ -21,7 +21,7 @@ from proxynow.edge.tls.contexts import cipher_names, load_chain, load_pem, tls_v
 
 if TYPE_CHECKING:
     from proxynow.config.dynamic import ServersTransport
-    from proxynow.edge.upstream.pool import TransportOptions
+    from proxynow.edge.upstream.transport import TransportOptions
 
 __all__ = ["client_context", "transport_problem"]
 
