@@ -23,8 +23,8 @@ from proxynow.edge.message.headers import RequestHead
 from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
-    from proxynow.edge.upstream.server import Server
     from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.edge.upstream.server import Server
 
 __all__ = [
     "F_CHUNK",
