@@ -93,8 +93,8 @@ def serve_proxynow(directory: Path, port: int) -> None:
 
     from proxynow.config.dynamic import DynamicConfig
     from proxynow.config.static import StaticConfig
+    from proxynow.edge.graph.state import WorkerState
     from proxynow.edge.runtime.accept import connection_factory
-    from proxynow.edge.runtime.state import WorkerState
     from proxynow.edge.runtime.worker import tune_allocator
     from proxynow.snapshot import Snapshot
 

@@ -22,7 +22,7 @@ caller reuses the same `Route` object for a router that did not change.
 Every step of a build can also be taken a slice at a time: `build_steps` and `patch_steps`
 are generators that yield after each route placed, each cell frozen and each few hundred
 hosts decided, and return the table. A worker drives them from its event loop and lets
-requests run between slices (edge/runtime/state.py), so that placing 20,000 new routes never holds
+requests run between slices (edge/graph/state.py), so that placing 20,000 new routes never holds
 the loop for long; `build` and `patch` run them to the end in one go (`finish`). The last
 table stays untouched until the end: requests keep using it meanwhile.
 """

@@ -9,7 +9,7 @@ from typing import Any
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.graph.build import GraphResources, HttpTarget, build_graph, describe, empty_graph
-from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.graph.state import WorkerState
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot
 

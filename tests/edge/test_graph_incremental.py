@@ -21,7 +21,7 @@ from proxynow.config.loader import validate_dynamic
 from proxynow.config.static import StaticConfig
 from proxynow.control.aggregator import EntryPoints, build_snapshot
 from proxynow.edge.graph.build import HttpTarget, build_graph, describe
-from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.graph.state import WorkerState
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot, SnapshotDelta

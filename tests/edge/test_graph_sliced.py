@@ -12,7 +12,7 @@ from proxynow.config.loader import validate_dynamic
 from proxynow.config.static import StaticConfig
 from proxynow.control.aggregator import EntryPoints, build_snapshot
 from proxynow.edge.graph.build import build_graph, build_graph_steps, describe
-from proxynow.edge.runtime.state import Slices, WorkerState
+from proxynow.edge.graph.state import Slices, WorkerState
 from proxynow.providers.base import ProviderUpdate
 from proxynow.rules import SimpleRequest, parse_rule
 from proxynow.rules.compiler import Route, _host_decided

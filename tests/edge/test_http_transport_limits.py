@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from proxynow.config.static import EntryPoint
+from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http.exchange import EntryPointRuntime, entrypoint_runtime
 from proxynow.edge.http1.limits import LimitedHttpProxy
 from proxynow.edge.http1.protocol import INF, HttpProxy, http_protocol_factory
-from proxynow.edge.runtime.state import WorkerState
 from tests.support.proc import (
     HttpBackend,
     ProxynowProcess,

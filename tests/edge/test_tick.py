@@ -8,7 +8,7 @@ import pytest
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
-from proxynow.edge.runtime.state import WorkerState, tick_interval
+from proxynow.edge.graph.state import WorkerState, tick_interval
 from proxynow.snapshot import Snapshot
 
 

@@ -10,7 +10,7 @@ from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balance.wrr import Balancer, BalancerRegistry
 from proxynow.edge.graph.build import HttpTarget
-from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.upstream.health import HealthSet, service_up
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot

@@ -14,7 +14,7 @@ from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.graph.build import HttpTarget, Server
-from proxynow.edge.runtime.state import WorkerState
+from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.rules import SimpleRequest
 from proxynow.snapshot import Snapshot

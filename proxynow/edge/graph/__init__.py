@@ -1,3 +1,3 @@
-"""Snapshot to immutable `RouterGraph`: rule tables, targets, services, resources kept across
-swaps.
+"""Snapshot to immutable `RouterGraph` (rule tables, targets, services), the resources kept
+across swaps, and the worker state that holds the graph it serves now (`state`).
 """

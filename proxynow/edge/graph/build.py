@@ -22,7 +22,7 @@ throughout) simply rebuilds everything, which is what a first build costs.
 A change can still be large (20,000 new routers in one write). `build_graph_steps` is the
 same build taken a slice at a time: a generator that yields after each router compiled and
 each route placed (rules/incremental.py) and returns the graph. The worker drives it from
-its event loop and serves requests between slices (edge/runtime/state.py `apply_sliced`), with the
+its event loop and serves requests between slices (edge/graph/state.py `apply_sliced`), with the
 old graph, until the new one is swapped in. `build_graph` runs it in one go.
 """
 

@@ -18,7 +18,7 @@ from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.http1.response import CLOSE, status_line
 
 if TYPE_CHECKING:
-    from proxynow.edge.runtime.state import WorkerState
+    from proxynow.edge.graph.state import WorkerState
 
 __all__ = ["LocalAnswers"]
 

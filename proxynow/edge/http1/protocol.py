@@ -69,7 +69,7 @@ from proxynow.rules import routing_path
 if TYPE_CHECKING:
     from proxynow.edge.balance.least import Load
     from proxynow.edge.graph.build import HttpTarget, RouterGraph, Server
-    from proxynow.edge.runtime.state import WorkerState
+    from proxynow.edge.graph.state import WorkerState
     from proxynow.rules import RouteTable
 
 __all__ = [

@@ -1,3 +1,3 @@
-"""A worker process: its lifecycle, the state it serves from (graph, health, metrics) and the
-accepting side of a connection (ClientHello peek, TLS, passthrough, HTTP).
+"""A worker process: its lifecycle (channel, listeners, drain) and the accepting side of a
+connection (ClientHello peek, then TLS termination, passthrough or plain HTTP).
 """

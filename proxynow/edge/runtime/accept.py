@@ -35,7 +35,7 @@ from proxynow.ipc.challenges import ACME_TLS_ALPN, ChallengeSet
 
 if TYPE_CHECKING:
     from proxynow.config.static import EntryPoint
-    from proxynow.edge.runtime.state import WorkerState
+    from proxynow.edge.graph.state import WorkerState
 
 __all__ = ["TlsEntry", "TlsLayer", "TlsPeek", "connection_factory"]
 

@@ -53,8 +53,8 @@ import uvloop
 from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge.core.metrics import BUCKETS, WorkerMetrics
 from proxynow.edge.graph.build import GraphResources, empty_graph
+from proxynow.edge.graph.state import Slices, WorkerState
 from proxynow.edge.runtime.accept import connection_factory
-from proxynow.edge.runtime.state import Slices, WorkerState
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc import channel as ch
 from proxynow.ipc import priority
