@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from proxynow.config.dynamic import DynamicConfig, LoadBalancer, Service
 from proxynow.config.static import StaticConfig
-from proxynow.edge.balancer import Balancer, Factory
+from proxynow.edge.balancer import Balancer, Factory, nested
 from proxynow.edge.least import P2C, LeastTime, Load, Tracked
 from proxynow.edge.pool import PoolKey, TransportOptions, UpstreamPool, resolve_transport
 from proxynow.edge.sticky import (
@@ -172,7 +172,7 @@ class ServiceBuilding:
         named = [
             (key, pick, self.stickies.get(key)) for key, (pick, _) in zip(keys, live, strict=True)
         ]
-        return _nested(balancer), sticky_services(balancer, cookie, name, named)
+        return nested(balancer), sticky_services(balancer, cookie, name, named)
 
     def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
         options = self._transport(lb.servers_transport)
@@ -246,13 +246,5 @@ def _failover(main: Pick, fallback: Pick) -> Pick:
     def pick() -> Server | None:
         server = main()
         return server if server is not None else fallback()
-
-    return pick
-
-
-def _nested(balancer: Balancer[Pick]) -> Pick:
-    def pick() -> Server | None:
-        child = balancer.pick()
-        return child() if child is not None else None
 
     return pick
