@@ -59,7 +59,7 @@ from proxynow.edge.http1_response import (
     LAST_CHUNK,
     ResponseSide,
 )
-from proxynow.edge.metrics import EXTENSION_BITS, METHOD_BITS, EntryPointStats, request_key
+from proxynow.edge.metrics import METHOD_BITS, EntryPointStats, request_key
 from proxynow.edge.peers import PeerCache
 from proxynow.edge.pool import UpstreamPool
 from proxynow.edge.request_line import Lenient, lenient_line
@@ -650,7 +650,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.load = None
         # request_key inlined: this runs for every request.
         (ex.stats or self.ep_stats).observe(
-            ex.status | METHOD_BITS.get(ex.method_b, EXTENSION_BITS) | ex.head.bits,
+            ex.status | METHOD_BITS[ex.method_b] | ex.head.bits,
             now - ex.start,
             ex.bytes_in,
             ex.bytes_out,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-__all__ = ["MAX_HELLO_BYTES", "NEED_MORE", "NOT_TLS", "Hello", "parse_hello"]
+__all__ = ["MAX_HELLO_BYTES", "NOT_TLS", "Hello", "parse_hello"]
 
 _HANDSHAKE = 0x16
 _CLIENT_HELLO = 1
@@ -31,7 +31,6 @@ class Hello:
 
 
 NOT_TLS = Hello(sni="\x00not-tls")
-NEED_MORE: Hello | None = None
 _MALFORMED = Hello()
 
 
