@@ -1,8 +1,9 @@
 """Static configuration: entrypoints, providers, certificate resolvers, API, metrics, logs.
 
-`StaticConfig` mirrors Traefik's static configuration (TRAEFIK.md §1.6, §1.8, §1.10, §1.11,
-§1.13) with Traefik's defaults, plus proxynow's own `workers`. It is read once at start
-from a file, CLI flags and `PROXYNOW_*` variables (see `proxynow.config.loader`).
+`StaticConfig` mirrors Traefik's static configuration (../shared/TRAEFIK.md §1.6, §1.8,
+§1.10, §1.11, §1.13) with Traefik's defaults, plus proxynow's own `workers`. It is read
+once at start from a file, CLI flags and `PROXYNOW_*` variables (see
+`proxynow.config.loader`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Reading a TLS ClientHello before the handshake: SNI and ALPN.
 
 The peek is the one source for choosing the certificate, for TLS-ALPN-01 and for TCP
-routing by SNI (DESIGN.md "Certificates by SNI"). `parse_hello` looks at the bytes a
-client sent so far and says: not TLS, need more bytes, or here is the hello. The bytes
+routing by SNI (../shared/DESIGN.md "Certificates by SNI"). `parse_hello` looks at the
+bytes a client sent so far and says: not TLS, need more bytes, or here is the hello. The bytes
 themselves are never consumed: the caller feeds them to the TLS layer or a TCP backend.
 """
 
