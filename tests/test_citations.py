@@ -1,21 +1,24 @@
 """Every repository path that a comment, a docstring or a page of the docs cites exists.
 
-A reader who follows `edge/graph.py`, `docs/metrics.md` or `tests/edge/test_tcp_run.py`
-must find that file: when modules move, this test lists every citation left pointing at
-the old place (as `file:line: path`), so that comments and docs cite only what exists.
+A reader who follows `config/loader.py`, `docs/metrics.md` or `bench/run.py` must find
+that file: when modules move, this test lists every citation left pointing at the old
+place (as `file:line: path`), so that comments and docs cite only what exists.
 
 What counts as a citation, so that ordinary words are never taken for one:
 - a path whose first part is a top-level entry of the repository (`proxynow/`, `tests/`,
-  `bench/`, `docs/`, ...), a file or a lower-case directory (`tests/acme/`);
-- a file path whose first part is a package of proxynow/ (`edge/tcp.py`,
+  `bench/`, `docs/`, ...), a file or a lower-case directory (`bench/results/`);
+- a file path whose first part is a package of proxynow/ (`rules/compiler.py`,
   `config/loader.py`), resolved under proxynow/;
 - a bare module or page name (`README.md`), resolved next to the citing file, at
   the root or under proxynow/ (a sibling module; a Markdown link from one page of docs/
   to another);
 - the shared design documents next to the repository, each cited by its own name as
   ../shared/DESIGN.md is; any other path that climbs out of the repository is an error.
-URLs are left out, and so is anything glued to a `/`, `.`, `$` or `~` before it (`/api/...`,
-`.venv/bin/python`, `$HOME/.config/`): those are routes, examples and other machines' paths.
+A Python file cited with a name (`config/loader.py::DynamicFileLoader`) must define that
+name (a function, class or assignment anywhere in it), so that code moved to another
+module leaves no pointer behind. URLs are left out, and so is anything glued to a `/`, `.`, `$`
+or `~` before it (`/api/...`, `.venv/bin/python`, `$HOME/.config/`): those are routes,
+examples and other machines' paths.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ SOURCES = ("proxynow", "tests", "bench")
 FILE_SUFFIXES = (".py", ".md", ".toml", ".yml", ".yaml", ".json")
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
-_TOKEN = re.compile(r"(?<![\w./~$@:<-])((?:\.\./)+[\w.-]+(?:/[\w.-]+)*|[\w.-]+(?:/[\w.-]+)*/?)")
+_TOKEN = re.compile(
+    r"(?<![\w./~$@:<-])((?:\.\./)+[\w.-]+(?:/[\w.-]+)*|[\w.-]+(?:/[\w.-]+)*/?)(?:::(\w+))?"
+)
 _BARE = re.compile(r"[A-Za-z0-9_-]+\.(?:py|md)")
 _DIRECTORY_PART = re.compile(r"[a-z0-9_-]+")
 
@@ -47,12 +52,16 @@ def _packages() -> frozenset[str]:
 
 
 def cited(text: str) -> Iterator[tuple[int, str]]:
-    """(offset, path) of every repository path cited in `text`."""
+    """(offset, path) of every repository path cited in `text`; a name cited with a
+    Python file comes as `path::name`."""
     top, packages = _top_level(), _packages()
     text = _URL.sub(lambda m: " " * len(m.group(0)), text)
     for match in _TOKEN.finditer(text):
         token = match.group(1).rstrip(".")
         if "..." in token.replace("../", "") or not token:
+            continue
+        if match.group(2) and token.endswith(".py"):
+            yield match.start(), f"{token}::{match.group(2)}"
             continue
         parts = token.split("/")
         if parts[0] == "..":
@@ -68,13 +77,29 @@ def cited(text: str) -> Iterator[tuple[int, str]]:
 
 
 def exists(path: str, citing: Path) -> bool:
-    """Whether `path`, cited in `citing`, names a file or directory of the repository."""
+    """Whether `path`, cited in `citing`, names a file or directory of the repository
+    (and, for a module cited with `::` and a name, whether the module defines it)."""
+    path, _, name = path.partition("::")
+    if name:
+        files = [base / path for base in (ROOT, ROOT / "proxynow", citing.parent)]
+        return any(f.is_file() and name in _defined(f) for f in files)
     if path.startswith("../"):
         name = path.removeprefix("../shared/")
         if name in (path, "") or "/" in name:
             return False  # outside the repository, only the shared documents themselves
         return not SHARED.is_dir() or (SHARED / name).exists()
     return any((base / path).exists() for base in (ROOT, ROOT / "proxynow", citing.parent))
+
+
+def _defined(module: Path) -> set[str]:
+    """Every function, class and assigned name of a module, at any depth."""
+    names = set()
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
 
 
 def _comments_and_docstrings(source: str) -> Iterator[tuple[int, str]]:
@@ -128,7 +153,7 @@ def test_what_counts_as_a_citation() -> None:
         " https://github.com/traefik/traefik/blob/master/docs/README.md"
     )
     assert [path for _, path in cited(text)] == [
-        "proxynow/edge/graph.py",
+        "proxynow/edge/graph.py::_Builder",
         "edge/tcp.py",
         "docs/metrics.md",
         "tests/acme/",
@@ -142,11 +167,15 @@ def test_what_counts_as_a_citation() -> None:
 
 def test_where_a_citation_resolves() -> None:
     here = ROOT / "docs" / "api.md"
-    assert exists("edge/tcp.py", here) and exists("proxynow/edge/tcp.py", here)
+    # Files that the data-plane layout does not move, so the test outlives it.
+    assert exists("config/loader.py", here) and exists("proxynow/config/loader.py", here)
     assert exists("limits.md", here)  # next to the citing page
     assert not exists("DESIGN.md", here)  # the shared documents: ../shared/DESIGN.md
-    assert not exists("edge/no_such_module.py", here)
-    assert not exists("../proxynow/edge/tcp.py", here) and not exists("../shared/a/b.md", here)
+    assert not exists("config/no_such_module.py", here)
+    assert exists("config/loader.py::DynamicFileLoader", here)
+    assert exists("rules/compiler.py::compile_table", here)
+    assert not exists("rules/compiler.py::DynamicFileLoader", here)  # moved or removed code
+    assert not exists("../proxynow/config/loader.py", here) and not exists("../shared/a/b.md", here)
     assert exists("../shared/DESIGN.md", here) == (
         not SHARED.is_dir() or (SHARED / "DESIGN.md").is_file()
     )
