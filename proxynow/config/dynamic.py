@@ -1,9 +1,9 @@
 """Dynamic configuration: routers, services, middlewares, transports and TLS.
 
-`DynamicConfig` follows Traefik's dynamic schema (TRAEFIK.md §1.2-1.5, §1.9) key for key.
-It is what the file provider reads, what the Docker label parser produces and, with names
-qualified `name@provider`, what the snapshot carries to the workers. Models hold shape and
-defaults only; references and rules are checked by the aggregator.
+`DynamicConfig` follows Traefik's dynamic schema (../shared/TRAEFIK.md §1.2-1.5, §1.9) key
+for key. It is what the file provider reads, what the Docker label parser produces and,
+with names qualified `name@provider`, what the snapshot carries to the workers. Models
+hold shape and defaults only; references and rules are checked by the aggregator.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ author meant, so `proxynow check` reports it as a warning that says what to writ
 - a v2 placeholder `{name:re}` in a v3 rule: in `Host`/`Path`/`PathPrefix` it is literal
   text, in `HostRegexp`/`PathRegexp` regexp syntax, and matches nothing a v2 user meant.
 
-Pure functions of one router (and the resolver names); `check.py` positions the results.
+Pure functions of one router (and the resolver names); proxynow/control/check.py positions
+the results.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `Middleware` is the typed union of the 24 OSS HTTP middlewares: exactly one of its fields
 is set, `Middleware.kind` names it and `Middleware.options` is that type's model. Defaults
-are Traefik's (see TRAEFIK.md §1.4 and Traefik's middleware reference pages).
+are Traefik's (see ../shared/TRAEFIK.md §1.4 and Traefik's middleware reference pages).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Static configuration: entrypoints, providers, certificate resolvers, API, metrics, logs.
 
-`StaticConfig` mirrors Traefik's static configuration (TRAEFIK.md §1.6, §1.8, §1.10, §1.11,
-§1.13) with Traefik's defaults, plus proxynow's own `workers`. It is read once at start
-from a file, CLI flags and `PROXYNOW_*` variables (see `proxynow.config.loader`).
+`StaticConfig` mirrors Traefik's static configuration (../shared/TRAEFIK.md §1.6, §1.8,
+§1.10, §1.11, §1.13) with Traefik's defaults, plus proxynow's own `workers`. It is read
+once at start from a file, CLI flags and `PROXYNOW_*` variables (see
+`proxynow.config.loader`).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class FileProvider(Model):
 
 class Providers(Model):
     # Traefik waits 2 s before every rebuild; we publish the first change of a quiet
-    # period at once and coalesce only what follows within this window (aggregator.py).
+    # period at once and coalesce only what follows within this window (control/aggregator.py).
     providers_throttle_duration: Duration = 0.1
     docker: DockerProvider | None = None
     file: FileProvider | None = None

@@ -1,14 +1,14 @@
 """`proxynow check`: every problem of a static configuration and its dynamic files.
 
 Each dynamic file named by `providers.file` is read and validated object by object
-(objects.py), so that one invalid router hides neither the other mistakes of its file nor
+(config/objects.py), so that one invalid router hides neither the other mistakes of its file nor
 those of the other files. The valid objects of every file are merged as the file provider
 merges them and judged by the aggregator's checks (bad rules, missing or disabled
 services and middlewares, types not applied yet), whose findings are reported at the
 position of the object in its file: an error for what disables the object, a warning for
 what serves but not as written. An object that is itself invalid stands in the merge as an
 inert placeholder, so that what uses it reads "service web@file is disabled: ..." rather
-than "does not exist". Then the hints (hints.py): what Traefik serves and only logs at
+than "does not exist". Then the hints (config/hints.py): what Traefik serves and only logs at
 run time, if at all (an undefined certificate resolver, a URL in `Host()`, a v2
 placeholder), as warnings saying what to write instead.
 
@@ -155,7 +155,7 @@ def check_dynamic(static: StaticConfig) -> CheckResult:
 def _hints(
     static: StaticConfig, objects: DynamicObjects, file: str, positions: Positions
 ) -> Iterator[ConfigIssue]:
-    """The hints (hints.py) on the valid routers of one file, as warnings."""
+    """The hints (config/hints.py) on the valid routers of one file, as warnings."""
     resolvers = static.certificates_resolvers
     for protocol in ("http", "tcp"):
         routers = getattr(objects.config, protocol).routers

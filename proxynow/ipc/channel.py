@@ -118,10 +118,6 @@ class Channel(asyncio.Protocol):
         for message in pending.values():
             self._write(message)
 
-    @property
-    def is_open(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
     def send(self, message: Message) -> None:
         """Queue `message` for the peer (never blocks; dropped if the channel is closed)."""
         self._write(message)

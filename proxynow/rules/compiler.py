@@ -101,7 +101,6 @@ class _Entry(Generic[T]):
     target: T
 
 
-_NO_ENTRIES: tuple[Any, ...] = ()
 _NO_ORDER = 1 << 62  # after every route
 
 

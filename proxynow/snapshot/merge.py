@@ -74,7 +74,7 @@ class BuildCache:
         self._used: dict[tuple[str, str], str | None] = {}
         self._objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._used_objects: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        # The last build's inputs, merge and snapshot (aggregator.py: a build that only
+        # The last build's inputs, merge and snapshot (control/aggregator.py: a build that only
         # changes routers starts from them).
         self.last: Any = None
 

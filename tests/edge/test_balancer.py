@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from proxynow.edge.balance.wrr import Balancer, BalancerRegistry
+from proxynow.edge.balance.wrr import Balancer, BalancerRegistry, InOrder, nested
 
 
 def picks(balancer: Balancer[str], n: int) -> str:
@@ -43,6 +44,26 @@ def test_unequal_weights_are_smooth_and_proportional(
 def test_non_positive_weights_are_ignored_and_empty_gives_none() -> None:
     assert picks(Balancer([("A", 1), ("B", 0), ("C", -1)]), 3) == "AAA"
     assert Balancer[str]([]).pick() is None
+
+
+def test_in_order_rotates_equal_weights_in_the_given_order() -> None:
+    # Ties go to the child given first: plain turns, where `Balancer` gives "ACBCBA".
+    assert picks(InOrder([("A", 1), ("B", 1), ("C", 1)]), 9) == "ABCABCABC"
+
+
+def test_in_order_keeps_weights_and_health() -> None:
+    balancer = InOrder([("A", 3.0), ("B", 1.0)], keys=["a", "b"])
+    order = picks(balancer, 40)
+    assert all(Counter(order[i : i + 4]) == {"A": 3, "B": 1} for i in range(0, 40, 4))
+    balancer.set_down(frozenset({"a"}))
+    assert picks(balancer, 3) == "BBB"
+
+
+def test_nested_picks_through_the_chosen_child() -> None:
+    inner = nested(InOrder([(lambda: "b", 1.0), (lambda: "c", 1.0)]))
+    outer = nested(Balancer([(lambda: "a", 1.0), (inner, 1.0), (lambda: None, 0.0)]))
+    assert [outer() for _ in range(4)] == ["a", "b", "a", "c"]
+    assert nested(Balancer[Any]([]))() is None
 
 
 def test_registry_keeps_cursor_for_unchanged_service() -> None:

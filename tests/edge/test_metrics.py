@@ -8,6 +8,8 @@ import pickle
 import pytest
 
 from proxynow.edge.core.metrics import (
+    METHOD_BITS,
+    METHODS,
     P_GRPC,
     P_GRPC_WEB,
     P_SSE,
@@ -61,6 +63,15 @@ def test_observe_and_collect() -> None:
     service = data["services"]["s@f"]
     assert service["retries"] == 1
     assert service["duration"]["count"] == 3
+
+
+def test_one_method_index_for_every_label_and_unknown_methods_share_one() -> None:
+    for label in METHODS[:-1]:
+        assert split_key(METHOD_BITS[label.encode()])[1] == label
+    size = len(METHOD_BITS)
+    for unknown in (b"BREW", b"get", b""):
+        assert split_key(METHOD_BITS[unknown])[1] == "EXTENSION_METHOD"
+    assert len(METHOD_BITS) == size  # a miss adds nothing: clients cannot grow the table
 
 
 def test_row_keys_carry_every_label() -> None:

@@ -127,8 +127,63 @@ def test_weighted_services_are_smooth_and_proportional() -> None:
     assert route is not None
     ports = [pick(route)[1][1] for _ in range(8)]
     assert Counter(ports) == {1: 6, 2: 2}
-    # Smooth (nginx's algorithm): `y` comes within every run of four, not after six `x`.
+    # Smooth (edge/balance/wrr.py): `y` comes within every run of four, not after six `x`.
     assert ports[:4] in ([1, 1, 2, 1], [1, 2, 1, 1])
+
+
+def test_nested_weighted_services_share_by_weight() -> None:
+    # `inner` gets a quarter of the connections and splits it between its two services.
+    result = routing(
+        {
+            "routers": {"r@file": {"rule": "HostSNI(`*`)", "service": "outer@file"}},
+            "services": {
+                "outer@file": {
+                    "weighted": {
+                        "services": [
+                            {"name": "a@file", "weight": 3},
+                            {"name": "inner@file", "weight": 1},
+                            {"name": "off@file", "weight": 0},
+                        ]
+                    }
+                },
+                "inner@file": {
+                    "weighted": {
+                        "services": [
+                            {"name": "b@file", "weight": 1},
+                            {"name": "c@file", "weight": 1},
+                        ]
+                    }
+                },
+                "a@file": lb("127.0.0.1:1"),
+                "b@file": lb("127.0.0.1:2"),
+                "c@file": lb("127.0.0.1:3"),
+                "off@file": lb("127.0.0.1:4"),
+            },
+        }
+    )
+    route = match(result, "a")
+    assert route is not None
+    picked = [pick(route) for _ in range(16)]
+    assert Counter(server[1] for _, server in picked) == {1: 12, 2: 2, 3: 2}
+    assert {target.name for target, _ in picked} == {"a@file", "b@file", "c@file"}
+
+
+def test_empty_services_pick_nothing() -> None:
+    result = routing(
+        {
+            "routers": {
+                "w@file": {"entryPoints": ["a"], "rule": "HostSNI(`*`)", "service": "w@file"},
+                "s@file": {"entryPoints": ["b"], "rule": "HostSNI(`*`)", "service": "s@file"},
+            },
+            "services": {
+                "w@file": {"weighted": {"services": [{"name": "s@file", "weight": 0}]}},
+                "s@file": {"loadBalancer": {"servers": []}},
+            },
+        }
+    )
+    for entrypoint in ("a", "b"):
+        route = match(result, entrypoint)
+        assert route is not None and route.pick() is None
 
 
 def test_proxy_protocol_and_termination_delay_resolution() -> None:

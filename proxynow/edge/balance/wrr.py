@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["Balancer", "BalancerRegistry", "Factory"]
+__all__ = ["Balancer", "BalancerRegistry", "Factory", "InOrder", "nested"]
 
 T = TypeVar("T")
 
@@ -133,6 +133,53 @@ class Balancer(Generic[T]):
                 return
             heap[i], heap[j] = heap[j], heap[i]
             i = j
+
+
+class InOrder(Balancer[T]):
+    """`Balancer` whose ties go to the child given first, so equal weights rotate in the
+    given order: Traefik's TCP servers (pkg/tcp/wrr_load_balancer.go) take turns in the
+    order they are listed, where its HTTP balancer follows Go's heap layout."""
+
+    __slots__ = ()
+
+    def _push(self, entry: _Entry[T]) -> None:
+        heap = self._heap
+        heap.append(entry)
+        j = len(heap) - 1
+        while j > 0:
+            i = (j - 1) // 2
+            if not _before(heap[j], heap[i]):
+                break
+            heap[i], heap[j] = heap[j], heap[i]
+            j = i
+
+    def _sift(self, i: int, n: int) -> None:
+        heap = self._heap
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                return
+            if j + 1 < n and _before(heap[j + 1], heap[j]):
+                j += 1
+            if not _before(heap[j], heap[i]):
+                return
+            heap[i], heap[j] = heap[j], heap[i]
+            i = j
+
+
+def _before(a: _Entry[T], b: _Entry[T]) -> bool:
+    return (a.deadline, a.index) < (b.deadline, b.index)
+
+
+def nested(balancer: Balancer[Callable[[], T | None]]) -> Callable[[], T | None]:
+    """A pick over a balancer of picks (a weighted service of services): the chosen
+    child picks in turn; None when there is no child or the child has nothing."""
+
+    def pick() -> T | None:
+        child = balancer.pick()
+        return child() if child is not None else None
+
+    return pick
 
 
 # Builds a balancer from `(children, keys)`: `Balancer` itself (wrr), or a class of

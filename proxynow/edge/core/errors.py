@@ -18,7 +18,6 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProxyError",
-    "ServiceUnavailable",
     "UriTooLong",
     "error_response",
 ]
@@ -68,12 +67,6 @@ class BadGateway(ProxyError):
     """The backend refused, reset or spoke nonsense."""
 
     status = 502
-
-
-class ServiceUnavailable(ProxyError):
-    """The service has no server to send the request to."""
-
-    status = 503
 
 
 class GatewayTimeout(ProxyError):

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BUCKETS",
-    "EXTENSION_BITS",
     "METHODS",
     "METHOD_BITS",
     "PROTOCOLS",
@@ -38,17 +37,12 @@ __all__ = [
     "P_SSE",
     "P_WEBSOCKET",
     "ROUTING_BUCKETS",
-    "ROW_BYTES_IN",
-    "ROW_BYTES_OUT",
-    "ROW_COUNT",
     "ROW_SLOW",
-    "ROW_SUM",
     "EntryPointStats",
     "TargetStats",
     "TcpStats",
     "TlsTable",
     "WorkerMetrics",
-    "method_bits",
     "request_key",
     "split_key",
 ]
@@ -77,19 +71,30 @@ _METHOD_SHIFT = 10
 _PROTOCOL_SHIFT = 14
 _TLS_SHIFT = 17
 _STATUS_MASK = (1 << _METHOD_SHIFT) - 1
-METHOD_BITS = {name.encode("ascii"): i << _METHOD_SHIFT for i, name in enumerate(METHODS[:-1])}
-EXTENSION_BITS = (len(METHODS) - 1) << _METHOD_SHIFT
+_METHOD_MASK = (1 << (_PROTOCOL_SHIFT - _METHOD_SHIFT)) - 1
+
+
+class _MethodBits(dict[bytes, int]):
+    """The method's part of a row key, the one definition of the method index:
+    `METHOD_BITS[method]`, unknown methods sharing the last index. A subscript, not
+    `.get(method, default)`, because the hot path spells it inline (edge/http1/protocol.py)."""
+
+    def __missing__(self, method: bytes) -> int:
+        return _EXTENSION_BITS
+
+
+METHOD_BITS = _MethodBits(
+    {name.encode("ascii"): i << _METHOD_SHIFT for i, name in enumerate(METHODS[:-1])}
+)
+_EXTENSION_BITS = (len(METHODS) - 1) << _METHOD_SHIFT
+assert len(METHODS) <= _METHOD_MASK + 1, "the method index outgrew its bits"
 P_WEBSOCKET = 1 << _PROTOCOL_SHIFT
 P_SSE = 2 << _PROTOCOL_SHIFT
 P_GRPC_WEB = 3 << _PROTOCOL_SHIFT
 P_GRPC = 4 << _PROTOCOL_SHIFT
 PROTOCOL_MASK = 0x7 << _PROTOCOL_SHIFT
 
-# Row slots.
-ROW_COUNT = 0
-ROW_SUM = 1  # seconds
-ROW_BYTES_IN = 2
-ROW_BYTES_OUT = 3
+# Row slots: 0 count, 1 duration sum (seconds), 2 bytes in, 3 bytes out, then
 ROW_SLOW = 4  # per-bucket counts after the first bucket, the last one +Inf
 
 if TYPE_CHECKING:
@@ -98,22 +103,17 @@ else:
     Row = array  # not subscriptable at run time before Python 3.12
 
 
-def method_bits(method: bytes) -> int:
-    """The method's part of a row key (unknown methods share one value)."""
-    return METHOD_BITS.get(method, EXTENSION_BITS)
-
-
 def request_key(status: int, method: bytes, protocol: int = 0, tls: int = 0) -> int:
     """The row key of a request (the hot path inlines this; `protocol` is a P_* value,
     `tls` a value from `TlsTable.bits`)."""
-    return status | METHOD_BITS.get(method, EXTENSION_BITS) | protocol | tls
+    return status | METHOD_BITS[method] | protocol | tls
 
 
 def split_key(key: int) -> tuple[int, str, str, int]:
     """(status, method label, protocol label, TLS id) of a row key."""
     return (
         key & _STATUS_MASK,
-        METHODS[(key >> _METHOD_SHIFT) & 0xF],
+        METHODS[(key >> _METHOD_SHIFT) & _METHOD_MASK],
         PROTOCOLS[(key >> _PROTOCOL_SHIFT) & 0x7],
         key >> _TLS_SHIFT,
     )

@@ -26,7 +26,7 @@ from proxynow.edge.balance.sticky import (
     sticky_servers,
     sticky_services,
 )
-from proxynow.edge.balance.wrr import Balancer, Factory
+from proxynow.edge.balance.wrr import Balancer, Factory, nested
 from proxynow.edge.graph.resources import CachedService, Compiled, GraphResources
 from proxynow.edge.upstream.server import Pick, Server
 from proxynow.edge.upstream.transport import PoolKey, TransportOptions, resolve_transport
@@ -143,7 +143,7 @@ class ServiceBuilding:
         named = [
             (key, pick, self.stickies.get(key)) for key, (pick, _) in zip(keys, live, strict=True)
         ]
-        return _nested(balancer), sticky_services(balancer, cookie, name, named)
+        return nested(balancer), sticky_services(balancer, cookie, name, named)
 
     def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
         options = self._transport(lb.servers_transport)
@@ -213,13 +213,5 @@ def _failover(main: Pick, fallback: Pick) -> Pick:
     def pick() -> Server | None:
         server = main()
         return server if server is not None else fallback()
-
-    return pick
-
-
-def _nested(balancer: Balancer[Pick]) -> Pick:
-    def pick() -> Server | None:
-        child = balancer.pick()
-        return child() if child is not None else None
 
     return pick

@@ -8,10 +8,10 @@ with backpressure (`ReadGate` on the client, pause_reading on the upstream). Res
 re-framed for the client (chunked for HTTP/1.1 when the length is unknown, close-delimited
 for HTTP/1.0). After a 101 both sockets become a raw tunnel.
 
-Hot-path habits (DESIGN.md): no task or coroutine per request, status lines precomputed,
-one `transport.write` per response head, metrics are integer increments on the matched
-target's stats, `loop.time()` read when a request starts and when it ends, deadlines
-enforced by the worker's tick instead of timers. Errors are `ProxyError`s, answered via
+Hot-path habits (../shared/DESIGN.md): no task or coroutine per request, status lines
+precomputed, one `transport.write` per response head, metrics are integer increments on
+the matched target's stats, `loop.time()` read when a request starts and when it ends,
+deadlines enforced by the worker's tick instead of timers. Errors are `ProxyError`s, answered via
 `errors.error_response` only; a parse error is logged at debug level, once.
 """
 
@@ -38,7 +38,7 @@ from proxynow.edge.core.errors import (
     error_response,
 )
 from proxynow.edge.core.flow import ReadGate
-from proxynow.edge.core.metrics import EXTENSION_BITS, METHOD_BITS, EntryPointStats, request_key
+from proxynow.edge.core.metrics import METHOD_BITS, EntryPointStats, request_key
 from proxynow.edge.http.exchange import (
     EntryPointRuntime,
     Exchange,
@@ -650,7 +650,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.load = None
         # request_key inlined: this runs for every request.
         (ex.stats or self.ep_stats).observe(
-            ex.status | METHOD_BITS.get(ex.method_b, EXTENSION_BITS) | ex.head.bits,
+            ex.status | METHOD_BITS[ex.method_b] | ex.head.bits,
             now - ex.start,
             ex.bytes_in,
             ex.bytes_out,

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
+from proxynow.edge.balance.wrr import Balancer, InOrder, nested
 from proxynow.edge.core.metrics import EntryPointStats, TcpStats, WorkerMetrics
 from proxynow.edge.tcp import proxyproto
 from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule, provider_rank
 from proxynow.rules.request import IPAddress
 
 __all__ = [
-    "EMPTY_TCP_ROUTING",
     "TcpProxy",
     "TcpRouting",
     "TcpTarget",
@@ -59,48 +59,9 @@ class TcpTarget:
     dial_timeout: float
 
 
-class _Balancer:
-    """Smooth weighted round robin (nginx's) over targets or nested balancers.
-
-    The only mutable object in the TCP graph: a per-worker cursor, never shared.
-    """
-
-    __slots__ = ("_children", "_current", "_total", "_weights")
-
-    def __init__(self, children: list[tuple[_Balancer | _Leaf, int]]) -> None:
-        self._children = [child for child, _ in children]
-        self._weights = [weight for _, weight in children]
-        self._current = [0] * len(children)
-        self._total = sum(self._weights)
-
-    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
-        if not self._children:
-            return None
-        best = 0
-        for index, weight in enumerate(self._weights):
-            self._current[index] += weight
-            if self._current[index] > self._current[best]:
-                best = index
-        self._current[best] -= self._total
-        return self._children[best].pick()
-
-
-class _Leaf:
-    """A loadBalancer service: plain round robin over its servers (all weight 1)."""
-
-    __slots__ = ("_next", "target")
-
-    def __init__(self, target: TcpTarget) -> None:
-        self.target = target
-        self._next = 0
-
-    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
-        servers = self.target.servers
-        if not servers:
-            return None
-        server = servers[self._next % len(servers)]
-        self._next += 1
-        return self.target, server
+# A TCP service picks a target and one of its servers; None when it has none.
+Picked = tuple[TcpTarget, tuple[str, int]]
+TcpPick = Callable[[], Picked | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +69,12 @@ class TcpRoute:
     """What a matching TCP router leads to."""
 
     router: str
-    service: _Balancer | _Leaf
+    service: TcpPick
     passthrough: bool = False  # TLS routers only: forward the encrypted bytes as they are
     stats: TcpStats = field(default_factory=TcpStats)
 
-    def pick(self) -> tuple[TcpTarget, tuple[str, int]] | None:
-        return self.service.pick()
+    def pick(self) -> Picked | None:
+        return self.service()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +84,6 @@ class TcpRouting:
     tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
     # Routers with `tls` (passthrough or terminated), matched on the ClientHello peek.
     tls_tables: Mapping[str, RouteTable[TcpRoute]] = field(default_factory=dict)
-
-    def match_tls(self, entrypoint: str, view: Any) -> TcpRoute | None:
-        table = self.tls_tables.get(entrypoint)
-        return table.match(view) if table is not None else None
-
-
-EMPTY_TCP_ROUTING = TcpRouting()
 
 
 def build_tcp_routing(
@@ -141,7 +95,7 @@ def build_tcp_routing(
     and left out."""
     tcp = config.tcp
     metrics = metrics if metrics is not None else WorkerMetrics()
-    services: dict[str, _Balancer | _Leaf] = {}
+    services: dict[str, TcpPick] = {}
     routes: dict[str, list[Route[TcpRoute]]] = {}
     tls_routes: dict[str, list[Route[TcpRoute]]] = {}
     for name, router in sorted(tcp.routers.items()):
@@ -161,7 +115,7 @@ def _route(
     router: TCPRouter,
     services: Mapping[str, TCPService],
     transports: Mapping[str, TCPServersTransport],
-    built: dict[str, _Balancer | _Leaf],
+    built: dict[str, TcpPick],
     metrics: WorkerMetrics,
 ) -> Route[TcpRoute] | None:
     try:
@@ -189,25 +143,25 @@ def _service(
     name: str,
     services: Mapping[str, TCPService],
     transports: Mapping[str, TCPServersTransport],
-    built: dict[str, _Balancer | _Leaf],
+    built: dict[str, TcpPick],
     path: tuple[str, ...],
-) -> _Balancer | _Leaf:
+) -> TcpPick:
     if name in built:
         return built[name]
     if name in path:
         raise ValueError(f"service {name} refers to itself")
     service = services[name]
-    result: _Balancer | _Leaf
+    result: TcpPick
     if service.weighted is not None:
         children = [
-            (_service(child.name, services, transports, built, (*path, name)), child.weight)
+            (_service(child.name, services, transports, built, (*path, name)), float(child.weight))
             for child in service.weighted.services
-            if child.weight > 0
         ]
-        result = _Balancer(children)
+        result = nested(Balancer(children))
     else:
-        assert service.load_balancer is not None
-        result = _Leaf(_target(name, service, transports))
+        target = _target(name, service, transports)
+        # Servers take turns in their listed order, as in Traefik (they have no weight).
+        result = InOrder([((target, server), 1.0) for server in target.servers]).pick
     built[name] = result
     return result
 

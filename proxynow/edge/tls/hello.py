@@ -1,8 +1,8 @@
 """Reading a TLS ClientHello before the handshake: SNI and ALPN.
 
 The peek is the one source for choosing the certificate, for TLS-ALPN-01 and for TCP
-routing by SNI (DESIGN.md "Certificates by SNI"). `parse_hello` looks at the bytes a
-client sent so far and says: not TLS, need more bytes, or here is the hello. The bytes
+routing by SNI (../shared/DESIGN.md "Certificates by SNI"). `parse_hello` looks at the
+bytes a client sent so far and says: not TLS, need more bytes, or here is the hello. The bytes
 themselves are never consumed: the caller feeds them to the TLS layer or a TCP backend.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-__all__ = ["MAX_HELLO_BYTES", "NEED_MORE", "NOT_TLS", "Hello", "parse_hello"]
+__all__ = ["MAX_HELLO_BYTES", "NOT_TLS", "Hello", "parse_hello"]
 
 _HANDSHAKE = 0x16
 _CLIENT_HELLO = 1
@@ -31,7 +31,6 @@ class Hello:
 
 
 NOT_TLS = Hello(sni="\x00not-tls")
-NEED_MORE: Hello | None = None
 _MALFORMED = Hello()
 
 

@@ -11,7 +11,7 @@ request's own port is dropped and `port` is added unless it is the scheme's defa
 request whose URL would not change goes on to the service; GET and HEAD get 301/302,
 other methods 308/307 (they keep their method and body). An entrypoint's
 `http.redirections.entryPoint` is a catch-all router on that entrypoint with the
-redirection as its only middleware and priority MaxInt-1 (graph.py adds it).
+redirection as its only middleware and priority MaxInt-1 (edge/graph/build.py adds it).
 """
 
 from __future__ import annotations
