@@ -95,7 +95,7 @@ class HttpTarget:
     respond: Respond | None = None
     # A pick that reads the request (edge/sticky.py: cookie stickiness or hrw somewhere in
     # the service tree); None: `pick()`.
-    sticky: StickyPick | None = None
+    sticky: StickyPick[Server] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ class _Builder(ServiceBuilding):
         self.res = res
         self.picks: dict[str, Pick | None] = {}
         # Services that pick by the request (cookie stickiness or hrw) somewhere in their tree.
-        self.stickies: dict[str, StickyPick] = {}
+        self.stickies: dict[str, StickyPick[Server]] = {}
         self.resolving: set[str] = set()
         self.entrypoints = http_entrypoints(static)
         self.entrypoint_set = frozenset(self.entrypoints)

@@ -62,7 +62,7 @@ class CachedService:
     service: Service
     depends: tuple[object, ...]  # what else the pick was built from (transports, children)
     pick: Pick | None
-    sticky: StickyPick | None = None
+    sticky: StickyPick[Server] | None = None
 
 
 class ServiceBuilding:
@@ -72,7 +72,7 @@ class ServiceBuilding:
     static: StaticConfig
     res: GraphResources
     picks: dict[str, Pick | None]
-    stickies: dict[str, StickyPick]
+    stickies: dict[str, StickyPick[Server]]
     resolving: set[str]
     previous: _Compiled
     compiled: _Compiled
@@ -137,7 +137,7 @@ class ServiceBuilding:
         name: str,
         service: Service,
         depends: tuple[object, ...],
-        build: Callable[[], tuple[Pick, StickyPick | None]],
+        build: Callable[[], tuple[Pick, StickyPick[Server] | None]],
     ) -> Pick:
         """The last build's pick (and stickiness) of `name` if it came from this very
         service object and the same dependencies (so its servers and balancer are the
@@ -158,7 +158,7 @@ class ServiceBuilding:
 
     def _weighted(
         self, name: str, children: list[tuple[Pick | None, float]]
-    ) -> tuple[Pick, StickyPick | None]:
+    ) -> tuple[Pick, StickyPick[Server] | None]:
         service = self.config.http.services[name]
         assert service.weighted is not None
         live = [(pick, weight) for pick, weight in children if pick is not None]
@@ -174,7 +174,7 @@ class ServiceBuilding:
         ]
         return _nested(balancer), sticky_services(balancer, cookie, name, named)
 
-    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
+    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick[Server] | None]:
         options = self._transport(lb.servers_transport)
         servers: list[tuple[Server, float]] = []
         for spec in lb.servers:
