@@ -37,13 +37,13 @@ from proxynow.config.dynamic import DynamicConfig, Router
 from proxynow.config.static import StaticConfig
 from proxynow.edge.balancer import BalancerRegistry
 from proxynow.edge.health import WorkerHealth
+from proxynow.edge.http.middlewares import Chain, compile_chain, entrypoint_redirect
 from proxynow.edge.metrics import TargetStats, WorkerMetrics
 from proxynow.edge.pool import PoolRegistry
 from proxynow.edge.services import CachedService, Pick, Server, ServiceBuilding, no_server
 from proxynow.edge.sticky import StickyPick
 from proxynow.edge.tcp import TcpRouting, build_tcp_routing
 from proxynow.edge.tls import ContextCache, SniTable, build_tls, options_by_host
-from proxynow.edge.tls_redirect import Respond, compile_chain, entrypoint_redirect
 from proxynow.rules import (
     Node,
     Route,
@@ -91,11 +91,18 @@ class HttpTarget:
     middlewares: tuple[str, ...]
     pick: Pick
     stats: TargetStats
-    # The compiled middleware chain (edge/tls_redirect.py); None: straight to the service.
-    respond: Respond | None = None
+    # The router's middlewares compiled into per-phase hooks (edge/http/middlewares/);
+    # None: straight to the service, the one test a request without middlewares pays.
+    chain: Chain | None = None
     # A pick that reads the request (edge/sticky.py: cookie stickiness or hrw somewhere in
     # the service tree); None: `pick()`.
     sticky: StickyPick[Server] | None = None
+
+    @property
+    def respond(self) -> Chain | None:
+        """The chain under its earlier name (`respond`, when it was one callable), which
+        tests/edge/test_graph_incremental.py still reads; the data plane reads `chain`."""
+        return self.chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,9 +419,9 @@ class _Builder(ServiceBuilding):
                 continue
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
-            respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
             sticky = self.stickies.get(router.service)
-            target = HttpTarget(name, router.service, middlewares, pick, stats, respond, sticky)
+            target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
             routes.append((ep, tls, route))
         return tuple(routes)
@@ -453,9 +460,9 @@ class _Builder(ServiceBuilding):
         known = self.compiled.redirects.get(ep)
         if known is not None and known.source == port:
             return known
-        respond = entrypoint_redirect(spec.scheme, port, spec.permanent)
+        chain = entrypoint_redirect(spec.scheme, port, spec.permanent)
         stats = self.res.metrics.target(ep, name, "noop@internal")
-        target = HttpTarget(name, "noop@internal", (), no_server, stats, respond)
+        target = HttpTarget(name, "noop@internal", (), no_server, stats, chain)
         node = parse_rule(_CATCH_ALL, "http")
         # `source` is the rule's text only for its length (the default priority); here it
         # also records the port, which is what makes this route differ from the last one.
