@@ -230,9 +230,7 @@ def response(*headers: tuple[bytes, bytes]) -> ResponseHead:
 
 
 def test_response_head_reads_and_writes_kept_lines() -> None:
-    answer = response(
-        (b"Content-Type", b"text/plain"), (b"Content-Length", b"13"), (b"X-A", b"1")
-    )
+    answer = response((b"Content-Type", b"text/plain"), (b"Content-Length", b"13"), (b"X-A", b"1"))
     assert answer.get(b"content-type") == b"text/plain"
     assert answer.get(b"Content-Length") == b"13"
     answer.set(b"X-A", b"2")
