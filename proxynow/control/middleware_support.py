@@ -16,11 +16,13 @@ answer shows in the logs, `proxynow check` and the statuses next to the object.
 
 from __future__ import annotations
 
+from proxynow.edge.http.middlewares.registry import BUILDERS
+
 __all__ = ["APPLIED", "unsupported_middleware"]
 
-# (protocol, type) pairs the data plane applies. `chain` is flattened into its members
-# when a router's chain is compiled (edge/http/middlewares/redirect.py::compile_chain).
-APPLIED = frozenset({("http", "redirectScheme"), ("http", "chain")})
+# (protocol, type) pairs the data plane applies: the HTTP types with a builder in the
+# registry (edge/http/middlewares/registry.py), so that this answer cannot drift from it.
+APPLIED = frozenset(("http", kind) for kind in BUILDERS)
 
 _RESTRICTING = frozenset(
     {

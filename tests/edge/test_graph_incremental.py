@@ -159,12 +159,12 @@ def test_a_changed_middleware_is_picked_up() -> None:
     http["routers"]["a"] = router("Host(`a.test`)", middlewares=["up"])
     state, old = loaded(http)
     before = target(state, "a.test")
-    assert before is not None and before.respond is not None
+    assert before is not None and before.chain is not None
     http["middlewares"]["up"] = {"redirectScheme": {"scheme": "https", "port": "9443"}}
     state.apply(send(old, snapshot(2, http)), STATIC)
     after = target(state, "a.test")
-    assert after is not None and after.respond is not None
-    assert after.respond is not before.respond
+    assert after is not None and after.chain is not None
+    assert after.chain is not before.chain
     assert target(state, "b.test") is not None  # a router without middlewares still serves
 
 

@@ -20,7 +20,7 @@ import pytest
 from proxynow.config.static import EntryPoint
 from proxynow.edge.core.metrics import TargetStats
 from proxynow.edge.http.exchange import entrypoint_runtime
-from proxynow.edge.http1.protocol import request_line
+from proxynow.edge.http1 import request_line
 from tests.edge.support_http import (
     DEADLINE,
     LoopThread,

@@ -60,7 +60,7 @@ def request(*headers: tuple[bytes, bytes]) -> Exchange:
     ],
 )
 def test_cookie_value(headers: list[tuple[bytes, bytes]], expected: bytes | None) -> None:
-    assert cookie_value(request(*headers).head.lines, b"lb") == expected
+    assert cookie_value(request(*headers).head.get_all(b"cookie"), b"lb") == expected
 
 
 # ---------------------------------------------------------------- names and values

@@ -14,9 +14,12 @@ Everything is computed when the graph is built (pkg/server/service/loadbalancer/
 is the behaviour followed): the value → child map, the whole `Set-Cookie` line of each
 child, the cookie name as bytes. A request of a sticky service pays for one scan of its
 `Cookie` headers per sticky level; requests of other services pay nothing here (the one
-test is `HttpTarget.sticky is not None` in `edge/http1/protocol.py`). The header lines are added
-to the client's response head through `Exchange.response_head`, which holds the lines the
-proxy adds until the backend's head arrives (`edge/http1/response.py`).
+test is `HttpTarget.sticky is not None` in `edge/http1/protocol.py`).
+
+This module sits below the request model: it reads a request only through `StickyRequest`
+(the client IP, a cookie lookup, adding a line to the response head), which
+`edge/http/exchange.py::Exchange` satisfies structurally, and is generic over the server type
+it hands back (`S`, anything with a `url`), so it imports neither the exchange nor the graph.
 
 `Rendezvous` (`strategy: hrw`) is the other pick that reads the request (its client IP),
 so it reaches the data plane the same way, as `HttpTarget.sticky`.
@@ -25,26 +28,24 @@ so it reaches the data plane the same way, as `HttpTarget.sticky`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import re
 import string
 import struct
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from proxynow.config.dynamic import Cookie
 from proxynow.edge.balance.wrr import Balancer
-
-if TYPE_CHECKING:
-    from proxynow.edge.graph.build import Pick, Server
-    from proxynow.edge.http.exchange import Exchange
 
 __all__ = [
     "Rendezvous",
     "StickyBalancer",
     "StickyCookie",
     "StickyPick",
+    "StickyRequest",
     "Through",
     "cookie_name",
     "cookie_value",
@@ -60,8 +61,34 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+class StickyRequest(Protocol):
+    """What a sticky pick reads of a request and writes for its response."""
+
+    @property
+    def client_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The client's address (hrw hashes it)."""
+
+    def cookie(self, name: bytes) -> bytes | None:
+        """The value of the request's cookie `name` (see `cookie_value`), or None."""
+
+    def add_response_line(self, line: bytes) -> None:
+        """Add a whole header line (CRLF included) to the response sent to the client."""
+
+
+class Backend(Protocol):
+    """What a sticky pick reads of the servers it chooses among: their URL."""
+
+    @property
+    def url(self) -> str: ...
+
+
 T = TypeVar("T")
-StickyPick = Callable[["Exchange"], "Server | None"]
+S = TypeVar("S", bound=Backend)
+# A pick that reads the request, down to a server of type S (edge/graph/services.py: `Server`).
+StickyPick = Callable[[StickyRequest], S | None]
+# A pick that does not: a balancer's, or a service tree's below it.
+Pick = Callable[[], S | None]
 
 # RFC 2616 §2.2 token characters: anything else in a configured name becomes "_".
 _TOKEN = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^`|~")
@@ -158,14 +185,13 @@ class StickyCookie:
 # ---------------------------------------------------------------- reading the request
 
 
-def cookie_value(lines: list[bytes], name: bytes) -> bytes | None:
-    """The value of cookie `name` in a request's header lines (`RequestHead.lines`: name,
-    ": ", value, CRLF), or None. The first one wins across every Cookie header, as Go's
-    `Request.Cookie`; pairs are split on ";", trimmed, and a quoted value is unquoted."""
-    for i in range(0, len(lines), 4):
-        header = lines[i]
-        if len(header) == 6 and header.lower() == b"cookie" and name in lines[i + 2]:
-            found = _pair_value(lines[i + 2], name)
+def cookie_value(headers: Iterable[bytes], name: bytes) -> bytes | None:
+    """The value of cookie `name` in a request's Cookie header values (in order), or None.
+    The first one wins across every Cookie header, as Go's `Request.Cookie`; pairs are
+    split on ";", trimmed, and a quoted value is unquoted."""
+    for header in headers:
+        if name in header:
+            found = _pair_value(header, name)
             if found is not None:
                 return found
     return None
@@ -190,11 +216,11 @@ def live(balancer: Balancer[T], index: int) -> bool:
     return balancer.has(index)
 
 
-class _Child(Generic[T]):
+class _Child(Generic[T, S]):
     __slots__ = ("current", "index", "item", "line", "sticky")
 
     def __init__(
-        self, index: int, item: T, line: bytes, sticky: StickyPick | None, current: bool
+        self, index: int, item: T, line: bytes, sticky: StickyPick[S] | None, current: bool
     ) -> None:
         self.index = index
         self.item = item
@@ -203,10 +229,11 @@ class _Child(Generic[T]):
         self.current = current  # False: an old cookie form, rewritten when it is used
 
 
-Descend = Callable[[T, "StickyPick | None", "Exchange"], "Server | None"]
+# From the chosen child (a server, or a service's pick) down to a server.
+Descend = Callable[[T, StickyPick[S] | None, StickyRequest], S | None]
 
 
-class StickyBalancer(Generic[T]):
+class StickyBalancer(Generic[T, S]):
     """A balancer with a cookie: the child the cookie names if it is live, else the
     balancer's pick with a new cookie; then down into the child (`descend`)."""
 
@@ -216,14 +243,14 @@ class StickyBalancer(Generic[T]):
         self,
         balancer: Balancer[T],
         cookie: StickyCookie,
-        children: Sequence[tuple[str, T, StickyPick | None]],
-        descend: Descend[T],
+        children: Sequence[tuple[str, T, StickyPick[S] | None]],
+        descend: Descend[T, S],
     ) -> None:
         self.balancer = balancer
         self.name = cookie.name
         self.descend = descend
-        self.by_value: dict[bytes, _Child[T]] = {}
-        self.by_id: dict[int, _Child[T]] = {}
+        self.by_value: dict[bytes, _Child[T, S]] = {}
+        self.by_id: dict[int, _Child[T, S]] = {}
         for index, (key, item, sticky) in enumerate(children):
             line = cookie.line(key)
             for value, current in _values(key):
@@ -231,14 +258,14 @@ class StickyBalancer(Generic[T]):
                 self.by_value.setdefault(value, _Child(index, item, line, sticky, current))
             self.by_id[id(item)] = _Child(index, item, line, sticky, True)
 
-    def __call__(self, ex: Exchange) -> Server | None:
-        value = cookie_value(ex.head.lines, self.name)
+    def __call__(self, request: StickyRequest) -> S | None:
+        value = request.cookie(self.name)
         if value is not None:
             known = self.by_value.get(value)
             if known is not None and live(self.balancer, known.index):
                 if not known.current:
-                    ex.response_head += known.line
-                return self.descend(known.item, known.sticky, ex)
+                    request.add_response_line(known.line)
+                return self.descend(known.item, known.sticky, request)
         item = self.balancer.pick()
         if item is None:
             return None
@@ -246,77 +273,88 @@ class StickyBalancer(Generic[T]):
         if child is None:
             # The balancer was rebound to a newer graph's children (a build that failed
             # after it): serve the child, without a cookie this once.
-            return self.descend(item, None, ex)
-        ex.response_head += child.line
-        return self.descend(item, child.sticky, ex)
+            return self.descend(item, None, request)
+        request.add_response_line(child.line)
+        return self.descend(item, child.sticky, request)
 
 
-class Through:
+class Through(Generic[S]):
     """A weighted service without a cookie of its own whose children have one: balanced
     as usual, then the chosen child's stickiness."""
 
     __slots__ = ("balancer", "stickies")
 
-    def __init__(self, balancer: Balancer[Pick], stickies: dict[int, StickyPick]) -> None:
+    def __init__(self, balancer: Balancer[Pick[S]], stickies: dict[int, StickyPick[S]]) -> None:
         self.balancer = balancer
         self.stickies = stickies  # id(child pick) → its stickiness
 
-    def __call__(self, ex: Exchange) -> Server | None:
+    def __call__(self, request: StickyRequest) -> S | None:
         child = self.balancer.pick()
         if child is None:
             return None
         sticky = self.stickies.get(id(child))
-        return sticky(ex) if sticky is not None else child()
+        return sticky(request) if sticky is not None else child()
 
 
-def _server(item: Server, sticky: StickyPick | None, ex: Exchange) -> Server | None:
+def _server(item: S, sticky: StickyPick[S] | None, request: StickyRequest) -> S | None:
     return item
 
 
-def _service(item: Pick, sticky: StickyPick | None, ex: Exchange) -> Server | None:
-    return sticky(ex) if sticky is not None else item()
+def _service(item: Pick[S], sticky: StickyPick[S] | None, request: StickyRequest) -> S | None:
+    return sticky(request) if sticky is not None else item()
 
 
 def sticky_servers(
-    balancer: Balancer[Server], cookie: Cookie, service: str, servers: Sequence[Server]
-) -> StickyPick:
+    balancer: Balancer[S], cookie: Cookie, service: str, servers: Sequence[S]
+) -> StickyPick[S]:
     """The stickiness of a load balancer over `servers` (in the balancer's order)."""
-    children = [(server.url, server, None) for server in servers]
-    return StickyBalancer(balancer, StickyCookie(cookie, service), children, _server)
+    children: list[tuple[str, S, StickyPick[S] | None]] = [
+        (server.url, server, None) for server in servers
+    ]
+    sticky: StickyBalancer[S, S] = StickyBalancer(
+        balancer, StickyCookie(cookie, service), children, _server
+    )
+    return sticky
 
 
 def sticky_services(
-    balancer: Balancer[Pick],
+    balancer: Balancer[Pick[S]],
     cookie: Cookie | None,
     service: str,
-    children: Sequence[tuple[str, Pick, StickyPick | None]],
-) -> StickyPick | None:
+    children: Sequence[tuple[str, Pick[S], StickyPick[S] | None]],
+) -> StickyPick[S] | None:
     """The stickiness of a weighted service over its live children `(name, pick, their
     stickiness)` in the balancer's order; None when no level below or here is sticky."""
     if cookie is not None:
-        return StickyBalancer(balancer, StickyCookie(cookie, service), children, _service)
+        sticky: StickyBalancer[Pick[S], S] = StickyBalancer(
+            balancer, StickyCookie(cookie, service), children, _service
+        )
+        return sticky
     stickies = {id(pick): sticky for _, pick, sticky in children if sticky is not None}
     return Through(balancer, stickies) if stickies else None
 
 
 def sticky_failover(
-    main: Pick, fallback: Pick, main_sticky: StickyPick | None, fallback_sticky: StickyPick | None
-) -> StickyPick | None:
+    main: Pick[S],
+    fallback: Pick[S],
+    main_sticky: StickyPick[S] | None,
+    fallback_sticky: StickyPick[S] | None,
+) -> StickyPick[S] | None:
     """A failover service's stickiness: its main service's while that has a live server,
     else its fallback's (edge/graph/build.py `_failover`); None when neither is sticky."""
     if main_sticky is None and fallback_sticky is None:
         return None
-    first: StickyPick = main_sticky or (lambda ex: main())
-    second: StickyPick = fallback_sticky or (lambda ex: fallback())
+    first: StickyPick[S] = main_sticky or (lambda request: main())
+    second: StickyPick[S] = fallback_sticky or (lambda request: fallback())
 
-    def pick(ex: Exchange) -> Server | None:
-        server = first(ex)
-        return server if server is not None else second(ex)
+    def pick(request: StickyRequest) -> S | None:
+        server = first(request)
+        return server if server is not None else second(request)
 
     return pick
 
 
-class Rendezvous:
+class Rendezvous(Generic[S]):
     """`strategy: hrw`: rendezvous hashing of the client IP over the live servers, scored
     as Traefik does (pkg/server/service/loadbalancer/hrw): FNV-1a 32 of IP + server URL,
     as a float32 fraction s of 2^32, score = 1 / -ln(s) * weight; the highest wins, the first
@@ -324,12 +362,12 @@ class Rendezvous:
 
     __slots__ = ("balancer", "servers")
 
-    def __init__(self, balancer: Balancer[Server], servers: Sequence[tuple[Server, float]]):
+    def __init__(self, balancer: Balancer[S], servers: Sequence[tuple[S, float]]):
         self.balancer = balancer
         self.servers = [(i, s, s.url.encode(), w) for i, (s, w) in enumerate(servers) if w > 0]
 
-    def __call__(self, ex: Exchange) -> Server | None:
-        ip = ex.client_ip
+    def __call__(self, request: StickyRequest) -> S | None:
+        ip = request.client_ip
         start = fnv1a_32(str(ip).encode() if ip is not None else b"")
         best, top = None, 0.0
         for index, server, name, weight in self.servers:

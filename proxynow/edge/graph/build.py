@@ -37,7 +37,7 @@ from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.graph.resources import CachedRouter, Compiled, GraphResources
 from proxynow.edge.graph.services import ServiceBuilding
 from proxynow.edge.graph.target import HttpTarget, RouterGraph
-from proxynow.edge.http.middlewares.redirect import compile_chain, entrypoint_redirect
+from proxynow.edge.http.middlewares import compile_chain, entrypoint_redirect
 from proxynow.edge.tcp.proxy import build_tcp_routing
 from proxynow.edge.tls.contexts import SniTable, build_tls, options_by_host
 from proxynow.edge.upstream.server import Pick, Server, no_server
@@ -158,7 +158,7 @@ class _Builder(ServiceBuilding):
         self.res = res
         self.picks: dict[str, Pick | None] = {}
         # Services that pick by the request (cookie stickiness or hrw) somewhere in their tree.
-        self.stickies: dict[str, StickyPick] = {}
+        self.stickies: dict[str, StickyPick[Server]] = {}
         self.resolving: set[str] = set()
         self.entrypoints = http_entrypoints(static)
         self.entrypoint_set = frozenset(self.entrypoints)
@@ -334,9 +334,9 @@ class _Builder(ServiceBuilding):
                 continue
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
-            respond = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
             sticky = self.stickies.get(router.service)
-            target = HttpTarget(name, router.service, middlewares, pick, stats, respond, sticky)
+            target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
             routes.append((ep, tls, route))
         return tuple(routes)
@@ -375,9 +375,9 @@ class _Builder(ServiceBuilding):
         known = self.compiled.redirects.get(ep)
         if known is not None and known.source == port:
             return known
-        respond = entrypoint_redirect(spec.scheme, port, spec.permanent)
+        chain = entrypoint_redirect(spec.scheme, port, spec.permanent)
         stats = self.res.metrics.target(ep, name, "noop@internal")
-        target = HttpTarget(name, "noop@internal", (), no_server, stats, respond)
+        target = HttpTarget(name, "noop@internal", (), no_server, stats, chain)
         node = parse_rule(_CATCH_ALL, "http")
         # `source` is the rule's text only for its length (the default priority); here it
         # also records the port, which is what makes this route differ from the last one.

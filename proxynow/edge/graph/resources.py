@@ -16,7 +16,7 @@ from proxynow.edge.tcp.proxy import TcpRouting
 from proxynow.edge.tls.contexts import ContextCache
 from proxynow.edge.upstream.health import WorkerHealth
 from proxynow.edge.upstream.pool import PoolRegistry
-from proxynow.edge.upstream.server import Pick
+from proxynow.edge.upstream.server import Pick, Server
 from proxynow.rules import Node, Route
 from proxynow.rules.incremental import TableBuilder
 
@@ -72,4 +72,4 @@ class CachedService:
     service: Service
     depends: tuple[object, ...]  # what else the pick was built from (transports, children)
     pick: Pick | None
-    sticky: StickyPick | None = None
+    sticky: StickyPick[Server] | None = None

@@ -43,7 +43,7 @@ class ServiceBuilding:
     static: StaticConfig
     res: GraphResources
     picks: dict[str, Pick | None]
-    stickies: dict[str, StickyPick]
+    stickies: dict[str, StickyPick[Server]]
     resolving: set[str]
     previous: Compiled
     compiled: Compiled
@@ -108,7 +108,7 @@ class ServiceBuilding:
         name: str,
         service: Service,
         depends: tuple[object, ...],
-        build: Callable[[], tuple[Pick, StickyPick | None]],
+        build: Callable[[], tuple[Pick, StickyPick[Server] | None]],
     ) -> Pick:
         """The last build's pick (and stickiness) of `name` if it came from this very
         service object and the same dependencies (so its servers and balancer are the
@@ -129,7 +129,7 @@ class ServiceBuilding:
 
     def _weighted(
         self, name: str, children: list[tuple[Pick | None, float]]
-    ) -> tuple[Pick, StickyPick | None]:
+    ) -> tuple[Pick, StickyPick[Server] | None]:
         service = self.config.http.services[name]
         assert service.weighted is not None
         live = [(pick, weight) for pick, weight in children if pick is not None]
@@ -145,7 +145,7 @@ class ServiceBuilding:
         ]
         return nested(balancer), sticky_services(balancer, cookie, name, named)
 
-    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick | None]:
+    def _load_balancer(self, name: str, lb: LoadBalancer) -> tuple[Pick, StickyPick[Server] | None]:
         options = self._transport(lb.servers_transport)
         servers: list[tuple[Server, float]] = []
         for spec in lb.servers:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.core.metrics import TargetStats
-from proxynow.edge.http.middlewares.redirect import Respond
+from proxynow.edge.http.middlewares import Chain
 from proxynow.edge.tcp.proxy import TcpRouting
 from proxynow.edge.tls.contexts import SniTable
-from proxynow.edge.upstream.server import Pick
+from proxynow.edge.upstream.server import Pick, Server
 from proxynow.rules import RouteTable
 
 __all__ = ["HttpTarget", "RouterGraph"]
@@ -26,12 +26,12 @@ class HttpTarget:
     middlewares: tuple[str, ...]
     pick: Pick
     stats: TargetStats
-    # The compiled middleware chain (edge/http/middlewares/redirect.py); None: straight to
-    # the service.
-    respond: Respond | None = None
+    # The router's middlewares compiled into per-phase hooks (edge/http/middlewares/);
+    # None: straight to the service, the one test a request without middlewares pays.
+    chain: Chain | None = None
     # A pick that reads the request (edge/balance/sticky.py: cookie stickiness or hrw somewhere in
     # the service tree); None: `pick()`.
-    sticky: StickyPick | None = None
+    sticky: StickyPick[Server] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,3 +1,1 @@
-"""The request model: the exchange a request lives in, client peers and forwarded headers, and the
-HTTP middlewares.
-"""
+"""The HTTP request model: exchanges, the header API, peers, and the middlewares a router runs."""

@@ -1,7 +1,8 @@
 """One request/response exchange on a client connection, and the checks a request passes.
 
 `Exchange` carries a request from its head to the end of its response; it is also the
-`RequestView` the router matches against (host and path are plain attributes, set once).
+`RequestView` the router matches against (host and path are plain attributes, set once),
+and the `StickyRequest` a sticky pick reads its cookie from (edge/balance/sticky.py).
 `validate` rejects what llhttp lets through and a proxy must not forward (RFC 9112 §6.3,
 §3.2); `retryable` says whether a request may be re-sent on a fresh upstream connection.
 `EntryPointRuntime` is the frozen part of an entrypoint's static configuration the HTTP
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxynow.config.static import EntryPoint
+from proxynow.edge.balance.sticky import cookie_value
 from proxynow.edge.core.errors import BadRequest
 from proxynow.edge.core.metrics import TargetStats
 from proxynow.edge.message.headers import RequestHead
@@ -187,15 +189,19 @@ class Exchange:
         return self.method_b.decode("ascii")
 
     def header_values(self, lower_name: str) -> Sequence[str]:
-        name = lower_name.encode("latin-1")
-        if name == b"host":
-            return [self.head.host.decode("latin-1")] if self.head.hosts else []
-        lines = self.head.lines
-        return [
-            lines[i + 2].decode("latin-1")
-            for i in range(0, len(lines), 4)
-            if lines[i].lower() == name
-        ]
+        values = self.head.get_all(lower_name.encode("latin-1"))
+        return [value.decode("latin-1") for value in values]
+
+    # -- StickyRequest (edge/balance/sticky.py): what a sticky pick reads and writes
+
+    def cookie(self, name: bytes) -> bytes | None:
+        """The value of cookie `name` in the request's Cookie headers, or None."""
+        return cookie_value(self.head.get_all(b"cookie"), name)
+
+    def add_response_line(self, line: bytes) -> None:
+        """Add a whole header line (CRLF included) to the client's response head: until
+        the backend's head arrives, `response_head` holds the lines the proxy adds."""
+        self.response_head += line
 
     def query_values(self, name: str) -> Sequence[str] | None:
         _, sep, query = self.target.partition(b"?")

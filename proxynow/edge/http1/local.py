@@ -1,5 +1,6 @@
 """Answers the HTTP/1.1 proxy writes itself, without a backend: a middleware's reply (a
-redirect), an ACME HTTP-01 token, an error status.
+redirect), an ACME HTTP-01 token, an error status; and the router's request hooks that
+may give the first (`_request_phase`, the one place the HTTP/1 front end runs them).
 
 `LocalAnswers` is a mixin of `HttpProxy` (edge/http1/protocol.py), like `ResponseSide`: it holds
 no state of its own. Each answer keeps the client connection unless the request was not
@@ -10,17 +11,21 @@ read to its end, asked for an upgrade, or the connection is draining, and then s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
 from typing import TYPE_CHECKING
 
 from proxynow.edge.core.errors import error_response
 from proxynow.edge.http.exchange import Exchange
+from proxynow.edge.http.middlewares import Defer, Reply, run_request
 from proxynow.edge.http1.response import CLOSE, status_line
 
 if TYPE_CHECKING:
+    from proxynow.edge.graph.build import HttpTarget
     from proxynow.edge.graph.state import WorkerState
 
 __all__ = ["LocalAnswers"]
+
+log = logging.getLogger(__name__)
 
 
 class LocalAnswers:
@@ -33,8 +38,11 @@ class LocalAnswers:
         loop: asyncio.AbstractEventLoop
         state: WorkerState
         shutting_down: bool
+        active: Exchange | None
+        closed: bool
 
         def _finish(self, ex: Exchange, now: float) -> None: ...
+        def _forward(self, ex: Exchange, target: HttpTarget) -> None: ...
 
     def _closes(self, ex: Exchange) -> bool:
         """Whether the connection ends after this answer (`ex.keep` is set to match)."""
@@ -42,18 +50,52 @@ class LocalAnswers:
         ex.keep = not close
         return close
 
-    def _respond(self, ex: Exchange, respond: Callable[[Exchange], bytes | None]) -> bool:
-        """Run the router's middleware chain; True if a middleware answered `ex`."""
-        reply = respond(ex)
-        if reply is None:
+    def _request_phase(self, ex: Exchange, target: HttpTarget) -> bool:
+        """Run the router's request hooks; True when they answered `ex` or it waits for
+        one of them (then `_resumed` goes on, from the step's callback)."""
+        assert target.chain is not None
+        result = run_request(target.chain.request, ex)
+        if result is None:
             return False
-        ex.status = int(reply[9:12])
-        if self._closes(ex):
-            head, _, rest = reply.partition(b"\r\n")
-            reply = head + b"\r\n" + CLOSE + rest
-        self.transport.write(reply)
-        self._finish(ex, self.loop.time())
+        if isinstance(result, Reply):
+            self._reply(ex, result)
+            return True
+        self._defer(ex, target, result)
         return True
+
+    def _defer(self, ex: Exchange, target: HttpTarget, deferred: Defer) -> None:
+        # The one closure a deferring step costs; as in `_dial`, no task: the step calls
+        # back. Body bytes arriving meanwhile wait in `ex.pending` (`_send_body`).
+        deferred.start(lambda reply: self._resumed(ex, target, reply))
+
+    def _resumed(self, ex: Exchange, target: HttpTarget, reply: Reply | None) -> None:
+        """A deferred step is done: go on to the service, or answer with its reply."""
+        if ex is not self.active or self.closed or ex.status or ex.server is not None:
+            return  # the client left meanwhile, or a second resume: nothing to do
+        try:
+            if reply is None:
+                self._forward(ex, target)
+            else:
+                self._reply(ex, reply)
+        except Exception as exc:  # runs in the step's callback: nobody else would see it
+            log.error("internal error resuming a request; closing the connection", exc_info=exc)
+            self.transport.close()
+
+    def _reply(self, ex: Exchange, reply: Reply) -> None:
+        """Write a middleware's reply: status, its headers, the framing, then the body."""
+        ex.status = reply.status
+        parts = [status_line(reply.status)]
+        for name, value in reply.headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"Content-Length: %d\r\n" % len(reply.body))
+        if self._closes(ex):
+            parts.append(CLOSE)
+        parts.append(b"\r\n")
+        if reply.body and ex.method_b != b"HEAD":
+            parts.append(reply.body)
+            ex.bytes_out = len(reply.body)
+        self.transport.write(b"".join(parts))
+        self._finish(ex, self.loop.time())
 
     def _http01(self, ex: Exchange) -> bool:
         """Answer an ACME HTTP-01 request (before any routing or redirect)."""

@@ -544,8 +544,13 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self._error(ex, 404)
             return
         ex.stats = target.stats
-        if target.respond is not None and self._respond(ex, target.respond):
+        if target.chain is not None and self._request_phase(ex, target):
             return
+        self._forward(ex, target)
+
+    def _forward(self, ex: Exchange, target: HttpTarget) -> None:
+        """Pick a server for the routed request and send it there (after the router's
+        request hooks, when it has any: also their resume path, `_request_phase`)."""
         sticky = target.sticky
         server = target.pick() if sticky is None else sticky(ex)
         if server is None:

@@ -8,6 +8,17 @@ from `forwarded_headers` (which the protocol memoises per peer and Host). `Respo
 does the same for a backend's response. No sockets, clocks or awaits here (the pure core
 of the data plane).
 
+Both heads also offer the header API middlewares and other front ends use (`get`, `get_all`,
+`set`, `append`, `remove`, `items`; names in any case, values as bytes), so that nothing
+outside this module reads the wire list (`lines`: name, b": ", value, CRLF per header). The
+API reads and writes the same fields the parser fills, so a mutation shows in the bytes sent
+on: Host is `host`, the forwarded headers the proxy manages are their fields (and mark the
+head `forwarded`, so that the per-peer X-Forwarded-* block is rebuilt for it), framing and
+hop-by-hop headers can be read but not changed (the proxy decides them: `HeaderError`).
+`add` stays the parser's intake (it applies the entrypoint's rules: forwarded headers from an
+untrusted client are dropped), hence `append` for a middleware's addition. A request nobody
+touches pays nothing for the API.
+
 Forwarded headers follow Traefik's entrypoint behaviour (pkg/middlewares/forwardedheaders):
 from an untrusted peer every managed X-Forwarded-* / X-Real-Ip header is dropped; then
 X-Forwarded-For gets the peer appended, Proto / Host / Port / X-Real-Ip are set when
@@ -26,6 +37,7 @@ __all__ = [
     "REQUEST_MEMO",
     "RESPONSE_MEMO",
     "ForwardContext",
+    "HeaderError",
     "KindMemo",
     "RequestHead",
     "ResponseHead",
@@ -140,6 +152,91 @@ RESPONSE_MEMO = KindMemo(RESPONSE_KINDS)
 # Connection options that are not header names (RFC 9110 §7.6.1).
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b"upgrade", b""))
 _MANAGED_NAMES = frozenset(_MANAGED)
+
+
+# ---------------------------------------------------------------- the header API's pieces
+
+
+class HeaderError(ValueError):
+    """A header the API refuses to write: an invalid name or value, or one the proxy owns."""
+
+
+# RFC 9110 §5.6.2 token characters (a field name); a value holds no CR, LF or NUL (§5.5),
+# so that no write through the API can add a line or end the head.
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_VALUE_BAD = b"\r\n\x00"
+
+
+def _checked(name: bytes, value: bytes) -> None:
+    if not name or not _TCHAR.issuperset(name):
+        raise HeaderError(f"invalid header name {name!r}")
+    if value.translate(None, _VALUE_BAD) != value:
+        raise HeaderError(f"invalid value for header {name!r}")
+
+
+def _line_values(lines: list[bytes], lower: bytes) -> list[bytes]:
+    """The values of the header lines named `lower` (the one walk of the wire list)."""
+    return [lines[i + 2] for i in range(0, len(lines), 4) if lines[i].lower() == lower]
+
+
+def _line_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    return [(lines[i], lines[i + 2]) for i in range(0, len(lines), 4)]
+
+
+def _remove_lines(lines: list[bytes], lower: bytes) -> None:
+    """Drop the lines named `lower`, in place (the head's list is its own)."""
+    kept: list[bytes] = []
+    for i in range(0, len(lines), 4):
+        if lines[i].lower() != lower:
+            kept += lines[i : i + 4]
+    lines[:] = kept
+
+
+def _set_line(lines: list[bytes], name: bytes, value: bytes) -> None:
+    """One line `name: value` in place of every line of that name: at the first one's
+    position (so the order others see stays), else at the end."""
+    lower = name.lower()
+    for i in range(0, len(lines), 4):
+        if lines[i].lower() == lower:
+            _remove_lines(lines, lower)
+            lines[i:i] = (name, b": ", value, b"\r\n")
+            return
+    lines += (name, b": ", value, b"\r\n")
+
+
+def _owned(name: bytes) -> HeaderError:
+    return HeaderError(f"{name.decode('latin-1')} is managed by the proxy and cannot be changed")
+
+
+# Request header kinds whose values live only in `lines` (through the API as through the
+# parser); K_XF_OTHER also marks the head `forwarded`.
+_LINE_KINDS = frozenset((0, K_ACCEPT, K_CONTENT_TYPE, K_XF_FOLDED, K_XF_OTHER))
+# Managed forwarded headers kept in `lines` and in a field `forwarded_headers` reads.
+_FIELD_KINDS = {K_XF_PROTO: "xf_proto", K_XF_HOST: "xf_host", K_XF_PORT: "xf_port"}
+_FIELD_KINDS[K_REAL_IP] = "real_ip"
+# Names shown by `items()` for what the parser keeps in fields (Content-Length aside).
+_SHOWN_REQUEST = (
+    (b"Transfer-Encoding", K_TE),
+    (b"Connection", K_CONNECTION),
+    (b"Upgrade", K_UPGRADE),
+    (b"Expect", K_EXPECT),
+)
+_SHOWN_RESPONSE = (
+    (b"Content-Length", R_LENGTH),
+    (b"Transfer-Encoding", R_TE),
+    (b"Connection", R_CONNECTION),
+    (b"Upgrade", R_UPGRADE),
+)
+
+
+def _request_kind(name: bytes) -> int:
+    kind = REQUEST_MEMO.seen.get(name)
+    return REQUEST_MEMO.learn(name) if kind is None else kind
+
+
+def _response_kind(name: bytes) -> int:
+    kind = RESPONSE_MEMO.seen.get(name)
+    return RESPONSE_MEMO.learn(name) if kind is None else kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +379,109 @@ class RequestHead:
     def wants_upgrade(self) -> bool:
         return bool(self.upgrade) and b"upgrade" in self.connection_tokens()
 
+    # -- the header API (see the module docstring); `count` and `size` stay the client's
+
+    def get(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (any case), or None."""
+        values = self.get_all(name)
+        return values[0] if values else None
+
+    def get_all(self, name: bytes) -> list[bytes]:
+        """Every value of header `name`, in order: as it will be forwarded (a forwarded
+        header an untrusted client sent was dropped; X-Forwarded-For lists the values
+        before the peer's address, which is appended when the head is sent)."""
+        kind = _request_kind(name)
+        if kind in _LINE_KINDS or kind in _FIELD_KINDS:
+            return _line_values(self.lines, name.lower())
+        if kind == K_HOST:
+            return [self.host] if self.hosts else []
+        if kind == K_XFF:
+            return list(self.xff)
+        if kind == K_LENGTH:
+            return [self.content_length] if self.lengths > 0 else []
+        value = self._framing(kind)
+        return [value] if value else []
+
+    def set(self, name: bytes, value: bytes) -> None:
+        """Replace every value of `name` by `value` (added when absent)."""
+        _checked(name, value)
+        kind = _request_kind(name)
+        if kind in _LINE_KINDS or kind in _FIELD_KINDS:
+            _set_line(self.lines, name, value)
+            self._wrote(kind, value)
+        elif kind == K_HOST:
+            self.host, self.hosts = value, 1
+        elif kind == K_XFF:
+            self.xff = [value]
+            self.forwarded = True
+        else:
+            raise _owned(name)
+
+    def append(self, name: bytes, value: bytes) -> None:
+        """Add one more value of `name` after the others (`add` is the parser's intake)."""
+        _checked(name, value)
+        kind = _request_kind(name)
+        if kind in _LINE_KINDS or kind in _FIELD_KINDS:
+            self.lines += (name, b": ", value, b"\r\n")
+            self._wrote(kind, value)
+        elif kind == K_HOST and not self.hosts:
+            self.host, self.hosts = value, 1
+        elif kind == K_HOST:
+            raise HeaderError("a request has one Host header: use set")
+        elif kind == K_XFF:
+            self.xff.append(value)
+            self.forwarded = True
+        else:
+            raise _owned(name)
+
+    def remove(self, name: bytes) -> None:
+        """Drop every value of `name`. A managed forwarded header removed gets the proxy's
+        own value when the head is sent, as one the client never sent would."""
+        kind = _request_kind(name)
+        if kind in _LINE_KINDS or kind in _FIELD_KINDS:
+            _remove_lines(self.lines, name.lower())
+            self._wrote(kind, b"")
+        elif kind == K_HOST:
+            self.host, self.hosts = b"", 0
+        elif kind == K_XFF:
+            self.xff = []
+            self.forwarded = True
+        else:
+            raise _owned(name)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (name, value) pair `get_all` answers for: Host, the kept lines in order,
+        the client's X-Forwarded-For values, then framing and upgrade headers."""
+        pairs = [(b"Host", self.host)] if self.hosts else []
+        pairs += _line_pairs(self.lines)
+        pairs += [(b"X-Forwarded-For", value) for value in self.xff]
+        if self.lengths > 0:
+            pairs.append((b"Content-Length", self.content_length))
+        for shown, kind in _SHOWN_REQUEST:
+            value = self._framing(kind)
+            if value:
+                pairs.append((shown, value))
+        return pairs
+
+    def _framing(self, kind: int) -> bytes:
+        if kind == K_TE:
+            return self.te
+        if kind == K_CONNECTION:
+            return self.connection
+        if kind == K_UPGRADE:
+            return self.upgrade
+        if kind == K_EXPECT:
+            return self.expect
+        return b""  # hop-by-hop and X-Forwarded-Server: never forwarded as they came
+
+    def _wrote(self, kind: int, value: bytes) -> None:
+        """Keep the fields `forwarded_headers` reads in step with a line written."""
+        field = _FIELD_KINDS.get(kind)
+        if field is not None:
+            setattr(self, field, value)  # the last value, as the parser keeps it
+        if field is not None or kind == K_XF_OTHER:
+            self.forwarded = True  # the per-peer memo no longer fits this head
+
 
 # Accept values as sent → whether they list text/event-stream: clients repeat theirs, so a
 # request pays one lookup; bounded, the values are client-chosen.
@@ -396,6 +596,63 @@ class ResponseHead:
                 self.connection = value if not self.connection else self.connection + b"," + value
         elif kind == R_UPGRADE:
             self.upgrade = value
+
+    # -- the header API (see the module docstring): framing and hop-by-hop are read-only
+
+    def get(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (any case), or None."""
+        values = self.get_all(name)
+        return values[0] if values else None
+
+    def get_all(self, name: bytes) -> list[bytes]:
+        """Every value of header `name`, in order (Connection: the options naming other
+        headers only, the ones that make a second pass necessary)."""
+        kind = _response_kind(name)
+        if not kind:
+            return _line_values(self.lines, name.lower())
+        value = self._framing(kind)
+        return [value] if value else []
+
+    def set(self, name: bytes, value: bytes) -> None:
+        """Replace every value of `name` by `value` (added when absent)."""
+        _checked(name, value)
+        if _response_kind(name):
+            raise _owned(name)
+        _set_line(self.lines, name, value)
+
+    def append(self, name: bytes, value: bytes) -> None:
+        """Add one more value of `name` after the others (`add` is the parser's intake)."""
+        _checked(name, value)
+        if _response_kind(name):
+            raise _owned(name)
+        self.lines += (name, b": ", value, b"\r\n")
+
+    def remove(self, name: bytes) -> None:
+        """Drop every value of `name`."""
+        if _response_kind(name):
+            raise _owned(name)
+        _remove_lines(self.lines, name.lower())
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (name, value) pair `get_all` answers for: the kept lines in order, then
+        framing and upgrade headers."""
+        pairs = _line_pairs(self.lines)
+        for shown, kind in _SHOWN_RESPONSE:
+            value = self._framing(kind)
+            if value:
+                pairs.append((shown, value))
+        return pairs
+
+    def _framing(self, kind: int) -> bytes:
+        if kind == R_LENGTH:
+            return self.content_length
+        if kind == R_TE:
+            return self.te
+        if kind == R_CONNECTION:
+            return self.connection
+        if kind == R_UPGRADE:
+            return self.upgrade
+        return b""  # hop-by-hop: never forwarded
 
     def kept_lines(self) -> list[bytes]:
         if not self.connection:

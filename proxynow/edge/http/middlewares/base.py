@@ -1,0 +1,186 @@
+"""The middleware step interface: phase hooks, a direct reply, a compiled chain.
+
+A middleware type is one module whose builder turns its configuration into a `Step`: a
+few optional hooks, one per phase of an exchange. `compile_chain` (compile.py) gathers the
+hooks of a router's steps into a `Chain` of per-phase tuples once per graph build, so a
+request runs plain bound callables; a router without middlewares has no chain at all and
+pays one `is not None` test. The hooks:
+
+- request (`RequestHook`): the request head is complete and routed. Return None to go on
+  (possibly after rewriting the request through the header API, edge/message/headers.py), a `Reply`
+  to answer without the service, or a `Defer` when the answer needs something that takes
+  time (forwardAuth's subrequest, an errors page's service).
+- response head (`ResponseHeadHook`): the backend's status and head, before they are sent;
+  the head may be rewritten through the header API.
+- response body (`ResponseBodyHook`): each chunk of the backend's body and the end
+  (`end=True`, possibly with an empty chunk); returns the bytes to send instead.
+- outcome (`OutcomeHook`): once per exchange, when it ends however it ends: the exchange
+  carries the status (0: nothing was answered), its start and byte counts; `now` is the
+  loop time at the end (the request's duration is `now - exchange.start`).
+
+Waiting never costs a task per request (../shared/DESIGN.md, the hot path): a `Defer` holds a
+`start(resume)` function the front end calls once, passing the callback to call when the
+step is done (`resume(None)`: go on with the next step, `resume(reply)`: answer), exactly
+as `HttpProxy._dial` hands a callback to the pool's dial (edge/http1/protocol.py). The step calls
+`resume` from whatever callback ends its wait: a protocol's, a timer's, another dial's.
+`run_request` continues the chain after the deferred step by itself, so front ends see one
+result whatever the number of steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxynow.config.middlewares import Middleware
+    from proxynow.edge.http.exchange import Exchange
+    from proxynow.edge.message.headers import ResponseHead
+
+__all__ = [
+    "BuildContext",
+    "Builder",
+    "Chain",
+    "Defer",
+    "OutcomeHook",
+    "Reply",
+    "RequestHook",
+    "ResponseBodyHook",
+    "ResponseHeadHook",
+    "Resume",
+    "Step",
+    "gather",
+    "run_request",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A direct answer, version-neutral: the front end writes the status line, these
+    headers, the framing (Content-Length of `body`) and its connection headers."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    body: bytes = b""
+
+
+# Called once by a deferred step when it is done: None goes on, a Reply answers.
+Resume = Callable[[Reply | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """A request hook's answer when it must wait: `start(resume)` begins the wait; the
+    step calls `resume` once, later, from a callback (never from a task of its own)."""
+
+    start: Callable[[Resume], None]
+
+
+RequestHook = Callable[["Exchange"], "Reply | Defer | None"]
+ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], None]
+ResponseBodyHook = Callable[["Exchange", bytes, bool], bytes]
+OutcomeHook = Callable[["Exchange", float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One middleware as a router runs it: its hooks (None: nothing in that phase), or,
+    for a chain, the steps of its members in order."""
+
+    kind: str  # the Traefik type name (`redirectScheme`), for logs and tests
+    request: RequestHook | None = None
+    response_head: ResponseHeadHook | None = None
+    response_body: ResponseBodyHook | None = None
+    outcome: OutcomeHook | None = None
+    members: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a builder may know besides its own configuration."""
+
+    router: str  # the router compiled (for log lines)
+    secure: bool  # whether the router is served over TLS on this entrypoint
+    # A middleware reference (as a router or chain writes it) → its step; None when it is
+    # missing (logged), not implemented (reported by `proxynow check`) or a cycle.
+    resolve: Callable[[str], Step | None]
+
+
+# A middleware type's builder: its configuration (the `Middleware` with its type's field
+# set) and the context in, the step out. The registry (registry.py) maps type names to them.
+Builder = Callable[["Middleware", BuildContext], Step]
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A router's steps compiled: per phase, the hooks in order (empty: nothing to call)."""
+
+    request: tuple[RequestHook, ...] = ()
+    response_head: tuple[ResponseHeadHook, ...] = ()
+    response_body: tuple[ResponseBodyHook, ...] = ()
+    outcome: tuple[OutcomeHook, ...] = ()
+
+
+def gather(steps: Iterable[Step]) -> Chain | None:
+    """The hooks of `steps` (chains flattened) per phase; None when there are none."""
+    request: list[RequestHook] = []
+    head: list[ResponseHeadHook] = []
+    body: list[ResponseBodyHook] = []
+    outcome: list[OutcomeHook] = []
+    for step in _flat(steps):
+        if step.request is not None:
+            request.append(step.request)
+        if step.response_head is not None:
+            head.append(step.response_head)
+        if step.response_body is not None:
+            body.append(step.response_body)
+        if step.outcome is not None:
+            outcome.append(step.outcome)
+    if not (request or head or body or outcome):
+        return None
+    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome))
+
+
+def _flat(steps: Iterable[Step]) -> Iterable[Step]:
+    for step in steps:
+        yield step
+        yield from _flat(step.members)
+
+
+def run_request(hooks: tuple[RequestHook, ...], exchange: Exchange) -> Reply | Defer | None:
+    """Run the request hooks in order until one answers or defers. A `Defer` returned
+    here already continues with the hooks after the one that deferred."""
+    return _run_from(hooks, exchange, 0)
+
+
+def _run_from(
+    hooks: tuple[RequestHook, ...], exchange: Exchange, first: int
+) -> Reply | Defer | None:
+    for index in range(first, len(hooks)):
+        result = hooks[index](exchange)
+        if result is None:
+            continue
+        if isinstance(result, Defer) and index + 1 < len(hooks):
+            return _then(result, hooks, exchange, index + 1)
+        return result
+    return None
+
+
+def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, rest: int) -> Defer:
+    """`deferred`, followed (when it resumes with None) by the hooks from `rest` on."""
+
+    def start(resume: Resume) -> None:
+        def resumed(reply: Reply | None) -> None:
+            if reply is not None:
+                resume(reply)
+                return
+            result = _run_from(hooks, exchange, rest)
+            if isinstance(result, Defer):
+                result.start(resume)
+            else:
+                resume(result)
+
+        deferred.start(resumed)
+
+    return Defer(start)

@@ -1,0 +1,59 @@
+"""A router's middleware references → its compiled `Chain`, once per graph build.
+
+Each reference is looked up as written, then without its `@provider` (the aggregator
+qualifies names, configuration written by hand may not); its type's builder (registry.py)
+makes the step. A reference to a middleware that does not exist is logged and skipped; a
+type without a builder is skipped (the aggregator has reported it, failing closed for the
+types that restrict access); a chain that reaches a chain being expanded is cut there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from proxynow.config.middlewares import Middleware
+from proxynow.edge.http.middlewares.base import BuildContext, Chain, Step, gather
+from proxynow.edge.http.middlewares.registry import BUILDERS
+
+__all__ = ["compile_chain"]
+
+log = logging.getLogger(__name__)
+
+
+def compile_chain(
+    router: str, names: Sequence[str], middlewares: Mapping[str, Middleware], secure: bool
+) -> Chain | None:
+    """A router's middlewares compiled into per-phase hooks; None when no step has any
+    (then the router's requests pay one test for middlewares)."""
+    if not names:
+        return None
+    resolver = _Resolver(router, middlewares, secure)
+    steps = (resolver.resolve(name) for name in names)
+    return gather(step for step in steps if step is not None)
+
+
+class _Resolver:
+    """Middleware references → steps for one router, with the chains being expanded."""
+
+    __slots__ = ("context", "expanding", "middlewares", "router")
+
+    def __init__(self, router: str, middlewares: Mapping[str, Middleware], secure: bool) -> None:
+        self.router = router
+        self.middlewares = middlewares
+        self.expanding: set[str] = set()  # the chains whose members are being resolved
+        self.context = BuildContext(router, secure, self.resolve)
+
+    def resolve(self, name: str) -> Step | None:
+        spec = self.middlewares.get(name) or self.middlewares.get(name.split("@", 1)[0])
+        if spec is None:
+            log.warning("router %s: middleware %s does not exist", self.router, name)
+            return None
+        builder = BUILDERS.get(spec.kind)
+        if builder is None or name in self.expanding:
+            return None
+        self.expanding.add(name)
+        try:
+            return builder(spec, self.context)
+        finally:
+            self.expanding.discard(name)
