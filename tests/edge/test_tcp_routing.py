@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxynow.config.dynamic import DynamicConfig
-from proxynow.edge.tcp.proxy import TcpRoute, build_tcp_routing, split_host_port
+from proxynow.edge.tcp.routing import TcpRoute, build_tcp_routing, split_host_port
 
 
 @dataclass(frozen=True)

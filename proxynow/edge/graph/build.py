@@ -38,7 +38,7 @@ from proxynow.edge.graph.resources import CachedRouter, Compiled, GraphResources
 from proxynow.edge.graph.services import ServiceBuilding
 from proxynow.edge.graph.target import HttpTarget, RouterGraph
 from proxynow.edge.http.middlewares import compile_chain, entrypoint_redirect
-from proxynow.edge.tcp.proxy import build_tcp_routing
+from proxynow.edge.tcp.routing import build_tcp_routing
 from proxynow.edge.tls.contexts import SniTable, build_tls, options_by_host
 from proxynow.edge.upstream.server import Pick, Server, no_server
 from proxynow.rules import (

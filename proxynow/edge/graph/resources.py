@@ -12,7 +12,7 @@ from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.balance.wrr import BalancerRegistry
 from proxynow.edge.core.metrics import WorkerMetrics
 from proxynow.edge.graph.target import HttpTarget
-from proxynow.edge.tcp.proxy import TcpRouting
+from proxynow.edge.tcp.routing import TcpRouting
 from proxynow.edge.tls.contexts import ContextCache
 from proxynow.edge.upstream.health import WorkerHealth
 from proxynow.edge.upstream.pool import PoolRegistry

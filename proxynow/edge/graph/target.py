@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.core.metrics import TargetStats
 from proxynow.edge.http.middlewares import Chain
-from proxynow.edge.tcp.proxy import TcpRouting
+from proxynow.edge.tcp.routing import TcpRouting
 from proxynow.edge.tls.contexts import SniTable
 from proxynow.edge.upstream.server import Pick, Server
 from proxynow.rules import RouteTable
