@@ -24,6 +24,7 @@ from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
     from proxynow.edge.graph import Server
+    from proxynow.edge.least import Load
     from proxynow.edge.upstream import UpstreamConnection
 
 __all__ = [
@@ -135,6 +136,7 @@ class Exchange:
         "host",
         "keep",
         "keep_alive",
+        "load",
         "method_b",
         "path",
         "pending",
@@ -171,6 +173,9 @@ class Exchange:
         self.response_head = b""
         self.upstream: UpstreamConnection | None = None
         self.server: Server | None = None
+        # The load (edge/least.py) the exchange counts in from the pick to its end (p2c and
+        # leasttime servers only; a tunnel keeps it until the connection closes).
+        self.load: Load | None = None
         self.stats: TargetStats | None = None
         self.status = 0
         self.framing = F_NONE

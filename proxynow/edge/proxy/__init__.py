@@ -1,0 +1,1 @@
+"""Version-neutral forwarding for every HTTP front end: route, pick, upstream, finish."""
