@@ -14,9 +14,9 @@ Everything is computed when the graph is built (pkg/server/service/loadbalancer/
 is the behaviour followed): the value → child map, the whole `Set-Cookie` line of each
 child, the cookie name as bytes. A request of a sticky service pays for one scan of its
 `Cookie` headers per sticky level; requests of other services pay nothing here (the one
-test is `HttpTarget.sticky is not None` in `edge/http1.py`). The header lines are added
+test is `HttpTarget.sticky is not None` in `edge/proxy/dispatch.py`). The header lines are added
 to the client's response head through `Exchange.response_head`, which holds the lines the
-proxy adds until the backend's head arrives (`edge/http1_response.py`).
+proxy adds until the backend's head arrives (`edge/http1.py` `upstream_head`).
 
 `Rendezvous` (`strategy: hrw`) is the other pick that reads the request (its client IP),
 so it reaches the data plane the same way, as `HttpTarget.sticky`.
