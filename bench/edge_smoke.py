@@ -84,7 +84,8 @@ def serve_proxy(backend_port: int, port: int) -> None:
     from proxynow.config.dynamic import DynamicConfig
     from proxynow.config.static import StaticConfig
     from proxynow.edge.graph.state import WorkerState
-    from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+    from proxynow.edge.http1.factory import http_protocol_factory
+    from proxynow.edge.http1.protocol import EntryPointRuntime
     from proxynow.edge.runtime.worker import tune_allocator
     from proxynow.snapshot import Snapshot
 

@@ -27,7 +27,8 @@ from typing import Any
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.graph.state import WorkerState
-from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.http1.factory import http_protocol_factory
+from proxynow.edge.http1.protocol import EntryPointRuntime
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.snapshot import Snapshot
 

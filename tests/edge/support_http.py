@@ -25,7 +25,8 @@ from aiohttp import web
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.graph.state import WorkerState
-from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.http1.factory import http_protocol_factory
+from proxynow.edge.http1.protocol import EntryPointRuntime
 from proxynow.observe.views import with_views
 from proxynow.snapshot import Snapshot
 

@@ -23,8 +23,10 @@ import pytest
 from proxynow.config.static import EntryPoint
 from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http.exchange import EntryPointRuntime, entrypoint_runtime
+from proxynow.edge.http1 import protocol as http1
+from proxynow.edge.http1.factory import http_protocol_factory
 from proxynow.edge.http1.limits import LimitedHttpProxy
-from proxynow.edge.http1.protocol import INF, HttpProxy, http_protocol_factory
+from proxynow.edge.http1.protocol import INF, HttpProxy
 from tests.support.proc import (
     HttpBackend,
     ProxynowProcess,
@@ -408,7 +410,7 @@ async def test_a_request_dispatched_after_the_buffer_drained_gets_its_own_write_
         proxy.loop = FakeClock(later)
         # The next request stays in flight: its body is still coming (and no backend
         # is dialled); its deadline must be its own, not the drained response's.
-        monkeypatch.setattr(HttpProxy, "_start", lambda self, ex: None)
+        monkeypatch.setattr(http1, "route", lambda downstream, exchange: None)
         proxy.data_received(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 9\r\n\r\n")
         assert proxy.active is not None
         assert proxy.deadline == proxy.write_by == later + 5.0 > first

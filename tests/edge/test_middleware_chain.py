@@ -22,7 +22,8 @@ from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.http.middlewares import Chain, Defer, Reply, Resume, compile_chain, run_request
 from proxynow.edge.http.middlewares.base import BuildContext, RequestHook, Step
 from proxynow.edge.http.middlewares.registry import BUILDERS
-from proxynow.edge.http1.protocol import EntryPointRuntime, http_protocol_factory
+from proxynow.edge.http1.factory import http_protocol_factory
+from proxynow.edge.http1.protocol import EntryPointRuntime
 from proxynow.edge.message.headers import RequestHead, ResponseHead
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.snapshot import Snapshot

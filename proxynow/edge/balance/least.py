@@ -17,8 +17,9 @@ The per-server state is a `Load`, owned by the balancer (so it outlives graph sw
 it, per worker, never shared, no locks) and carried by the `Server` objects the balancer
 hands out (`Server.load`; None for every other strategy). The HTTP protocol counts a
 request in flight from the pick to the end of its exchange and reports the first byte of
-the response (edge/http1/protocol.py `_start`, `_finish`, `connection_lost`; edge/http1/response.py
-`upstream_head`): that is the whole per-request cost, and only for these servers.
+the response (edge/proxy/dispatch.py `route`, `complete`, `finish`, `abandon`;
+edge/http1/protocol.py `upstream_head`): that is the whole per-request cost, and only for
+these servers.
 
 Health, stickiness and `weighted` nesting work as for wrr: these balancers are `Balancer`s
 (edge/balance/wrr.py) whose base keeps the live set (`set_down`, `has`, `only`); they only

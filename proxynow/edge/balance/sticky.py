@@ -14,7 +14,9 @@ Everything is computed when the graph is built (pkg/server/service/loadbalancer/
 is the behaviour followed): the value → child map, the whole `Set-Cookie` line of each
 child, the cookie name as bytes. A request of a sticky service pays for one scan of its
 `Cookie` headers per sticky level; requests of other services pay nothing here (the one
-test is `HttpTarget.sticky is not None` in `edge/http1/protocol.py`).
+test is `HttpTarget.sticky is not None` in `edge/proxy/dispatch.py`). The header lines are added
+to the client's response head through `Exchange.response_head`, which holds the lines the
+proxy adds until the backend's head arrives (`edge/http1/protocol.py` `upstream_head`).
 
 This module sits below the request model: it reads a request only through `StickyRequest`
 (the client IP, a cookie lookup, adding a line to the response head), which

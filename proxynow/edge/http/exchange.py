@@ -25,6 +25,7 @@ from proxynow.edge.message.headers import RequestHead
 from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
+    from proxynow.edge.balance.least import Load
     from proxynow.edge.upstream.connection import UpstreamConnection
     from proxynow.edge.upstream.server import Server
 
@@ -137,6 +138,7 @@ class Exchange:
         "host",
         "keep",
         "keep_alive",
+        "load",
         "method_b",
         "path",
         "pending",
@@ -173,6 +175,9 @@ class Exchange:
         self.response_head = b""
         self.upstream: UpstreamConnection | None = None
         self.server: Server | None = None
+        # The load (edge/balance/least.py) the exchange counts in from the pick to its end (p2c and
+        # leasttime servers only; a tunnel keeps it until the connection closes).
+        self.load: Load | None = None
         self.stats: TargetStats | None = None
         self.status = 0
         self.framing = F_NONE

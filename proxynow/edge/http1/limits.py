@@ -21,21 +21,25 @@ Traefik v3.7 semantics:
   no write deadline (Go clears a hijacked connection's deadlines).
 
 The deadline lives in the connection's `deadline` (the worker's tick enforces it, no timer per
-request): every inherited step that sets `deadline` is followed by `_clamp`, which lowers it
-to `write_by` and keeps the deadline it replaced in `held`.
+request), armed by `HttpProxy._enter` on every phase change; the override of `_enter` is the
+only place these limits act on a request: entering BODY or AWAITING from IDLE or HEAD is a
+request dispatched (counted, its write deadline set), entering TUNNEL clears the write
+deadline, entering a phase with nothing in flight clears it once the response has left, and
+after every change the deadline is lowered to `write_by` (the one it replaced kept in
+`held_deadline`). `on_deadline` says what the write deadline means when it passes.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from proxynow.edge.http1.protocol import INF, HttpProxy
+from proxynow.edge.http1.protocol import AWAITING, BODY, CLOSING, HEAD, IDLE, INF, TUNNEL, HttpProxy
 
 if TYPE_CHECKING:
-    from proxynow.edge.http.exchange import Exchange
-    from proxynow.edge.message.headers import ResponseHead
-    from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.edge.core.metrics import EntryPointStats
+    from proxynow.edge.graph.state import WorkerState
+    from proxynow.edge.http.exchange import EntryPointRuntime
+    from proxynow.edge.http.peers import PeerCache
 
 __all__ = ["LimitedHttpProxy"]
 
@@ -43,14 +47,53 @@ __all__ = ["LimitedHttpProxy"]
 class LimitedHttpProxy(HttpProxy):
     """An `HttpProxy` on an entrypoint with writeTimeout or keep-alive limits."""
 
-    __slots__ = ("born", "held", "served", "write_by")
+    __slots__ = ("born", "held_deadline", "served", "write_by")
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def __init__(
+        self,
+        state: WorkerState,
+        entrypoint: EntryPointRuntime,
+        stats: EntryPointStats,
+        peers: PeerCache,
+    ) -> None:
+        super().__init__(state, entrypoint, stats, peers)
         self.born = self.loop.time()
         self.served = 0
         self.write_by = INF  # when the current response must have been written
-        self.held = INF  # the deadline `_clamp` lowered to `write_by`
-        super().connection_made(transport)
+        self.held_deadline = INF  # the deadline `_enter` lowered to `write_by`
+
+    def _enter(self, phase: int, now: float) -> None:
+        if self.phase <= HEAD and phase in (BODY, AWAITING):
+            self._dispatched()
+        elif phase == TUNNEL:
+            self.write_by = INF  # Go clears a hijacked connection's deadlines
+        elif phase in (IDLE, HEAD, CLOSING) and not self.transport.get_write_buffer_size():
+            self.write_by = INF  # written: the next request gets its own deadline
+        super()._enter(phase, now)
+        if self.write_by < self.deadline:
+            self.held_deadline = self.deadline
+            self.deadline = self.write_by
+
+    def _dispatched(self) -> None:
+        """A request is dispatched: the keep-alive limits, then its write deadline."""
+        ex = self.active
+        assert ex is not None
+        now = self.loop.time()
+        entrypoint = self.entrypoint
+        self.served += 1
+        limit = entrypoint.keep_alive_max_requests
+        if (limit and self.served >= limit) or (
+            entrypoint.keep_alive_max_time and now - self.born > entrypoint.keep_alive_max_time
+        ):
+            ex.keep_alive = False  # `Connection: close` on its response, then close
+        if entrypoint.write_timeout:
+            own = now + entrypoint.write_timeout
+            if not self.transport.get_write_buffer_size():
+                if self.deadline == self.write_by != INF:
+                    self.deadline = self.held_deadline  # the earlier responses are out
+                self.write_by = own
+            else:  # an earlier response still unwritten keeps its own, earlier deadline
+                self.write_by = min(self.write_by, own)
 
     def on_deadline(self, now: float) -> None:
         if now >= self.write_by:
@@ -60,55 +103,7 @@ class LimitedHttpProxy(HttpProxy):
                 # abort, not close: close would wait for a client that does not read.
                 self.transport.abort()
                 return
-            self.deadline = self.held  # the last response left in time
-            if self.held > now:
+            self.deadline = self.held_deadline  # the last response left in time
+            if self.held_deadline > now:
                 return
         super().on_deadline(now)
-        self._clamp()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._clamp()
-
-    def _start(self, ex: Exchange) -> None:
-        now = self.loop.time()
-        ep = self.ep
-        self.served += 1
-        limit = ep.keep_alive_max_requests
-        if (limit and self.served >= limit) or (
-            ep.keep_alive_max_time and now - self.born > ep.keep_alive_max_time
-        ):
-            ex.keep_alive = False  # `Connection: close` on its response, then close
-        if ep.write_timeout:
-            own = now + ep.write_timeout
-            if not self.transport.get_write_buffer_size():
-                if self.deadline == self.write_by != INF:
-                    self.deadline = self.held  # the earlier responses are out: unclamp
-                self.write_by = own
-            else:  # an earlier response still unwritten keeps its own, earlier deadline
-                self.write_by = min(self.write_by, own)
-        super()._start(ex)
-        self._clamp()
-
-    def _await_response(self, ex: Exchange) -> None:
-        super()._await_response(ex)
-        self._clamp()
-
-    def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
-        super().upstream_head(conn, status, head)
-        self._clamp()
-
-    def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None:
-        self.write_by = INF
-        super().upstream_upgraded(conn, leftover)
-
-    def _finish(self, ex: Exchange, now: float) -> None:
-        if not self.transport.get_write_buffer_size():
-            self.write_by = INF  # written: the next request gets its own deadline
-        super()._finish(ex, now)
-        self._clamp()
-
-    def _clamp(self) -> None:
-        if self.write_by < self.deadline:
-            self.held = self.deadline
-            self.deadline = self.write_by

@@ -1,18 +1,25 @@
 """The client side of the HTTP/1.1 proxy: an asyncio.Protocol driven by httptools callbacks.
 
 Per connection one `HttpProxy` parses requests, validates them strictly (the smuggling
-vectors httptools lets through are checked here), routes each with the graph it read when
-its head completed, and drives one `Exchange` at a time against a pooled upstream
-connection; pipelined requests wait in order with reading paused. Bodies stream both ways
-with backpressure (`ReadGate` on the client, pause_reading on the upstream). Responses are
-re-framed for the client (chunked for HTTP/1.1 when the length is unknown, close-delimited
-for HTTP/1.0). After a 101 both sockets become a raw tunnel.
+vectors httptools lets through are checked here), and answers one `Exchange` at a time;
+pipelined requests wait in order with reading paused. Routing, the upstream connection and
+the accounting are version-neutral (edge/proxy/dispatch.py, against the `Downstream`
+protocol `HttpProxy` implements); what is HTTP/1 is here and in edge/http1/response.py
+(framing, the wire of responses) and edge/http1/local.py (answers without a backend).
+Bodies stream both ways with backpressure (`ReadGate` on the client, pause_reading on the
+upstream). After a 101 both sockets become a raw tunnel.
 
-Hot-path habits (../shared/DESIGN.md): no task or coroutine per request, status lines
-precomputed, one `transport.write` per response head, metrics are integer increments on
-the matched target's stats, `loop.time()` read when a request starts and when it ends,
-deadlines enforced by the worker's tick instead of timers. Errors are `ProxyError`s, answered via
-`errors.error_response` only; a parse error is logged at debug level, once.
+The connection is in one phase at a time (`IDLE` ... `CLOSED` below), changed only by
+`_enter`, which also arms the connection's one deadline (enforced by the worker's tick):
+what is read, what a deadline means and what follows an exchange depend on the phase, not
+on flags. `LimitedHttpProxy` (edge/http1/limits.py) adds its limits by overriding `_enter`.
+
+Hot-path habits (../shared/DESIGN.md): no task or coroutine per request, status lines precomputed,
+one `transport.write` per response head, metrics are integer increments on the matched
+target's stats, `loop.time()` read when a request starts and when it ends, deadlines
+enforced by the worker's tick instead of timers, phases plain ints (an `IntEnum` compares
+through the generic path). Errors are `ProxyError`s, answered via `errors.error_response`
+only; a parse error is logged at debug level, once.
 """
 
 from __future__ import annotations
@@ -21,9 +28,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -38,46 +43,66 @@ from proxynow.edge.core.errors import (
     error_response,
 )
 from proxynow.edge.core.flow import ReadGate
-from proxynow.edge.core.metrics import METHOD_BITS, EntryPointStats, request_key
+from proxynow.edge.core.metrics import EntryPointStats, request_key
 from proxynow.edge.http.exchange import (
+    F_CHUNK,
+    F_NONE,
+    F_PASS,
     EntryPointRuntime,
     Exchange,
     entrypoint_runtime,
     validate,
 )
 from proxynow.edge.http.peers import PeerCache
-from proxynow.edge.http1.local import LocalAnswers
+from proxynow.edge.http1.local import error_answer, reply_answer, text_answer
 from proxynow.edge.http1.request_line import Lenient, lenient_line
 from proxynow.edge.http1.response import (
     CHUNKED,
-    D_READ,
-    D_RESPONSE,
+    CLOSE,
     INF,
+    KEEP_ALIVE,
     LAST_CHUNK,
-    ResponseSide,
+    STATUS_LINES,
+    interim_head,
+    status_line,
+    switching_head,
 )
-from proxynow.edge.message.headers import (
-    REQUEST_MEMO,
-    RequestHead,
-    forwarded_headers,
-    upstream_head,
+from proxynow.edge.message.headers import REQUEST_MEMO, RequestHead, ResponseHead
+from proxynow.edge.proxy.dispatch import (
+    abandon,
+    complete,
+    finish,
+    hand_off,
+    lost,
+    route,
+    upgraded,
 )
 from proxynow.edge.upstream.connection import UpstreamConnection
-from proxynow.edge.upstream.pool import UpstreamPool
-from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
-    from proxynow.edge.balance.least import Load
-    from proxynow.edge.graph.build import HttpTarget, RouterGraph, Server
+    from proxynow.edge.graph.build import HttpTarget, RouterGraph
     from proxynow.edge.graph.state import WorkerState
+    from proxynow.edge.http.middlewares import Reply
     from proxynow.rules import RouteTable
 
 __all__ = [
+    "AWAITING",
+    "BODY",
+    "CLOSED",
+    "CLOSING",
+    "HEAD",
+    "IDLE",
+    "INF",
+    "PHASES",
+    "RESPONDING",
+    "TRANSITIONS",
+    "TUNNEL",
+    "UPGRADING",
     "EntryPointRuntime",
     "Exchange",
     "HttpProxy",
+    "IllegalTransition",
     "entrypoint_runtime",
-    "http_protocol_factory",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,112 +115,188 @@ _LINE_SLACK = 1024
 # An int, not b"\n": `bytes in bytes` first tries the needle as an integer and formats a
 # TypeError it then discards (~1,000 instructions per request, measured with callgrind).
 _LF = 0x0A
-# At a chunk-size line the head-size clock restarts (for trailers, see `on_chunk_header`),
-# less the rest of the read that held the line: one socket read (uvloop's is 256 KiB).
+# At a chunk-size line the head-size budget grows (for trailers, see `on_chunk_header`) by
+# the rest of the read that held the line: one socket read (uvloop's is 256 KiB).
 _READ_MAX = 256 << 10
+# `head_room` when no head is being read (else the bytes it may still take, plus one: a
+# small int, tested for truth, is cheaper than a sentinel compared).
+_NO_HEAD = 0
+# Bound once: `STATUS_LINES.get(...)` in a method builds a method object per call.
+_status_lines = STATUS_LINES.get
+
+# The phases of a client connection. Plain ints: the cheapest to compare on the hot path.
+IDLE = 0  # kept alive between requests, nothing read: the idle deadline (idleTimeout)
+HEAD = 1  # a request head is read, nothing in flight: the read deadline (readTimeout)
+BODY = 2  # a request is in flight, its body still read: the head's read deadline stands
+AWAITING = 3  # the request is whole, no response head yet: responseHeaderTimeout, a 504
+RESPONDING = 4  # the response is relayed
+UPGRADING = 5  # an Upgrade request is in flight: what the client sends is held until a 101
+TUNNEL = 6  # after a 101: bytes pass raw both ways, no deadline
+CLOSING = 7  # the connection ends once what is in flight is answered; what is read is dropped
+CLOSED = 8  # the transport is gone
+PHASES: tuple[str, ...] = ("idle", "head", "body", "awaiting", "responding", "upgrading")
+PHASES += ("tunnel", "closing", "closed")
+
+# Phase → {phase asked for: phase entered}. A phase missing is a transition that cannot
+# happen (`IllegalTransition`). CLOSING absorbs the steps of the exchange it still answers,
+# and an Upgrade request answered without a 101 leaves nothing to read on the connection.
+TRANSITIONS: dict[int, dict[int, int]] = {
+    IDLE: {HEAD: HEAD, BODY: BODY, AWAITING: AWAITING, CLOSING: CLOSING},
+    HEAD: {HEAD: HEAD, BODY: BODY, AWAITING: AWAITING, CLOSING: CLOSING},
+    BODY: {p: p for p in (AWAITING, RESPONDING, IDLE, HEAD, CLOSING)},
+    AWAITING: {p: p for p in (AWAITING, RESPONDING, UPGRADING, IDLE, HEAD, CLOSING)},
+    RESPONDING: {p: p for p in (RESPONDING, IDLE, HEAD, CLOSING)},
+    UPGRADING: {UPGRADING: UPGRADING, TUNNEL: TUNNEL, RESPONDING: CLOSING, CLOSING: CLOSING},
+    TUNNEL: {CLOSING: CLOSING},
+    CLOSING: {AWAITING: CLOSING, RESPONDING: CLOSING, CLOSING: CLOSING},
+    CLOSED: {CLOSING: CLOSED},  # closing what is closed already is nothing
+}
+for _table in TRANSITIONS.values():
+    _table[CLOSED] = CLOSED  # the transport can go in any phase
+# The same as tuples (phase → asked → entered, -1: illegal) for `_enter`.
+_NEXT = tuple(tuple(TRANSITIONS[old].get(p, -1) for p in range(CLOSED + 1)) for old in TRANSITIONS)
 
 
-def http_protocol_factory(
-    state: WorkerState, entrypoint: EntryPointRuntime
-) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory for one HTTP entrypoint (for `loop.create_server`)."""
-    stats = state.metrics.entrypoint(entrypoint.name)
-    peers = PeerCache(entrypoint)
-    protocol = HttpProxy
-    if entrypoint.limits_connections:
-        # Chosen here, once: with the defaults a request pays nothing for these options.
-        # Imported late: that module subclasses HttpProxy.
-        from proxynow.edge.http1.limits import LimitedHttpProxy
+class IllegalTransition(RuntimeError):
+    """A phase change the connection cannot make (a bug in the front end)."""
 
-        protocol = LimitedHttpProxy
-
-    def factory() -> asyncio.Protocol:
-        return protocol(state, entrypoint, stats, peers)
-
-    return factory
+    def __init__(self, old: int, new: int) -> None:
+        super().__init__(f"no transition from {PHASES[old]} to {PHASES[new]}")
+        self.old = old
+        self.new = new
 
 
-class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
-    """One client connection on an HTTP entrypoint."""
+class HttpProxy(asyncio.Protocol):
+    """One client connection on an HTTP entrypoint (the `Downstream` of edge/proxy/)."""
 
     __slots__ = (
         "active",
         "advancing",
         "client_ip",
-        "closed",
-        "ctx",
         "deadline",
-        "deadline_kind",
-        "ep",
-        "ep_conns",
-        "ep_stats",
-        "ex",
-        "fatal",
-        "fwd",
+        "entrypoint",
+        "entrypoint_stats",
+        "forward_context",
         "gate",
         "graph",
-        "head_bytes",
-        "in_head",
+        "head_room",
+        "held",
+        "idle_timeout",
         "lenient",
         "line_part",
-        "load",
         "loop",
         "parser",
         "path",
         "peer",
+        "peer_hosts",
         "peers",
+        "phase",
         "queue",
         "raw_path",
         "read_timeout",
-        "shutting_down",
-        "stash",
+        "reading",
+        "refusal",
         "state",
         "table",
         "tls_bits",
         "transport",
         "tunnel",
+        "unrouted",
         "writing_paused",
     )
 
     def __init__(
-        self, state: WorkerState, ep: EntryPointRuntime, stats: EntryPointStats, peers: PeerCache
+        self,
+        state: WorkerState,
+        entrypoint: EntryPointRuntime,
+        stats: EntryPointStats,
+        peers: PeerCache,
     ) -> None:
         self.state = state
-        self.ep = ep
-        self.ep_conns = stats
-        self.ep_stats = stats.unrouted
+        self.entrypoint = entrypoint
+        self.entrypoint_stats = stats
+        self.unrouted = stats.unrouted
         self.peers = peers
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
+        self.phase = IDLE
+        self.deadline = INF
+        # The route cache of edge/proxy/dispatch.py: clients repeat their target on a
+        # connection, so the routing path is computed again only when it changes.
         self.graph: RouterGraph | None = None
         self.table: RouteTable[HttpTarget] | None = None
-        self.ex: Exchange | None = None
-        self.active: Exchange | None = None
-        self.queue: deque[Exchange] = deque()
-        self.advancing = False
-        self.in_head = False
-        self.head_bytes = 0
-        self.line_part = b""  # the start of a request line, until its end arrives
-        self.lenient: Lenient | None = None  # a rewritten line being parsed
-        self.deadline = INF
-        self.deadline_kind = D_READ
-        self.writing_paused = False
-        self.shutting_down = False
-        self.closed = False
-        self.fatal = 0
-        self.stash: list[bytes] | None = None
-        self.tunnel: UpstreamConnection | None = None
-        # The load (edge/balance/least.py) the active exchange counts in, until it ends (p2c and
-        # leasttime servers only; a tunnel keeps it until the connection closes).
-        self.load: Load | None = None
-        self.client_ip: _IP | None = None
-        timeout = ep.read_timeout or ep.idle_timeout
-        self.read_timeout = timeout if timeout > 0 else INF
-        # Clients repeat their target on a connection: the routing path is computed again
-        # only when it changes.
         self.raw_path = b""
         self.path = "/"
+        self.reading: Exchange | None = None  # the exchange whose request is being read
+        self.active: Exchange | None = None  # the exchange being answered
+        self.queue: deque[Exchange] = deque()  # pipelined, read and waiting their turn
+        self.advancing = False  # `_advance` is running (it is never re-entered)
+        self.head_room = _NO_HEAD  # bytes a head may still take + 1, while one is read
+        self.line_part = b""  # the start of a request line, until its end arrives
+        self.lenient: Lenient | None = None  # a rewritten line being parsed
+        self.writing_paused = False
+        # Owned by phases: the client's bytes held while UPGRADING, the backend of a
+        # TUNNEL, the answer owed to a refused pipelined request when CLOSING.
+        self.held: list[bytes] = []
+        self.tunnel: UpstreamConnection | None = None
+        self.refusal = b""
+        self.client_ip: _IP | None = None
+        timeout = entrypoint.read_timeout or entrypoint.idle_timeout
+        self.read_timeout = timeout if timeout > 0 else INF
+        self.idle_timeout = entrypoint.idle_timeout if entrypoint.idle_timeout > 0 else INF
         self.tls_bits = 0  # the connection's TLS part of a metrics row key
+
+    # ------------------------------------------------------------------ phases
+
+    def _enter(self, phase: int, now: float) -> None:
+        """Enter `phase` (see TRANSITIONS) and arm the deadline it has: the one place both
+        change. HEAD, BODY and IDLE arm theirs from `now`; AWAITING reads the clock only if
+        it has a timeout; RESPONDING ends the request's read deadline once it is read.
+
+        A request is dispatched when BODY or AWAITING is entered from IDLE or HEAD, before
+        it is routed: AWAITING has no server yet, no deadline then, and `attached` arms it.
+        A head read whole in one read never enters HEAD (see `_head_pending`)."""
+        entered = _NEXT[self.phase][phase]
+        # Ordered by how often: AWAITING, RESPONDING and IDLE are every request's.
+        if entered == AWAITING:
+            server = self.active.server  # type: ignore[union-attr]
+            if server is not None and server.response_header_timeout > 0:
+                self.deadline = self.loop.time() + server.response_header_timeout
+            else:
+                self.deadline = INF
+        elif entered == RESPONDING:
+            if self.active.complete:  # type: ignore[union-attr]
+                self.deadline = INF  # else the request's read deadline stands
+        elif entered == IDLE:
+            self.deadline = now + self.idle_timeout
+        elif entered == HEAD or entered == BODY:  # noqa: SIM109 (a tuple is slower)
+            self.deadline = now + self.read_timeout  # readTimeout covers the whole request
+        elif entered == CLOSING:
+            ex = self.active
+            if ex is None or ex.status:  # else a response head is awaited: its 504 stands
+                self.deadline = INF
+        elif entered == UPGRADING:
+            server = self.active.server  # type: ignore[union-attr]
+            timeout = server.response_header_timeout if server is not None else 0.0
+            self.deadline = self.loop.time() + timeout if timeout > 0 else INF
+        elif entered < 0:
+            raise IllegalTransition(self.phase, phase)
+        else:  # TUNNEL, CLOSED
+            self.deadline = INF
+        self.phase = entered
+
+    def on_deadline(self, now: float) -> None:
+        """Called by the worker's tick once `deadline` has passed."""
+        self.deadline = INF
+        phase = self.phase
+        ex = self.active
+        if ex is not None and (
+            phase in (AWAITING, UPGRADING) or (phase == CLOSING and ex.complete and not ex.status)
+        ):
+            self.error(ex, 504)
+        else:  # slowloris or idle keep-alive: cut without a word
+            self._enter(CLOSING, now)
+            self.transport.close()
 
     # ------------------------------------------------------------------ connection
 
@@ -205,15 +306,15 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         # No TCP_NODELAY here: uvloop (and asyncio) set it on every TCP transport.
         peer = transport.get_extra_info("peername")
         self.peer = self.peers.get(peer[0] if isinstance(peer, tuple) else "")
-        self.client_ip, self.ctx, self.fwd = self.peer
+        self.client_ip, self.forward_context, self.peer_hosts = self.peer
         state = self.state
         state.connections.add(self)
         state.clocked.add(self)
-        self.ep_conns.open_connections += 1
-        if self.ep.tls:
+        self.entrypoint_stats.open_connections += 1
+        if self.entrypoint.tls:
             self._note_tls(transport)
         state.ensure_ticking(self.loop)
-        self._set_read_deadline(self.loop.time())
+        self._enter(HEAD, self.loop.time())  # the first request is read from now
         if state.draining:
             self.shutdown()
 
@@ -226,31 +327,27 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             self.tls_bits = self.state.metrics.tls.bits(version, cipher[0] if cipher else "")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        if self.phase == TUNNEL and self.tunnel is not None:
+            self.tunnel.close()
+        self._enter(CLOSED, 0.0)
         # The parser holds this protocol (its callbacks): dropping it breaks the only cycle,
         # so the connection is freed by reference counting, not by the cyclic GC.
         del self.parser
         state = self.state
         state.connections.discard(self)
         state.clocked.discard(self)
-        self.ep_conns.open_connections -= 1
-        if self.tunnel is not None:
-            self.tunnel.close()
-        if self.load is not None:  # cut mid-exchange, or a tunnel ended
-            self.load.inflight -= 1
-            self.load = None
-        ex = self.active
-        if ex is not None and ex.upstream is not None:
-            ex.upstream.abort()  # mid-exchange: the connection's state is unknown
-            ex.upstream = None
+        self.entrypoint_stats.open_connections -= 1
+        if self.active is not None:  # cut mid-exchange, or a tunnel ended
+            abandon(self.active)
 
     def eof_received(self) -> bool:
-        if self.tunnel is not None:
-            if self.tunnel.transport is not None and self.tunnel.transport.can_write_eof():
-                self.tunnel.transport.write_eof()
+        if self.phase == TUNNEL:
+            tunnel = self.tunnel.transport if self.tunnel is not None else None
+            if tunnel is not None and tunnel.can_write_eof():
+                tunnel.write_eof()
             return True
         if self.active is not None:
-            self.shutting_down = True  # answer what we have, then close
+            _last(self.active)  # answer what we have, then close
             return True
         return False
 
@@ -259,7 +356,7 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         ex = self.active
         if ex is not None and ex.upstream is not None:
             ex.upstream.pause_reading()
-        elif self.tunnel is not None:
+        elif self.phase == TUNNEL and self.tunnel is not None:
             self.tunnel.pause_reading()
 
     def resume_writing(self) -> None:
@@ -267,44 +364,33 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         ex = self.active
         if ex is not None and ex.upstream is not None:
             ex.upstream.resume_reading()
-        elif self.tunnel is not None:
+        elif self.phase == TUNNEL and self.tunnel is not None:
             self.tunnel.resume_reading()
 
     def shutdown(self) -> None:
         """Drain: finish the in-flight response, then close; close at once when idle."""
-        self.shutting_down = True
-        if self.active is None and self.tunnel is None:
+        phase = self.phase
+        if phase <= HEAD:
+            self._enter(CLOSING, self.loop.time())
             self.transport.close()
-        elif self.active is not None and self.active.complete:
-            self.gate.block(flow.SHUTDOWN)
+        elif phase < TUNNEL:
+            ex = self.active
+            assert ex is not None  # BODY to UPGRADING: an exchange is in flight
+            _last(ex)
+            if ex.complete:
+                self.gate.block(flow.SHUTDOWN)
+        # TUNNEL: the worker ends it when the grace time is over; CLOSING: under way
 
     def abort(self) -> None:
         self.transport.abort()
 
-    def on_deadline(self, now: float) -> None:
-        """Called by the worker's tick once `deadline` has passed."""
-        self.deadline = INF
-        ex = self.active
-        if self.deadline_kind == D_RESPONSE and ex is not None and ex.status == 0:
-            self._error(ex, 504)
-        else:
-            self.transport.close()  # slowloris or idle keep-alive: cut without a word
-
-    def _set_read_deadline(self, now: float) -> None:
-        self.deadline = now + self.read_timeout
-        self.deadline_kind = D_READ
-
     # ------------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel.write(data)
+        if self.phase >= UPGRADING:
+            self._received_aside(data)
             return
-        if self.stash is not None:
-            self.stash.append(data)  # sent after the backend's 101
-            self.gate.block(flow.UPSTREAM_PENDING)
-            return
-        at_line = self.ex is None  # the read starts with a request line (see `_lenient`)
+        at_line = self.reading is None  # the read starts with a request line (`_lenient`)
         if at_line and (self.line_part or _LF not in data):
             data = self._hold(data)
             if not data:
@@ -329,10 +415,30 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             if not (at_line and self._lenient(data)):
                 self._reject(400, exc)
             return
-        if self.in_head:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.ep.max_header_bytes:
-                self._reject(431, HeaderTooLarge())
+        if self.head_room:
+            self._head_pending(len(data))
+
+    def _head_pending(self, size: int) -> None:
+        """A read ended inside a head (or trailers): count it against maxHeaderBytes, and
+        clock the head's read from its first byte, unless a response is in flight (a
+        pipelined head is clocked from when that response is done, see `ended`)."""
+        self.head_room -= size
+        if self.head_room <= 0:
+            self.head_room = _NO_HEAD
+            self._reject(431, HeaderTooLarge())
+        elif self.phase <= HEAD and self.reading is not None:
+            self._enter(HEAD, self.reading.start)
+
+    def _received_aside(self, data: bytes) -> None:
+        """What the client sends when no request is parsed: the tunnel's, the upgrade's
+        (sent after the backend's 101), or nothing anyone reads (CLOSING)."""
+        phase = self.phase
+        if phase == TUNNEL:
+            assert self.tunnel is not None
+            self.tunnel.write(data)
+        elif phase == UPGRADING:
+            self.held.append(data)
+            self.gate.block(flow.UPSTREAM_PENDING)
 
     def _hold(self, data: bytes) -> bytes:
         """A read at a request's start without a line end: keep it until the line is
@@ -342,12 +448,12 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         if _LF in line:
             self.line_part = b""
             return line
-        if len(line) > self.ep.max_target_bytes + _LINE_SLACK:
+        if len(line) > self.entrypoint.max_target_bytes + _LINE_SLACK:
             self.line_part = b""
             self._reject(414, UriTooLong())
             return b""
-        if not self.line_part and self.active is None:
-            self._set_read_deadline(self.loop.time())  # a slow line is a slow head
+        if not self.line_part and self.phase <= HEAD:
+            self._enter(HEAD, self.loop.time())  # a slow line is a slow head
         self.line_part = line
         return b""
 
@@ -359,8 +465,8 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         lenient = lenient_line(data)
         if lenient is None:
             return False
-        self.ex = None
-        self.in_head = False
+        self.reading = None
+        self.head_room = _NO_HEAD
         self.parser = httptools.HttpRequestParser(self)
         self.lenient = lenient
         self.data_received(lenient.data)  # a second refusal is final: `lenient` is set
@@ -368,15 +474,24 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
 
     def _reject(self, status: int, exc: Exception) -> None:
         """A request cannot be served: answer `status` (after any in-flight one), close."""
+        if self.phase >= TUNNEL:
+            return  # closing already: nothing more is answered
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: rejecting request from %s: %s", self.ep.name, self.ctx.client_ip, exc)
+            log.debug(
+                "%s: rejecting request from %s: %s",
+                self.entrypoint.name,
+                self.forward_context.client_ip,
+                exc,
+            )
         self.gate.block(flow.PIPELINE)
-        self.stash = []  # swallow whatever else arrives
+        now = self.loop.time()
         active = self.active
-        if active is not None and active is not self.ex:
-            self.fatal = status
+        if active is not None and active is not self.reading:
+            self.refusal = error_response(status, True)  # written after the active one
+            self._enter(CLOSING, now)
             return
-        ex = self.ex
+        ex = self.reading
+        self._enter(CLOSING, now)
         if ex is not None and ex.status:
             self.transport.close()  # a response is already under way: only closing is left
             return
@@ -388,32 +503,28 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             key = request_key(status, ex.method_b, ex.head.bits)
         else:
             key = request_key(status, b"", self.tls_bits)
-        self.ep_stats.observe(key, 0.0, 0, 0)
+        self.unrouted.observe(key, 0.0, 0, 0)
         self.transport.close()
 
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
         now = self.loop.time()
-        self.ex = Exchange(RequestHead(self.ctx.trusted, self.tls_bits), now, self.client_ip)
-        self.in_head = True
-        self.head_bytes = 0
-        if self.active is None:
-            self.deadline = now + self.read_timeout
-            self.deadline_kind = D_READ
-        # else a pipelined head behind a response in flight: that response's deadline
-        # stands, and this head's read is clocked from when the response is done.
+        self.reading = Exchange(
+            RequestHead(self.forward_context.trusted, self.tls_bits), now, self.client_ip
+        )
+        self.head_room = self.entrypoint.max_header_bytes + 1
 
     def on_url(self, url: bytes) -> None:
-        ex = self.ex
+        ex = self.reading
         assert ex is not None
         ex.target += url
-        if len(ex.target) > self.ep.max_target_bytes:
+        if len(ex.target) > self.entrypoint.max_target_bytes:
             raise UriTooLong()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # RequestHead.add inlined: this runs for every request header.
-        ex = self.ex
+        ex = self.reading
         head = ex.head  # type: ignore[union-attr]
         head.count += 1
         head.size += len(name) + len(value) + 4
@@ -429,10 +540,14 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             head.add_special(kind, name, value)
 
     def on_headers_complete(self) -> None:
-        ex = self.ex
+        ex = self.reading
         assert ex is not None
-        self.in_head = False
-        if ex.head.count > self.ep.max_header_count or ex.head.size > self.ep.max_header_bytes:
+        self.head_room = _NO_HEAD
+        entrypoint = self.entrypoint
+        if (
+            ex.head.count > entrypoint.max_header_count
+            or ex.head.size > entrypoint.max_header_bytes
+        ):
             raise HeaderTooLarge()
         parser = self.parser
         ex.method_b = parser.get_method()
@@ -441,19 +556,22 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         validate(ex)
         if self.lenient is not None:
             self._unlenient(ex, self.lenient)
-        if self.active is None:
+        phase = self.phase
+        if phase <= HEAD:
             self.active = ex
-            self._start(ex)
-        else:
+            self._enter(AWAITING if ex.complete else BODY, ex.start)
+            route(self, ex)
+        elif phase != CLOSING:
             self.queue.append(ex)
             self.gate.block(flow.PIPELINE)
+        # CLOSING: an exchange just ended the connection; nothing more is answered
 
     def on_body(self, body: bytes) -> None:
-        self.in_head = False  # not a trailer after all (see on_chunk_header)
-        ex = self.ex
+        self.head_room = _NO_HEAD  # not a trailer after all (see on_chunk_header)
+        ex = self.reading
         assert ex is not None
         ex.bytes_in += len(body)
-        limit = self.ep.max_body_bytes
+        limit = self.entrypoint.max_body_bytes
         if limit and ex.bytes_in > limit:
             raise PayloadTooLarge()
         if ex.chunked:
@@ -464,13 +582,13 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
         # The size line of a chunk: the last one (size 0) is followed by trailer fields,
         # which httptools gathers by concatenation, so until body bytes show this is not
         # the last chunk, what arrives is clocked against maxHeaderBytes like a head.
-        self.in_head = True
-        self.head_bytes = -_READ_MAX
+        self.head_room = self.entrypoint.max_header_bytes + _READ_MAX + 1
 
     def _trailer(self, head: RequestHead) -> None:
         """A trailer field: counted against the head's limits, never forwarded (so that
         no trailer can add a header or change the framing of what went upstream)."""
-        if head.count > self.ep.max_header_count or head.size > self.ep.max_header_bytes:
+        entrypoint = self.entrypoint
+        if head.count > entrypoint.max_header_count or head.size > entrypoint.max_header_bytes:
             raise HeaderTooLarge()
 
     def _unlenient(self, ex: Exchange, lenient: Lenient) -> None:
@@ -482,15 +600,19 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             ex.target = lenient.target
 
     def on_message_complete(self) -> None:
-        self.in_head = False
-        ex = self.ex
+        self.head_room = _NO_HEAD
+        ex = self.reading
         assert ex is not None
-        self.ex = None
+        self.reading = None
         ex.complete = True
         if ex.chunked:
             self._send_body(ex, LAST_CHUNK)
         if ex is self.active:
-            self._await_response(ex)
+            phase = self.phase
+            if phase == BODY:
+                self._enter(AWAITING, 0.0)
+            elif phase == RESPONDING:
+                self._enter(RESPONDING, 0.0)  # answered early: the read deadline is over
 
     def _send_body(self, ex: Exchange, data: bytes) -> None:
         conn = ex.upstream
@@ -503,178 +625,73 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             ex.pending.append(data)
             self.gate.block(flow.UPSTREAM_PENDING)
 
-    def _await_response(self, ex: Exchange) -> None:
-        server = ex.server
-        if server is not None and server.response_header_timeout > 0 and ex.status == 0:
-            self.deadline = self.loop.time() + server.response_header_timeout
-            self.deadline_kind = D_RESPONSE
-        elif self.deadline_kind == D_READ:
-            self.deadline = INF
-
-    # ------------------------------------------------------------------ dispatch
-
-    def _start(self, ex: Exchange) -> None:
-        """Route the request whose head is complete and send it upstream."""
-        graph = self.state.graph
-        # A connection's first request, and the first after a graph swap, has its router
-        # lookup timed (proxynow_routing_duration_seconds): the other requests pay nothing.
-        fresh = graph is not self.graph
-        if fresh:
-            self.graph = graph
-            self.table = (graph.https if self.ep.tls else graph.http).get(self.ep.name)
-        raw_host = ex.head.host
-        known = self.fwd.get(raw_host)
-        if known is None:
-            known = self.peer.learn(raw_host, self.peers)
-        ex.host, ex.forwarded = known
-        raw_path = ex.target
-        if raw_path != self.raw_path:
-            self.raw_path = raw_path
-            path = raw_path.partition(b"?")[0]
-            self.path = routing_path(path.decode("utf-8", "surrogateescape"))
-        ex.path = self.path
-        if self.state.http01 and self._http01(ex):
+    def _client_upgrade(self, leftover: bytes) -> None:
+        """The parser handed over after an Upgrade request: hold bytes until the 101."""
+        if self.phase == CLOSING:
+            return  # answered already (without a backend), and closing
+        ex = self.active
+        if ex is None or not ex.upgrade or self.phase != AWAITING:
+            self._reject(400, BadRequest("unexpected upgrade"))
             return
-        table = self.table
-        if fresh:
-            target = self._timed_match(ex, table)
-        else:
-            target = table.match(ex) if table is not None else None
-        if target is None:
-            self._error(ex, 404)
-            return
-        ex.stats = target.stats
-        if target.chain is not None and self._request_phase(ex, target):
-            return
-        self._forward(ex, target)
+        self.held = [leftover] if leftover else []
+        self._enter(UPGRADING, 0.0)
 
-    def _forward(self, ex: Exchange, target: HttpTarget) -> None:
-        """Pick a server for the routed request and send it there (after the router's
-        request hooks, when it has any: also their resume path, `_request_phase`)."""
-        sticky = target.sticky
-        server = target.pick() if sticky is None else sticky(ex)
-        if server is None:
-            self._error(ex, 503)
-            return
-        ex.server = server
-        if server.load is not None:
-            server.load.inflight += 1
-            self.load = server.load
-        if ex.expect_continue and ex.version == "1.1" and not ex.complete:
-            ex.sent_continue = True
-        conn = server.pool.acquire()
-        if conn is not None:
-            self._attach(ex, conn)
-        else:
-            self._dial(ex, server.pool)
+    # ------------------------------------------------------------------ Downstream
 
-    def _timed_match(self, ex: Exchange, table: RouteTable[HttpTarget] | None) -> HttpTarget | None:
-        """The router lookup, timed for proxynow_routing_duration_seconds."""
-        started = time.perf_counter()
-        target = table.match(ex) if table is not None else None
-        self.ep_conns.routed(time.perf_counter() - started)
-        return target
+    def error(self, exchange: Exchange, status: int) -> None:
+        """Answer `exchange` with an error status (before any response byte was sent)."""
+        data = error_answer(exchange, status)
+        if exchange.upstream is not None:
+            exchange.upstream.abort()
+            exchange.upstream = None
+        self.transport.write(data)
+        finish(self, exchange, self.loop.time())
 
-    def _request_head(self, ex: Exchange, server: Server) -> bytes:
-        head = ex.head
-        target = server.path_prefix + ex.target if server.path_prefix else ex.target
-        start = b"%b %b HTTP/1.1\r\n" % (ex.method_b, target)
-        host = head.host if server.pass_host_header and head.hosts else server.host_header
-        if ex.chunked:
-            framing = CHUNKED
-        elif head.lengths:
-            framing = b"Content-Length: %b\r\n" % head.content_length
-        else:
-            framing = b""
-        if head.forwarded or ex.upgrade:
-            forwarded = forwarded_headers(head, self.ctx, ex.upgrade)
-        else:
-            forwarded = ex.forwarded
-        return upstream_head(head, start, host, forwarded, framing)
+    def reply(self, exchange: Exchange, reply: Reply) -> None:
+        self.transport.write(reply_answer(exchange, reply))
+        finish(self, exchange, self.loop.time())
 
-    def _attach(self, ex: Exchange, conn: UpstreamConnection) -> None:
-        ex.upstream = conn
-        assert ex.server is not None
-        data = self._request_head(ex, ex.server)
-        if ex.pending is not None:
-            data = b"".join((data, *ex.pending))
-            ex.pending = None
-            ex.body_sent = True
-        conn.send(self, data, ex.method_b == b"HEAD")
+    def answer(self, exchange: Exchange, status: int, body: bytes) -> None:
+        self.transport.write(text_answer(exchange, status, body))
+        finish(self, exchange, self.loop.time())
+
+    def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         if self.writing_paused:
             conn.pause_reading()
-        if ex.sent_continue:
+        if exchange.sent_continue:
             self.transport.write(_CONTINUE)
         if self.gate.reasons:
             self.gate.unblock(flow.UPSTREAM_PENDING)
-        if ex.complete and ex.server.response_header_timeout > 0:
-            self._await_response(ex)
+        if exchange.server.response_header_timeout > 0:  # type: ignore[union-attr]
+            phase = self.phase
+            if phase == AWAITING or phase == UPGRADING:  # noqa: SIM109 (awaited from now)
+                self._enter(phase, 0.0)
 
-    def _dial(self, ex: Exchange, pool: UpstreamPool) -> None:
-        if not ex.complete:
-            self.gate.block(flow.UPSTREAM_PENDING)
+    def wants(self, exchange: Exchange) -> bool:
+        return exchange is self.active and self.phase != CLOSED
 
-        def ready(result: UpstreamConnection | ProxyError) -> None:
-            try:
-                if isinstance(result, ProxyError):
-                    if ex is self.active and not self.closed and ex.status == 0:
-                        self._error(ex, result.status)
-                    return
-                if ex is self.active and not self.closed and ex.upstream is None:
-                    self._attach(ex, result)
-                else:
-                    pool.release(result, self.loop.time())
-            except Exception as exc:  # runs in the dial's task: nobody else would see it
-                if isinstance(result, UpstreamConnection):
-                    result.abort()
-                self.upstream_failed_dial(exc)
-
-        pool.connect(ready)
-
-    def upstream_failed_dial(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
         log.error("internal error after a dial; closing the connection", exc_info=exc)
+        if self.phase < CLOSING:
+            self._enter(CLOSING, self.loop.time())
         self.transport.close()
 
-    # ------------------------------------------------------------------ completion
-
-    def _client_upgrade(self, leftover: bytes) -> None:
-        """The parser handed over after an Upgrade request: hold bytes until the 101."""
-        self.stash = [leftover] if leftover else []
-        ex = self.active
-        if ex is None or not ex.upgrade:
-            self._reject(400, BadRequest("unexpected upgrade"))
-
-    def _observe(self, ex: Exchange, now: float) -> None:
-        stats = ex.stats or self.ep_stats
-        key = request_key(ex.status, ex.method_b, ex.head.bits)
-        stats.observe(key, now - ex.start, ex.bytes_in, ex.bytes_out)
-
-    def _finish(self, ex: Exchange, now: float) -> None:
-        if self.load is not None:
-            self.load.inflight -= 1
-            self.load = None
-        # request_key inlined: this runs for every request.
-        (ex.stats or self.ep_stats).observe(
-            ex.status | METHOD_BITS[ex.method_b] | ex.head.bits,
-            now - ex.start,
-            ex.bytes_in,
-            ex.bytes_out,
-        )
+    def ended(self, exchange: Exchange, now: float) -> None:
+        """The exchange in flight is over: close, start the next one, or wait for it."""
         self.active = None
-        if not ex.keep or not ex.complete or self.fatal or self.shutting_down:
-            if self.fatal:
-                self.transport.write(error_response(self.fatal, True))
+        if not exchange.keep or not exchange.complete or self.phase == CLOSING:
+            if self.refusal:
+                self.transport.write(self.refusal)
+            self._enter(CLOSING, now)
             self.transport.close()
             return
         if self.queue:
+            self._enter(IDLE, now)
             self._advance()
-        elif self.active is None:
-            if self.in_head:  # a pipelined head, still incomplete, read from now on
-                self._set_read_deadline(now)
-                return
-            timeout = self.ep.idle_timeout
-            self.deadline = now + timeout if timeout > 0 else INF
-            self.deadline_kind = D_READ
+        elif self.head_room:  # a pipelined head, still incomplete, read from now on
+            self._enter(HEAD, now)
+        else:
+            self._enter(IDLE, now)
 
     def _advance(self) -> None:
         """Start queued (pipelined) requests in order; iterative, never recursive."""
@@ -682,14 +699,135 @@ class HttpProxy(ResponseSide, LocalAnswers, asyncio.Protocol):
             return
         self.advancing = True
         try:
-            while self.active is None and self.queue and not self.closed:
+            while self.active is None and self.queue and self.phase <= HEAD:
                 ex = self.queue.popleft()
                 self.active = ex
                 if not self.queue:
                     self.gate.unblock(flow.PIPELINE)
-                self._start(ex)
+                self._enter(AWAITING if ex.complete else BODY, self.loop.time())
+                route(self, ex)
         finally:
             self.advancing = False
+
+    # ------------------------------------------------------------------ upstream (Owner)
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
+        ex = self.active
+        assert ex is not None
+        if status < 200:
+            if status == 101 or (status == 100 and ex.sent_continue) or ex.version != "1.1":
+                return
+            self.transport.write(interim_head(status, head))
+            return
+        ex.status = status
+        load = ex.load
+        if load is not None:  # leasttime's time to first byte, from the request's start
+            load.first_byte(self.loop.time() - ex.start)
+        # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
+        keep = ex.keep_alive and not ex.upgrade
+        line = _status_lines(status)
+        # Until now `response_head` holds the lines the proxy adds (a sticky Set-Cookie).
+        parts = [line or status_line(status), ex.response_head, *head.kept_lines()]
+        if ex.method_b == b"HEAD" or status == 204 or status == 304:
+            ex.framing = F_NONE
+            if head.content_length:
+                parts += (b"Content-Length: ", head.content_length, b"\r\n")
+        elif head.content_length and not head.te:
+            ex.framing = F_PASS
+            parts += (b"Content-Length: ", head.content_length, b"\r\n")
+        elif ex.version == "1.1":
+            ex.framing = F_CHUNK
+            parts.append(CHUNKED)
+        else:
+            ex.framing = F_PASS  # HTTP/1.0: the end of the body is the end of the connection
+            keep = False
+        if not keep:
+            parts.append(CLOSE)
+        elif ex.version == "1.0":
+            parts.append(KEEP_ALIVE)
+        parts.append(b"\r\n")
+        ex.keep = keep
+        # Held until the first body bytes (usually in the same read) so that a small
+        # response leaves in one write.
+        ex.response_head = b"".join(parts)
+        self._enter(RESPONDING, 0.0)  # RESPONDING reads no clock
+
+    def upstream_body(self, data: bytes) -> None:
+        ex = self.active
+        assert ex is not None
+        ex.bytes_out += len(data)
+        head = ex.response_head
+        if ex.framing == F_CHUNK:
+            self.transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
+        else:
+            self.transport.write(head + data if head else data)
+        ex.response_head = b""
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        ex = self.active
+        assert ex is not None
+        if ex.framing == F_CHUNK:
+            self.transport.write(ex.response_head + LAST_CHUNK)
+        elif ex.response_head:
+            self.transport.write(ex.response_head)
+        complete(self, ex, conn, reusable)
+
+    def upstream_lost(self, conn: UpstreamConnection) -> None:
+        ex = self.active
+        if ex is None or ex.upstream is not conn:
+            return
+        if ex.status == 0:
+            lost(self, ex, conn)
+        elif conn.head.content_length or conn.head.te or ex.framing == F_NONE:
+            ex.upstream = None
+            ex.keep = False  # truncated response: the client must see the connection end
+            finish(self, ex, self.loop.time())
+        else:
+            self.upstream_done(conn, False)  # close-delimited body: EOF is its end
+
+    def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None:
+        ex = self.active
+        assert ex is not None
+        if not upgraded(self, ex, conn):
+            return
+        self.transport.write(switching_head(ex, conn.head, leftover))
+        hand_off(self, ex, conn, self.transport)
+        self.tunnel = conn
+        self._enter(TUNNEL, 0.0)
+        for chunk in self.held:
+            conn.write(chunk)
+        self.held = []
+        self.gate.unblock(flow.UPSTREAM_PENDING | flow.PIPELINE)
+
+    def upstream_failed(self, conn: UpstreamConnection, exc: BaseException) -> None:
+        """Handling the backend's report raised (a bug): log it, end this connection.
+
+        Without this the exception would end only the upstream side and leave the client
+        waiting, in CLOSE-WAIT, holding drain; so whatever state the exchange is in, the
+        client gets a 502 if nothing was sent yet, else the end of the connection.
+        """
+        ex = self.active
+        log.error("internal error in a response from %s; closing", conn.pool.key.host, exc_info=exc)
+        if ex is not None:
+            ex.upstream = None
+            if ex.status == 0 and not self.transport.is_closing():
+                self.transport.write(error_response(502, True))
+        if self.phase < CLOSING:
+            self._enter(CLOSING, self.loop.time())
+        self.transport.close()
+
+    def upstream_pause(self) -> None:
+        self.gate.block(flow.UPSTREAM_BUSY)
+
+    def upstream_resume(self) -> None:
+        self.gate.unblock(flow.UPSTREAM_BUSY)
+
+
+def _last(ex: Exchange) -> None:
+    """Make `ex` the connection's last exchange: its response says `Connection: close`
+    if its head is not out yet, and the connection closes after it either way."""
+    ex.keep_alive = False
+    ex.keep = False
 
 
 class _Completions:

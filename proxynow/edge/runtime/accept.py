@@ -27,7 +27,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from proxynow.edge.core.metrics import EntryPointStats
-from proxynow.edge.http1.protocol import entrypoint_runtime, http_protocol_factory
+from proxynow.edge.http1.factory import http_protocol_factory
+from proxynow.edge.http1.protocol import entrypoint_runtime
 from proxynow.edge.tcp.proxy import TcpProxy, client_view, entrypoint_factory
 from proxynow.edge.tls.contexts import ContextCache, OptionSpec, cert_pair
 from proxynow.edge.tls.hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello

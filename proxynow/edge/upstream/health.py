@@ -21,7 +21,8 @@ nothing, and `pick` never looks at health at all. `failover` needs no state here
 
 What counts as a passive failure here: a dial that fails (refused, reset, TLS failure,
 dial timeout). Traefik also counts a backend's 5xx answer and an exchange that dies midway;
-those happen in the protocol (edge/http1/response.py), which has no hook for it yet.
+those happen in the protocol (edge/http1/protocol.py, edge/proxy/dispatch.py), which has no hook for
+it yet.
 """
 
 from __future__ import annotations

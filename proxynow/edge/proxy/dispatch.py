@@ -1,0 +1,321 @@
+"""Version-neutral forwarding: from a parsed request head to an upstream exchange and back.
+
+Written once for every HTTP front end against `Downstream` (edge/proxy/downstream.py):
+`route` looks the request up in the graph (timed for proxynow_routing_duration_seconds the
+first time a downstream sees a graph), runs the router's middleware chain, answers ACME
+HTTP-01 requests, picks a server and attaches a pooled upstream connection or dials one;
+`request_head` builds the head sent upstream; `complete` and `finish` end an exchange (the
+connection back to its pool, the load released, one metrics row observed); `lost` retries
+a request the upstream dropped before sending anything, once, when that is safe;
+`upgraded` and `hand_off` turn an exchange that got a 101 into a tunnel.
+
+Per-exchange state lives on the `Exchange` (upstream, server, load), so a front end may
+have several exchanges in flight on one connection (HTTP/2 streams). No wire format of the
+client side is known here, and no HTTP/1 front-end module is imported. Hot path
+(../shared/DESIGN.md):
+module functions taking the downstream, no task or coroutine per request, one dict lookup
+per request for the host, the routing path recomputed only when the raw path changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from proxynow.edge.core.errors import ProxyError
+from proxynow.edge.core.metrics import METHOD_BITS, request_key
+from proxynow.edge.http.exchange import Exchange, retryable
+from proxynow.edge.http.middlewares import Chain, Reply, run_request
+from proxynow.edge.message.headers import forwarded_headers, upstream_head
+from proxynow.edge.upstream.connection import UpstreamConnection
+from proxynow.rules import routing_path
+
+if TYPE_CHECKING:
+    from proxynow.edge.graph.build import HttpTarget, Server
+    from proxynow.edge.proxy.downstream import Downstream
+    from proxynow.rules import RouteTable
+
+__all__ = [
+    "abandon",
+    "attach",
+    "complete",
+    "dial",
+    "finish",
+    "forward",
+    "hand_off",
+    "lost",
+    "observe",
+    "request_head",
+    "route",
+    "upgraded",
+]
+
+# The upstream side always speaks HTTP/1.1, whatever the client's version.
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
+
+def route(downstream: Downstream, exchange: Exchange) -> None:
+    """Route a request whose head is complete, then answer it or send it upstream."""
+    graph = downstream.state.graph
+    # A downstream's first request, and the first after a graph swap, has its router lookup
+    # timed (proxynow_routing_duration_seconds): the other requests pay nothing.
+    fresh = graph is not downstream.graph
+    if fresh:
+        downstream.graph = graph
+        entrypoint = downstream.entrypoint
+        downstream.table = (graph.https if entrypoint.tls else graph.http).get(entrypoint.name)
+    raw_host = exchange.head.host
+    known = downstream.peer_hosts.get(raw_host)
+    if known is None:
+        known = downstream.peer.learn(raw_host, downstream.peers)
+    exchange.host, exchange.forwarded = known
+    raw_path = exchange.target
+    if raw_path != downstream.raw_path:
+        downstream.raw_path = raw_path
+        path = raw_path.partition(b"?")[0]
+        downstream.path = routing_path(path.decode("utf-8", "surrogateescape"))
+    exchange.path = downstream.path
+    if downstream.state.http01 and _http01(downstream, exchange):
+        return
+    table = downstream.table
+    if fresh:
+        target = _timed_match(downstream, exchange, table)
+    else:
+        target = table.match(exchange) if table is not None else None
+    if target is None:
+        downstream.error(exchange, 404)
+        return
+    exchange.stats = target.stats
+    chain = target.chain
+    if chain is not None and _request_phase(downstream, exchange, target, chain):
+        return
+    forward(downstream, exchange, target)
+
+
+def forward(downstream: Downstream, exchange: Exchange, target: HttpTarget) -> None:
+    """Pick a server for a routed request and send it there (after the router's request
+    hooks, when it has any; also their resume path)."""
+    sticky = target.sticky
+    server = target.pick() if sticky is None else sticky(exchange)
+    if server is None:
+        downstream.error(exchange, 503)
+        return
+    exchange.server = server
+    load = server.load
+    if load is not None:  # p2c and leasttime: in flight from the pick to the end
+        load.inflight += 1
+        exchange.load = load
+    if exchange.expect_continue and exchange.version == "1.1" and not exchange.complete:
+        exchange.sent_continue = True
+    conn = server.pool.acquire()
+    if conn is not None:
+        attach(downstream, exchange, server, conn)
+    else:
+        dial(downstream, exchange, server)
+
+
+def _request_phase(
+    downstream: Downstream, exchange: Exchange, target: HttpTarget, chain: Chain
+) -> bool:
+    """Run the router's request hooks; True when one answered or the request waits for
+    one (a `Defer`: its step calls back, as a dial does, never a task per request)."""
+    result = run_request(chain.request, exchange)
+    if result is None:
+        return False
+    if isinstance(result, Reply):
+        downstream.reply(exchange, result)
+        return True
+    result.start(lambda reply: _resumed(downstream, exchange, target, reply))
+    return True
+
+
+def _resumed(
+    downstream: Downstream, exchange: Exchange, target: HttpTarget, reply: Reply | None
+) -> None:
+    """A deferred step is done: go on to the service, or answer with its reply."""
+    if not downstream.wants(exchange) or exchange.status or exchange.server is not None:
+        return  # the client left meanwhile, or a second resume: nothing to do
+    try:
+        if reply is None:
+            forward(downstream, exchange, target)
+        else:
+            downstream.reply(exchange, reply)
+    except Exception as exc:  # runs in the step's callback: nobody else would see it
+        downstream.failed(exc)
+
+
+def _timed_match(
+    downstream: Downstream, exchange: Exchange, table: RouteTable[HttpTarget] | None
+) -> HttpTarget | None:
+    """The router lookup, timed for proxynow_routing_duration_seconds."""
+    started = time.perf_counter()
+    target = table.match(exchange) if table is not None else None
+    downstream.entrypoint_stats.routed(time.perf_counter() - started)
+    return target
+
+
+def _http01(downstream: Downstream, exchange: Exchange) -> bool:
+    """Answer an ACME HTTP-01 request (before any routing or redirect)."""
+    answer = downstream.state.challenges.http01_answer(exchange.path)
+    if answer is None:
+        return False
+    downstream.answer(exchange, 200, answer.encode("ascii", "replace"))
+    return True
+
+
+def request_head(downstream: Downstream, exchange: Exchange, server: Server) -> bytes:
+    """The request head for `server` (HTTP/1.1, the managed forwarded headers set)."""
+    head = exchange.head
+    target = server.path_prefix + exchange.target if server.path_prefix else exchange.target
+    # A join, not %-formatting: a third of the cost (callgrind).
+    start = b" ".join((exchange.method_b, target, b"HTTP/1.1\r\n"))
+    host = head.host if server.pass_host_header and head.hosts else server.host_header
+    if exchange.chunked:
+        framing = _CHUNKED
+    elif head.lengths:
+        framing = b"Content-Length: %b\r\n" % head.content_length
+    else:
+        framing = b""
+    if head.forwarded or exchange.upgrade:
+        forwarded = forwarded_headers(head, downstream.forward_context, exchange.upgrade)
+    else:
+        forwarded = exchange.forwarded
+    return upstream_head(head, start, host, forwarded, framing)
+
+
+def attach(
+    downstream: Downstream, exchange: Exchange, server: Server, conn: UpstreamConnection
+) -> None:
+    """Send the request head (and any body held so far) on `conn`."""
+    exchange.upstream = conn
+    data = request_head(downstream, exchange, server)
+    pending = exchange.pending
+    if pending is not None:
+        data = b"".join((data, *pending))
+        exchange.pending = None
+        exchange.body_sent = True
+    conn.send(downstream, data, exchange.method_b == b"HEAD")
+    downstream.attached(exchange, conn)
+
+
+def dial(downstream: Downstream, exchange: Exchange, server: Server) -> None:
+    """Open a connection to `server` (no idle one, or a retry); attach it when it is up."""
+    pool = server.pool
+
+    def ready(result: UpstreamConnection | ProxyError) -> None:
+        try:
+            if isinstance(result, ProxyError):
+                if downstream.wants(exchange) and exchange.status == 0:
+                    downstream.error(exchange, result.status)
+                return
+            if downstream.wants(exchange) and exchange.upstream is None:
+                attach(downstream, exchange, server, result)
+            else:
+                pool.release(result, downstream.loop.time())
+        except Exception as exc:  # runs in the dial's task: nobody else would see it
+            if isinstance(result, UpstreamConnection):
+                result.abort()
+            downstream.failed(exc)
+
+    pool.connect(ready)
+
+
+def complete(
+    downstream: Downstream, exchange: Exchange, conn: UpstreamConnection, reusable: bool
+) -> None:
+    """The response was relayed to its end: `conn` goes back to its pool, then `finish`."""
+    now = downstream.loop.time()
+    exchange.upstream = None
+    if conn.reading_paused:
+        conn.resume_reading()
+    if reusable and exchange.complete:
+        conn.pool.release(conn, now)
+    else:
+        conn.close()
+    # `finish` inlined: this runs for every request.
+    load = exchange.load
+    if load is not None:
+        load.inflight -= 1
+        exchange.load = None
+    (exchange.stats or downstream.unrouted).observe(
+        exchange.status | METHOD_BITS[exchange.method_b] | exchange.head.bits,
+        now - exchange.start,
+        exchange.bytes_in,
+        exchange.bytes_out,
+    )
+    downstream.ended(exchange, now)
+
+
+def finish(downstream: Downstream, exchange: Exchange, now: float) -> None:
+    """Account for an exchange that is over (answered, relayed or cut), then `ended`."""
+    load = exchange.load
+    if load is not None:
+        load.inflight -= 1
+        exchange.load = None
+    # request_key inlined (and all of this in `complete`): this runs for every request.
+    (exchange.stats or downstream.unrouted).observe(
+        exchange.status | METHOD_BITS[exchange.method_b] | exchange.head.bits,
+        now - exchange.start,
+        exchange.bytes_in,
+        exchange.bytes_out,
+    )
+    downstream.ended(exchange, now)
+
+
+def observe(downstream: Downstream, exchange: Exchange, now: float) -> None:
+    """Count an exchange in its router's metrics row (or the entrypoint's unrouted one)."""
+    key = request_key(exchange.status, exchange.method_b, exchange.head.bits)
+    stats = exchange.stats or downstream.unrouted
+    stats.observe(key, now - exchange.start, exchange.bytes_in, exchange.bytes_out)
+
+
+def abandon(exchange: Exchange) -> None:
+    """The client side went away mid-exchange: release the load, drop the upstream (its
+    state is unknown, so it is never reused)."""
+    load = exchange.load
+    if load is not None:
+        load.inflight -= 1
+        exchange.load = None
+    upstream = exchange.upstream
+    if upstream is not None:
+        upstream.abort()
+        exchange.upstream = None
+
+
+def lost(downstream: Downstream, exchange: Exchange, conn: UpstreamConnection) -> None:
+    """The upstream connection ended before a response head: send the request once more on
+    a new connection when that is safe (`retryable`), else answer 502."""
+    exchange.upstream = None
+    if not retryable(exchange, conn):
+        downstream.error(exchange, 502)
+        return
+    exchange.retried = True
+    server, stats = exchange.server, exchange.stats
+    assert server is not None and stats is not None  # set when it was sent
+    stats.retry()
+    dial(downstream, exchange, server)
+
+
+def upgraded(downstream: Downstream, exchange: Exchange, conn: UpstreamConnection) -> bool:
+    """The backend switched protocols: True if that may stand (a 101 to a request that
+    asked for an upgrade), else the backend is dropped and the exchange answered 502."""
+    if conn.status != 101 or not exchange.upgrade:
+        conn.abort()
+        exchange.upstream = None
+        downstream.error(exchange, 502)
+        return False
+    exchange.status = 101
+    return True
+
+
+def hand_off(
+    downstream: Downstream, exchange: Exchange, conn: UpstreamConnection, client: asyncio.Transport
+) -> None:
+    """Join an upgraded upstream connection to the client side (after the 101 was written):
+    bytes pass raw both ways from now on. The exchange is counted now; its load stays in
+    flight until the tunnel ends (`abandon`)."""
+    exchange.upstream = None
+    conn.tunnel = client
+    conn.owner = downstream  # only for pause/resume_writing: backpressure from the backend
+    observe(downstream, exchange, downstream.loop.time())

@@ -1,0 +1,98 @@
+"""What version-neutral dispatch (edge/proxy/dispatch.py) needs from an HTTP front end.
+
+A `Downstream` is the client side of exchanges: the HTTP/1 front end (`HttpProxy` in
+edge/http1/protocol.py) is one per connection with one exchange answered at a time; an HTTP/2 front
+end is one per stream. Dispatch reads the connection's context through it (worker state,
+entrypoint, peer memos, a route cache), and hands answers and the end of an exchange back
+to it; the front end owns its wire format, its deadlines and what follows an exchange
+(keep-alive, pipelining, a stream's end). Everything that belongs to one exchange lives on
+the `Exchange` (its upstream connection, server, load, counters), never on the downstream's
+connection, so several exchanges can be in flight on one connection.
+
+A downstream is also the `Owner` of the upstream connection its exchange is sent on
+(edge/upstream/connection.py): the upstream reports the response to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from proxynow.edge.upstream.connection import Owner
+
+if TYPE_CHECKING:
+    from proxynow.edge.core.metrics import EntryPointStats, TargetStats
+    from proxynow.edge.graph.build import HttpTarget, RouterGraph
+    from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
+    from proxynow.edge.http.middlewares import Reply
+    from proxynow.edge.http.peers import Peer, PeerCache
+    from proxynow.edge.message.headers import ForwardContext
+    from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.ipc.challenges import ChallengeSet
+    from proxynow.rules import RouteTable
+
+__all__ = ["Downstream", "Worker"]
+
+
+class Worker(Protocol):
+    """The worker's state as dispatch reads it (the current graph, ACME HTTP-01 answers)."""
+
+    @property
+    def graph(self) -> RouterGraph: ...
+    @property
+    def http01(self) -> Mapping[str, str]: ...  # falsy unless a challenge is pending
+    @property
+    def challenges(self) -> ChallengeSet: ...
+
+
+class Downstream(Owner, Protocol):
+    """The client side of an exchange, as dispatch sees it."""
+
+    # The connection's context (read only).
+    @property
+    def state(self) -> Worker: ...
+    @property
+    def entrypoint(self) -> EntryPointRuntime: ...
+    @property
+    def entrypoint_stats(self) -> EntryPointStats: ...
+    @property
+    def unrouted(self) -> TargetStats: ...  # where an exchange no router matched is counted
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def peer(self) -> Peer: ...
+    @property
+    def peers(self) -> PeerCache: ...
+    @property
+    def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
+    @property
+    def forward_context(self) -> ForwardContext: ...  # `peer.ctx`
+
+    # The route cache dispatch keeps on it: the graph and route table last used, and the
+    # routing path of the last raw path (clients repeat theirs).
+    graph: RouterGraph | None
+    table: RouteTable[HttpTarget] | None
+    raw_path: bytes
+    path: str
+
+    def error(self, exchange: Exchange, status: int) -> None:
+        """Answer with an error status (nothing of a response was sent), then `ended`."""
+
+    def reply(self, exchange: Exchange, reply: Reply) -> None:
+        """Send a middleware's answer (edge/http/middlewares/base.py `Reply`), then `ended`."""
+
+    def answer(self, exchange: Exchange, status: int, body: bytes) -> None:
+        """Answer with a text/plain body (ACME HTTP-01), then `ended`."""
+
+    def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
+        """The request head went out on `conn`: apply backpressure, 100 Continue, deadlines."""
+
+    def ended(self, exchange: Exchange, now: float) -> None:
+        """The exchange is over and accounted for: what comes next on the connection."""
+
+    def wants(self, exchange: Exchange) -> bool:
+        """Whether `exchange` still waits for its upstream (a dial's result may come late)."""
+
+    def failed(self, exc: BaseException) -> None:
+        """Handling a dial's result raised (a bug): end the client side."""
