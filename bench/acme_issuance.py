@@ -1,6 +1,6 @@
 """Time from process start to the first HTTPS response with a Pebble-trusted certificate.
 
-For each run: a fresh Pebble (tests/acme/pebble.py: throwaway CA, challtestsrv DNS,
+For each run: a fresh Pebble (tests/support/pebble.py: throwaway CA, challtestsrv DNS,
 PEBBLE_VA_NOSLEEP), an empty ACME storage, then the proxy is started and a client that
 trusts only Pebble's root polls `https://app.example.com/` (SNI, connected to
 127.0.0.1) every 10 ms until it gets a response. The HTTP-01 challenge is answered on
@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tests.acme.pebble import Pebble, PebbleFactory, free_port
+from tests.support.pebble import Pebble, PebbleFactory, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "app.example.com"

@@ -30,7 +30,7 @@ import docker
 import yaml
 
 from bench.procs import Managed, free_ports, start, stop, wait_until
-from tests.docker.support import build_backend_image, ensure_dockerd, stop_dockerd
+from tests.support.docker import build_backend_image, ensure_dockerd, stop_dockerd
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE = 20.0

@@ -19,8 +19,8 @@ __all__ = ["KNOWN_METHODS", "STAND_IN", "Lenient", "lenient_line", "percent_enco
 
 # RFC 9110 §5.6.2 tchar: what a method token may hold.
 _TCHAR = (string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~").encode("ascii")
-# The methods llhttp parses in HTTP mode (tests/edge/test_http_hardening.py checks the list
-# against the installed httptools).
+# The methods llhttp parses in HTTP mode (tests/integration/edge/http1/test_http_hardening.py
+# checks the list against the installed httptools).
 KNOWN_METHODS = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
     b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "

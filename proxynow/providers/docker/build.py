@@ -81,7 +81,7 @@ _MAX_SHARING_DEPTH = 8  # container:A → container:B → ... stops here (a cycl
 _UNHEALTHY = frozenset({"starting", "unhealthy"})
 # An inert stand-in per (protocol, section) for an object that does not validate: it
 # carries the object's errors to the aggregator, which disables it. Each must validate
-# alone (tests/docker/test_label_isolation.py checks every section).
+# alone (tests/unit/providers/docker/test_label_isolation.py checks every section).
 PLACEHOLDERS: dict[tuple[str, str], dict[str, Any]] = {
     ("http", "routers"): {},
     ("http", "services"): {"loadBalancer": {}},

@@ -1,0 +1,32 @@
+"""Configuration samples shared by the `check` tests (tests/unit/control/test_config_check.py
+and tests/e2e/cli/test_cli.py)."""
+
+# One file, four objects, four kinds of problem: an unknown key (router a), a bad rule
+# (b), a missing service (c), a middleware type not applied yet (d: a warning).
+FOUR_OBJECTS = """
+    http:
+      routers:
+        a:
+          rule: "Host(`a`)"
+          service: app
+          priorty: 1
+        b:
+          rule: "Host(`b`) &&"
+          service: app
+        c:
+          rule: "Host(`c`)"
+          service: nowhere
+        d:
+          rule: "Host(`d`)"
+          service: app
+          middlewares: [strip]
+      services:
+        app:
+          loadBalancer:
+            servers:
+              - url: "http://127.0.0.1:9000"
+      middlewares:
+        strip:
+          stripPrefix:
+            prefixes: ["/d"]
+    """

@@ -1,0 +1,50 @@
+"""The HTTP front ends the in-memory suite runs: one entry per front end (and variant).
+
+An entry names the client codec that speaks its version and the protocol factory the
+worker serves it with (`(WorkerState, EntryPointRuntime) -> protocol factory`, as
+`loop.create_server` takes it), plus the static entrypoint options it runs under. Adding
+the HTTP/2 front end means adding its entry here: every case in test_front_ends.py then
+runs through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxynow.edge.graph.state import WorkerState
+from proxynow.edge.http.exchange import EntryPointRuntime
+from proxynow.edge.http1.factory import http_protocol_factory
+from tests.transport.client_codecs import ClientCodec, Http1Codec
+
+__all__ = ["FRONT_ENDS", "FrontEnd"]
+
+ProtocolFactory = Callable[[WorkerState, EntryPointRuntime], Callable[[], asyncio.Protocol]]
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    name: str
+    codec: Callable[[], ClientCodec]
+    factory: ProtocolFactory
+    entrypoint: dict[str, Any] = field(default_factory=dict)  # static entrypoint options
+
+
+FRONT_ENDS = [
+    FrontEnd("http1", Http1Codec, http_protocol_factory),
+    # The same front end on an entrypoint with connection limits: the factory serves it
+    # with another protocol class, which must answer every case the same way.
+    FrontEnd(
+        "http1-limits",
+        Http1Codec,
+        http_protocol_factory,
+        {
+            "transport": {
+                "keepAliveMaxRequests": 1000,
+                "respondingTimeouts": {"writeTimeout": "60s"},
+            }
+        },
+    ),
+]
