@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from proxynow.config.static import EntryPoint
 from proxynow.edge.balance.sticky import cookie_value
 from proxynow.edge.core.errors import BadRequest
 from proxynow.edge.core.metrics import TargetStats
-from proxynow.edge.message.headers import RequestHead
+from proxynow.edge.message.headers import RequestHead, ResponseHead
 from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ __all__ = [
     "F_PASS",
     "EntryPointRuntime",
     "Exchange",
+    "RouterHooks",
     "entrypoint_runtime",
     "retryable",
     "valid_host",
@@ -121,6 +122,19 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
     )
 
 
+class RouterHooks(Protocol):
+    """The phases of a router's middleware chain that run after routing, as an exchange
+    holds them (edge/http/middlewares/base.py `Chain`; a Protocol, so that this module
+    does not import the middlewares, which read exchanges)."""
+
+    @property
+    def response_head(self) -> tuple[Callable[[Exchange, int, ResponseHead], None], ...]: ...
+    @property
+    def response_body(self) -> tuple[Callable[[Exchange, bytes, bool], bytes], ...]: ...
+    @property
+    def outcome(self) -> tuple[Callable[[Exchange, float], None], ...]: ...
+
+
 class Exchange:
     """One request and its response; also the `RequestView` the router matches against."""
 
@@ -128,6 +142,7 @@ class Exchange:
         "body_sent",
         "bytes_in",
         "bytes_out",
+        "chain",
         "chunked",
         "client_ip",
         "complete",
@@ -179,6 +194,8 @@ class Exchange:
         # leasttime servers only; a tunnel keeps it until the connection closes).
         self.load: Load | None = None
         self.stats: TargetStats | None = None
+        # The router's middleware chain, for the phases after routing; None: it has none.
+        self.chain: RouterHooks | None = None
         self.status = 0
         self.framing = F_NONE
         self.bytes_in = 0

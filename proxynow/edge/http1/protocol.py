@@ -74,6 +74,7 @@ from proxynow.edge.proxy.dispatch import (
     finish,
     hand_off,
     lost,
+    response_head,
     route,
     upgraded,
 )
@@ -338,7 +339,7 @@ class HttpProxy(asyncio.Protocol):
         state.clocked.discard(self)
         self.entrypoint_stats.open_connections -= 1
         if self.active is not None:  # cut mid-exchange, or a tunnel ended
-            abandon(self.active)
+            abandon(self.active, self.loop.time())
 
     def eof_received(self) -> bool:
         if self.phase == TUNNEL:
@@ -723,6 +724,8 @@ class HttpProxy(asyncio.Protocol):
         load = ex.load
         if load is not None:  # leasttime's time to first byte, from the request's start
             load.first_byte(self.loop.time() - ex.start)
+        if ex.chain is not None:
+            response_head(ex, status, head)
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade
         line = _status_lines(status)

@@ -4,7 +4,7 @@ Written once for every HTTP front end against `Downstream` (edge/proxy/downstrea
 `route` looks the request up in the graph (timed for proxynow_routing_duration_seconds the
 first time a downstream sees a graph), runs the router's middleware chain, answers ACME
 HTTP-01 requests, picks a server and attaches a pooled upstream connection or dials one;
-`request_head` builds the head sent upstream; `complete` and `finish` end an exchange (the
+`attach` builds the head sent upstream; `complete` and `finish` end an exchange (the
 connection back to its pool, the load released, one metrics row observed); `lost` retries
 a request the upstream dropped before sending anything, once, when that is safe;
 `upgraded` and `hand_off` turn an exchange that got a 101 into a tunnel.
@@ -33,6 +33,7 @@ from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
     from proxynow.edge.graph.build import HttpTarget, Server
+    from proxynow.edge.message.headers import ResponseHead
     from proxynow.edge.proxy.downstream import Downstream
     from proxynow.rules import RouteTable
 
@@ -42,11 +43,11 @@ __all__ = [
     "complete",
     "dial",
     "finish",
-    "forward",
     "hand_off",
     "lost",
     "observe",
-    "request_head",
+    "outcome",
+    "response_head",
     "route",
     "upgraded",
 ]
@@ -55,47 +56,45 @@ __all__ = [
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
 
-def route(downstream: Downstream, exchange: Exchange) -> None:
-    """Route a request whose head is complete, then answer it or send it upstream."""
-    graph = downstream.state.graph
-    # A downstream's first request, and the first after a graph swap, has its router lookup
-    # timed (proxynow_routing_duration_seconds): the other requests pay nothing.
-    fresh = graph is not downstream.graph
-    if fresh:
-        downstream.graph = graph
-        entrypoint = downstream.entrypoint
-        downstream.table = (graph.https if entrypoint.tls else graph.http).get(entrypoint.name)
-    raw_host = exchange.head.host
-    known = downstream.peer_hosts.get(raw_host)
-    if known is None:
-        known = downstream.peer.learn(raw_host, downstream.peers)
-    exchange.host, exchange.forwarded = known
-    raw_path = exchange.target
-    if raw_path != downstream.raw_path:
-        downstream.raw_path = raw_path
-        path = raw_path.partition(b"?")[0]
-        downstream.path = routing_path(path.decode("utf-8", "surrogateescape"))
-    exchange.path = downstream.path
-    if downstream.state.http01 and _http01(downstream, exchange):
-        return
-    table = downstream.table
-    if fresh:
-        target = _timed_match(downstream, exchange, table)
-    else:
-        target = table.match(exchange) if table is not None else None
+def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None = None) -> None:
+    """Route a request whose head is complete, then answer it or send it upstream. Given
+    `target` (the resume path of a router's request hooks), it only picks and sends."""
     if target is None:
-        downstream.error(exchange, 404)
-        return
-    exchange.stats = target.stats
-    chain = target.chain
-    if chain is not None and _request_phase(downstream, exchange, target, chain):
-        return
-    forward(downstream, exchange, target)
-
-
-def forward(downstream: Downstream, exchange: Exchange, target: HttpTarget) -> None:
-    """Pick a server for a routed request and send it there (after the router's request
-    hooks, when it has any; also their resume path)."""
+        graph = downstream.state.graph
+        # A downstream's first request, and the first after a graph swap, has its router lookup
+        # timed (proxynow_routing_duration_seconds): the other requests pay nothing.
+        fresh = graph is not downstream.graph
+        if fresh:
+            downstream.graph = graph
+            entrypoint = downstream.entrypoint
+            downstream.table = (graph.https if entrypoint.tls else graph.http).get(entrypoint.name)
+        raw_host = exchange.head.host
+        known = downstream.peer_hosts.get(raw_host)
+        if known is None:
+            known = downstream.peer.learn(raw_host, downstream.peers)
+        exchange.host, exchange.forwarded = known
+        raw_path = exchange.target
+        if raw_path != downstream.raw_path:
+            downstream.raw_path = raw_path
+            path = raw_path.partition(b"?")[0]
+            downstream.path = routing_path(path.decode("utf-8", "surrogateescape"))
+        exchange.path = downstream.path
+        if downstream.state.http01 and _http01(downstream, exchange):
+            return
+        table = downstream.table
+        if fresh:
+            target = _timed_match(downstream, exchange, table)
+        else:
+            target = table.match(exchange) if table is not None else None
+        if target is None:
+            downstream.error(exchange, 404)
+            return
+        exchange.stats = target.stats
+        chain = target.chain
+        if chain is not None:
+            exchange.chain = chain
+            if _request_phase(downstream, exchange, target, chain):
+                return
     sticky = target.sticky
     server = target.pick() if sticky is None else sticky(exchange)
     if server is None:
@@ -138,7 +137,7 @@ def _resumed(
         return  # the client left meanwhile, or a second resume: nothing to do
     try:
         if reply is None:
-            forward(downstream, exchange, target)
+            route(downstream, exchange, target)
         else:
             downstream.reply(exchange, reply)
     except Exception as exc:  # runs in the step's callback: nobody else would see it
@@ -164,8 +163,13 @@ def _http01(downstream: Downstream, exchange: Exchange) -> bool:
     return True
 
 
-def request_head(downstream: Downstream, exchange: Exchange, server: Server) -> bytes:
-    """The request head for `server` (HTTP/1.1, the managed forwarded headers set)."""
+def attach(
+    downstream: Downstream, exchange: Exchange, server: Server, conn: UpstreamConnection
+) -> None:
+    """Send the request head (HTTP/1.1, the managed forwarded headers set; and any body
+    held so far) on `conn`. The head is built here, not in a function of its own: this
+    runs for every request."""
+    exchange.upstream = conn
     head = exchange.head
     target = server.path_prefix + exchange.target if server.path_prefix else exchange.target
     # A join, not %-formatting: a third of the cost (callgrind).
@@ -181,15 +185,7 @@ def request_head(downstream: Downstream, exchange: Exchange, server: Server) -> 
         forwarded = forwarded_headers(head, downstream.forward_context, exchange.upgrade)
     else:
         forwarded = exchange.forwarded
-    return upstream_head(head, start, host, forwarded, framing)
-
-
-def attach(
-    downstream: Downstream, exchange: Exchange, server: Server, conn: UpstreamConnection
-) -> None:
-    """Send the request head (and any body held so far) on `conn`."""
-    exchange.upstream = conn
-    data = request_head(downstream, exchange, server)
+    data = upstream_head(head, start, host, forwarded, framing)
     pending = exchange.pending
     if pending is not None:
         data = b"".join((data, *pending))
@@ -234,6 +230,8 @@ def complete(
     else:
         conn.close()
     # `finish` inlined: this runs for every request.
+    if exchange.chain is not None:
+        outcome(exchange, now)
     load = exchange.load
     if load is not None:
         load.inflight -= 1
@@ -249,6 +247,8 @@ def complete(
 
 def finish(downstream: Downstream, exchange: Exchange, now: float) -> None:
     """Account for an exchange that is over (answered, relayed or cut), then `ended`."""
+    if exchange.chain is not None:
+        outcome(exchange, now)
     load = exchange.load
     if load is not None:
         load.inflight -= 1
@@ -265,14 +265,18 @@ def finish(downstream: Downstream, exchange: Exchange, now: float) -> None:
 
 def observe(downstream: Downstream, exchange: Exchange, now: float) -> None:
     """Count an exchange in its router's metrics row (or the entrypoint's unrouted one)."""
+    if exchange.chain is not None:
+        outcome(exchange, now)
     key = request_key(exchange.status, exchange.method_b, exchange.head.bits)
     stats = exchange.stats or downstream.unrouted
     stats.observe(key, now - exchange.start, exchange.bytes_in, exchange.bytes_out)
 
 
-def abandon(exchange: Exchange) -> None:
+def abandon(exchange: Exchange, now: float) -> None:
     """The client side went away mid-exchange: release the load, drop the upstream (its
-    state is unknown, so it is never reused)."""
+    state is unknown, so it is never reused), run the outcome hooks not run yet."""
+    if exchange.chain is not None:
+        outcome(exchange, now)
     load = exchange.load
     if load is not None:
         load.inflight -= 1
@@ -281,6 +285,26 @@ def abandon(exchange: Exchange) -> None:
     if upstream is not None:
         upstream.abort()
         exchange.upstream = None
+
+
+def response_head(exchange: Exchange, status: int, head: ResponseHead) -> None:
+    """Run the router's response-head hooks on a final response from the backend, before
+    the front end writes it (they may change `head` through its header API). Front ends
+    call it only when `exchange.chain` is set: a router without middlewares pays one test."""
+    chain = exchange.chain
+    assert chain is not None
+    for hook in chain.response_head:
+        hook(exchange, status, head)
+
+
+def outcome(exchange: Exchange, now: float) -> None:
+    """Run the router's outcome hooks, once per exchange however it ends (the status is 0
+    when no response was sent)."""
+    chain = exchange.chain
+    assert chain is not None
+    exchange.chain = None  # once, even if a hook raises
+    for hook in chain.outcome:
+        hook(exchange, now)
 
 
 def lost(downstream: Downstream, exchange: Exchange, conn: UpstreamConnection) -> None:

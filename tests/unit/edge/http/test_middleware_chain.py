@@ -404,3 +404,61 @@ async def test_a_resume_after_the_client_left_does_nothing(waiting: Waiting) -> 
     client.connection_lost(None)
     waiting.resumes[0](None)
     assert upstream_transport.data == b"" and client_transport.data == b""
+
+
+# ---------------------------------------------------------------- after routing, through HTTP/1
+
+
+class Observing:
+    """A step with a response-head hook (adds a header) and an outcome hook (records)."""
+
+    def __init__(self) -> None:
+        self.heads: list[int] = []
+        self.outcomes: list[tuple[int, float]] = []
+
+    def head(self, ex: Exchange, status: int, head: ResponseHead) -> None:
+        self.heads.append(status)
+        head.set(b"X-Seen", b"%d" % status)
+
+    def outcome(self, ex: Exchange, now: float) -> None:
+        self.outcomes.append((ex.status, now))
+
+
+@pytest.fixture
+def observing(monkeypatch: pytest.MonkeyPatch) -> Observing:
+    step = Observing()
+    monkeypatch.setitem(
+        BUILDERS,
+        "forwardAuth",
+        lambda middleware, context: Step(
+            "forwardAuth", response_head=step.head, outcome=step.outcome
+        ),
+    )
+    return step
+
+
+async def test_response_head_hooks_change_what_the_client_gets(observing: Observing) -> None:
+    client, client_transport, _, upstream = served(Waiting())
+    client.data_received(REQUEST)
+    upstream.data_received(RESPONSE)
+    assert observing.heads == [200]
+    head, _, body = client_transport.data.partition(b"\r\n\r\n")
+    assert b"\r\nX-Seen: 200" in head and body == b"ok"
+
+
+async def test_outcome_hooks_run_once_per_exchange(observing: Observing) -> None:
+    client, _, _, upstream = served(Waiting())
+    client.data_received(REQUEST)
+    assert observing.outcomes == []
+    upstream.data_received(RESPONSE)
+    assert [status for status, _ in observing.outcomes] == [200]
+    client.connection_lost(None)  # the exchange is over: nothing runs again
+    assert len(observing.outcomes) == 1
+
+
+async def test_outcome_hooks_run_when_the_client_leaves_mid_exchange(observing: Observing) -> None:
+    client, _, upstream_transport, _ = served(Waiting())
+    client.data_received(REQUEST)
+    assert upstream_transport.data  # sent upstream, no answer yet
+    client.connection_lost(None)
+    assert [status for status, _ in observing.outcomes] == [0]
