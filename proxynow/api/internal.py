@@ -101,6 +101,11 @@ def router_entry_points(static: StaticConfig) -> EntryPoints:
         names,
         tuple(n for n in candidates if n not in udp),
         udp_defaults=tuple(sorted(udp)),
+        http_middlewares=tuple(
+            (name, tuple(ep.http.middlewares))
+            for name, ep in sorted(static.entry_points.items())
+            if ep.http.middlewares
+        ),
     )
 
 

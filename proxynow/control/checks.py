@@ -219,6 +219,24 @@ def _check_router_tls(merge: Merge, key: str, router: Any) -> None:
     merge.add(key, conflict or f"TLS options {options} do not exist")
 
 
+def _router_middlewares(
+    merge: Merge, protocol: str, name: str, router: Any, entry_points: list[str]
+) -> list[str]:
+    """The router's middlewares and, for HTTP, those its entrypoints prepend
+    (`http.middlewares`; an unqualified name is the router's provider's, as in Traefik)."""
+    own: list[str] = list(getattr(router, "middlewares", ()))
+    if protocol != "http" or not merge.entry_points.http_middlewares:
+        return own
+    provider = name.rpartition("@")[2]
+    prepended: list[str] = []
+    for entry_point in entry_points:
+        for middleware in merge.entry_points.middlewares_of(entry_point):
+            qualified = middleware if "@" in middleware else f"{middleware}@{provider}"
+            if qualified not in prepended:
+                prepended.append(qualified)
+    return prepended + own
+
+
 def check_router(merge: Merge, protocol: str, name: str, router: Any) -> None:
     """Judge one router against the merge's services, middlewares, TLS options and
     entrypoints (what nothing else depends on: a build that changes routers only checks
@@ -235,7 +253,7 @@ def check_router(merge: Merge, protocol: str, name: str, router: Any) -> None:
         problem = _service_problem(merge, protocol, router.service)
         if problem:
             merge.add(key, problem)
-    for middleware in getattr(router, "middlewares", ()):
+    for middleware in _router_middlewares(merge, protocol, name, router, entry_points):
         problem = _middleware_problem(merge, protocol, middleware)
         if problem:
             merge.add(key, problem)

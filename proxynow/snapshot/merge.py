@@ -50,6 +50,16 @@ class EntryPoints:
     names: frozenset[str]
     defaults: tuple[str, ...]
     udp_defaults: tuple[str, ...] = ()  # UDP routers' (empty: `defaults`)
+    # (entrypoint, its `http.middlewares`) for the entrypoints that have some: prepended to
+    # every HTTP router on the entrypoint, as Traefik does.
+    http_middlewares: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def middlewares_of(self, entry_point: str) -> tuple[str, ...]:
+        """The `http.middlewares` of `entry_point` (none for most)."""
+        for name, middlewares in self.http_middlewares:
+            if name == entry_point:
+                return middlewares
+        return ()
 
     @classmethod
     def from_flags(cls, as_default: Mapping[str, bool]) -> EntryPoints:

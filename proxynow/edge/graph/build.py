@@ -165,6 +165,12 @@ class _Builder(ServiceBuilding):
         defaults = [n for n in self.entrypoints if static.entry_points[n].as_default]
         self.default_entrypoints = defaults or self.entrypoints
         self.tls_entrypoints = {n for n in self.entrypoints if static.entry_points[n].http.tls}
+        # Entrypoint → its `http.middlewares`, prepended to every router on it (Traefik).
+        self.entrypoint_middlewares = {
+            n: tuple(static.entry_points[n].http.middlewares)
+            for n in self.entrypoints
+            if static.entry_points[n].http.middlewares
+        }
         # (parsed rule, TLS options name) of the routers that name TLS options.
         self.tls_options: dict[str, list[tuple[Node, str]]] = {}
         previous = res.compiled
@@ -305,7 +311,8 @@ class _Builder(ServiceBuilding):
         """The (entrypoint, tls, route) of one router: the last build's when neither the
         router, its service's pick nor (if it uses any) the middleware table changed."""
         pick = self.service(router.service)
-        middlewares = self.config.http.middlewares if router.middlewares else None
+        uses = router.middlewares or self.entrypoint_middlewares
+        middlewares = self.config.http.middlewares if uses else None
         cached = self.previous.routers.get(name)
         if (
             cached is not None
@@ -328,18 +335,28 @@ class _Builder(ServiceBuilding):
         if node is None or pick is None:
             return ()
         routes: list[tuple[str, bool, Route[HttpTarget]]] = []
-        middlewares = tuple(router.middlewares)
+        own = tuple(router.middlewares)
         for ep in router.entry_points or self.default_entrypoints:
             if ep not in self.entrypoint_set:
                 continue
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
+            middlewares = self.prepended(name, ep) + own
             chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
             sticky = self.stickies.get(router.service)
             target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
             routes.append((ep, tls, route))
         return tuple(routes)
+
+    def prepended(self, router: str, ep: str) -> tuple[str, ...]:
+        """The middlewares entrypoint `ep` puts before every router's own
+        (`http.middlewares`); an unqualified name is the router's provider's."""
+        names = self.entrypoint_middlewares.get(ep)
+        if not names:
+            return ()
+        provider = router.rpartition("@")[2]
+        return tuple(name if "@" in name else f"{name}@{provider}" for name in names)
 
     def note_tls_options(self, ep: str, node: Node, options: str) -> None:
         """Remember which TLS options the hosts of a TLS router ask for on `ep`; a router
