@@ -42,6 +42,10 @@ class Setup:
     workers: int = 1
     routers: int = 0
     tls: bool = False  # HTTPS: every router with `tls: {}`, the harness's certificate as default
+    metrics: bool = (
+        False  # Prometheus metrics with every label set (entrypoints, routers, services)
+    )
+    access_log: bool = False  # the access log in JSON, to a file in the scenario's directory
 
 
 TLS_CERT = "tls.crt"
@@ -256,5 +260,19 @@ def write_traefik_files(
     files = TraefikFiles(directory / "static.yml", directory / "dynamic.yml")
     certificate = write_certificate(directory) if setup.tls else None
     write_yaml_atomic(files.dynamic, dynamic_config(backend_port, setup, (), certificate))
-    write_yaml_atomic(files.static, static_config(port, files.dynamic, setup.workers))
+    static = static_config(port, files.dynamic, setup.workers)
+    static.update(observability(directory, setup))
+    write_yaml_atomic(files.static, static)
     return files
+
+
+def observability(directory: Path, setup: Setup) -> dict[str, Any]:
+    """The static options that turn on what the observed scenarios measure, the same for
+    Traefik and proxynow (Traefik's names)."""
+    options: dict[str, Any] = {}
+    if setup.metrics:
+        labels = {"addEntryPointsLabels": True, "addRoutersLabels": True}
+        options["metrics"] = {"prometheus": {**labels, "addServicesLabels": True}}
+    if setup.access_log:
+        options["accessLog"] = {"filePath": str(directory / "access.log"), "format": "json"}
+    return options

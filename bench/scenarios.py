@@ -79,6 +79,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         shared_cores=True,
     ),
     Scenario(
+        "metrics-c50",
+        "keepalive-c50 with Prometheus metrics on (entrypoint, router and service labels)",
+        Load(50),
+        Setup(metrics=True),
+    ),
+    Scenario(
+        "observed-c50",
+        "keepalive-c50 with Prometheus metrics and the access log (JSON, to a file) on",
+        Load(50),
+        Setup(metrics=True, access_log=True),
+    ),
+    Scenario(
         "config-churn",
         "13 B keep-alive, 50 connections, a router added and one removed every 100 ms",
         Load(50),
@@ -119,7 +131,7 @@ def _targets() -> tuple[Target, ...]:
         Target("tls-handshake", "rps", "traefik", 1.0, True, "handshakes/s ≥ Traefik"),
     ]
     for s in SCENARIOS:
-        if not s.name.startswith(("keepalive-", "tls-")):
+        if not s.name.startswith(("keepalive-", "tls-", "metrics-", "observed-")):
             targets.append(Target(s.name, "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"))
     targets += [
         Target("routers-1000", "rps", "self@routers-1", 0.95, True, "RPS within 5% of 1 router"),
@@ -132,6 +144,15 @@ def _targets() -> tuple[Target, ...]:
             "p99 within 10% of no changes",
         ),
         Target("config-churn", "errors", "zero", 0.0, False, "0 errors"),
+        Target("metrics-c50", "rps", "self@keepalive-c50", 0.95, True, "RPS ≥ 95% of no metrics"),
+        Target(
+            "observed-c50",
+            "rps",
+            "self@keepalive-c50",
+            0.90,
+            True,
+            "RPS ≥ 90% of neither metrics nor access log",
+        ),
     ]
     return tuple(targets)
 
@@ -140,7 +161,12 @@ TARGETS = _targets()
 
 
 # A scenario whose target compares with another scenario brings that one along.
-BASELINES = {"routers-1000": "routers-1", "config-churn": "keepalive-c50"}
+BASELINES = {
+    "routers-1000": "routers-1",
+    "config-churn": "keepalive-c50",
+    "metrics-c50": "keepalive-c50",
+    "observed-c50": "keepalive-c50",
+}
 
 
 def select(names: list[str] | None) -> list[Scenario]:
