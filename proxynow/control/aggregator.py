@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxynow.config.dynamic import DynamicConfig, TLSConfig
-from proxynow.control.checks import MIRRORING_NOT_APPLIED, check_all, check_router
+from proxynow.control.checks import check_all, check_router
 from proxynow.heap import collecting_later
 from proxynow.providers.base import SECTIONS, ProviderUpdate
 from proxynow.snapshot import ObjectStatus, Snapshot, TableChange, status_key
@@ -55,7 +55,6 @@ __all__ = [
     "DEFAULT_TRANSPORT",
     "INTERNAL_PROVIDER",
     "INTERNAL_SERVICES",
-    "MIRRORING_NOT_APPLIED",
     "Aggregator",
     "BuildCache",
     "EntryPoints",

@@ -18,7 +18,7 @@ from proxynow.snapshot import status_key
 from proxynow.snapshot.merge import DEFAULT_TRANSPORT, INTERNAL_PROVIDER, PROTOCOLS, Merge
 from proxynow.snapshot.qualify import DEFAULT_TLS
 
-__all__ = ["MIRRORING_NOT_APPLIED", "check_all", "check_router", "missing"]
+__all__ = ["check_all", "check_router", "missing"]
 
 
 class _Graph:
@@ -97,11 +97,6 @@ def _check_transport(merge: Merge, protocol: str, key: str, balancer: Any) -> No
         merge.add(key, f"serversTransport {transport} is disabled")
 
 
-MIRRORING_NOT_APPLIED = (
-    "mirroring is not implemented yet: requests go to the main service, the mirrors get none"
-)
-
-
 def _unapplied_options(service: Any) -> list[str]:
     """Service options the data plane does not apply (yet), each as a status warning."""
     warnings: list[str] = []
@@ -139,8 +134,6 @@ def _check_service(graph: _Graph, name: str, service: Any) -> None:
         if not balancer.servers:
             graph.merge.add(key, "loadBalancer has no servers (it answers 503)", critical=False)
         _check_transport(graph.merge, graph.protocol, key, balancer)
-    if getattr(service, "mirroring", None) is not None:
-        graph.merge.add(key, MIRRORING_NOT_APPLIED, critical=False)
     for warning in _unapplied_options(service):
         graph.merge.add(key, warning, critical=False)
     for child in _service_children(service):

@@ -28,7 +28,7 @@ from proxynow.edge.balance.sticky import (
 )
 from proxynow.edge.balance.wrr import Balancer, Factory, nested
 from proxynow.edge.graph.resources import CachedService, Compiled, GraphResources
-from proxynow.edge.upstream.server import Pick, Server
+from proxynow.edge.upstream.server import Mirror, Mirroring, Pick, Server
 from proxynow.edge.upstream.transport import PoolKey, TransportOptions, resolve_transport
 
 __all__ = ["ServiceBuilding"]
@@ -73,9 +73,8 @@ class ServiceBuilding:
             return self._cached(
                 name, service, tuple(p for p, _ in children), lambda: self._weighted(name, children)
             )
-        # Mirroring serves its main service until that issue lands.
         if service.mirroring is not None:
-            return self._alias(name, service.mirroring.service)
+            return self._mirroring(name, service)
         if service.failover is not None:
             main = self.service(service.failover.service)
             fallback = self.service(service.failover.fallback)
@@ -94,6 +93,25 @@ class ServiceBuilding:
                 lambda: (_failover(main, fallback), sticky_failover(main, fallback, *stickies)),
             )
         return None
+
+    def _mirroring(self, name: str, service: Service) -> Pick | None:
+        """The main service's pick, handing out its servers marked with the mirrors (a
+        copy per server, made once), so that dispatch sends the mirrors their copies."""
+        spec = service.mirroring
+        assert spec is not None
+        main = self.service(spec.service)
+        if main is None:
+            return None
+        mirrors = [(m.name, self.service(m.name), m.percent) for m in spec.mirrors]
+        live = [Mirror(mirror, pick, percent) for mirror, pick, percent in mirrors if pick]
+        sticky = self.stickies.get(spec.service)
+        depends = (main, sticky, *(pick for _, pick, _ in mirrors))
+
+        def build() -> tuple[Pick, StickyPick[Server] | None]:
+            mirroring = Mirroring(live, spec.max_body_size, spec.mirror_body)
+            return _mirrored(main, sticky, mirroring)
+
+        return self._cached(name, service, depends, build)
 
     def _alias(self, name: str, target: str) -> Pick | None:
         """Serve service `target` as `name` (its pick and its stickiness)."""
@@ -204,6 +222,28 @@ class ServiceBuilding:
 
 
 _STRATEGIES: dict[str, Factory[Server]] = {"p2c": P2C, "leasttime": LeastTime}
+
+
+def _mirrored(
+    main: Pick, sticky: StickyPick[Server] | None, mirroring: Mirroring
+) -> tuple[Pick, StickyPick[Server] | None]:
+    """`main`'s pick (and stickiness) giving out its servers marked with `mirroring`."""
+    marked: dict[int, Server] = {}  # id(server) → its copy with the mirrors
+
+    def mark(server: Server | None) -> Server | None:
+        if server is None:
+            return None
+        copy = marked.get(id(server))
+        if copy is None or copy.url != server.url:
+            copy = marked[id(server)] = replace(server, mirroring=mirroring)
+        return copy
+
+    def pick() -> Server | None:
+        return mark(main())
+
+    if sticky is None:
+        return pick, None
+    return pick, lambda ex: mark(sticky(ex))
 
 
 def _failover(main: Pick, fallback: Pick) -> Pick:

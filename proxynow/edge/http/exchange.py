@@ -26,6 +26,7 @@ from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
     from proxynow.edge.balance.least import Load
+    from proxynow.edge.http.mirror_copy import MirrorCopy
     from proxynow.edge.upstream.connection import UpstreamConnection
     from proxynow.edge.upstream.server import Server
 
@@ -155,6 +156,7 @@ class Exchange:
         "keep_alive",
         "load",
         "method_b",
+        "mirror",
         "path",
         "pending",
         "response_head",
@@ -194,6 +196,8 @@ class Exchange:
         # leasttime servers only; a tunnel keeps it until the connection closes).
         self.load: Load | None = None
         self.stats: TargetStats | None = None
+        # The copy kept for a mirroring service's mirrors (edge/proxy/mirror.py), or None.
+        self.mirror: MirrorCopy | None = None
         # The router's middleware chain, for the phases after routing; None: it has none.
         self.chain: RouterHooks | None = None
         self.status = 0

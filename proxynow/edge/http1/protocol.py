@@ -620,6 +620,8 @@ class HttpProxy(asyncio.Protocol):
         if conn is not None and ex.pending is None:
             conn.write(data)
             ex.body_sent = True
+            if ex.mirror is not None:  # a mirroring service's mirrors get it too
+                ex.mirror.add(data)
         elif ex.status == 0:
             if ex.pending is None:
                 ex.pending = []

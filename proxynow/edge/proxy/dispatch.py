@@ -28,13 +28,14 @@ from proxynow.edge.core.metrics import METHOD_BITS, request_key
 from proxynow.edge.http.exchange import Exchange, retryable
 from proxynow.edge.http.middlewares import Chain, Reply, run_request
 from proxynow.edge.message.headers import forwarded_headers, upstream_head
+from proxynow.edge.proxy.mirror import keep, send
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
     from proxynow.edge.graph.build import HttpTarget, Server
     from proxynow.edge.message.headers import ResponseHead
-    from proxynow.edge.proxy.downstream import Downstream
+    from proxynow.edge.proxy.downstream import Downstream, Sender
     from proxynow.rules import RouteTable
 
 __all__ = [
@@ -164,12 +165,15 @@ def _http01(downstream: Downstream, exchange: Exchange) -> bool:
 
 
 def attach(
-    downstream: Downstream, exchange: Exchange, server: Server, conn: UpstreamConnection
+    downstream: Sender, exchange: Exchange, server: Server, conn: UpstreamConnection
 ) -> None:
     """Send the request head (HTTP/1.1, the managed forwarded headers set; and any body
     held so far) on `conn`. The head is built here, not in a function of its own: this
     runs for every request."""
     exchange.upstream = conn
+    mirroring = server.mirroring
+    if mirroring is not None and exchange.mirror is None:
+        keep(exchange, mirroring)  # before the body held so far goes out
     head = exchange.head
     target = server.path_prefix + exchange.target if server.path_prefix else exchange.target
     # A join, not %-formatting: a third of the cost (callgrind).
@@ -242,6 +246,8 @@ def complete(
         exchange.bytes_in,
         exchange.bytes_out,
     )
+    if exchange.mirror is not None:
+        send(downstream, exchange, attach)
     downstream.ended(exchange, now)
 
 
@@ -260,6 +266,8 @@ def finish(downstream: Downstream, exchange: Exchange, now: float) -> None:
         exchange.bytes_in,
         exchange.bytes_out,
     )
+    if exchange.mirror is not None:  # the main server failed: Traefik mirrors all the same
+        send(downstream, exchange, attach)
     downstream.ended(exchange, now)
 
 

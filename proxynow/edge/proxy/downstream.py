@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from proxynow.ipc.challenges import ChallengeSet
     from proxynow.rules import RouteTable
 
-__all__ = ["Downstream", "Worker"]
+__all__ = ["Downstream", "Sender", "Worker"]
 
 
 class Worker(Protocol):
@@ -46,7 +46,19 @@ class Worker(Protocol):
     def challenges(self) -> ChallengeSet: ...
 
 
-class Downstream(Owner, Protocol):
+class Sender(Owner, Protocol):
+    """What `dispatch.attach` needs of the side a request comes from: the forwarded-header
+    context and a word once the head went out. A front end's `Downstream` is one; a mirror's
+    copy has its own (edge/proxy/mirror.py), which throws the answer away."""
+
+    @property
+    def forward_context(self) -> ForwardContext: ...  # `peer.ctx`
+
+    def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
+        """The request head went out on `conn`: apply backpressure, 100 Continue, deadlines."""
+
+
+class Downstream(Sender, Protocol):
     """The client side of an exchange, as dispatch sees it."""
 
     # The connection's context (read only).
@@ -66,8 +78,6 @@ class Downstream(Owner, Protocol):
     def peers(self) -> PeerCache: ...
     @property
     def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
-    @property
-    def forward_context(self) -> ForwardContext: ...  # `peer.ctx`
 
     # The route cache dispatch keeps on it: the graph and route table last used, and the
     # routing path of the last raw path (clients repeat theirs).
@@ -84,9 +94,6 @@ class Downstream(Owner, Protocol):
 
     def answer(self, exchange: Exchange, status: int, body: bytes) -> None:
         """Answer with a text/plain body (ACME HTTP-01), then `ended`."""
-
-    def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
-        """The request head went out on `conn`: apply backpressure, 100 Continue, deadlines."""
 
     def ended(self, exchange: Exchange, now: float) -> None:
         """The exchange is over and accounted for: what comes next on the connection."""

@@ -18,7 +18,6 @@ import pytest
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.control.aggregator import (
-    MIRRORING_NOT_APPLIED,
     Aggregator,
     BuildCache,
     EntryPoints,
@@ -254,9 +253,7 @@ CASES = [
         {
             "http.services.ok@file": enabled("file"),
             "http.services.w@file": disabled("file", "service x@file does not exist"),
-            "http.services.m@file": disabled(
-                "file", MIRRORING_NOT_APPLIED, "service y@file does not exist"
-            ),
+            "http.services.m@file": disabled("file", "service y@file does not exist"),
             "http.services.f@file": disabled("file", "service z@docker does not exist"),
         },
     ),
@@ -368,7 +365,7 @@ CASES = [
         },
     ),
     Case(
-        "mirroring serves its main service, with a warning that mirrors get nothing",
+        "mirroring with its main service and mirrors defined serves, without a warning",
         {
             "file": http(
                 services={
@@ -378,7 +375,7 @@ CASES = [
                 }
             )
         },
-        {"http.services.m@file": warning("file", MIRRORING_NOT_APPLIED)},
+        {"http.services.m@file": enabled("file")},
     ),
     Case(
         "service options not applied yet are warnings on the service",

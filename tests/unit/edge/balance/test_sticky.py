@@ -258,7 +258,14 @@ def test_graph_gives_sticky_only_to_sticky_trees() -> None:
     assert targets["plain"].sticky is None
     assert targets["sticky"].sticky is not None
     assert targets["outer"].sticky is not None  # a child is sticky
-    assert targets["mirror"].sticky is targets["sticky"].sticky
+    # A mirroring service is as sticky as its main service: the same server, marked with
+    # its mirrors (no mirror here: the marking is all that differs).
+    mirror_sticky, main_sticky = targets["mirror"].sticky, targets["sticky"].sticky
+    assert mirror_sticky is not None and main_sticky is not None
+    ex = request()
+    mirrored = mirror_sticky(ex)
+    assert mirrored is not None and mirrored.mirroring is not None and mirrored.url in URLS
+    assert b"Set-Cookie" in ex.response_head  # the main service's cookie, as without mirrors
 
 
 def test_nested_weighted_and_load_balancer_each_keep_their_child() -> None:
