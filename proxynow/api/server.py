@@ -93,12 +93,14 @@ class ApiServer:
             self._assets = await asyncio.to_thread(Assets.load)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.bind(("127.0.0.1", 0))
-            site = web.SockSite(runner, sock, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+            site = web.SockSite(runner, sock)
             await site.start()
         except BaseException:
             sock.close()

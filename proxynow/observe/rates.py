@@ -4,13 +4,14 @@ The dashboard's live charts (proxynow/api/stream.py) are fed from here. `RateMet
 is pure: it takes one `Supervisor.collect()` (the same answers the Prometheus scrape
 uses), turns each worker's rows into per-name totals (`with_views`, proxynow/observe/views.py),
 and returns what each name did since the previous call: requests, requests per second,
-the share of 5xx and of 4xx answers, the mean latency and the p50/p95 estimated from the
-duration histogram.
+the share of 5xx and of 4xx answers, the mean latency, and the bound under which 95% of
+the requests finished (the duration histogram's bucket holding the 95th percentile).
 
 Differences are taken per worker process, keyed by (worker slot, pid): a worker's counters
-only grow while it lives, and a restarted worker (a new pid) starts from zero, so its
-first collection is a baseline and is never subtracted from its predecessor's. A worker
-that did not answer is left out of that interval (its next answer covers both).
+only grow while it lives, and a restarted worker (a new pid) starts from zero, so what it
+counted is measured from zero and never subtracted from its predecessor's. A worker that
+did not answer is left out of that interval (its next answer covers both). The first
+update after `reset` is the baseline of every worker.
 
 A frame lists only the names that had requests in the interval, so its size follows the
 traffic, not the configuration; a name missing from a frame did nothing. Internal routers
@@ -91,27 +92,26 @@ def _worker_totals(metrics: dict[str, Any]) -> dict[NameKey, _Totals]:
 
 
 def quantile(q: float, bounds: Sequence[float], buckets: Sequence[int]) -> float | None:
-    """The q-quantile of a histogram, interpolated linearly inside its bucket as
-    Prometheus' histogram_quantile does (`buckets` per bucket, the last one +Inf; a
-    quantile in the +Inf bucket is the largest bound). None without observations."""
+    """The upper bound of the histogram bucket that holds the q-quantile (`buckets` per
+    bucket, the last one +Inf, which gives `inf`); None without observations.
+
+    Not interpolated: with Traefik's coarse buckets (0.1, 0.3, 1.2, 5 s) a linear guess
+    inside the first bucket would report 95 ms for requests that took 1 ms. A bound is
+    what the histogram knows: "95% of the requests took at most this"."""
     total = sum(buckets)
     if total <= 0:
         return None
     rank = q * total
     below = 0
     for i, count in enumerate(buckets):
-        if count > 0 and below + count >= rank:
-            if i >= len(bounds):
-                return bounds[-1] if bounds else None
-            lower = bounds[i - 1] if i > 0 else 0.0
-            return lower + (bounds[i] - lower) * (rank - below) / count
         below += count
-    return bounds[-1] if bounds else None
+        if count > 0 and below >= rank:
+            return bounds[i] if i < len(bounds) else float("inf")
+    return float("inf")
 
 
 def _rates(totals: _Totals, interval: float, bounds: Sequence[float]) -> dict[str, Any]:
     count = totals.count
-    p50 = quantile(0.5, bounds, totals.buckets)
     p95 = quantile(0.95, bounds, totals.buckets)
     return {
         "requests": count,
@@ -119,8 +119,8 @@ def _rates(totals: _Totals, interval: float, bounds: Sequence[float]) -> dict[st
         "errorRate": round(totals.server_errors / count, 4),
         "clientErrorRate": round(totals.client_errors / count, 4),
         "latencyMs": round(1000 * totals.seconds / count, 3),
-        "p50Ms": round(1000 * p50, 3) if p50 is not None else None,
-        "p95Ms": round(1000 * p95, 3) if p95 is not None else None,
+        # None past the last bound (more than 5 s by default) and without requests
+        "p95Ms": round(1000 * p95, 3) if p95 is not None and p95 != float("inf") else None,
     }
 
 
@@ -152,8 +152,8 @@ class RateMeter:
             bounds = answer["metrics"].get("buckets", bounds)
             before = self._last.get(worker)
             last[worker] = current
-            if before is not None:
-                _add_moves(moved, current, before)
+            if before is not None or self._since is not None:
+                _add_moves(moved, current, before or {})
         # A worker that did not answer keeps its last totals, so nothing it counted is lost.
         self._last = {**{w: t for w, t in self._last.items() if w not in last}, **last}
         since, self._since = self._since, now
