@@ -115,7 +115,7 @@
     // One fetch at a time; a change during it triggers exactly one more.
     if (reloading) { reloadAgain = true; return reloading; }
     reloading = loadAll()
-      .then(() => { render(); })
+      .then(() => { render(null); })
       .catch((error) => { showFailure(error); })
       .finally(() => {
         reloading = null;
@@ -323,9 +323,16 @@
 
   // ------------------------------------------------------------ views
 
-  function render() {
+  let shown = { path: null, refill: null }; // the list on screen, refilled in place
+
+  function render(event) {
     renderBanner();
     const route = parseRoute();
+    if (!event && route.path === shown.path && shown.refill) {
+      shown.refill(); // a reload under an open list: keep the search box and its focus
+      return;
+    }
+    shown = { path: route.path, refill: null };
     for (const a of document.querySelectorAll("#nav a")) {
       const target = a.getAttribute("href").slice(1);
       a.classList.toggle("active", target === "/" ? route.path === "/" : route.path.startsWith(target));
@@ -421,6 +428,7 @@
       h("option", { value, selected: filter.status === value ? "selected" : null }, value ? value : "any status")));
     const head = h("tr", {}, headers(kind).map(([label, wide]) => h("th", { class: wide ? "wide" : null }, label)));
     fill();
+    shown.refill = fill;
     return h("section", {},
       h("h1", {}, TITLES[kind]),
       h("div", { class: "tools" }, search, select),
@@ -593,7 +601,7 @@
     label();
   }
 
-  window.addEventListener("hashchange", render);
+  window.addEventListener("hashchange", (event) => render(event));
   setupTheme();
   reload().then(connect);
 })();
