@@ -9,6 +9,7 @@ encoded: a name with `%2F` stays one segment, and is then decoded, as Traefik's
     /http/{routers,services,middlewares}[/{name}]
     /tcp/{routers,services,middlewares}[/{name}]
     /udp/{routers,services}[/{name}]
+    /certificates[/{id}]   (id: the certificate's SHA-256 fingerprint, proxynow/api/certificates.py)
 
 Lists are filtered, sorted and paged (proxynow/api/query.py) and carry `X-Next-Page`;
 an unknown name is 404 `{"message": "router not found: x@file"}`; an unknown path is 404,
@@ -21,10 +22,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from proxynow.api.query import ApiError, Query, keep, page, sort_items
+from proxynow.api.certificates import with_status
+from proxynow.api.query import (
+    ApiError,
+    Query,
+    keep,
+    keep_certificate,
+    page,
+    sort_certificates,
+    sort_items,
+)
 from proxynow.api.shapes import KINDS, View
 
 __all__ = ["Answer", "answer", "ping_answer"]
@@ -52,21 +63,38 @@ def _error(error: ApiError) -> Answer:
     return _json({"message": error.message}, error.status)
 
 
-def answer(view: View, method: str, path: str, query: Query, prefix: str = "/api") -> Answer:
-    """The answer to `method path?query` (path percent-encoded, starting with `prefix`)."""
+def answer(
+    view: View,
+    method: str,
+    path: str,
+    query: Query,
+    prefix: str = "/api",
+    now: datetime | None = None,
+) -> Answer:
+    """The answer to `method path?query` (path percent-encoded, starting with `prefix`);
+    `now` dates the certificates' statuses (the current time if None)."""
     if not (path == prefix or path.startswith(prefix + "/")):
         return Answer(404, b"404 page not found\n", "text/plain; charset=utf-8")
     if method not in ("GET", "HEAD"):
         return Answer(405, b"", "text/plain; charset=utf-8")
     segments = path[len(prefix) :].strip("/").split("/")
     try:
-        return _route(view, segments, query)
+        return _route(view, segments, query, now or datetime.now(UTC))
     except ApiError as exc:
         return _error(exc)
 
 
-def _route(view: View, segments: list[str], query: Query) -> Answer:
+def _route(view: View, segments: list[str], query: Query, now: datetime) -> Answer:
     match segments:
+        case ["certificates"]:
+            certs = [with_status(cert, now) for cert in view.certificates.values()]
+            kept = [cert for cert in certs if keep_certificate(cert, query)]
+            return _paged(sort_certificates(kept, query), query)
+        case ["certificates", name]:
+            cert = view.certificates.get(unquote(name))
+            if cert is None:
+                raise ApiError(404, f"certificate not found: {unquote(name)}")
+            return _json(with_status(cert, now))
         case ["overview"]:
             return _json(view.overview)
         case ["rawdata"]:

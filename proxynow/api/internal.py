@@ -9,6 +9,12 @@ configuration and that address, what Traefik's internal provider makes:
   worker forwards to it like to any backend and never waits on the control plane;
 - with `api.insecure`, the router `api@internal`: ``PathPrefix(`<basePath>/api`)`` on the
   entrypoint `traefik`, priority `math.MaxInt - 1` as in Traefik;
+- with `api.dashboard` (the default), the service `dashboard@internal`, and with
+  `api.insecure` its router: ``PathPrefix(`<basePath>`)`` on `traefik`, priority
+  `math.MaxInt - 2` as in Traefik. Traefik puts two middlewares on it (a redirect of `/`
+  to `/dashboard/` and a strip of `/dashboard`); the control plane answers both itself
+  (proxynow/api/dashboard.py), so the router has none. `api@internal` serves the
+  dashboard too (`<basePath>/dashboard/`), as Traefik v3's does, for a user's router;
 - with `ping` (unless `manualRouting`), the router `ping@internal`: ``PathPrefix(`/ping`)``
   on `ping.entryPoint`, priority `math.MaxInt`;
 - with `metrics.prometheus`, the service `prometheus@internal` and (unless
@@ -36,11 +42,14 @@ from proxynow.snapshot.merge import INTERNAL_PROVIDER, EntryPoints
 
 __all__ = [
     "API_PRIORITY",
+    "DASHBOARD_PRIORITY",
+    "DASHBOARD_SERVICE",
     "INTERNAL_ENTRYPOINT",
     "PING_PRIORITY",
     "PROMETHEUS_SERVICE",
     "Internals",
     "api_prefix",
+    "base_path",
     "effective_static",
     "internal_services",
     "router_entry_points",
@@ -53,9 +62,11 @@ INTERNAL_ADDRESS = ":8080"
 # Go's math.MaxInt and math.MaxInt - 1: nothing a user writes outranks them.
 PING_PRIORITY = 2**63 - 1
 API_PRIORITY = 2**63 - 2
+DASHBOARD_PRIORITY = 2**63 - 3
 
 API_SERVICE = f"api@{INTERNAL_PROVIDER}"
 PING_SERVICE = f"ping@{INTERNAL_PROVIDER}"
+DASHBOARD_SERVICE = f"dashboard@{INTERNAL_PROVIDER}"
 PROMETHEUS_SERVICE = f"prometheus@{INTERNAL_PROVIDER}"
 
 
@@ -114,6 +125,8 @@ def internal_services(static: StaticConfig) -> frozenset[str]:
     names: set[str] = set()
     if static.api is not None:
         names.add("api")
+        if static.api.dashboard:
+            names.add("dashboard")
     if static.ping is not None:
         names.add("ping")
     if _prometheus(static) is not None:
@@ -121,10 +134,15 @@ def internal_services(static: StaticConfig) -> frozenset[str]:
     return frozenset(names)
 
 
+def base_path(static: StaticConfig) -> str:
+    """`api.basePath` without its trailing slash (`/` → ``, `/x/` → `/x`)."""
+    base = static.api.base_path if static.api is not None else "/"
+    return "/" + base.strip("/") if base.strip("/") else ""
+
+
 def api_prefix(static: StaticConfig) -> str:
     """`api.basePath` joined with `/api` (`/`, `/api` → `/api`; `/x/` → `/x/api`)."""
-    base = static.api.base_path if static.api is not None else "/"
-    return "/" + "/".join(part for part in (base.strip("/"), "api") if part)
+    return base_path(static) + "/api"
 
 
 def _service(url: str) -> Service:
@@ -154,6 +172,9 @@ class Internals:
                     rule=f"PathPrefix(`{api_prefix(static)}`)",
                     priority=API_PRIORITY,
                 )
+            if static.api.dashboard:
+                services.update(_dashboard(static, origin))
+                routers.update(_dashboard_router(static))
         if static.ping is not None:
             services[PING_SERVICE] = _service(f"{origin}/ping")
             routers.update(_ping_router(static))
@@ -178,6 +199,25 @@ class Internals:
         config = snapshot.config.model_copy(update={"http": http})
         statuses = {**snapshot.statuses, **self.statuses}
         return Snapshot(snapshot.version, config, statuses, snapshot.disabled)
+
+
+def _dashboard(static: StaticConfig, origin: str) -> dict[str, Service]:
+    return {DASHBOARD_SERVICE: _service(f"{origin}/dashboard")}
+
+
+def _dashboard_router(static: StaticConfig) -> dict[str, Router]:
+    """Traefik's ``PathPrefix(`/`)`` (under `basePath`) on `traefik`, with `api.insecure`."""
+    assert static.api is not None
+    if not static.api.insecure:
+        return {}
+    rule = f"PathPrefix(`{base_path(static) or '/'}`)"
+    router = Router(
+        entry_points=[INTERNAL_ENTRYPOINT],
+        service=DASHBOARD_SERVICE,
+        rule=rule,
+        priority=DASHBOARD_PRIORITY,
+    )
+    return {DASHBOARD_SERVICE: router}
 
 
 def _ping_router(static: StaticConfig) -> dict[str, Router]:

@@ -8,6 +8,9 @@ Pure functions over the items of proxynow/api/shapes.py:
   rule, service, entryPoints; services: name, type, servers, provider, status;
   middlewares: name, type, provider, status; anything else: name) and `direction`
   (`asc`, the default, or anything else for descending), ties by name in the same order;
+- `keep_certificate` and `sort_certificates`: the same for `/api/certificates`, as Traefik's
+  handler_certificate.go: `search` in the common name, issuer and SANs, `status`; `sortBy`
+  `name` (common name, the default), `status`, `issuer`, `validUntil` (notAfter);
 - `page(count, query)`: `page` (1) and `per_page` (100); a value that is not a positive
   integer, or a page past the end, is an `ApiError` 400; the next page (`X-Next-Page`)
   is 1 on the last one.
@@ -19,7 +22,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_PER_PAGE", "ApiError", "Page", "keep", "page", "sort_items"]
+__all__ = [
+    "DEFAULT_PER_PAGE",
+    "ApiError",
+    "Page",
+    "keep",
+    "keep_certificate",
+    "page",
+    "sort_certificates",
+    "sort_items",
+]
 
 DEFAULT_PER_PAGE = 100
 
@@ -101,6 +113,29 @@ def sort_items(section: str, items: list[Item], query: Query) -> list[Item]:
     if key is None:
         return sorted(items, key=lambda i: i["name"], reverse=descending)
     return sorted(items, key=lambda i: (key(i), i["name"]), reverse=descending)
+
+
+def keep_certificate(cert: Item, query: Query) -> bool:
+    status = query.get("status", "")
+    if status and cert["status"].lower() != status.lower():
+        return False
+    search = query.get("search", "").lower()
+    fields = [cert["commonName"], cert.get("issuerOrg", ""), cert.get("issuerCN", "")]
+    return not search or any(search in text.lower() for text in [*fields, *cert["sans"]])
+
+
+_CERTIFICATE_KEYS: dict[str, Callable[[Item], Any]] = {
+    "name": lambda c: c["commonName"],
+    "status": lambda c: c["status"],
+    "issuer": lambda c: c.get("issuerOrg") or c.get("issuerCN", ""),
+    "validUntil": lambda c: c["notAfter"],  # RFC 3339 in UTC sorts as text
+}
+
+
+def sort_certificates(certs: list[Item], query: Query) -> list[Item]:
+    descending = query.get("direction", "asc") not in ("", "asc")
+    key = _CERTIFICATE_KEYS.get(query.get("sortBy", ""), _CERTIFICATE_KEYS["name"])
+    return sorted(certs, key=lambda c: (key(c), c["name"]), reverse=descending)
 
 
 def page(count: int, query: Query) -> Page:

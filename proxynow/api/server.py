@@ -15,7 +15,11 @@ when it starts stopping, from which /ping answers the terminating status.
 
 The handler is thin: it builds the `View` of the current state once per change (in a
 thread, so that a large configuration does not hold the control plane's loop) and lets
-proxynow/api/endpoints.py answer.
+proxynow/api/endpoints.py answer. Beside it: the dashboard's files and redirects
+(proxynow/api/dashboard.py, for the services `dashboard@internal` and `api@internal`,
+unless `api.dashboard: false`) and the live stream `<basePath>/api/stream`
+(proxynow/api/stream.py), which `publish` and `set_health` wake and whose rates come
+from the source the control plane hands over with `set_rates`.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from proxynow.api.dashboard import Assets, dashboard_answer, is_dashboard_path
 from proxynow.api.endpoints import Answer, answer, ping_answer
-from proxynow.api.internal import Internals, api_prefix
+from proxynow.api.internal import Internals, api_prefix, base_path
 from proxynow.api.shapes import View
+from proxynow.api.stream import DEFAULT_MAX_CLIENTS, RateSource, StreamHub
 from proxynow.config.static import StaticConfig
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.snapshot import Snapshot
@@ -57,10 +63,18 @@ def wanted(static: StaticConfig) -> bool:
 class ApiServer:
     """The API and /ping, served to the workers on a private loopback address."""
 
-    def __init__(self, static: StaticConfig) -> None:
+    def __init__(
+        self,
+        static: StaticConfig,
+        *,
+        stream_clients: int = DEFAULT_MAX_CLIENTS,
+        stream_interval: float = 1.0,
+    ) -> None:
         self._static = static
         self._token = secrets.token_urlsafe(18)
         self._prefix = api_prefix(static)
+        self._base = base_path(static)
+        self._assets: Assets | None = None  # loaded at start when the dashboard is on
         self._terminating = static.ping.terminating_status_code if static.ping else 503
         self._started = datetime.now(UTC)
         self._snapshot = Snapshot.empty()
@@ -71,17 +85,22 @@ class ApiServer:
         self._building = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._metrics: Callable[[], Awaitable[bytes]] | None = None
+        self.stream = StreamHub(self.view, stream_clients, stream_interval)
 
     async def start(self) -> None:
         """Listen, and make the internal routers and services that lead here."""
+        if self._static.api is not None and self._static.api.dashboard:
+            self._assets = await asyncio.to_thread(Assets.load)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.bind(("127.0.0.1", 0))
-            site = web.SockSite(runner, sock, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+            site = web.SockSite(runner, sock)
             await site.start()
         except BaseException:
             sock.close()
@@ -92,7 +111,15 @@ class ApiServer:
         log.debug("API server on 127.0.0.1:%d", port)
         self._internals = Internals.build(self._static, f"http://127.0.0.1:{port}/{self._token}")
 
+    @property
+    def origin(self) -> str:
+        """The private URL with the secret prefix (for in-process tests)."""
+        service = self._internals.services.get("api@internal")
+        assert service is not None and service.load_balancer is not None
+        return service.load_balancer.servers[0].url.removesuffix("/api")
+
     async def close(self) -> None:
+        await self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -100,6 +127,7 @@ class ApiServer:
     def publish(self, snapshot: Snapshot) -> Snapshot:
         """`snapshot` with the internal routers and services: what the workers serve."""
         self._snapshot = self._internals.apply(snapshot)
+        self.stream.changed()
         return self._snapshot
 
     def set_metrics(self, render: Callable[[], Awaitable[bytes]]) -> None:
@@ -108,6 +136,11 @@ class ApiServer:
 
     def set_health(self, health: HealthSet) -> None:
         self._health = health
+        self.stream.changed()
+
+    def set_rates(self, source: RateSource) -> None:
+        """The per-second rates the stream sends (proxynow/observe/rates.py)."""
+        self.stream.rates = source
 
     def drain(self) -> None:
         """From now on /ping answers the terminating status."""
@@ -126,6 +159,11 @@ class ApiServer:
             return known[1]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        token, service, path = _split(request.rel_url.raw_path)
+        stream = f"{self._prefix}/stream"
+        secret = hmac.compare_digest(token.encode(), self._token.encode())
+        if secret and service == "api" and path == stream and request.method == "GET":
+            return await self.stream.serve(request)
         result = await self._answer(request)
         response = web.Response(
             status=result.status, body=result.body, content_type=None, headers=result.headers
@@ -142,10 +180,17 @@ class ApiServer:
             return ping_answer(self._draining, self._terminating)
         if service == "metrics" and self._metrics is not None:
             return Answer(200, await self._metrics(), METRICS_CONTENT_TYPE)
+        if self._assets is not None and (
+            service == "dashboard" or (service == "api" and is_dashboard_path(self._base, path))
+        ):
+            if request.method not in ("GET", "HEAD"):
+                return Answer(405, b"", "text/plain; charset=utf-8")
+            return dashboard_answer(self._assets, self._base, path)
         if service != "api":
             return _NOT_FOUND
         query = {key: request.query.getone(key) for key in request.query}
-        return answer(await self.view(), request.method, path, query, self._prefix)
+        now = datetime.now(UTC)
+        return answer(await self.view(), request.method, path, query, self._prefix, now)
 
 
 def _split(raw_path: str) -> tuple[str, str, str]:

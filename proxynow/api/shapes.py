@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from proxynow import __version__
+from proxynow.api.certificates import certificates as read_certificates
+from proxynow.api.certificates import counts as certificate_counts
 from proxynow.api.dump import dump, redact, redact_url
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
@@ -74,6 +76,8 @@ class View:
     entry_points: Mapping[str, Item]
     overview: Item
     version: Item
+    # fingerprint → Traefik's representation without `status` (proxynow/api/certificates.py)
+    certificates: Mapping[str, Item]
 
     @classmethod
     def build(
@@ -82,14 +86,19 @@ class View:
         snapshot: Snapshot,
         health: HealthSet | None,
         started: datetime,
+        now: datetime | None = None,
     ) -> View:
+        """`now` dates the overview's certificate warnings (the current time if None)."""
         down = health.down if health is not None else {}
         items = {kind: _table(snapshot, kind, down) for kind in KINDS}
         entry_points = {
             name: {**redact(dump(ep)), "name": name}
             for name, ep in sorted(static.entry_points.items())
         }
-        return cls(items, entry_points, _overview(static, snapshot, items), _version(started))
+        certs = read_certificates(snapshot.config)
+        overview = _overview(static, items)
+        overview["certificates"] = certificate_counts(certs.values(), now or datetime.now(UTC))
+        return cls(items, entry_points, overview, _version(started), certs)
 
     def rawdata(self) -> Item:
         """`/api/rawdata`: every object by name, in Traefik's runtime representation."""
@@ -214,9 +223,7 @@ def _server_status(protocol: str, name: str, service: Any, down: Mapping[str, An
     return {getattr(s, "address", ""): "UP" for s in servers}
 
 
-def _overview(
-    static: StaticConfig, snapshot: Snapshot, items: Mapping[tuple[str, str], Mapping[str, Item]]
-) -> Item:
+def _overview(static: StaticConfig, items: Mapping[tuple[str, str], Mapping[str, Item]]) -> Item:
     overview: Item = {"http": {}, "tcp": {}, "udp": {}}
     for (protocol, section), table in items.items():
         statuses = [item["status"] for item in table.values()]
@@ -225,8 +232,6 @@ def _overview(
             "warnings": statuses.count("warning"),
             "errors": statuses.count("disabled"),
         }
-    certificates = len(snapshot.config.tls.certificates)
-    overview["certificates"] = {"total": certificates, "warnings": 0, "errors": 0}
     metrics = static.metrics is not None and static.metrics.prometheus is not None
     overview["features"] = {
         "tracing": "",

@@ -37,6 +37,7 @@ import uvloop
 
 from proxynow.api.internal import (
     api_prefix,
+    base_path,
     effective_static,
     internal_services,
     router_entry_points,
@@ -50,6 +51,7 @@ from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc import priority
 from proxynow.ipc.listen import AddressInUse, ListenAddress, display_url, reserve
 from proxynow.logs import configure_logging
+from proxynow.observe.rates import RateSampler
 from proxynow.observe.views import with_views
 from proxynow.providers.base import Provider
 from proxynow.snapshot import Snapshot
@@ -140,6 +142,8 @@ class _ControlPlane:
         prometheus = _prometheus(self._static, supervisor, health)
         if prometheus is not None and api is not None:
             api.set_metrics(prometheus.render)
+        if api is not None:  # the stream's rates: sampled only while a client watches
+            api.set_rates(RateSampler(supervisor.collect))
         aggregator = Aggregator(
             router_entry_points(self._static),
             _publisher(supervisor, acme, health, api, prometheus),
@@ -200,8 +204,11 @@ class _ControlPlane:
             _say(f"proxynow: serving {protocol} on {url} (entrypoint {name})")
         api = self._static.api
         if api is not None and api.insecure and "traefik" in addresses:
-            url = display_url(addresses["traefik"], "http") + api_prefix(self._static) + "/"
-            _say(f"proxynow: API on {url} (entrypoint traefik)")
+            origin = display_url(addresses["traefik"], "http")
+            _say(f"proxynow: API on {origin}{api_prefix(self._static)}/ (entrypoint traefik)")
+            if api.dashboard:
+                dashboard = f"{origin}{base_path(self._static)}/dashboard/"
+                _say(f"proxynow: dashboard on {dashboard} (entrypoint traefik)")
         log.info("%d workers serving %d entrypoints", self._static.workers, len(addresses))
 
 

@@ -93,6 +93,7 @@ def test_routers_with_their_statuses_and_errors(proxy: ProxynowProcess) -> None:
         "app@file",
         "broken@file",
         "dash@file",
+        "dashboard@internal",
         "lost@file",
         "partial@file",
         "ping@internal",
@@ -102,6 +103,7 @@ def test_routers_with_their_statuses_and_errors(proxy: ProxynowProcess) -> None:
         "app@file": "enabled",
         "broken@file": "disabled",
         "dash@file": "enabled",
+        "dashboard@internal": "enabled",
         "lost@file": "disabled",
         "partial@file": "warning",
         "ping@internal": "enabled",
@@ -112,14 +114,18 @@ def test_routers_with_their_statuses_and_errors(proxy: ProxynowProcess) -> None:
     assert routers["dash@file"]["using"] == ["web"]  # not `traefik`: it only has internals
     assert routers["api@internal"]["provider"] == "internal"
     overview = api(proxy, "/api/overview")
-    assert overview["http"]["routers"] == {"total": 7, "warnings": 1, "errors": 2}
+    assert overview["http"]["routers"] == {"total": 8, "warnings": 1, "errors": 2}
 
 
 def test_paging_filtering_and_404(proxy: ProxynowProcess) -> None:
     port = proxy.ports["traefik"]
     status, headers, body = request(port, "/api/http/routers?per_page=3&page=2")
     assert status == 200 and headers["X-Next-Page"] == "3"
-    assert [r["name"] for r in json.loads(body)] == ["dash@file", "lost@file", "partial@file"]
+    assert [r["name"] for r in json.loads(body)] == [
+        "dash@file",
+        "dashboard@internal",
+        "lost@file",
+    ]
     disabled = api(proxy, "/api/http/routers?status=disabled&sortBy=name&direction=desc")
     assert [r["name"] for r in disabled] == ["lost@file", "broken@file"]
     assert [r["name"] for r in api(proxy, "/api/http/routers?serviceName=app@file")] == [

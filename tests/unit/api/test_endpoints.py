@@ -81,7 +81,11 @@ def test_lists_page_with_next_page_header(view: View) -> None:
     ]
     second = get(view, "/api/http/routers", per_page="4", page="2")
     assert second.headers["X-Next-Page"] == "1"
-    assert [r["name"] for r in body(second)] == ["partial@file", "ping@internal"]
+    assert [r["name"] for r in body(second)] == [
+        "dashboard@internal",
+        "partial@file",
+        "ping@internal",
+    ]
     past = get(view, "/api/http/routers", per_page="4", page="3")
     assert (past.status, body(past)) == (400, {"message": "invalid request: page: 3, per_page: 4"})
 
@@ -90,7 +94,11 @@ def test_lists_filter(view: View) -> None:
     disabled = body(get(view, "/api/http/routers", status="disabled"))
     assert [r["name"] for r in disabled] == ["broken@file"]
     internal = body(get(view, "/api/http/services", search="internal"))
-    assert [s["name"] for s in internal] == ["api@internal", "ping@internal"]
+    assert [s["name"] for s in internal] == [
+        "api@internal",
+        "dashboard@internal",
+        "ping@internal",
+    ]
     users = body(get(view, "/api/http/routers", serviceName="api@internal"))
     assert [r["name"] for r in users] == ["api@internal", "dash@file"]
 

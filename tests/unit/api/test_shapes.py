@@ -150,8 +150,9 @@ def test_tcp_items() -> None:
 def test_overview_counts_disabled_as_errors_and_includes_internals() -> None:
     overview = make_view(DYNAMIC).overview
     assert overview["http"] == {
-        "routers": {"total": 6, "warnings": 1, "errors": 1},  # 4 from the file, api, ping
-        "services": {"total": 4, "warnings": 0, "errors": 0},
+        # 4 from the file, api, dashboard, ping
+        "routers": {"total": 7, "warnings": 1, "errors": 1},
+        "services": {"total": 5, "warnings": 0, "errors": 0},
         "middlewares": {"total": 1, "warnings": 0, "errors": 0},
     }
     assert overview["udp"] == {
@@ -195,10 +196,21 @@ def test_internals_follow_the_static_configuration() -> None:
     routers = view.items["http", "routers"]
     assert sorted(routers) == ["ping@internal"]  # no api router without api.insecure
     assert routers["ping@internal"]["using"] == ["web"]
-    assert sorted(view.items["http", "services"]) == ["api@internal", "ping@internal"]
+    # The dashboard's service (api.dashboard is on by default), its router only with insecure.
+    assert sorted(view.items["http", "services"]) == [
+        "api@internal",
+        "dashboard@internal",
+        "ping@internal",
+    ]
     assert static.api is not None
     api_insecure = static.api.model_copy(update={"insecure": True})
     insecure = effective_static(static.model_copy(update={"api": api_insecure}))
     api = Internals.build(insecure, ORIGIN).routers["api@internal"]
     assert api.rule == "PathPrefix(`/proxy/api`)"
+    dashboard = Internals.build(insecure, ORIGIN).routers["dashboard@internal"]
+    assert (dashboard.rule, dashboard.priority) == ("PathPrefix(`/proxy`)", 2**63 - 3)
+    assert dashboard.entry_points == ["traefik"]
+    no_dashboard = insecure.api.model_copy(update={"dashboard": False}) if insecure.api else None
+    without = Internals.build(insecure.model_copy(update={"api": no_dashboard}), ORIGIN)
+    assert "dashboard@internal" not in without.routers | without.services
     assert sorted(insecure.entry_points) == ["traefik", "web"]
