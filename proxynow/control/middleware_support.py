@@ -16,9 +16,10 @@ answer shows in the logs, `proxynow check` and the statuses next to the object.
 
 from __future__ import annotations
 
-from proxynow.edge.http.middlewares.registry import BUILDERS
+from proxynow.config.middlewares import Middleware
+from proxynow.edge.http.middlewares.registry import BUILDERS, PROBLEMS
 
-__all__ = ["APPLIED", "unsupported_middleware"]
+__all__ = ["APPLIED", "build_problem", "unsupported_middleware"]
 
 # (protocol, type) pairs the data plane applies: the HTTP types with a builder in the
 # registry (edge/http/middlewares/registry.py), so that this answer cannot drift from it.
@@ -52,3 +53,10 @@ def unsupported_middleware(protocol: str, kind: str) -> tuple[str, bool] | None:
         f"middleware type {kind} is not implemented yet; routers that use it are served without it",
         False,
     )
+
+
+def build_problem(middleware: Middleware) -> str | None:
+    """Why an applied HTTP middleware cannot be built from its configuration (its type's
+    check in the registry: an expression that does not parse), or None."""
+    check = PROBLEMS.get(middleware.kind)
+    return check(middleware) if check is not None else None

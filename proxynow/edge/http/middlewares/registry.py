@@ -7,12 +7,23 @@ skips, or the reverse. A new type is one module with a `build` and one line here
 
 from __future__ import annotations
 
-from proxynow.edge.http.middlewares import chain, redirect_scheme
+from collections.abc import Callable
+
+from proxynow.config.middlewares import Middleware
+from proxynow.edge.http.middlewares import chain, circuit_breaker, redirect_scheme
 from proxynow.edge.http.middlewares.base import Builder
 
-__all__ = ["BUILDERS"]
+__all__ = ["BUILDERS", "PROBLEMS"]
 
 BUILDERS: dict[str, Builder] = {
     "chain": chain.build,
+    "circuitBreaker": circuit_breaker.build,
     "redirectScheme": redirect_scheme.build,
+}
+
+# Type name → why a middleware of that type cannot be built (None: it can), for what the
+# configuration models cannot check (an expression to parse): the aggregator disables such
+# a middleware with that error (control/checks.py), so a builder never sees it.
+PROBLEMS: dict[str, Callable[[Middleware], str | None]] = {
+    "circuitBreaker": circuit_breaker.problem,
 }
