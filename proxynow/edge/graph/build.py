@@ -37,7 +37,8 @@ from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.graph.resources import CachedRouter, Compiled, GraphResources
 from proxynow.edge.graph.services import ServiceBuilding
 from proxynow.edge.graph.target import HttpTarget, RouterGraph
-from proxynow.edge.http.middlewares import compile_chain, entrypoint_redirect
+from proxynow.edge.http.middlewares import Reply, compile_chain, entrypoint_redirect
+from proxynow.edge.http.middlewares.base import ending_with
 from proxynow.edge.tcp.routing import build_tcp_routing
 from proxynow.edge.tls.contexts import SniTable, build_tls, options_by_host
 from proxynow.edge.upstream.server import Pick, Server, no_server
@@ -77,6 +78,16 @@ _TCP_TABLES = (
     ("tcp", "middlewares"),
     ("tcp", "servers_transports"),
 )
+
+
+# The internal service a router uses when its middlewares do all the work (Traefik's
+# redirect idiom): it answers 200 with no body, as Traefik's empty handler does.
+NOOP = "noop@internal"
+_NOOP_REPLY = Reply(200)
+
+
+def _noop(exchange: object) -> Reply:
+    return _NOOP_REPLY
 
 
 _Tables = tuple[dict[str, RouteTable[HttpTarget]], dict[str, RouteTable[HttpTarget]]]
@@ -310,7 +321,7 @@ class _Builder(ServiceBuilding):
     ) -> tuple[tuple[str, bool, Route[HttpTarget]], ...]:
         """The (entrypoint, tls, route) of one router: the last build's when neither the
         router, its service's pick nor (if it uses any) the middleware table changed."""
-        pick = self.service(router.service)
+        pick = no_server if router.service == NOOP else self.service(router.service)
         uses = router.middlewares or self.entrypoint_middlewares
         middlewares = self.config.http.middlewares if uses else None
         cached = self.previous.routers.get(name)
@@ -343,6 +354,8 @@ class _Builder(ServiceBuilding):
             stats = self.res.metrics.target(ep, name, router.service)
             middlewares = self.prepended(name, ep) + own
             chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            if router.service == NOOP:  # answered here, after the router's middlewares
+                chain = ending_with(chain, _noop)
             sticky = self.stickies.get(router.service)
             target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
@@ -393,8 +406,8 @@ class _Builder(ServiceBuilding):
         if known is not None and known.source == port:
             return known
         chain = entrypoint_redirect(spec.scheme, port, spec.permanent)
-        stats = self.res.metrics.target(ep, name, "noop@internal")
-        target = HttpTarget(name, "noop@internal", (), no_server, stats, chain)
+        stats = self.res.metrics.target(ep, name, NOOP)
+        target = HttpTarget(name, NOOP, (), no_server, stats, chain)
         node = parse_rule(_CATCH_ALL, "http")
         # `source` is the rule's text only for its length (the default priority); here it
         # also records the port, which is what makes this route differ from the last one.

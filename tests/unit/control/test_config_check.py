@@ -429,7 +429,8 @@ def test_the_aggregators_findings_count_towards_the_limit_of_their_file(
 
 def test_check_gives_routers_what_run_gives_them(tmp_path: Path) -> None:
     # With api.insecure, `run` adds the entrypoint `traefik` but gives it to no router that
-    # names none, and serves api@internal and ping@internal only: `check` must agree.
+    # names none, and serves api@internal, ping@internal and noop@internal (always there),
+    # but not prometheus@internal: `check` must agree.
     (tmp_path / "dynamic").mkdir()
     (tmp_path / "dynamic" / "r.yml").write_text(
         dedent(
@@ -438,6 +439,7 @@ def test_check_gives_routers_what_run_gives_them(tmp_path: Path) -> None:
               routers:
                 plain: {rule: "Host(`a`)", service: api@internal}
                 noop: {rule: "Host(`b`)", service: noop@internal}
+                metrics: {rule: "Host(`d`)", service: prometheus@internal}
                 internal: {rule: "Host(`c`)", service: api@internal, entryPoints: [traefik]}
             """
         )
@@ -450,4 +452,4 @@ def test_check_gives_routers_what_run_gives_them(tmp_path: Path) -> None:
         }
     )
     messages = [issue.message for issue in check_dynamic(static).issues]
-    assert len(messages) == 1 and "noop@internal" in messages[0], messages
+    assert len(messages) == 1 and "prometheus@internal" in messages[0], messages

@@ -50,6 +50,7 @@ __all__ = [
     "ResponseHeadHook",
     "Resume",
     "Step",
+    "ending_with",
     "gather",
     "run_request",
 ]
@@ -184,3 +185,11 @@ def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, r
         deferred.start(resumed)
 
     return Defer(start)
+
+
+def ending_with(chain: Chain | None, hook: RequestHook) -> Chain:
+    """`chain` with `hook` as its last request hook (a service the data plane answers
+    itself: `noop@internal`)."""
+    if chain is None:
+        return Chain(request=(hook,))
+    return Chain((*chain.request, hook), chain.response_head, chain.response_body, chain.outcome)
