@@ -112,7 +112,7 @@ def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None 
     if conn is not None:
         attach(downstream, exchange, server, conn)
     else:
-        dial(downstream, exchange, server)
+        dial(downstream, exchange, server, target)
 
 
 def _request_phase(
@@ -199,14 +199,19 @@ def attach(
     downstream.attached(exchange, conn)
 
 
-def dial(downstream: Downstream, exchange: Exchange, server: Server) -> None:
-    """Open a connection to `server` (no idle one, or a retry); attach it when it is up."""
+def dial(
+    downstream: Downstream, exchange: Exchange, server: Server, target: HttpTarget | None = None
+) -> None:
+    """Open a connection to `server` (no idle one, or a retry); attach it when it is up.
+    With the routed `target`, a dial that fails goes to the router's failure hooks first
+    (the retry middleware), which may send the request anew."""
     pool = server.pool
 
     def ready(result: UpstreamConnection | ProxyError) -> None:
         try:
             if isinstance(result, ProxyError):
-                if downstream.wants(exchange) and exchange.status == 0:
+                waiting = downstream.wants(exchange) and exchange.status == 0
+                if waiting and not (target and _taken_over(downstream, exchange, target, result)):
                     downstream.error(exchange, result.status)
                 return
             if downstream.wants(exchange) and exchange.upstream is None:
@@ -219,6 +224,36 @@ def dial(downstream: Downstream, exchange: Exchange, server: Server) -> None:
             downstream.failed(exc)
 
     pool.connect(ready)
+
+
+def _taken_over(
+    downstream: Downstream, exchange: Exchange, target: HttpTarget, error: ProxyError
+) -> bool:
+    """Whether a failure hook of the router takes over a request whose dial failed (then
+    it sends the request anew later, through `again`, picking a server again)."""
+    chain = exchange.chain
+    if chain is None or not chain.failure:
+        return False
+
+    def again() -> None:
+        if not downstream.wants(exchange) or exchange.status:
+            return  # the client left, or it was answered meanwhile
+        try:
+            route(downstream, exchange, target)
+        except Exception as exc:  # runs in a timer's callback: nobody else would see it
+            downstream.failed(exc)
+
+    for hook in chain.failure:
+        if hook(exchange, error.status, again):
+            load = exchange.load
+            if load is not None:  # counted again at the next pick
+                load.inflight -= 1
+                exchange.load = None
+            exchange.server = None
+            if exchange.stats is not None:
+                exchange.stats.retry()  # proxynow_service_retries_total
+            return True
+    return False
 
 
 def complete(

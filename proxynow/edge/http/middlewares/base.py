@@ -43,6 +43,7 @@ __all__ = [
     "Builder",
     "Chain",
     "Defer",
+    "FailureHook",
     "OutcomeHook",
     "Reply",
     "RequestHook",
@@ -82,6 +83,10 @@ RequestHook = Callable[["Exchange"], "Reply | Defer | None"]
 ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], None]
 ResponseBodyHook = Callable[["Exchange", bytes, bool], bytes]
 OutcomeHook = Callable[["Exchange", float], None]
+# The upstream could not be reached and nothing was sent to it (a dial that failed): the
+# status about to be answered, and `again`, which sends the request anew (picking a server
+# again). True: the hook takes it over (it will call `again` later, once); False: answer.
+FailureHook = Callable[["Exchange", int, Callable[[], None]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,7 @@ class Step:
     response_head: ResponseHeadHook | None = None
     response_body: ResponseBodyHook | None = None
     outcome: OutcomeHook | None = None
+    failure: FailureHook | None = None
     members: tuple[Step, ...] = ()
 
 
@@ -121,6 +127,7 @@ class Chain:
     response_head: tuple[ResponseHeadHook, ...] = ()
     response_body: tuple[ResponseBodyHook, ...] = ()
     outcome: tuple[OutcomeHook, ...] = ()
+    failure: tuple[FailureHook, ...] = ()
 
 
 def gather(steps: Iterable[Step]) -> Chain | None:
@@ -129,6 +136,7 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     head: list[ResponseHeadHook] = []
     body: list[ResponseBodyHook] = []
     outcome: list[OutcomeHook] = []
+    failure: list[FailureHook] = []
     for step in _flat(steps):
         if step.request is not None:
             request.append(step.request)
@@ -138,9 +146,11 @@ def gather(steps: Iterable[Step]) -> Chain | None:
             body.append(step.response_body)
         if step.outcome is not None:
             outcome.append(step.outcome)
-    if not (request or head or body or outcome):
+        if step.failure is not None:
+            failure.append(step.failure)
+    if not (request or head or body or outcome or failure):
         return None
-    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome))
+    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome), tuple(failure))
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -192,4 +202,10 @@ def ending_with(chain: Chain | None, hook: RequestHook) -> Chain:
     itself: `noop@internal`)."""
     if chain is None:
         return Chain(request=(hook,))
-    return Chain((*chain.request, hook), chain.response_head, chain.response_body, chain.outcome)
+    return Chain(
+        (*chain.request, hook),
+        chain.response_head,
+        chain.response_body,
+        chain.outcome,
+        chain.failure,
+    )

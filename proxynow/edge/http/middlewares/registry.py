@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from proxynow.config.middlewares import Middleware
-from proxynow.edge.http.middlewares import chain, circuit_breaker, redirect_scheme
+from proxynow.edge.http.middlewares import chain, circuit_breaker, redirect_scheme, retry
 from proxynow.edge.http.middlewares.base import Builder
 
 __all__ = ["BUILDERS", "PROBLEMS"]
@@ -19,6 +19,7 @@ BUILDERS: dict[str, Builder] = {
     "chain": chain.build,
     "circuitBreaker": circuit_breaker.build,
     "redirectScheme": redirect_scheme.build,
+    "retry": retry.build,
 }
 
 # Type name → why a middleware of that type cannot be built (None: it can), for what the
@@ -26,4 +27,5 @@ BUILDERS: dict[str, Builder] = {
 # a middleware with that error (control/checks.py), so a builder never sees it.
 PROBLEMS: dict[str, Callable[[Middleware], str | None]] = {
     "circuitBreaker": circuit_breaker.problem,
+    "retry": retry.problem,
 }

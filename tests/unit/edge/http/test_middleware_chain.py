@@ -199,6 +199,7 @@ def test_the_build_context_tells_whether_the_router_is_secure() -> None:
 REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "chain": {"middlewares": ["up"]},
     "redirectScheme": {"scheme": "https"},
+    "retry": {"attempts": 2},
     "circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"},
 }
 
