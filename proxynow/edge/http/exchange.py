@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "F_CHUNK",
+    "F_CHUNK_TRANSFORMED",
     "F_NONE",
     "F_PASS",
+    "F_PASS_TRANSFORMED",
     "EntryPointRuntime",
     "Exchange",
     "RouterHooks",
@@ -66,6 +68,9 @@ _VALID_HOSTS_LIMIT = 4096
 F_NONE = 0  # no body (HEAD, 1xx, 204, 304)
 F_PASS = 1  # bytes as they come (Content-Length, or close-delimited to an HTTP/1.0 client)
 F_CHUNK = 2  # re-chunked (unknown length, HTTP/1.1 client)
+# A body a response-head hook transforms (`Exchange.transform`: compress), re-framed:
+F_CHUNK_TRANSFORMED = 3  # chunked, to an HTTP/1.1 client
+F_PASS_TRANSFORMED = 4  # close-delimited, to an HTTP/1.0 client
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
@@ -169,10 +174,16 @@ class Exchange:
         "stats",
         "status",
         "target",
+        "transform",
         "upgrade",
         "upstream",
         "version",
     )
+
+    # What a response-head hook turns the body into (compress), or None: as it is. Set (to
+    # None) by dispatch only for a routed exchange with a middleware chain, the only kind
+    # whose hooks set or read it: a request without middlewares pays no store for it.
+    transform: Callable[[bytes, bool], bytes] | None
 
     def __init__(self, head: RequestHead, start: float, client_ip: _IP | None) -> None:
         self.head = head

@@ -46,8 +46,10 @@ from proxynow.edge.core.flow import ReadGate
 from proxynow.edge.core.metrics import EntryPointStats, request_key
 from proxynow.edge.http.exchange import (
     F_CHUNK,
+    F_CHUNK_TRANSFORMED,
     F_NONE,
     F_PASS,
+    F_PASS_TRANSFORMED,
     EntryPointRuntime,
     Exchange,
     entrypoint_runtime,
@@ -726,8 +728,10 @@ class HttpProxy(asyncio.Protocol):
         load = ex.load
         if load is not None:  # leasttime's time to first byte, from the request's start
             load.first_byte(self.loop.time() - ex.start)
+        transformed = False
         if ex.chain is not None:
             response_head(ex, status, head)
+            transformed = ex.transform is not None  # compress: the length changes
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade
         line = _status_lines(status)
@@ -737,6 +741,13 @@ class HttpProxy(asyncio.Protocol):
             ex.framing = F_NONE
             if head.content_length:
                 parts += (b"Content-Length: ", head.content_length, b"\r\n")
+        elif transformed:
+            if ex.version == "1.1":
+                ex.framing = F_CHUNK_TRANSFORMED
+                parts.append(CHUNKED)
+            else:
+                ex.framing = F_PASS_TRANSFORMED
+                keep = False
         elif head.content_length and not head.te:
             ex.framing = F_PASS
             parts += (b"Content-Length: ", head.content_length, b"\r\n")
@@ -760,9 +771,13 @@ class HttpProxy(asyncio.Protocol):
     def upstream_body(self, data: bytes) -> None:
         ex = self.active
         assert ex is not None
+        framing = ex.framing
+        if framing > F_CHUNK:
+            self._transformed(ex, data, False)
+            return
         ex.bytes_out += len(data)
         head = ex.response_head
-        if ex.framing == F_CHUNK:
+        if framing == F_CHUNK:
             self.transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
         else:
             self.transport.write(head + data if head else data)
@@ -773,9 +788,23 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         if ex.framing == F_CHUNK:
             self.transport.write(ex.response_head + LAST_CHUNK)
+        elif ex.framing > F_CHUNK:
+            self._transformed(ex, b"", True)
         elif ex.response_head:
             self.transport.write(ex.response_head)
         complete(self, ex, conn, reusable)
+
+    def _transformed(self, ex: Exchange, data: bytes, end: bool) -> None:
+        """A piece of a body a response-head hook transforms (compress), as it goes out."""
+        assert ex.transform is not None
+        out = ex.transform(data, end)
+        ex.bytes_out += len(out)
+        if ex.framing == F_CHUNK_TRANSFORMED:
+            chunk = b"%x\r\n%b\r\n" % (len(out), out) if out else b""
+            self.transport.write(ex.response_head + chunk + (LAST_CHUNK if end else b""))
+        elif ex.response_head or out:
+            self.transport.write(ex.response_head + out)
+        ex.response_head = b""
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         ex = self.active

@@ -94,6 +94,7 @@ def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None 
         chain = target.chain
         if chain is not None:
             exchange.chain = chain
+            exchange.transform = None  # see Exchange.transform
             if _request_phase(downstream, exchange, target, chain):
                 return
     sticky = target.sticky

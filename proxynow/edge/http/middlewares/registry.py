@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from proxynow.config.middlewares import Middleware
-from proxynow.edge.http.middlewares import chain, circuit_breaker, redirect_scheme, retry
+from proxynow.edge.http.middlewares import (
+    chain,
+    circuit_breaker,
+    compress,
+    redirect_scheme,
+    retry,
+)
 from proxynow.edge.http.middlewares.base import Builder
 
 __all__ = ["BUILDERS", "PROBLEMS"]
@@ -18,6 +24,7 @@ __all__ = ["BUILDERS", "PROBLEMS"]
 BUILDERS: dict[str, Builder] = {
     "chain": chain.build,
     "circuitBreaker": circuit_breaker.build,
+    "compress": compress.build,
     "redirectScheme": redirect_scheme.build,
     "retry": retry.build,
 }
@@ -27,5 +34,6 @@ BUILDERS: dict[str, Builder] = {
 # a middleware with that error (control/checks.py), so a builder never sees it.
 PROBLEMS: dict[str, Callable[[Middleware], str | None]] = {
     "circuitBreaker": circuit_breaker.problem,
+    "compress": compress.problem,
     "retry": retry.problem,
 }

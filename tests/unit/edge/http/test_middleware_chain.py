@@ -201,6 +201,7 @@ REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "redirectScheme": {"scheme": "https"},
     "retry": {"attempts": 2},
     "circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"},
+    "compress": {},
 }
 
 
