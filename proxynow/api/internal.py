@@ -122,7 +122,7 @@ def router_entry_points(static: StaticConfig) -> EntryPoints:
 
 def internal_services(static: StaticConfig) -> frozenset[str]:
     """The `name@internal` services a router may use: those the control plane serves, and
-    `noop@internal`, which is always there (the data plane answers it: 200, no body)."""
+    `noop@internal`, which is always there (the data plane answers it: 418, no body)."""
     names: set[str] = {"noop"}
     if static.api is not None:
         names.add("api")

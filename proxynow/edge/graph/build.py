@@ -81,9 +81,9 @@ _TCP_TABLES = (
 
 
 # The internal service a router uses when its middlewares do all the work (Traefik's
-# redirect idiom): it answers 200 with no body, as Traefik's empty handler does.
+# redirect idiom): what gets through them is answered 418 with no body, as Traefik does.
 NOOP = "noop@internal"
-_NOOP_REPLY = Reply(200)
+_NOOP_REPLY = Reply(418)
 
 
 def _noop(exchange: object) -> Reply:

@@ -1,6 +1,6 @@
 """`noop@internal` end to end: Traefik's idiom for a router whose middlewares do all the
-work (a redirect) serves, and a request that gets through them is answered 200 with no
-body, as Traefik's empty handler answers it."""
+work (a redirect) serves, and a request that gets through them is answered 418 with no
+body, as Traefik answers it (measured: tests/e2e/differential/test_middlewares_service.py)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,6 @@ def test_routers_to_noop_internal_serve(proxynow_factory: Start) -> None:
         }
     }
     port = proxynow_factory(static, dynamic, workers=1).ports["web"]
-    assert get(port, "r.test") == (302, "https://r.test/p?q=1", b"")
-    assert get(port, "e.test") == (200, None, b"")
+    assert get(port, "r.test") == (302, "https://r.test/p?q=1", b"Found")
+    assert get(port, "e.test") == (418, None, b"")
     assert get(port, "other.test")[0] == 404

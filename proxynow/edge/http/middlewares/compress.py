@@ -6,8 +6,8 @@ header: `defaultEncoding`, if set). A response is compressed unless the request 
 the status has no body (1xx, 204, 304) or is a 206, the response is already encoded, its
 Content-Length is under `minResponseBodyBytes` (1024), or its Content-Type (or the
 request's) is excluded (`excludedContentTypes`, or not in `includedContentTypes`;
-`application/grpc` never is). Every response of the router says
-`Vary: Accept-Encoding`, as in Traefik.
+`application/grpc` never is). A response to a client that accepts one of the encodings
+says `Vary: Accept-Encoding`, compressed or not, as in Traefik.
 
 Streaming: each piece of the body the backend sends is compressed and flushed (so server-
 sent events and long downloads keep flowing), never the whole body in memory; the front end
@@ -149,9 +149,11 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         return None
 
     def response_head(exchange: Exchange, status: int, head: ResponseHead) -> None:
-        head.append(b"Vary", b"Accept-Encoding")
         encoding = chosen.get(id(exchange))
-        if encoding is None or status < 200 or status in _NO_BODY:
+        if encoding is None:
+            return  # the client accepts none of them: nothing varies, as in Traefik
+        head.append(b"Vary", b"Accept-Encoding")
+        if status < 200 or status in _NO_BODY:
             return
         if head.get(b"content-encoding") is not None:
             return

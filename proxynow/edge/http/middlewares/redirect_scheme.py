@@ -10,6 +10,7 @@ redirection as its only middleware and priority MaxInt-1 (edge/graph/build.py ad
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import BuildContext, Chain, Reply, RequestHook, Step
@@ -22,6 +23,8 @@ __all__ = ["build", "entrypoint_redirect", "redirect"]
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _SAFE_METHODS = frozenset({b"GET", b"HEAD"})
+_TEXT = (b"Content-Type", b"text/plain; charset=utf-8")
+_STATUS_TEXT = {code: HTTPStatus(code).phrase.encode() for code in (301, 302, 307, 308)}
 
 
 def redirect(scheme: str, port: str, permanent: bool, request_scheme: str = "http") -> RequestHook:
@@ -43,7 +46,8 @@ def redirect(scheme: str, port: str, permanent: bool, request_scheme: str = "htt
             return None  # the URL would not change
         location = f"{scheme}://{host}{suffix}{target}".encode("latin-1")
         status = safe if exchange.method_b in _SAFE_METHODS else unsafe
-        return Reply(status, ((b"Location", location),))
+        # Traefik writes the status text as the body (Go sniffs it as plain text).
+        return Reply(status, ((b"Location", location), _TEXT), _STATUS_TEXT[status])
 
     return request
 
