@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import threading
 from dataclasses import dataclass
 
 from proxynow.api.internal import effective_static
@@ -48,7 +49,21 @@ def ping_target(static: StaticConfig) -> PingTarget | str:
 
 
 def probe(target: PingTarget, timeout: float) -> tuple[bool, str]:
-    """GET the target once; (healthy, what happened). Never raises for network errors."""
+    """GET the target once; (healthy, what happened) within `timeout` seconds in all.
+
+    The socket timeout bounds each read; the thread's join bounds the whole exchange, so
+    that an endpoint dripping one byte at a time cannot hold the check past its deadline
+    (the daemon thread dies with this short-lived process)."""
+    outcome: list[tuple[bool, str]] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_get(target, timeout)), name="healthcheck", daemon=True
+    )
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else (False, f"{target.url}: no answer within {timeout:g}s")
+
+
+def _get(target: PingTarget, timeout: float) -> tuple[bool, str]:
     connection = _connection(target, timeout)
     try:
         connection.request("GET", PATH, headers={"User-Agent": "proxynow-healthcheck"})

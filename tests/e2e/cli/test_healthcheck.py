@@ -3,12 +3,14 @@ nothing answers, when /ping is not configured, and when the answer is not 200.""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +86,33 @@ def test_silent_listener_times_out(tmp_path: Path) -> None:
             "--ping", f"--entryPoints.traefik.address=:{port}", "--timeout", "0.5", cwd=tmp_path
         )
     assert result.returncode == 1
-    assert "timed out" in result.stderr
+    assert "timed out" in result.stderr or "no answer within 0.5s" in result.stderr
+
+
+def _drip(listener: socket.socket) -> None:
+    """Answer a status line, then one header byte every 0.1 s, forever."""
+    connection, _ = listener.accept()
+    with connection:
+        connection.sendall(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(OSError):
+            while True:
+                connection.sendall(b"X")
+                time.sleep(0.1)  # the slow peer under test, not a readiness wait
+
+
+def test_dripping_endpoint_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        threading.Thread(target=_drip, args=(listener,), daemon=True).start()
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        result = healthcheck(
+            "--ping", f"--entryPoints.traefik.address=:{port}", "--timeout", "1", cwd=tmp_path
+        )
+    assert result.returncode == 1
+    assert "no answer within 1s" in result.stderr
+    assert time.monotonic() - started < 10
 
 
 def test_flags_without_command_mean_run(tmp_path: Path) -> None:
