@@ -1,12 +1,16 @@
-"""The `proxynow` command: run | check | schema | version.
+"""The `proxynow` command: run | check | healthcheck | schema | version.
 
-`run` and `check` take the static configuration from `--config F` (alias `--configFile`,
-as in Traefik, else the usual search places), Traefik-style flags such as
+`run`, `check` and `healthcheck` take the static configuration from `--config F` (alias
+`--configFile`, as in Traefik, else the usual search places), Traefik-style flags such as
 `--entryPoints.web.address=:80` and `PROXYNOW_*` variables. Configuration mistakes are
 printed as `file:line:column: path: message`, one per line, never as a traceback: errors
 first, then warnings (`file:line:column: warning: ...`), then `N errors, M warnings`.
 `check` exits 1 on any error, 0 with warnings only (1 with `--strict`). `run` prints the
 static configuration's warnings (options not supported yet, deprecated keys) once at start.
+`healthcheck` GETs `/ping` on the ping entrypoint (proxynow/control/ping.py): exit 0 on a
+200, 1 otherwise. As with `traefik`, flags without a command mean `run`
+(`proxynow --providers.docker` is `proxynow run --providers.docker`), which is what lets a
+container's ENTRYPOINT be `proxynow` and its command the flags.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["default_static", "main"]
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 EXIT_CONFIG = 1
+EXIT_UNHEALTHY = 1
+HEALTHCHECK_TIMEOUT = 3.0
 API_HOST = "127.0.0.1"
 API_PORT = 8080
 
@@ -44,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "start the proxy"),
         ("check", "validate the static configuration and the file provider's dynamic files"),
+        ("healthcheck", "exit 0 if /ping on the ping entrypoint answers 200, else 1"),
     ):
         command = commands.add_parser(
             name,
@@ -58,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--strict", action="store_true", help="fail (exit 1) on warnings too"
             )
+        if name == "healthcheck":
+            command.add_argument(
+                "--timeout",
+                type=float,
+                default=HEALTHCHECK_TIMEOUT,
+                metavar="SECONDS",
+                help=f"connect and read timeout (default {HEALTHCHECK_TIMEOUT:g})",
+            )
     schema = commands.add_parser("schema", help="print the JSON Schema of the configuration")
     which = schema.add_mutually_exclusive_group()
     which.add_argument("--static", dest="kind", action="store_const", const="static")
@@ -69,9 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = _parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0].startswith("--") and arguments[0] not in ("--help",):
+        arguments.insert(0, "run")  # Traefik's root command is `run`
     try:
-        args, extra = parser.parse_known_args(argv)
-        if extra and args.command not in ("run", "check"):
+        args, extra = parser.parse_known_args(arguments)
+        if extra and args.command not in ("run", "check", "healthcheck"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
@@ -90,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "check":
         return _check(loaded, strict=args.strict)
+    if args.command == "healthcheck":
+        return _healthcheck(loaded.config, args.timeout)
     return _run(loaded)
 
 
@@ -121,6 +141,18 @@ def _check(loaded: LoadedStatic, *, strict: bool) -> int:
     source = loaded.file or "flags, environment and defaults"
     print(f"configuration OK: static from {source}, {files} dynamic file(s)")
     return 0
+
+
+def _healthcheck(static: StaticConfig, timeout: float) -> int:
+    from proxynow.control.ping import ping_target, probe
+
+    target = ping_target(static)
+    if isinstance(target, str):
+        print(f"proxynow healthcheck: {target}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    healthy, said = probe(target, timeout)
+    print(f"proxynow healthcheck: {said}", file=sys.stderr if not healthy else sys.stdout)
+    return 0 if healthy else EXIT_UNHEALTHY
 
 
 def _run(loaded: LoadedStatic) -> int:

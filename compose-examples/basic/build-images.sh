@@ -1,7 +1,12 @@
 #!/bin/sh
-# Import the example's backend image from the static busybox (no registry involved):
-# httpd serving /www, with /cgi-bin/who printing the replica's hostname.
+# Build the example's two images without a registry:
+#  - proxynow:local from the repository's Dockerfile (on python:3.11-slim by default;
+#    pass --build-arg BASE_IMAGE=... / WHEELS=... as docs/container.md says);
+#  - proxynow-example-backend:local, a ~2 MB busybox httpd imported from the static busybox
+#    (Debian's busybox-static), with /cgi-bin/who printing the container's hostname.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+docker build -t proxynow:local "$here/../.." "$@"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/www/cgi-bin" "$root/tmp" "$root/etc"
