@@ -7,7 +7,17 @@ skips, or the reverse. A new type is one module with a `build` and one line here
 
 from __future__ import annotations
 
-from proxynow.edge.http.middlewares import chain, redirect_scheme
+from proxynow.edge.http.middlewares import (
+    add_prefix,
+    chain,
+    encoded_characters,
+    redirect_regex,
+    redirect_scheme,
+    replace_path,
+    replace_path_regex,
+    strip_prefix,
+    strip_prefix_regex,
+)
 from proxynow.edge.http.middlewares.base import Builder
 
 __all__ = ["BUILDERS"]
@@ -15,4 +25,11 @@ __all__ = ["BUILDERS"]
 BUILDERS: dict[str, Builder] = {
     "chain": chain.build,
     "redirectScheme": redirect_scheme.build,
+    "addPrefix": add_prefix.build,
+    "stripPrefix": strip_prefix.build,
+    "stripPrefixRegex": strip_prefix_regex.build,
+    "replacePath": replace_path.build,
+    "replacePathRegex": replace_path_regex.build,
+    "redirectRegex": redirect_regex.build,
+    "encodedCharacters": encoded_characters.build,
 }

@@ -179,7 +179,7 @@ def test_a_qualified_reference_finds_an_unqualified_name(calls: Calls) -> None:
 
 
 def test_types_without_a_builder_are_skipped() -> None:
-    middlewares = table(strip={"stripPrefix": {"prefixes": ["/x"]}}, c=chain("strip"))
+    middlewares = table(strip={"passTLSClientCert": {"pem": True}}, c=chain("strip"))
     assert compile_chain("r", ["strip", "c"], middlewares, secure=False) is None
 
 
@@ -199,6 +199,13 @@ def test_the_build_context_tells_whether_the_router_is_secure() -> None:
 REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "chain": {"middlewares": ["up"]},
     "redirectScheme": {"scheme": "https"},
+    "addPrefix": {"prefix": "/p"},
+    "stripPrefix": {"prefixes": ["/x"]},
+    "stripPrefixRegex": {"regex": ["/x/[a-z]+"]},
+    "replacePath": {"path": "/new"},
+    "replacePathRegex": {"regex": "^/x/(.*)", "replacement": "/y/$1"},
+    "redirectRegex": {"regex": "^http://a\\.test/(.*)", "replacement": "https://b.test/$1"},
+    "encodedCharacters": {"allowEncodedSlash": True},
 }
 
 
@@ -219,7 +226,7 @@ def test_check_accepts_every_registered_type_and_reports_another(
     lines = ["http:", "  middlewares:", "    up:", "      redirectScheme: {scheme: https}"]
     for kind, options in REGISTERED_SAMPLES.items():
         lines += [f"    sample-{kind}:", f"      {kind}: {options!r}".replace("'", '"')]
-    lines += ["    strip:", "      stripPrefix: {prefixes: [/x]}"]
+    lines += ["    strip:", "      passTLSClientCert: {pem: true}"]
     lines += ["  routers:", "    r:", "      rule: Host(`a.test`)", "      service: s"]
     names = ", ".join(["up", *(f"sample-{kind}" for kind in REGISTERED_SAMPLES), "strip"])
     lines += [f"      middlewares: [{names}]"]
@@ -236,7 +243,7 @@ def test_check_accepts_every_registered_type_and_reports_another(
     )
     result = check_dynamic(static)
     text = "\n".join(report(result.issues, result.omitted).lines)
-    assert "http.middlewares.strip: middleware type stripPrefix is not implemented yet" in text
+    assert "http.middlewares.strip: middleware type passTLSClientCert is not implemented yet" in text
     for kind in REGISTERED_SAMPLES:
         assert f"sample-{kind}" not in text
     assert "middlewares.up" not in text
