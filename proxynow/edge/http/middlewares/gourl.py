@@ -107,11 +107,18 @@ def normalized(raw_path: bytes) -> bytes:
 
 
 def from_target(target: bytes) -> GoPath | None:
-    """The request target's path and query as Go parses them; None when the path holds
-    an invalid percent-encoding (Go's server answers such a request 400)."""
+    """The request target's path and query as Traefik's middlewares see them: parsed as
+    Go parses it, then normalised, the normal form becoming RawPath (so `X-Replaced-Path`
+    shows `/a%20b`, not `/a b`); None when the path holds an invalid percent-encoding (Go's
+    server answers such a request 400)."""
     raw, sep, query = target.partition(b"?")
-    go = GoPath(b"", b"", query if sep else None)
-    return go if go.set_raw(normalized(raw)) else None
+    path = unescape(raw)
+    if path is None:
+        return None
+    raw = normalized(GoPath(path, raw, None).escaped())
+    path = unescape(raw)
+    assert path is not None  # an escaping Go produced, normalised
+    return GoPath(path, raw, query if sep else None)
 
 
 def set_target(exchange: Exchange, go: GoPath) -> None:

@@ -46,7 +46,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
                 go.path = leading_slash(go.path[len(prefix) :])
                 if go.raw:
                     go.raw = leading_slash(go.raw.removeprefix(prefix))
-                refused = add_header(exchange, FORWARDED_PREFIX, prefix.strip())
+                refused = add_header(exchange, FORWARDED_PREFIX, prefix)
                 if refused is None:
                     set_target(exchange, go)
                 return refused

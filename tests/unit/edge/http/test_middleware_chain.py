@@ -243,7 +243,9 @@ def test_check_accepts_every_registered_type_and_reports_another(
     )
     result = check_dynamic(static)
     text = "\n".join(report(result.issues, result.omitted).lines)
-    assert "http.middlewares.strip: middleware type passTLSClientCert is not implemented yet" in text
+    assert (
+        "http.middlewares.strip: middleware type passTLSClientCert is not implemented yet" in text
+    )
     for kind in REGISTERED_SAMPLES:
         assert f"sample-{kind}" not in text
     assert "middlewares.up" not in text
