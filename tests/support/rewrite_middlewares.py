@@ -34,7 +34,8 @@ MIDDLEWARES: dict[str, dict[str, Any]] = {
     },
     "same": {"redirectRegex": {"regex": "^(.*)$", "replacement": "$1"}},
     "enc": {"encodedCharacters": {"allowEncodedSlash": True}},
-    "encall": {"encodedCharacters": {}},
+    # Every encoding refused (the default); Traefik refuses an empty `encodedCharacters: {}`.
+    "encall": {"encodedCharacters": {"allowEncodedSlash": False}},
 }
 # Router name → (path prefix of its rule, its middleware).
 ROUTERS = {
@@ -111,8 +112,7 @@ def echo(connection: socket.socket) -> None:
         data += chunk
     head = data.partition(b"\r\n\r\n")[0]
     connection.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%b"
-        % (len(head), head)
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(head), head)
     )
 
 
