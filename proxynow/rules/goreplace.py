@@ -7,8 +7,10 @@ patterns run on RE2 here (as rule regexps do, rules/goregexp.py; same syntax and
 errors as Go), on bytes: Go strings are bytes, and a byte that is not UTF-8 is read as one
 U+FFFD, which `_runes` reproduces (RE2 itself matches nothing on such a byte).
 
-Output is bounded: a template can repeat a group, and a pattern matching the empty string
-can fire at every byte, so ``replace_all`` stops (returning None) past ``limit`` bytes.
+Output and work are bounded: a template can repeat a group, and a pattern matching the
+empty string can fire at every byte, so ``replace_all`` stops (returning None) past
+``limit`` bytes or ``MAX_MATCHES`` matches (each match is a call into RE2 from Python, about
+2 µs: 64 Ki empty matches in a 64 KiB path would hold the event loop for 0.1 s).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from re2 import Options, _re2
 
 from proxynow.rules.goregexp import RegexpError, _message, _reject_byte_class
 
-__all__ = ["GoRegexp", "compile_capturing"]
+__all__ = ["MAX_MATCHES", "GoRegexp", "compile_capturing"]
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 _RUNE_ERROR = "\ufffd".encode()
@@ -29,6 +31,7 @@ _RUNE_ERROR = "\ufffd".encode()
 _NAME = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 Spans = list[tuple[int, int]]
+MAX_MATCHES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +60,17 @@ class GoRegexp:
 
     def replace_all(self, data: bytes, template: bytes, limit: int) -> bytes | None:
         """Go's ReplaceAllString on ASCII `data` (a URL on the wire is ASCII); None when
-        the result would exceed `limit` bytes."""
+        the result would exceed `limit` bytes or take more than `MAX_MATCHES` matches."""
         parts = _Template(template, self.names)
         out: list[bytes] = []
-        size = last_end = pos = 0
+        size = last_end = pos = matches = 0
         while pos <= len(data):
             spans = self.search(data, pos)
             if spans is None:
                 break
+            matches += 1
+            if matches > MAX_MATCHES:
+                return None
             start, end = spans[0]
             out.append(data[last_end:start])
             size += start - last_end

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from proxynow.rules.goregexp import RegexpError
-from proxynow.rules.goreplace import compile_capturing
+from proxynow.rules.goreplace import MAX_MATCHES, compile_capturing
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,15 @@ def test_the_output_is_bounded() -> None:
     assert pattern.replace_all(b"a" * 1000, b"${0}" + b"x" * 100, 1 << 16) is None
     assert pattern.replace_all(b"a" * 10, b"x", 21) == b"xaxaxaxaxaxaxaxaxaxax"
     assert pattern.replace_all(b"a" * 10, b"x", 20) is None
+
+
+def test_the_number_of_matches_is_bounded() -> None:
+    # Each match is a call into RE2: 64 Ki empty matches would hold the loop for 0.1 s.
+    pattern = compile_capturing("(x*)")
+    started = time.perf_counter()
+    assert pattern.replace_all(b"a" * 60000, b"", 1 << 20) is None
+    assert time.perf_counter() - started < 0.05
+    assert pattern.replace_all(b"a" * (MAX_MATCHES - 1), b"", 1 << 20) == b"a" * 4095
 
 
 def test_no_backtracking() -> None:

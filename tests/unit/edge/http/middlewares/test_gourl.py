@@ -3,6 +3,8 @@ normalisation, reproduced for the path middlewares."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from proxynow.edge.http.middlewares.gourl import GoPath, escape, from_target, normalized, unescape
@@ -52,3 +54,13 @@ def test_a_raw_path_that_no_longer_encodes_the_path_is_re_escaped() -> None:
     assert GoPath(b"", b"", None).request_uri() == b"/"
     assert escape(b"/a b?#%\x00\xff") == b"/a%20b%3F%23%25%00%FF"
     assert escape(b"/$&+,:;=@-._~") == b"/$&+,:;=@-._~"
+
+
+@pytest.mark.parametrize("unit", [b"%41", b"%2f", b"a{", b"{", b"%7B", b"a/./"])
+def test_a_hostile_64_kib_path_costs_one_pass(unit: bytes) -> None:
+    # No Python loop over the bytes, nothing quadratic: a few ms for the largest target.
+    target = b"/" + unit * (60000 // len(unit))
+    started = time.perf_counter()
+    go = from_target(target)
+    assert go is not None and go.request_uri()
+    assert time.perf_counter() - started < 0.5
