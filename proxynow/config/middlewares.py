@@ -21,6 +21,13 @@ MIB = 1024 * 1024
 class AddPrefix(Model):
     prefix: str
 
+    @field_validator("prefix")
+    @classmethod
+    def _not_empty(cls, prefix: str) -> str:
+        if not prefix:
+            raise ValueError("prefix cannot be empty")  # Traefik's error
+        return prefix
+
 
 class BasicAuth(Model):
     users: list[str] = []

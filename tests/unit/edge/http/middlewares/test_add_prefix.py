@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxynow.config.middlewares import Middleware
 from tests.unit.edge.http.middlewares.support import run
 
 SPEC = {"addPrefix": {"prefix": "/pre"}}
@@ -35,3 +36,8 @@ def test_an_invalid_escape_is_a_400() -> None:
     result, exchange = run(SPEC, b"/a%zz")
     assert result is not None and getattr(result, "status", 0) == 400
     assert exchange.target == b"/a%zz"
+
+
+def test_an_empty_prefix_is_an_error_on_the_middleware() -> None:
+    with pytest.raises(ValueError, match="prefix cannot be empty"):
+        Middleware.model_validate({"addPrefix": {"prefix": ""}})
