@@ -110,7 +110,7 @@ def _both(traefik: int, proxynow: int, case: Request) -> tuple[Seen, Seen]:
     )
 
 
-@pytest.mark.parametrize("case", REQUESTS, ids=[f"{m} {t}" for m, t, _ in REQUESTS])
+@pytest.mark.parametrize("case", REQUESTS, ids=[f"{m} {t[:40]}" for m, t, _ in REQUESTS])
 def test_same_as_traefik(traefik: int, proxynow: int, case: Request) -> None:
     theirs, ours = _both(traefik, proxynow, case)
     assert ours.comparable() == theirs.comparable()
