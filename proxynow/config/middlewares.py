@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from proxynow.config.base import Duration, Model, alias
+from proxynow.rules.goregexp import RegexpError
+from proxynow.rules.goreplace import compile_capturing
 
 MIB = 1024 * 1024
 
 
 class AddPrefix(Model):
     prefix: str
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_empty(cls, prefix: str) -> str:
+        if not prefix:
+            raise ValueError("prefix cannot be empty")  # Traefik's error
+        return prefix
 
 
 class BasicAuth(Model):
@@ -223,10 +232,21 @@ class RedirectScheme(Model):
     permanent: bool = False
 
 
+def _go_regexp(pattern: str) -> str:
+    """A Go regexp option: invalid ones are errors on the middleware, as in Traefik."""
+    try:
+        compile_capturing(pattern.strip())
+    except RegexpError as exc:
+        raise ValueError(f"error compiling regular expression {pattern}: {exc}") from None
+    return pattern
+
+
 class RedirectRegex(Model):
     regex: str
     replacement: str
     permanent: bool = False
+
+    _regex = field_validator("regex")(_go_regexp)
 
 
 class ReplacePath(Model):
@@ -236,6 +256,8 @@ class ReplacePath(Model):
 class ReplacePathRegex(Model):
     regex: str
     replacement: str
+
+    _regex = field_validator("regex")(_go_regexp)
 
 
 class Retry(Model):
@@ -255,6 +277,11 @@ class StripPrefix(Model):
 
 class StripPrefixRegex(Model):
     regex: list[str] = []
+
+    @field_validator("regex")
+    @classmethod
+    def _regexps(cls, patterns: list[str]) -> list[str]:
+        return [_go_regexp(pattern) for pattern in patterns]
 
 
 MiddlewareOptions = (

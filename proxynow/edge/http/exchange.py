@@ -152,6 +152,7 @@ class Exchange:
         "bytes_out",
         "chain",
         "chunked",
+        "client_cert",
         "client_ip",
         "complete",
         "expect_continue",
@@ -184,6 +185,10 @@ class Exchange:
     # None) by dispatch only for a routed exchange with a middleware chain, the only kind
     # whose hooks set or read it: a request without middlewares pays no store for it.
     transform: Callable[[bytes, bool], bytes] | None
+    # The connection's TLS client certificate (DER, b"": none), for passTLSClientCert: set
+    # by dispatch for routers with middlewares only, before their request hooks, so that
+    # no other request pays for it (not set in __init__, on the hot path).
+    client_cert: bytes
 
     def __init__(self, head: RequestHead, start: float, client_ip: _IP | None) -> None:
         self.head = head

@@ -175,6 +175,7 @@ class HttpProxy(asyncio.Protocol):
     __slots__ = (
         "active",
         "advancing",
+        "client_cert",
         "client_ip",
         "deadline",
         "entrypoint",
@@ -248,6 +249,7 @@ class HttpProxy(asyncio.Protocol):
         self.read_timeout = timeout if timeout > 0 else INF
         self.idle_timeout = entrypoint.idle_timeout if entrypoint.idle_timeout > 0 else INF
         self.tls_bits = 0  # the connection's TLS part of a metrics row key
+        self.client_cert = b""  # the client's TLS certificate (DER), b"": none
 
     # ------------------------------------------------------------------ phases
 
@@ -328,6 +330,8 @@ class HttpProxy(asyncio.Protocol):
             cipher = ssl_object.cipher()
             version = ssl_object.version() or ""
             self.tls_bits = self.state.metrics.tls.bits(version, cipher[0] if cipher else "")
+            # For passTLSClientCert: asked of the handshake once, never per request.
+            self.client_cert = ssl_object.getpeercert(True) or b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.phase == TUNNEL and self.tunnel is not None:

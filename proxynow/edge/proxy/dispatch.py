@@ -121,6 +121,7 @@ def _request_phase(
 ) -> bool:
     """Run the router's request hooks; True when one answered or the request waits for
     one (a `Defer`: its step calls back, as a dial does, never a task per request)."""
+    exchange.client_cert = downstream.client_cert  # only routers with middlewares pay it
     result = run_request(chain.request, exchange)
     if result is None:
         return False

@@ -78,6 +78,8 @@ class Downstream(Sender, Protocol):
     def peers(self) -> PeerCache: ...
     @property
     def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
+    @property
+    def client_cert(self) -> bytes: ...  # the client's TLS certificate (DER), b"": none
 
     # The route cache dispatch keeps on it: the graph and route table last used, and the
     # routing path of the last raw path (clients repeat theirs).

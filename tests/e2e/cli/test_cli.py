@@ -93,15 +93,15 @@ def test_check_reports_a_middleware_type_that_is_not_applied_yet_as_a_warning(
     write(
         project / "dynamic" / "middlewares.toml",
         """
-        [http.middlewares.tohttps.stripPrefix]
-        prefixes = ["/app"]
+        [http.middlewares.tohttps.contentType]
+        autoDetect = true
         """,
     )
     result = proxynow("check", "--config", "proxynow.yml", cwd=project, module=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "dynamic/middlewares.toml:1:1: warning: http.middlewares.tohttps: middleware type "
-        "stripPrefix is not implemented yet; routers that use it are served without it",
+        "contentType is not implemented yet; routers that use it are served without it",
         "0 errors, 1 warning",
     ]
     assert result.stdout == "configuration OK: static from proxynow.yml, 2 dynamic file(s)\n"
@@ -178,7 +178,7 @@ FOUR_OBJECTS_REPORT = [
     "(did you mean 'priority'?)",
     "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
     "dynamic/routers.yml:10:5: http.routers.c: service nowhere@file does not exist",
-    "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type stripPrefix "
+    "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type contentType "
     "is not implemented yet; routers that use it are served without it",
     "3 errors, 1 warning",
 ]

@@ -11,11 +11,19 @@ from collections.abc import Callable
 
 from proxynow.config.middlewares import Middleware
 from proxynow.edge.http.middlewares import (
+    add_prefix,
     chain,
     circuit_breaker,
     compress,
+    encoded_characters,
+    pass_tls_client_cert,
+    redirect_regex,
     redirect_scheme,
+    replace_path,
+    replace_path_regex,
     retry,
+    strip_prefix,
+    strip_prefix_regex,
 )
 from proxynow.edge.http.middlewares.base import Builder
 
@@ -27,6 +35,14 @@ BUILDERS: dict[str, Builder] = {
     "compress": compress.build,
     "redirectScheme": redirect_scheme.build,
     "retry": retry.build,
+    "addPrefix": add_prefix.build,
+    "stripPrefix": strip_prefix.build,
+    "stripPrefixRegex": strip_prefix_regex.build,
+    "replacePath": replace_path.build,
+    "replacePathRegex": replace_path_regex.build,
+    "redirectRegex": redirect_regex.build,
+    "encodedCharacters": encoded_characters.build,
+    "passTLSClientCert": pass_tls_client_cert.build,
 }
 
 # Type name → why a middleware of that type cannot be built (None: it can), for what the

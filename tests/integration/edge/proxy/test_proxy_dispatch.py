@@ -61,6 +61,7 @@ class MessageDownstream:
         self.peers = connection.peers
         self.peer_hosts = connection.peer.hosts
         self.forward_context = connection.peer.ctx
+        self.client_cert = b""
         self.graph: Any = None
         self.table: Any = None
         self.raw_path = b""
