@@ -21,6 +21,7 @@ MIDDLEWARES: dict[str, dict[str, Any]] = {
     "strip": {"stripPrefix": {"prefixes": ["/strip/x", "/strip"]}},
     "srx": {"stripPrefixRegex": {"regex": ["/srx/[a-z]+", "/sr2/[^x]*"]}},
     "rep": {"replacePath": {"path": "/new%2Fpath"}},
+    "repbad": {"replacePath": {"path": "/a%zz"}},
     "rre": {"replacePathRegex": {"regex": "^/rre/(.*)", "replacement": "/r/$1/${1}x"}},
     "rdr": {
         "redirectRegex": {"regex": "^http://([^/]+)/rdr/(.*)", "replacement": "https://$1/to/$2"}
@@ -44,6 +45,7 @@ ROUTERS = {
     "srx": ("/srx", "srx"),
     "sr2": ("/sr2", "srx"),
     "rep": ("/rep", "rep"),
+    "repbad": ("/badrep", "repbad"),
     "rre": ("/rre", "rre"),
     "rdr": ("/rdr", "rdr"),
     "perm": ("/perm", "perm"),
@@ -99,7 +101,9 @@ class Seen:
         local answer, and what the backend got."""
         local_body = self.body if self.start_line is None else b""
         location = self.headers.get("location")
-        return (self.status, location, local_body, self.start_line, self.backend_headers)
+        kind = self.headers.get("content-type") if self.start_line is None else None
+        seen = (self.start_line, self.backend_headers)
+        return (self.status, location, local_body, kind, *seen)
 
 
 def echo(connection: socket.socket) -> None:
@@ -184,6 +188,7 @@ REQUESTS: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
     ("GET", "/rep/old%2Fx?a=b", ()),
     ("GET", "/rep/a%20b", ()),
     ("GET", "/rep/%0d%0a", ()),
+    ("GET", "/badrep/x", ()),
     ("GET", "/rre/a%2Fb?z", ()),
     ("GET", "/rre/a%20b'c", ()),
     ("GET", "/rdr/q?x=1", ()),

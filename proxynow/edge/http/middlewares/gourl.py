@@ -10,7 +10,7 @@ upstream as `/a`, because `/%2Fa` no longer encodes Path.
 Before the middlewares, Traefik 3.7's entrypoint normalises the path (RFC 3986 §6.2.2:
 percent-encodings of unreserved characters decoded, the others uppercased; dot segments
 and repeated slashes removed): `from_target` starts from that form. Everything is bytes;
-nothing here allocates unless a middleware rewrites the path.
+nothing here runs for a router without these middlewares.
 """
 
 from __future__ import annotations
@@ -97,16 +97,6 @@ class GoPath:
         uri = self.escaped() or b"/"
         return uri if self.query is None else uri + b"?" + self.query
 
-    def set_raw(self, raw: bytes) -> bool:
-        """Go's `url.setPath`: `raw` becomes the path; False when it is not a valid
-        escaping (then nothing changes)."""
-        path = unescape(raw)
-        if path is None:
-            return False
-        self.path = path
-        self.raw = b"" if escape(path) == raw else raw
-        return True
-
 
 def normalized(raw_path: bytes) -> bytes:
     """The path as Traefik 3.7's entrypoint hands it on: unreserved percent-encodings
@@ -167,8 +157,7 @@ def _valid_encoded(raw: bytes) -> bool:
     return not raw.translate(None, _RAW_OK)
 
 
-# What Go's server answers for a path it cannot parse, and Traefik's http.Error for a
-# rewritten path that does not unescape (or one grown past `LIMIT`).
+# What Go's server answers for a path it cannot parse.
 BAD_PATH = Reply(400, ((b"Content-Type", b"text/plain; charset=utf-8"),), b"400 Bad Request")
 # A rewritten path or URL is bounded (a template can repeat a group, an empty match fires
 # at every byte): the entrypoint's default limit on a request target.
