@@ -334,7 +334,9 @@ class _Builder(ServiceBuilding):
                 continue
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
-            chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            chain = compile_chain(
+                name, middlewares, self.config.http.middlewares, tls, self.res.pools
+            )
             sticky = self.stickies.get(router.service)
             target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
     from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.message.headers import ResponseHead
+    from proxynow.edge.upstream.pool import PoolRegistry
 
 __all__ = [
     "BuildContext",
@@ -105,6 +106,9 @@ class BuildContext:
     # A middleware reference (as a router or chain writes it) → its step; None when it is
     # missing (logged), not implemented (reported by `proxynow check`) or a cycle.
     resolve: Callable[[str], Step | None]
+    # The worker's upstream pools, for a step that sends subrequests (forwardAuth): its
+    # connections are kept and swept with the backends'. None outside a worker's build.
+    pools: PoolRegistry | None = None
 
 
 # A middleware type's builder: its configuration (the `Middleware` with its type's field
