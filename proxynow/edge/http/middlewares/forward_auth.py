@@ -115,7 +115,7 @@ class _Auth:
         )
         limit = options.max_response_body_size
         self.limit = limit if limit >= 0 else UNBOUNDED_LIMIT
-        self.timeout = AUTH_TIMEOUT
+        self.timeout = AUTH_TIMEOUT  # read at build time (tests lower it)
 
     # -- the request phase
 
