@@ -5,9 +5,9 @@ security part, so for a request
 
 1. a CORS preflight (OPTIONS with Origin and Access-Control-Request-Method, when any CORS
    option is set) is answered here, 200 with no body, without reaching the backend: it
-   gets Allow-Credentials, Allow-Headers, Allow-Methods as configured, Allow-Origin only
-   when the Origin is allowed, and Max-Age always (0 by default); none of the custom or
-   security response headers;
+   gets Allow-Credentials, Allow-Headers, Allow-Methods, Expose-Headers and Max-Age as
+   configured (Max-Age only when not 0), Allow-Origin only when the Origin is allowed;
+   none of the custom or security response headers, nor Vary;
 2. the custom request headers are applied (an empty value removes the header; `Host`
    replaces the Host sent on);
 3. the security checks run on the rewritten request: `allowedHosts` (against the first
@@ -44,7 +44,12 @@ __all__ = ["build", "has_cors", "has_security"]
 log = logging.getLogger(__name__)
 
 _Pairs = tuple[tuple[bytes, bytes], ...]
-_BAD_HOST = Reply(500, ((b"Content-Type", b"text/plain; charset=utf-8"),), b"Bad Host\n")
+# Go's http.Error, as unrolled/secure's bad-host handler answers.
+_BAD_HOST = Reply(
+    500,
+    ((b"Content-Type", b"text/plain; charset=utf-8"), (b"X-Content-Type-Options", b"nosniff")),
+    b"Bad Host\n",
+)
 
 
 def has_cors(options: Headers) -> bool:
@@ -279,7 +284,10 @@ class _HeadersStep:
         allowed = self.origins.match(origin)
         if allowed is not None:
             headers.append((b"Access-Control-Allow-Origin", allowed))
-        headers.append((b"Access-Control-Max-Age", self.max_age))
+        if self.expose:
+            headers.append((b"Access-Control-Expose-Headers", self.expose))
+        if self.max_age != b"0":
+            headers.append((b"Access-Control-Max-Age", self.max_age))
         return Reply(200, tuple(headers))
 
     def _host(self, head: RequestHead) -> bytes:
