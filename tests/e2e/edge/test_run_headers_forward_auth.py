@@ -164,3 +164,5 @@ def test_forward_auth_through_the_running_proxy(proxy: ProxynowProcess, auth: Au
     status, headers, body = request(proxy, "GET", "/closed", {"Authorization": "bad"})
     assert (status, body) == (403, b"go away")
     assert headers["x-reason"] == "bad token"
+    # The answer passes the headers middleware around forwardAuth, as in Traefik.
+    assert headers["x-served"] == "yes" and headers["x-frame-options"] == "DENY"

@@ -423,12 +423,12 @@ CASES = [
             "file": http(
                 routers={"r": router(middlewares=["h"])},
                 services={"svc": LB},
-                middlewares={"h": {"headers": {"customRequestHeaders": {"X-Test": "1"}}}},
+                middlewares={"h": {"contentType": {"autoDetect": True}}},
             )
         },
         {
             "http.routers.r@file": enabled("file"),
-            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("headers")),
+            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("contentType")),
         },
     ),
     Case(

@@ -33,10 +33,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from proxynow.edge.message.headers import ResponseHead
+
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
     from proxynow.edge.http.exchange import Exchange
-    from proxynow.edge.message.headers import ResponseHead
     from proxynow.edge.upstream.pool import PoolRegistry
 
 __all__ = [
@@ -124,6 +125,11 @@ class Chain:
     response_head: tuple[ResponseHeadHook, ...] = ()
     response_body: tuple[ResponseBodyHook, ...] = ()
     outcome: tuple[OutcomeHook, ...] = ()
+    # Per request hook: how many response-head hooks belong to the steps before it. A
+    # `Reply` from request hook i goes through the first `answered[i]` of them, as in
+    # Traefik an answer from a middleware passes the response writers of those around it
+    # (CORS headers on forwardAuth's 401). Empty: no reply needs any.
+    answered: tuple[int, ...] = ()
 
 
 def gather(steps: Iterable[Step]) -> Chain | None:
@@ -132,9 +138,11 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     head: list[ResponseHeadHook] = []
     body: list[ResponseBodyHook] = []
     outcome: list[OutcomeHook] = []
+    answered: list[int] = []
     for step in _flat(steps):
         if step.request is not None:
             request.append(step.request)
+            answered.append(len(head))
         if step.response_head is not None:
             head.append(step.response_head)
         if step.response_body is not None:
@@ -143,7 +151,8 @@ def gather(steps: Iterable[Step]) -> Chain | None:
             outcome.append(step.outcome)
     if not (request or head or body or outcome):
         return None
-    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome))
+    outer = tuple(answered) if any(answered) else ()
+    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome), outer)
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -165,21 +174,24 @@ def _run_from(
         result = hooks[index](exchange)
         if result is None:
             continue
-        if isinstance(result, Defer) and index + 1 < len(hooks):
-            return _then(result, hooks, exchange, index + 1)
-        return result
+        if isinstance(result, Defer):
+            if index + 1 < len(hooks) or _outer_heads(exchange, index):
+                return _then(result, hooks, exchange, index)
+            return result
+        return _answered(exchange, index, result)
     return None
 
 
-def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, rest: int) -> Defer:
-    """`deferred`, followed (when it resumes with None) by the hooks from `rest` on."""
+def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, index: int) -> Defer:
+    """`deferred` (from hook `index`), followed (when it resumes with None) by the hooks
+    after it; a reply it resumes with passes the response-head hooks around it."""
 
     def start(resume: Resume) -> None:
         def resumed(reply: Reply | None) -> None:
             if reply is not None:
-                resume(reply)
+                resume(_answered(exchange, index, reply))
                 return
-            result = _run_from(hooks, exchange, rest)
+            result = _run_from(hooks, exchange, index + 1)
             if isinstance(result, Defer):
                 result.start(resume)
             else:
@@ -188,3 +200,31 @@ def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, r
         deferred.start(resumed)
 
     return Defer(start)
+
+
+def _outer_heads(exchange: Exchange, index: int) -> int:
+    """How many response-head hooks a reply from request hook `index` passes."""
+    chain = exchange.chain
+    if not isinstance(chain, Chain) or not chain.answered:
+        return 0
+    return chain.answered[index]
+
+
+def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
+    """`reply` through the response-head hooks of the steps before hook `index`."""
+    count = _outer_heads(exchange, index)
+    if not count:
+        return reply
+    chain = exchange.chain
+    assert isinstance(chain, Chain)
+    head = ResponseHead()
+    for name, value in reply.headers:
+        head.add(name, value)
+    for hook in chain.response_head[:count]:
+        hook(exchange, reply.status, head)
+    headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
+    return Reply(reply.status, headers, reply.body)
+
+
+# What `ResponseHead.items` shows of the framing; a reply's is the front end's to write.
+_FRAMING = frozenset((b"Content-Length", b"Transfer-Encoding", b"Connection", b"Upgrade"))
