@@ -28,12 +28,12 @@ header API refuses (a framing or hop-by-hop header, a CR or LF) is logged and dr
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
 from proxynow.edge.message.headers import HeaderError, RequestHead, ResponseHead
+from proxynow.rules.goregexp import RegexpError, Search, compile_regexp
 
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Headers, Middleware
@@ -143,18 +143,19 @@ class _Origins:
                 return item
         if self.regexes:
             text = origin.decode("latin-1")
-            for regex in self.regexes:
-                if regex.search(text):  # Go's MatchString: anywhere in the value
+            for search in self.regexes:
+                if search(text) is not None:  # Go's MatchString: anywhere in the value
                     return origin
         return None
 
 
-def _compiled(patterns: list[str]) -> list[re.Pattern[str]]:
+def _compiled(patterns: list[str]) -> list[Search]:
+    """Go regexps run in linear time (RE2): the Origin is the client's to choose."""
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(compile_regexp(pattern).search)
+        except RegexpError as exc:
             log.warning(
                 "headers middleware: accessControlAllowOriginListRegex %r: %s", pattern, exc
             )

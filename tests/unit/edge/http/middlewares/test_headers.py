@@ -4,6 +4,7 @@ applies them (edge/http/middlewares/headers.py), table-driven on pure exchanges.
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 import pytest
@@ -192,3 +193,22 @@ def test_ssl_redirect() -> None:
 def test_nothing_configured_has_no_hooks() -> None:
     s = step({})
     assert s.request is None and s.response_head is None
+
+
+def test_origin_regexp_runs_in_linear_time() -> None:
+    # On a backtracking engine this pattern takes minutes over a 40-byte Origin; the
+    # client chooses the Origin, so the regexps run on RE2 as Go's do.
+    s = step({"accessControlAllowOriginListRegex": ["^(a+)+$"]})
+    started = time.perf_counter()
+    found = respond(s, request(headers=((b"Origin", b"a" * 40 + b"!"),)))
+    assert time.perf_counter() - started < 1.0
+    assert b"access-control-allow-origin" not in found
+    assert respond(s, request(headers=((b"Origin", b"aaa"),)))[b"access-control-allow-origin"] == [
+        b"aaa"
+    ]
+
+
+def test_invalid_origin_regexp_is_skipped_at_build() -> None:
+    s = step({"accessControlAllowOriginListRegex": ["(", "^https://ok$"]})
+    found = respond(s, request(headers=((b"Origin", b"https://ok"),)))
+    assert found[b"access-control-allow-origin"] == [b"https://ok"]
