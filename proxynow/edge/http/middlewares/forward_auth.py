@@ -234,15 +234,29 @@ class _Auth:
     # -- the response-head phase (only with addAuthCookiesToResponse)
 
     def response_head(self, exchange: Exchange, status: int, head: ResponseHead) -> None:
-        """Drop the backend's cookies the auth server's replace (those added before it)."""
-        if b"Set-Cookie: " not in exchange.response_head:
+        """Replace the backend's cookies of the listed names by the auth server's, which
+        `_add_cookies` parked among the lines the proxy adds; they go last, as Traefik
+        adds them after the backend's."""
+        added = exchange.response_head
+        if b"Set-Cookie: " not in added:
             return
+        lines = added.split(b"\r\n")
+        ours = [line for line in lines if self._parked(line)]
+        if not ours:
+            return
+        exchange.response_head = b"".join(
+            line + b"\r\n" for line in lines if line and line not in ours
+        )
         cookies = head.get_all(b"set-cookie")
-        kept = [value for value in cookies if _cookie_name(value) not in self.cookies]
-        if len(kept) != len(cookies):
-            head.remove(b"set-cookie")
-            for value in kept:
+        head.remove(b"set-cookie")
+        for value in cookies:
+            if _cookie_name(value) not in self.cookies:
                 head.append(b"Set-Cookie", value)
+        for line in ours:
+            head.append(b"Set-Cookie", line[len(b"Set-Cookie: ") :])
+
+    def _parked(self, line: bytes) -> bool:
+        return line.startswith(b"Set-Cookie: ") and _cookie_name(line[12:]) in self.cookies
 
 
 def _cookie_name(value: bytes) -> bytes:
