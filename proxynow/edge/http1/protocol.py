@@ -74,6 +74,7 @@ from proxynow.edge.proxy.dispatch import (
     finish,
     hand_off,
     lost,
+    replace,
     response_head,
     route,
     upgraded,
@@ -725,7 +726,10 @@ class HttpProxy(asyncio.Protocol):
         if load is not None:  # leasttime's time to first byte, from the request's start
             load.first_byte(self.loop.time() - ex.start)
         if ex.chain is not None:
-            response_head(ex, status, head)
+            replaced = response_head(ex, status, head)
+            if replaced is not None:  # errors: the backend's response is not relayed
+                replace(self, ex, conn, replaced)
+                return
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade
         line = _status_lines(status)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.message.headers import ResponseHead
 from proxynow.edge.upstream.connection import UpstreamConnection
+from proxynow.edge.upstream.drain import Drain
 from proxynow.edge.upstream.pool import UpstreamPool
 
 __all__ = [
@@ -62,6 +63,7 @@ LOST = "lost"  # the connection ended, or the response was refused, before its e
 TOO_LARGE = "too large"
 
 Done = Callable[[Fetched | FetchError], None]
+_DISCARD = Drain(reusable=False)  # the owner of a connection given up mid-response
 
 
 def fetch(
@@ -156,7 +158,8 @@ class Subrequest:
             self.timer = None
         conn, self.conn = self.conn, None
         if conn is not None:
-            conn.owner = None
+            # Not None: the parser may still report this response's end (connection.py).
+            conn.owner = _DISCARD
             if reusable:
                 self.pool.release(conn, self.loop.time())
             else:

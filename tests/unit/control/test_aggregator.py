@@ -345,11 +345,7 @@ CASES = [
     Case(
         "errors middleware to an unknown service",
         {"file": http(middlewares={"e": {"errors": {"status": ["500"], "service": "pages"}}})},
-        {
-            "http.middlewares.e@file": disabled(
-                "file", NOT_APPLIED.format("errors"), "service pages@file does not exist"
-            )
-        },
+        {"http.middlewares.e@file": disabled("file", "service pages@file does not exist")},
     ),
     Case(
         "a servers transport with an unknown cipher suite disables its services",

@@ -11,7 +11,8 @@ pays one `is not None` test. The hooks:
   to answer without the service, or a `Defer` when the answer needs something that takes
   time (forwardAuth's subrequest, an errors page's service).
 - response head (`ResponseHeadHook`): the backend's status and head, before they are sent;
-  the head may be rewritten through the header API.
+  the head may be rewritten through the header API, or the response replaced (a `Defer`
+  whose resume gets the `Reply` to send instead: the errors middleware).
 - response body (`ResponseBodyHook`): each chunk of the backend's body and the end
   (`end=True`, possibly with an empty chunk); returns the bytes to send instead.
 - outcome (`OutcomeHook`): once per exchange, when it ends however it ends: the exchange
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
     from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.upstream.pool import PoolRegistry
+    from proxynow.edge.upstream.server import Pick
 
 __all__ = [
     "BuildContext",
@@ -80,7 +82,9 @@ class Defer:
 
 
 RequestHook = Callable[["Exchange"], "Reply | Defer | None"]
-ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], None]
+# None: the (possibly rewritten) head goes on; a Defer: the response is replaced (errors):
+# the backend's is discarded and the step resumes with the `Reply` to send instead.
+ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], "Defer | None"]
 ResponseBodyHook = Callable[["Exchange", bytes, bool], bytes]
 OutcomeHook = Callable[["Exchange", float], None]
 
@@ -110,6 +114,9 @@ class BuildContext:
     # The worker's upstream pools, for a step that sends subrequests (forwardAuth): its
     # connections are kept and swept with the backends'. None outside a worker's build.
     pools: PoolRegistry | None = None
+    # A service name (as a router writes it) → its pick, for a step that sends requests to a
+    # service of the configuration (errors). None outside a worker's build.
+    service: Callable[[str], Pick | None] | None = None
 
 
 # A middleware type's builder: its configuration (the `Middleware` with its type's field
@@ -221,7 +228,7 @@ def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
     for name, value in reply.headers:
         head.add(name, value)
     for hook in chain.response_head[:count]:
-        hook(exchange, reply.status, head)
+        hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
     headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
     return Reply(reply.status, headers, reply.body)
 

@@ -7,13 +7,14 @@ skips, or the reverse. A new type is one module with a `build` and one line here
 
 from __future__ import annotations
 
-from proxynow.edge.http.middlewares import chain, forward_auth, headers, redirect_scheme
+from proxynow.edge.http.middlewares import chain, errors, forward_auth, headers, redirect_scheme
 from proxynow.edge.http.middlewares.base import Builder
 
 __all__ = ["BUILDERS"]
 
 BUILDERS: dict[str, Builder] = {
     "chain": chain.build,
+    "errors": errors.build,
     "forwardAuth": forward_auth.build,
     "headers": headers.build,
     "redirectScheme": redirect_scheme.build,
