@@ -1,4 +1,4 @@
-"""Labels of the `headers` and `forwardAuth` middlewares: every option in its label form
+"""Labels of the `headers`, `forwardAuth` and `errors` middlewares: every option in its label form
 (lists comma-separated, maps by key, Traefik's case-insensitive paths), the configuration
 it parses to, and the step the data plane builds from it (edge/http/middlewares)."""
 
@@ -174,3 +174,26 @@ def test_forward_auth_denied_answer_built_from_the_auth_response() -> None:
     assert isinstance(reply, Reply)
     assert reply.status == 302 and reply.body == b"no"
     assert reply.headers == ((b"Location", b"http://auth.test/login"),)
+
+
+def test_errors_labels_parse_and_ranges() -> None:
+    from proxynow.edge.http.middlewares.errors import parse_ranges
+
+    dumped, spec = middleware(
+        {
+            "errors.status": "500-599,404",
+            "errors.statusrewrites.418": "400",
+            "errors.statusrewrites.500-502": "503",
+            "errors.service": "pages",
+            "errors.query": "/{status}.html?from={originalStatus}&u={url}",
+        }
+    )
+    assert dumped["errors"] == {
+        "status": ["500-599", "404"],
+        "statusRewrites": {"418": 400, "500-502": 503},
+        "service": "pages",
+        "query": "/{status}.html?from={originalStatus}&u={url}",
+    }
+    assert spec.errors is not None
+    assert parse_ranges(spec.errors.status) == ((500, 599), (404, 404))
+    assert parse_ranges(["5xx", "401, 403"]) == ((401, 401), (403, 403))
