@@ -312,7 +312,7 @@ def replace(
     to its pool) and answer with the reply the replacing step resumes with."""
     exchange.status = 0
     exchange.upstream = None
-    conn.owner = Drain(exchange.complete)
+    conn.owner = Drain(exchange.complete, conn)
     if conn.reading_paused:  # backpressure from the client no longer applies to it
         conn.resume_reading()
 

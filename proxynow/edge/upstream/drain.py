@@ -4,7 +4,8 @@ connection goes back to its pool (or is closed).
 The `errors` middleware replaces a backend's response once its head is known: the client
 gets the error page instead, and what remains of the backend's response must still be
 read off the connection before it can carry another request (closing it would cost a new
-connection per error). Reading goes on at the backend's pace, with no buffering.
+connection per error). Reading goes on at the backend's pace, with no buffering, up to
+`DRAIN_LIMIT` bytes: past that the connection is dropped.
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ import asyncio
 from proxynow.edge.message.headers import ResponseHead
 from proxynow.edge.upstream.connection import UpstreamConnection
 
-__all__ = ["Drain"]
+__all__ = ["DRAIN_LIMIT", "Drain"]
+
+# Bytes of a discarded body read before the connection is dropped instead: a new
+# connection costs less than reading a large (or endless) body nobody wants.
+DRAIN_LIMIT = 256 * 1024
 
 
 class Drain:
     """The `Owner` (edge/upstream/connection.py) of a response being discarded."""
 
-    __slots__ = ("reusable",)
+    __slots__ = ("conn", "left", "reusable")
 
-    def __init__(self, reusable: bool) -> None:
+    def __init__(self, reusable: bool, conn: UpstreamConnection | None = None) -> None:
         # False when the request was not sent whole: the connection is then closed at the end.
         self.reusable = reusable
+        self.conn = conn  # None: the connection is being dropped anyway
+        self.left = DRAIN_LIMIT
 
     def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
         """Never called: a drain starts after the head."""
 
     def upstream_body(self, data: bytes) -> None:
-        """Dropped."""
+        """Dropped; past `DRAIN_LIMIT` the connection is dropped too."""
+        conn = self.conn
+        if conn is not None:
+            self.left -= len(data)
+            if self.left < 0:
+                self.conn = None
+                conn.abort()
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
         conn.owner = None

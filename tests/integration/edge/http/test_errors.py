@@ -19,6 +19,7 @@ from tests.integration.support_http import (
     RawConnection,
     loop_thread,
     read_response,
+    wait_for,
 )
 
 
@@ -158,3 +159,23 @@ def test_no_task_per_replaced_response(
         assert created[0] == 0
     finally:
         proxy.close()
+
+
+def test_hostile_backend_and_page_service(lt: LoopThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endless error body is not read to its end; a huge page is not held."""
+    endless = b"HTTP/1.1 500 X\r\nContent-Length: 1000000000\r\n\r\n" + b"x" * (1 << 20)
+    huge_page = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" + b"p" * (2 << 20)
+    backend = RawBackend(lt, lambda conn, head: endless)
+    pages = RawBackend(lt, lambda conn, head: huge_page)
+    proxy = Proxy(lt, config(backend.url, pages.url, {"status": ["500"], "query": "/x"}))
+    try:
+        with proxy.connect() as sock:
+            sock.settimeout(DEADLINE)
+            status, _, body = get(sock, "/500")
+            assert (status, body) == (500, b"Internal Server Error\n")  # the page was too large
+        wait_for(lambda: backend.closed == 1, "the drained backend connection to be dropped")
+        wait_for(lambda: pages.closed == 1, "the page connection to be dropped")
+    finally:
+        proxy.close()
+        backend.close()
+        pages.close()
