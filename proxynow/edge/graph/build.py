@@ -168,6 +168,9 @@ class _Builder(ServiceBuilding):
         self.static = static
         self.res = res
         self.picks: dict[str, Pick | None] = {}
+        # An errors middleware reaches a service of its own, which a router's cache does not
+        # watch: with one in the configuration, routers with middlewares are recompiled.
+        self.errors_pages = any(m.errors is not None for m in config.http.middlewares.values())
         # Services that pick by the request (cookie stickiness or hrw) somewhere in their tree.
         self.stickies: dict[str, StickyPick[Server]] = {}
         self.resolving: set[str] = set()
@@ -327,6 +330,7 @@ class _Builder(ServiceBuilding):
         cached = self.previous.routers.get(name)
         if (
             cached is not None
+            and not (middlewares is not None and self.errors_pages)
             and cached.router is router
             and cached.pick is pick
             and cached.middlewares is middlewares
@@ -353,7 +357,9 @@ class _Builder(ServiceBuilding):
             tls = router.tls is not None or ep in self.tls_entrypoints
             stats = self.res.metrics.target(ep, name, router.service)
             middlewares = self.prepended(name, ep) + own
-            chain = compile_chain(name, middlewares, self.config.http.middlewares, tls)
+            chain = compile_chain(
+                name, middlewares, self.config.http.middlewares, tls, self.res.pools, self.service
+            )
             if router.service == NOOP:  # answered here, after the router's middlewares
                 chain = ending_with(chain, _noop)
             sticky = self.stickies.get(router.service)

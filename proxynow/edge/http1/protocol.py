@@ -76,6 +76,7 @@ from proxynow.edge.proxy.dispatch import (
     finish,
     hand_off,
     lost,
+    replace,
     response_head,
     route,
     upgraded,
@@ -734,7 +735,10 @@ class HttpProxy(asyncio.Protocol):
             load.first_byte(self.loop.time() - ex.start)
         transformed = False
         if ex.chain is not None:
-            response_head(ex, status, head)
+            replaced = response_head(ex, status, head)
+            if replaced is not None:  # errors: the backend's response is not relayed
+                replace(self, ex, conn, replaced)
+                return
             transformed = ex.transform is not None  # compress: the length changes
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade

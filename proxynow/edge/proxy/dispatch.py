@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.core.metrics import METHOD_BITS, request_key
 from proxynow.edge.http.exchange import Exchange, retryable
-from proxynow.edge.http.middlewares import Chain, Reply, run_request
+from proxynow.edge.http.middlewares import Chain, Defer, Reply, run_request
 from proxynow.edge.message.headers import forwarded_headers, upstream_head
 from proxynow.edge.proxy.mirror import keep, send
 from proxynow.edge.upstream.connection import UpstreamConnection
+from proxynow.edge.upstream.drain import Drain
 from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "lost",
     "observe",
     "outcome",
+    "replace",
     "response_head",
     "route",
     "upgraded",
@@ -332,14 +334,42 @@ def abandon(exchange: Exchange, now: float) -> None:
         exchange.upstream = None
 
 
-def response_head(exchange: Exchange, status: int, head: ResponseHead) -> None:
+def response_head(exchange: Exchange, status: int, head: ResponseHead) -> Defer | None:
     """Run the router's response-head hooks on a final response from the backend, before
     the front end writes it (they may change `head` through its header API). Front ends
-    call it only when `exchange.chain` is set: a router without middlewares pays one test."""
+    call it only when `exchange.chain` is set: a router without middlewares pays one test.
+    A hook that replaces the response (errors) returns a `Defer`: the front end then hands
+    it to `replace` and writes nothing of the backend's response."""
     chain = exchange.chain
     assert chain is not None
     for hook in chain.response_head:
-        hook(exchange, status, head)
+        replaced = hook(exchange, status, head)
+        if replaced is not None:
+            assert isinstance(replaced, Defer)
+            return replaced
+    return None
+
+
+def replace(
+    downstream: Downstream, exchange: Exchange, conn: UpstreamConnection, replaced: Defer
+) -> None:
+    """Discard the backend's response (its body is read off `conn`, which then goes back
+    to its pool) and answer with the reply the replacing step resumes with."""
+    exchange.status = 0
+    exchange.upstream = None
+    conn.owner = Drain(exchange.complete, conn)
+    if conn.reading_paused:  # backpressure from the client no longer applies to it
+        conn.resume_reading()
+
+    def resumed(reply: Reply | None) -> None:
+        if not downstream.wants(exchange) or exchange.status:
+            return  # the client left meanwhile, or a second resume
+        try:
+            downstream.reply(exchange, reply if reply is not None else Reply(502))
+        except Exception as exc:  # runs in the step's callback: nobody else would see it
+            downstream.failed(exc)
+
+    replaced.start(resumed)
 
 
 def outcome(exchange: Exchange, now: float) -> None:

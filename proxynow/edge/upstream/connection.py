@@ -202,7 +202,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self.in_head and self.head_bytes > self.max_head_bytes:
             self._refuse(BadResponse("response head over maxResponseHeaderBytes"))
             return
-        # The end of a response is reported once the parser has returned (see the module).
+        # The end of a response is reported once the parser has returned (see the module),
+        # to the owner of now: a response-head hook may have handed the rest of the
+        # response to another (edge/upstream/drain.py) while the parser ran. An owner that
+        # lets go of a connection mid-response hands it to a `Drain`, never to None.
         try:
             if self.skipping:
                 # The HEAD response ended with its head; bytes the parser took as its body
@@ -210,12 +213,14 @@ class UpstreamConnection(asyncio.Protocol):
                 reusable = self.skipping == 1 and self.keep_alive
                 self.skipping = 0
                 self.parser = self._new_parser()
+                current = self.owner  # never None here: see `Subrequest._end`
                 self.owner = None
-                owner.upstream_done(self, reusable and not self.closed)
+                current.upstream_done(self, reusable and not self.closed)  # type: ignore[union-attr]
             elif self.done:
                 self.done = False
+                current = self.owner
                 self.owner = None
-                owner.upstream_done(self, self.keep_alive and not self.closed)
+                current.upstream_done(self, self.keep_alive and not self.closed)  # type: ignore[union-attr]
         except Exception as exc:
             self._fail(owner, exc)
 

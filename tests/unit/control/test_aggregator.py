@@ -342,11 +342,7 @@ CASES = [
     Case(
         "errors middleware to an unknown service",
         {"file": http(middlewares={"e": {"errors": {"status": ["500"], "service": "pages"}}})},
-        {
-            "http.middlewares.e@file": disabled(
-                "file", NOT_APPLIED.format("errors"), "service pages@file does not exist"
-            )
-        },
+        {"http.middlewares.e@file": disabled("file", "service pages@file does not exist")},
     ),
     Case(
         "a servers transport with an unknown cipher suite disables its services",
@@ -420,12 +416,12 @@ CASES = [
             "file": http(
                 routers={"r": router(middlewares=["h"])},
                 services={"svc": LB},
-                middlewares={"h": {"headers": {"customRequestHeaders": {"X-Test": "1"}}}},
+                middlewares={"h": {"contentType": {"autoDetect": True}}},
             )
         },
         {
             "http.routers.r@file": enabled("file"),
-            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("headers")),
+            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("contentType")),
         },
     ),
     Case(

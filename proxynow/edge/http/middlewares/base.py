@@ -11,7 +11,8 @@ pays one `is not None` test. The hooks:
   to answer without the service, or a `Defer` when the answer needs something that takes
   time (forwardAuth's subrequest, an errors page's service).
 - response head (`ResponseHeadHook`): the backend's status and head, before they are sent;
-  the head may be rewritten through the header API.
+  the head may be rewritten through the header API, or the response replaced (a `Defer`
+  whose resume gets the `Reply` to send instead: the errors middleware).
 - response body (`ResponseBodyHook`): each chunk of the backend's body and the end
   (`end=True`, possibly with an empty chunk); returns the bytes to send instead.
 - outcome (`OutcomeHook`): once per exchange, when it ends however it ends: the exchange
@@ -33,10 +34,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from proxynow.edge.message.headers import ResponseHead
+
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
     from proxynow.edge.http.exchange import Exchange
-    from proxynow.edge.message.headers import ResponseHead
+    from proxynow.edge.upstream.pool import PoolRegistry
+    from proxynow.edge.upstream.server import Pick
 
 __all__ = [
     "BuildContext",
@@ -80,7 +84,9 @@ class Defer:
 
 
 RequestHook = Callable[["Exchange"], "Reply | Defer | None"]
-ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], None]
+# None: the (possibly rewritten) head goes on; a Defer: the response is replaced (errors):
+# the backend's is discarded and the step resumes with the `Reply` to send instead.
+ResponseHeadHook = Callable[["Exchange", int, "ResponseHead"], "Defer | None"]
 ResponseBodyHook = Callable[["Exchange", bytes, bool], bytes]
 OutcomeHook = Callable[["Exchange", float], None]
 # The upstream could not be reached and nothing was sent to it (a dial that failed): the
@@ -112,6 +118,12 @@ class BuildContext:
     # A middleware reference (as a router or chain writes it) → its step; None when it is
     # missing (logged), not implemented (reported by `proxynow check`) or a cycle.
     resolve: Callable[[str], Step | None]
+    # The worker's upstream pools, for a step that sends subrequests (forwardAuth): its
+    # connections are kept and swept with the backends'. None outside a worker's build.
+    pools: PoolRegistry | None = None
+    # A service name (as a router writes it) → its pick, for a step that sends requests to a
+    # service of the configuration (errors). None outside a worker's build.
+    service: Callable[[str], Pick | None] | None = None
 
 
 # A middleware type's builder: its configuration (the `Middleware` with its type's field
@@ -128,6 +140,11 @@ class Chain:
     response_body: tuple[ResponseBodyHook, ...] = ()
     outcome: tuple[OutcomeHook, ...] = ()
     failure: tuple[FailureHook, ...] = ()
+    # Per request hook: how many response-head hooks belong to the steps before it. A
+    # `Reply` from request hook i goes through the first `answered[i]` of them, as in
+    # Traefik an answer from a middleware passes the response writers of those around it
+    # (CORS headers on forwardAuth's 401). Empty: no reply needs any.
+    answered: tuple[int, ...] = ()
 
 
 def gather(steps: Iterable[Step]) -> Chain | None:
@@ -137,9 +154,11 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     body: list[ResponseBodyHook] = []
     outcome: list[OutcomeHook] = []
     failure: list[FailureHook] = []
+    answered: list[int] = []
     for step in _flat(steps):
         if step.request is not None:
             request.append(step.request)
+            answered.append(len(head))
         if step.response_head is not None:
             head.append(step.response_head)
         if step.response_body is not None:
@@ -150,7 +169,8 @@ def gather(steps: Iterable[Step]) -> Chain | None:
             failure.append(step.failure)
     if not (request or head or body or outcome or failure):
         return None
-    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome), tuple(failure))
+    outer = tuple(answered) if any(answered) else ()
+    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome), tuple(failure), outer)
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -172,21 +192,24 @@ def _run_from(
         result = hooks[index](exchange)
         if result is None:
             continue
-        if isinstance(result, Defer) and index + 1 < len(hooks):
-            return _then(result, hooks, exchange, index + 1)
-        return result
+        if isinstance(result, Defer):
+            if index + 1 < len(hooks) or _outer_heads(exchange, index):
+                return _then(result, hooks, exchange, index)
+            return result
+        return _answered(exchange, index, result)
     return None
 
 
-def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, rest: int) -> Defer:
-    """`deferred`, followed (when it resumes with None) by the hooks from `rest` on."""
+def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, index: int) -> Defer:
+    """`deferred` (from hook `index`), followed (when it resumes with None) by the hooks
+    after it; a reply it resumes with passes the response-head hooks around it."""
 
     def start(resume: Resume) -> None:
         def resumed(reply: Reply | None) -> None:
             if reply is not None:
-                resume(reply)
+                resume(_answered(exchange, index, reply))
                 return
-            result = _run_from(hooks, exchange, rest)
+            result = _run_from(hooks, exchange, index + 1)
             if isinstance(result, Defer):
                 result.start(resume)
             else:
@@ -199,13 +222,46 @@ def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, r
 
 def ending_with(chain: Chain | None, hook: RequestHook) -> Chain:
     """`chain` with `hook` as its last request hook (a service the data plane answers
-    itself: `noop@internal`)."""
+    itself: `noop@internal`); its answer passes every response-head hook of the chain."""
     if chain is None:
         return Chain(request=(hook,))
+    answered = chain.answered
+    if answered or chain.response_head:
+        before = answered or (0,) * len(chain.request)
+        answered = (*before, len(chain.response_head))
     return Chain(
         (*chain.request, hook),
         chain.response_head,
         chain.response_body,
         chain.outcome,
         chain.failure,
+        answered,
     )
+
+
+def _outer_heads(exchange: Exchange, index: int) -> int:
+    """How many response-head hooks a reply from request hook `index` passes."""
+    chain = exchange.chain
+    if not isinstance(chain, Chain) or not chain.answered:
+        return 0
+    return chain.answered[index]
+
+
+def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
+    """`reply` through the response-head hooks of the steps before hook `index`."""
+    count = _outer_heads(exchange, index)
+    if not count:
+        return reply
+    chain = exchange.chain
+    assert isinstance(chain, Chain)
+    head = ResponseHead()
+    for name, value in reply.headers:
+        head.add(name, value)
+    for hook in chain.response_head[:count]:
+        hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
+    headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
+    return Reply(reply.status, headers, reply.body)
+
+
+# What `ResponseHead.items` shows of the framing; a reply's is the front end's to write.
+_FRAMING = frozenset((b"Content-Length", b"Transfer-Encoding", b"Connection", b"Upgrade"))

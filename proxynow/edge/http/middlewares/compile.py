@@ -10,11 +10,13 @@ types that restrict access); a chain that reaches a chain being expanded is cut 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from proxynow.config.middlewares import Middleware
 from proxynow.edge.http.middlewares.base import BuildContext, Chain, Step, gather
 from proxynow.edge.http.middlewares.registry import BUILDERS
+from proxynow.edge.upstream.pool import PoolRegistry
+from proxynow.edge.upstream.server import Pick
 
 __all__ = ["compile_chain"]
 
@@ -22,13 +24,18 @@ log = logging.getLogger(__name__)
 
 
 def compile_chain(
-    router: str, names: Sequence[str], middlewares: Mapping[str, Middleware], secure: bool
+    router: str,
+    names: Sequence[str],
+    middlewares: Mapping[str, Middleware],
+    secure: bool,
+    pools: PoolRegistry | None = None,
+    service: Callable[[str], Pick | None] | None = None,
 ) -> Chain | None:
     """A router's middlewares compiled into per-phase hooks; None when no step has any
     (then the router's requests pay one test for middlewares)."""
     if not names:
         return None
-    resolver = _Resolver(router, middlewares, secure)
+    resolver = _Resolver(router, middlewares, secure, pools, service)
     steps = (resolver.resolve(name) for name in names)
     return gather(step for step in steps if step is not None)
 
@@ -38,11 +45,18 @@ class _Resolver:
 
     __slots__ = ("context", "expanding", "middlewares", "router")
 
-    def __init__(self, router: str, middlewares: Mapping[str, Middleware], secure: bool) -> None:
+    def __init__(
+        self,
+        router: str,
+        middlewares: Mapping[str, Middleware],
+        secure: bool,
+        pools: PoolRegistry | None,
+        service: Callable[[str], Pick | None] | None,
+    ) -> None:
         self.router = router
         self.middlewares = middlewares
         self.expanding: set[str] = set()  # the chains whose members are being resolved
-        self.context = BuildContext(router, secure, self.resolve)
+        self.context = BuildContext(router, secure, self.resolve, pools, service)
 
     def resolve(self, name: str) -> Step | None:
         spec = self.middlewares.get(name) or self.middlewares.get(name.split("@", 1)[0])

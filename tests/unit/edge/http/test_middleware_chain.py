@@ -200,6 +200,9 @@ def test_the_build_context_tells_whether_the_router_is_secure() -> None:
 # One valid configuration per registered type: a new builder needs its line here.
 REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "chain": {"middlewares": ["up"]},
+    "errors": {"status": ["500-599"], "service": "s", "query": "/{status}"},
+    "forwardAuth": {"address": "http://127.0.0.1:9/auth"},
+    "headers": {"frameDeny": True},
     "redirectScheme": {"scheme": "https"},
     "retry": {"attempts": 2},
     "circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"},
