@@ -21,6 +21,8 @@ Candidates (`python bench/h2_codec_count.py --list`):
 - `h2-fast-hpack`: `h2` with its HPACK encoder and decoder replaced by `fast-hpack`'s (a fork
   of `hpack`; `pip install fast-hpack`);
 - `proxynow-codec`: `h2` behind proxynow/edge/http2/codec.py, the interface the front end uses;
+- `front-end`: not a codec but the whole HTTP/2 proxy path over `h2` (front end, routing, a
+  pooled upstream, accounting), to set beside bench/hotpath_count.py's HTTP/1.1 figure;
 - `floor`: `hyperframe` and `hpack` alone, parsing the frame, decoding and encoding the
   headers and serializing the two frames with no connection state machine: what any
   Python-level codec built on those two must pay at least.
@@ -169,12 +171,55 @@ def proxynow_step() -> tuple[Step, Callable[[bytes], None]]:
     return step, start
 
 
+def front_end_step() -> tuple[Step, Callable[[bytes], None]]:
+    """The whole HTTP/2 proxy path, as bench/hotpath_count.py drives HTTP/1.1: the front end
+    (proxynow/edge/http2/protocol.py) over an in-memory transport, routed, forwarded on a
+    pooled in-memory upstream connection, answered and accounted. Run inside a loop."""
+    import asyncio
+
+    from bench.hotpath_count import RESPONSE, MemoryTransport, config
+    from proxynow.config.static import StaticConfig
+    from proxynow.edge.graph.state import WorkerState
+    from proxynow.edge.http.exchange import EntryPointRuntime
+    from proxynow.edge.http2.factory import http2_protocol_factory
+    from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.snapshot import Snapshot
+
+    asyncio.set_event_loop(loop := asyncio.new_event_loop())
+    static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
+    state = WorkerState(tick_interval=1.0)
+    state.load(Snapshot(version=1, config=config()), static)
+
+    async def made() -> asyncio.Protocol:
+        return http2_protocol_factory(state, EntryPointRuntime("web"))()
+
+    client = loop.run_until_complete(made())
+    transport = MemoryTransport(("127.0.0.1", 40000))
+    client.connection_made(transport)  # type: ignore[arg-type]
+    (pool,) = state.resources.pools.pools.values()
+    upstream = UpstreamConnection(pool)
+    upstream.connection_made(MemoryTransport(("127.0.0.1", 9)))  # type: ignore[arg-type]
+    pool.release(upstream, 0.0)
+
+    def step(data: bytes) -> bytes:
+        before = transport.written
+        client.data_received(data)
+        upstream.data_received(RESPONSE)
+        return b"x" * (transport.written - before)
+
+    def start(preface: bytes) -> None:
+        client.data_received(preface)
+
+    return step, start
+
+
 CANDIDATES: dict[str, Callable[[], tuple[Step, Callable[[bytes], None]]]] = {
     "h2": lambda: h2_step(validate=True, fast_hpack=False),
     "h2-novalidate": lambda: h2_step(validate=False, fast_hpack=False),
     "h2-fast-hpack": lambda: h2_step(validate=True, fast_hpack=True),
     "floor": floor_step,
     "proxynow-codec": proxynow_step,
+    "front-end": front_end_step,
 }
 
 

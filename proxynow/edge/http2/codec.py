@@ -57,11 +57,12 @@ REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
-# The connection's receive window: room for every stream's whole window, so that a stream
-# whose data waits for a slow backend (its window not yet given back) never stalls the
-# others; each stream is still bounded by its own window (RFC 9113 §6.9).
+# The connection's receive window, as Go's server opens it (1 MiB): what the client may
+# have sent that the proxy holds at once, over all of its streams; each stream is still
+# bounded by its own window (RFC 9113 §6.9), so a few streams held by a slow backend do
+# not stall the others.
 _STREAM_WINDOW = 65535
-_MAX_WINDOW = 2**31 - 1
+_CONNECTION_WINDOW = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +151,7 @@ class Codec:
         """The server's preface: SETTINGS, and the connection window opened wide."""
         conn = self._conn
         conn.initiate_connection()
-        room = self.settings.max_concurrent_streams * self.settings.initial_window_size
-        grow = min(room, _MAX_WINDOW) - 65535
-        if grow > 0:
-            conn.increment_flow_control_window(grow)
+        conn.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
 
     def receive(self, data: bytes, handler: Events) -> None:
         """Feed what the client sent; the handler hears of each event in order."""

@@ -290,5 +290,5 @@ def test_openssl_s_client_sees_the_alpn_and_certificate(setup: Any) -> None:
         input=b"", capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     out = done.stdout.decode()
-    assert "ALPN protocol: http/1.1" in out
+    assert "ALPN protocol: h2" in out
     assert "Protocol  : TLSv1.3" in out or "New, TLSv1.3" in out
