@@ -116,3 +116,28 @@ async def test_a_connection_specific_header_is_a_protocol_error(
     await until(lambda: connection.transport.lost, "the connection to close")
     assert codec.goaway == 1  # PROTOCOL_ERROR
     assert sum(backend.requests for backend in backends) == 0
+
+
+async def test_a_header_value_with_a_line_break_never_reaches_the_backend(
+    proxied: Proxied, backends: tuple[Backend, Backend]
+) -> None:
+    # HTTP/2 carries any bytes in a value; forwarded to HTTP/1.1 a CR LF would add a header
+    # (or a request): RFC 9113 §8.2.1 makes the request malformed.
+    connection = proxied.connect()
+    codec = codec_of(connection)
+    fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"app.test")]
+    fields += [(b":path", b"/"), (b"x-note", b"a\r\nx-injected: 1")]
+    codec.conn.send_headers(1, fields, end_stream=True)
+    connection.transport.send(codec.conn.data_to_send())
+    await until(lambda: connection.transport.lost, "the connection to close")
+    assert codec.goaway == 1  # PROTOCOL_ERROR
+    assert sum(backend.requests for backend in backends) == 0
+
+
+async def test_limits_answer_on_the_stream_and_the_connection_goes_on(proxied: Proxied) -> None:
+    connection = proxied.connect()
+    long_target = await connection.exchange(Request(target="/" + "a" * (70 << 10)))
+    many = [(f"x-h{i}", "v") for i in range(300)]  # maxHeaderCount is 256
+    too_many = await connection.exchange(Request(headers=many))
+    assert (long_target.status, too_many.status) == (414, 431)
+    assert (await connection.exchange(Request(target="/ok"))).status == 200

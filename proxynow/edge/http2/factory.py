@@ -17,12 +17,15 @@ if TYPE_CHECKING:
 
 __all__ = ["http2_protocol_factory", "settings_for"]
 
+_MAX_SETTING = 2**31 - 1
+
 
 def settings_for(entrypoint: EntryPointRuntime) -> Settings:
     """The SETTINGS an entrypoint's connections announce (Traefik's defaults)."""
+    # SETTINGS values are 32-bit (RFC 9113 §6.5.1): a configured value past it is clamped.
     return Settings(
-        max_concurrent_streams=max(1, entrypoint.max_concurrent_streams),
-        max_header_list_size=entrypoint.max_header_bytes,
+        max_concurrent_streams=min(max(1, entrypoint.max_concurrent_streams), _MAX_SETTING),
+        max_header_list_size=min(entrypoint.max_header_bytes, _MAX_SETTING),
     )
 
 

@@ -32,7 +32,7 @@ import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
-from proxynow.edge.core.errors import HeaderTooLarge, ProxyError
+from proxynow.edge.core.errors import HeaderTooLarge, ProxyError, UriTooLong
 from proxynow.edge.core.metrics import EntryPointStats, request_key
 from proxynow.edge.http.exchange import EntryPointRuntime, Exchange, validate
 from proxynow.edge.http.peers import PeerCache
@@ -318,6 +318,8 @@ class H2Proxy(asyncio.Protocol):
         entrypoint = self.entrypoint
         if head.count > entrypoint.max_header_count or head.size > entrypoint.max_header_bytes:
             raise HeaderTooLarge()
+        if len(stream.target) > entrypoint.max_target_bytes:
+            raise UriTooLong()
         if authority:  # RFC 9113 §8.3.1: :authority wins over a Host field
             head.host, head.hosts = authority, 1
         validate(stream)
