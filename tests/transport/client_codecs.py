@@ -15,7 +15,7 @@ from typing import Protocol
 
 import httptools
 
-__all__ = ["ClientCodec", "Http1Codec", "Request", "Response"]
+__all__ = ["ClientCodec", "Http1Codec", "Http2Codec", "Request", "Response"]
 
 
 @dataclass
@@ -201,3 +201,155 @@ class Http1Codec:
     def pending(self) -> Response | None:
         """The response being received (its head seen, not complete yet), if any."""
         return self._current
+
+
+class Http2Codec:
+    """HTTP/2 over one connection, with the `h2` library as the client: each request is a
+    stream; bodies are sent as the server's windows allow, and every DATA frame read is
+    given back to the window at once (a client that reads)."""
+
+    def __init__(self) -> None:
+        import h2.config
+        import h2.connection
+
+        self.responses: list[Response] = []
+        self.unexpected = bytearray()
+        self.errors: list[str] = []
+        self.goaway: int | None = None  # the error code of a GOAWAY read
+        self.resets: dict[int, int] = {}  # stream id → RST_STREAM error code
+        # Outbound headers unchecked: a case may send what a client must not.
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        self.conn = h2.connection.H2Connection(config)
+        self.conn.initiate_connection()
+        # Taken now: what the client answers the server's SETTINGS must follow it.
+        self._preface = self.conn.data_to_send()
+        self._next = 1
+        self._open: dict[int, Response] = {}  # streams whose response is not complete
+        self._unsent: dict[int, bytearray] = {}  # body bytes the server's window refused
+        self._ending: set[int] = set()  # streams to end once their body is out
+        self._streaming = 0  # the stream `chunk` and `end` send on
+        self.acks = True  # False: a client that reads but gives no window back
+        self._owed: dict[int, int] = {}  # stream id → bytes read and not given back
+
+    # ------------------------------------------------------------------ requests
+
+    def preface(self) -> bytes:
+        return self._preface
+
+    def outgoing(self) -> bytes:
+        self._pump()
+        return self.conn.data_to_send()
+
+    def request(self, request: Request, streamed: bool = False) -> bytes:
+        stream_id = self._next
+        self._next += 2
+        fields = [
+            (b":method", request.method.encode()),
+            (b":scheme", b"http"),
+            (b":authority", request.host.encode()),
+            (b":path", request.target.encode()),
+        ]
+        fields += [(name.lower().encode(), value.encode()) for name, value in request.headers]
+        if not streamed and (request.body or request.method in ("POST", "PUT", "PATCH")):
+            fields.append((b"content-length", b"%d" % len(request.body)))
+        ends = not streamed and not request.body
+        self.conn.send_headers(stream_id, fields, end_stream=ends)
+        self._open[stream_id] = Response()
+        if streamed:
+            self._streaming = stream_id
+        elif request.body:
+            self._unsent[stream_id] = bytearray(request.body)
+            self._ending.add(stream_id)
+        self._pump()
+        return self.conn.data_to_send()
+
+    def chunk(self, data: bytes) -> bytes:
+        self._unsent.setdefault(self._streaming, bytearray()).extend(data)
+        self._pump()
+        return self.conn.data_to_send()
+
+    def end(self) -> bytes:
+        self._unsent.setdefault(self._streaming, bytearray())
+        self._ending.add(self._streaming)
+        self._pump()
+        return self.conn.data_to_send()
+
+    def malformed(self) -> bytes:
+        # A PING on a stream: a connection error of type PROTOCOL_ERROR (RFC 9113 §6.7).
+        return b"\x00\x00\x08\x06\x00\x00\x00\x00\x01" + b"\x00" * 8
+
+    def refused(self) -> bool:
+        return self.goaway is not None and self.goaway != 0
+
+    def _pump(self) -> None:
+        """Send what waits, as far as the server's windows let it."""
+        conn = self.conn
+        for stream_id in list(self._unsent):
+            data = self._unsent[stream_id]
+            while data:
+                room = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+                if room <= 0:
+                    break
+                conn.send_data(stream_id, bytes(data[:room]))
+                del data[:room]
+            if not data and stream_id in self._ending:
+                conn.end_stream(stream_id)
+                self._ending.discard(stream_id)
+                del self._unsent[stream_id]
+
+    # ------------------------------------------------------------------ responses
+
+    def feed(self, data: bytes) -> None:
+        import h2.events
+        import h2.exceptions
+
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.errors.append(repr(exc))
+            return
+        for event in events:
+            if isinstance(event, h2.events.ResponseReceived):
+                response = self._open.get(event.stream_id)
+                if response is None:
+                    self.errors.append(f"a response on stream {event.stream_id}")
+                    continue
+                headers = [(bytes(k).decode(), bytes(v).decode()) for k, v in event.headers or ()]
+                response.status = int(dict(headers)[":status"])
+                response.headers = [(k, v) for k, v in headers if not k.startswith(":")]
+            elif isinstance(event, h2.events.DataReceived):
+                response = self._open.get(event.stream_id)
+                if response is not None:
+                    response.body += event.data or b""
+                flow = event.flow_controlled_length or 0
+                stream_id = event.stream_id or 0
+                if self.acks:
+                    self.conn.acknowledge_received_data(flow, stream_id)
+                else:
+                    self._owed[stream_id] = self._owed.get(stream_id, 0) + flow
+            elif isinstance(event, h2.events.StreamEnded):
+                response = self._open.pop(event.stream_id, None)
+                if response is not None:
+                    response.complete = True
+                    self.responses.append(response)
+            elif isinstance(event, h2.events.StreamReset):
+                self.resets[event.stream_id] = int(event.error_code or 0)
+                self._open.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.goaway = int(event.error_code or 0)
+
+    def pending(self) -> Response | None:
+        return next((r for r in self._open.values() if r.status), None)
+
+    def give_back(self) -> bytes:
+        """Acknowledge what was read while `acks` was off (WINDOW_UPDATE frames)."""
+        self.acks = True
+        for stream_id, flow in self._owed.items():
+            self.conn.acknowledge_received_data(flow, stream_id)
+        self._owed.clear()
+        return self.conn.data_to_send()

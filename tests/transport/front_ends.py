@@ -17,7 +17,8 @@ from typing import Any
 from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http.exchange import EntryPointRuntime
 from proxynow.edge.http1.factory import http_protocol_factory
-from tests.transport.client_codecs import ClientCodec, Http1Codec
+from proxynow.edge.http2.factory import http2_protocol_factory
+from tests.transport.client_codecs import ClientCodec, Http1Codec, Http2Codec
 
 __all__ = ["FRONT_ENDS", "FrontEnd"]
 
@@ -47,4 +48,6 @@ FRONT_ENDS = [
             }
         },
     ),
+    # HTTP/2 with prior knowledge (h2c): every stream an exchange on the same dispatch.
+    FrontEnd("http2", Http2Codec, http2_protocol_factory),
 ]

@@ -92,6 +92,7 @@ class EntryPointRuntime:
     max_header_count: int = 256
     max_target_bytes: int = 64 << 10
     max_body_bytes: int = 0  # 0: no limit
+    max_concurrent_streams: int = 250  # HTTP/2 (entryPoints.<n>.http2.maxConcurrentStreams)
     server_name: bytes = socket.gethostname().encode("ascii", "replace")
 
     def trusts(self, ip: _IP | None) -> bool:
@@ -125,6 +126,7 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
         max_header_bytes=entrypoint.http.max_header_bytes,
         max_header_count=entrypoint.http.max_header_count,
         max_target_bytes=entrypoint.http.max_target_bytes,
+        max_concurrent_streams=entrypoint.http2.max_concurrent_streams,
     )
 
 

@@ -20,14 +20,19 @@ __all__ = ["http_protocol_factory"]
 
 
 def http_protocol_factory(
-    state: WorkerState, entrypoint: EntryPointRuntime
+    state: WorkerState,
+    entrypoint: EntryPointRuntime,
+    h2c: Callable[[], asyncio.Protocol] | None = None,
 ) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory for one HTTP entrypoint (for `loop.create_server`)."""
+    """The protocol factory for one HTTP entrypoint (for `loop.create_server`); `h2c`, the
+    HTTP/2 front end's, takes the connections that open with the HTTP/2 preface."""
     stats = state.metrics.entrypoint(entrypoint.name)
     peers = PeerCache(entrypoint)
     protocol = LimitedHttpProxy if entrypoint.limits_connections else HttpProxy
 
     def factory() -> asyncio.Protocol:
-        return protocol(state, entrypoint, stats, peers)
+        proxy = protocol(state, entrypoint, stats, peers)
+        proxy.h2c = h2c
+        return proxy
 
     return factory

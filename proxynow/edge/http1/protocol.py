@@ -29,6 +29,7 @@ import contextlib
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -127,6 +128,8 @@ _READ_MAX = 256 << 10
 _NO_HEAD = 0
 # Bound once: `STATUS_LINES.get(...)` in a method builds a method object per call.
 _status_lines = STATUS_LINES.get
+# The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
+_PREFACE_LINE = b"PRI * HTTP/2.0\r\n"
 
 # The phases of a client connection. Plain ints: the cheapest to compare on the hot path.
 IDLE = 0  # kept alive between requests, nothing read: the idle deadline (idleTimeout)
@@ -184,6 +187,7 @@ class HttpProxy(asyncio.Protocol):
         "forward_context",
         "gate",
         "graph",
+        "h2c",
         "head_room",
         "held",
         "idle_timeout",
@@ -251,6 +255,8 @@ class HttpProxy(asyncio.Protocol):
         self.idle_timeout = entrypoint.idle_timeout if entrypoint.idle_timeout > 0 else INF
         self.tls_bits = 0  # the connection's TLS part of a metrics row key
         self.client_cert = b""  # the client's TLS certificate (DER), b"": none
+        # The HTTP/2 front end's factory, for prior-knowledge h2c (set by the factory).
+        self.h2c: Callable[[], asyncio.Protocol] | None = None
 
     # ------------------------------------------------------------------ phases
 
@@ -420,11 +426,33 @@ class HttpProxy(asyncio.Protocol):
             self._reject(exc.status, exc)
             return
         except httptools.HttpParserError as exc:
+            # llhttp stops at "PRI * HTTP/2.0": only the error path pays for the h2c test.
+            if at_line and data.startswith(_PREFACE_LINE) and self._to_http2(data):
+                return
             if not (at_line and self._lenient(data)):
                 self._reject(400, exc)
             return
         if self.head_room:
             self._head_pending(len(data))
+
+    def _to_http2(self, data: bytes) -> bool:
+        """Prior-knowledge h2c (RFC 9113 §3.3), as Traefik serves it: a connection whose
+        first bytes are the HTTP/2 preface goes to the HTTP/2 front end. Only before any
+        request was dispatched (`graph`, the route cache, is set by the first)."""
+        if self.h2c is None or self.graph is not None or self.active is not None:
+            return False
+        protocol = self.h2c()
+        state = self.state
+        state.connections.discard(self)
+        state.clocked.discard(self)
+        self.entrypoint_stats.open_connections -= 1
+        self._enter(CLOSED, 0.0)
+        self.reading = None
+        del self.parser  # it holds this protocol: no cycle left for the GC
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+        protocol.data_received(data)
+        return True
 
     def _head_pending(self, size: int) -> None:
         """A read ended inside a head (or trailers): count it against maxHeaderBytes, and

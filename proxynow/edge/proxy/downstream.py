@@ -1,16 +1,19 @@
 """What version-neutral dispatch (edge/proxy/dispatch.py) needs from an HTTP front end.
 
 A `Downstream` is the client side of exchanges: the HTTP/1 front end (`HttpProxy` in
-edge/http1/protocol.py) is one per connection with one exchange answered at a time; an HTTP/2 front
-end is one per stream. Dispatch reads the connection's context through it (worker state,
-entrypoint, peer memos, a route cache), and hands answers and the end of an exchange back
-to it; the front end owns its wire format, its deadlines and what follows an exchange
-(keep-alive, pipelining, a stream's end). Everything that belongs to one exchange lives on
+edge/http1/protocol.py) is one per connection with one exchange answered at a time; the HTTP/2 one
+(`H2Proxy` in edge/http2/protocol.py) is one per connection too, each stream an exchange of its
+own (and the `Owner` of that exchange's upstream connection), several in flight at once.
+Dispatch reads the connection's context through it (worker state, entrypoint, peer memos, a
+route cache), and hands answers and the end of an exchange back to it; the front end owns
+its wire format, its deadlines and what follows an exchange (keep-alive, pipelining, a
+stream's end). Everything that belongs to one exchange lives on
 the `Exchange` (its upstream connection, server, load, counters), never on the downstream's
 connection, so several exchanges can be in flight on one connection.
 
 A downstream is also the `Owner` of the upstream connection its exchange is sent on
-(edge/upstream/connection.py): the upstream reports the response to it.
+(edge/upstream/connection.py): the upstream reports the response to it (over HTTP/2 only until
+`attached`, which hands the upstream to the stream).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from proxynow.edge.core.metrics import EntryPointStats
 from proxynow.edge.http1.factory import http_protocol_factory
 from proxynow.edge.http1.protocol import entrypoint_runtime
+from proxynow.edge.http2.factory import http2_protocol_factory
 from proxynow.edge.tcp.proxy import TcpProxy, client_view, entrypoint_factory
 from proxynow.edge.tls.contexts import ContextCache, OptionSpec, cert_pair
 from proxynow.edge.tls.hello import MAX_HELLO_BYTES, NOT_TLS, Hello, parse_hello
@@ -55,6 +56,7 @@ class TlsEntry:
         "connections",
         "contexts",
         "graph",
+        "h2_factory",
         "handshake_timeout",
         "https_factory",
         "name",
@@ -74,8 +76,11 @@ class TlsEntry:
         clocked: set[Any] | None = None,
         handshake_timeout: float = 60.0,
         stats: EntryPointStats | None = None,
+        h2_factory: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
         self.name = name
+        # The HTTP/2 front end, for a handshake that chose ALPN h2 (None: never offered).
+        self.h2_factory = h2_factory
         self.stats = stats  # the entrypoint's gauges, for connections TCP routers take
         self.connections = connections
         # Connections still before their first byte of application data are "clocked":
@@ -165,9 +170,11 @@ class TlsPeek(asyncio.Protocol):
             self._close()  # sniStrict and an unknown name: no certificate to offer
             return
         app_factory = entry.https_factory
+        h2_factory = entry.h2_factory
         if route is not None:
             app_factory = partial(TcpProxy, route, entry.connections, entry.stats)
-        layer = TlsLayer(context, app_factory, self)
+            h2_factory = None  # a TCP route's bytes are its own, whatever ALPN chose
+        layer = TlsLayer(context, app_factory, self, h2_factory)
         transport.set_protocol(layer)
         layer.connection_made(transport)
         layer.data_received(buffer)
@@ -202,6 +209,7 @@ class TlsLayer(asyncio.Protocol):
         "_app_factory",
         "_closing",
         "_guard",
+        "_h2_factory",
         "_handshaking",
         "_in",
         "_out",
@@ -215,7 +223,9 @@ class TlsLayer(asyncio.Protocol):
         context: ssl.SSLContext,
         app_factory: Callable[[], asyncio.Protocol],
         guard: TlsPeek | None = None,
+        h2_factory: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
+        self._h2_factory = h2_factory  # when the handshake chose ALPN h2
         self._guard = guard  # clocks the handshake; released once the app takes over
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
@@ -277,7 +287,10 @@ class TlsLayer(asyncio.Protocol):
             self._guard.release()
             self._guard = None
         # No flush here: the session ticket leaves with the first response (one write).
-        app = self._app = self._app_factory()
+        factory = self._app_factory
+        if self._h2_factory is not None and self._ssl.selected_alpn_protocol() == "h2":
+            factory = self._h2_factory
+        app = self._app = factory()
         app.connection_made(cast(asyncio.BaseTransport, self))  # duck-typed transport
         return True
 
@@ -408,12 +421,17 @@ def connection_factory(
     The current graph says per new connection whether the entrypoint serves TLS; when it
     does not, the connection goes straight to the plain factory (one set lookup).
     """
-    http_factory = http_protocol_factory(state, entrypoint_runtime(name, entrypoint))
+    plain_runtime = entrypoint_runtime(name, entrypoint)
+    # Prior-knowledge h2c: the HTTP/1 front end hands a connection that starts with the
+    # HTTP/2 preface over to this factory.
+    h2c = http2_protocol_factory(state, plain_runtime)
+    http_factory = http_protocol_factory(state, plain_runtime, h2c)
     ep_stats = state.metrics.entrypoint(name)
     plain = entrypoint_factory(
         name, lambda: state.graph.tcp, http_factory, state.connections, ep_stats
     )
-    https = http_protocol_factory(state, entrypoint_runtime(name, entrypoint, tls=True))
+    tls_runtime = entrypoint_runtime(name, entrypoint, tls=True)
+    https = http_protocol_factory(state, tls_runtime)
     entry = TlsEntry(
         name,
         lambda: state.graph,
@@ -425,6 +443,7 @@ def connection_factory(
         state.clocked,
         entrypoint.transport.responding_timeouts.read_timeout or 60.0,
         ep_stats,
+        http2_protocol_factory(state, tls_runtime),
     )
 
     def factory() -> asyncio.Protocol:

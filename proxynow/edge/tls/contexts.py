@@ -84,8 +84,8 @@ _VERIFY = {
     "RequireAnyClientCert": ssl.CERT_REQUIRED,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-# h2 is not served yet; acme-tls/1 only ever gets the challenge context.
-_UNSERVED_ALPN = frozenset({"h2", "acme-tls/1"})
+# acme-tls/1 only ever gets the challenge context.
+_UNSERVED_ALPN = frozenset({"acme-tls/1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class OptionSpec:
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     ciphers: str = ""
     curve: str = ""
-    alpn: tuple[str, ...] = ("http/1.1",)
+    alpn: tuple[str, ...] = ("h2", "http/1.1")  # Traefik's default, acme-tls/1 aside
     sni_strict: bool = False
     verify: ssl.VerifyMode = ssl.CERT_NONE
     client_cas: bytes = b""

@@ -215,10 +215,13 @@ def test_unknown_and_missing_sni_get_the_default_certificate(proxy: Any) -> None
             assert get(tls, "whatever.test") == b"HTTP/1.1 200 OK\ntlsbackend /"
 
 
-def test_alpn_http11_is_negotiated(proxy: Any, ca: trustme.CA) -> None:
+def test_alpn_negotiates_h2_first_then_http11(proxy: Any, ca: trustme.CA) -> None:
     proc, _ = proxy
-    context = client_context(ca, ["h2", "http/1.1"])
-    tls, _ = handshake(proc.ports["websecure"], "app.test", context)
+    both = client_context(ca, ["h2", "http/1.1"])
+    tls, _ = handshake(proc.ports["websecure"], "app.test", both)
+    with tls:
+        assert tls.selected_alpn_protocol() == "h2"
+    tls, _ = handshake(proc.ports["websecure"], "app.test", client_context(ca, ["http/1.1"]))
     with tls:
         assert tls.selected_alpn_protocol() == "http/1.1"
 

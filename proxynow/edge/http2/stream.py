@@ -1,0 +1,140 @@
+"""One HTTP/2 stream: an `Exchange` that is also the `Owner` of its upstream connection.
+
+A stream is a plain object (no task): the exchange dispatch routes (edge/proxy/dispatch.py),
+plus what HTTP/2 adds to it: its id, the response bytes the client's flow-control window
+does not take yet (`backlog`), the request body bytes not yet given back to the client's
+window (`unacked`: they are acknowledged only as they are forwarded upstream, so that a
+slow backend slows the client, RFC 9113 §5.2), and where it is in its life (`live` until
+the exchange is accounted for or the client reset it). The upstream connection reports the
+response to the stream; the stream hands the wire work to its connection (`H2Proxy` in
+edge/http2/protocol.py), which owns the codec and the transport.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from proxynow.edge.http.exchange import Exchange
+from proxynow.edge.proxy.dispatch import complete, finish, lost, response_head, upgraded
+from proxynow.edge.proxy.downstream import Downstream
+
+if TYPE_CHECKING:
+    from proxynow.edge.message.headers import RequestHead, ResponseHead
+    from proxynow.edge.upstream.connection import UpstreamConnection
+
+__all__ = ["Stream", "StreamConnection"]
+
+
+class StreamConnection(Downstream, Protocol):
+    """What a stream needs from its connection (`H2Proxy`, edge/http2/protocol.py): the
+    Downstream of dispatch, and the wire work (a Protocol: no import of the connection)."""
+
+    @property
+    def client_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None: ...
+
+    def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
+    def send_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
+    def flush(self) -> None: ...
+    def cut(self, stream: Stream) -> None: ...
+    def give_back(self, stream: Stream) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+
+class Stream(Exchange):
+    """A client stream and its exchange."""
+
+    __slots__ = (
+        "backlog",
+        "connection",
+        "end_pending",
+        "ended_sent",
+        "expected",
+        "live",
+        "sending",
+        "stream_id",
+        "unacked",
+        "upstream_busy",
+    )
+
+    def __init__(
+        self, connection: StreamConnection, stream_id: int, head: RequestHead, start: float
+    ) -> None:
+        super().__init__(head, start, connection.client_ip)
+        self.connection = connection
+        self.stream_id = stream_id
+        self.version = "2.0"
+        self.live = True  # until accounted for, or reset by the client
+        self.sending = False  # response bytes wait for the client's window (in `backlog`)
+        self.backlog: list[bytes] = []
+        self.end_pending = False  # END_STREAM to follow the backlog
+        self.ended_sent = False  # END_STREAM went out (or was queued)
+        self.unacked = 0  # request body bytes received, not yet given back to the window
+        self.upstream_busy = False  # the upstream's write buffer is full: acks wait
+        self.expected = -1  # the response's Content-Length, -1: unknown
+
+    # ------------------------------------------------------------------ Owner
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
+        if status < 200:
+            return  # interim responses are not relayed over HTTP/2 yet
+        self.status = status
+        load = self.load
+        if load is not None:
+            load.first_byte(self.connection.loop.time() - self.start)
+        if self.chain is not None:
+            response_head(self, status, head)
+        self.connection.send_head(self, status, head)
+
+    def upstream_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        end = self.bytes_out == self.expected  # the last bytes of a known length
+        self.connection.send_body(self, data, end)
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        connection = self.connection
+        if not self.ended_sent:
+            connection.send_body(self, b"", True)
+        else:
+            connection.flush()
+        complete(connection, self, conn, reusable)
+
+    def upstream_lost(self, conn: UpstreamConnection) -> None:
+        if not self.live or self.upstream is not conn:
+            return
+        connection = self.connection
+        if self.status == 0:
+            lost(connection, self, conn)
+        elif conn.head.content_length or conn.head.te:
+            self.upstream = None  # truncated: the client must not take it as whole
+            connection.cut(self)
+            finish(connection, self, connection.loop.time())
+        else:
+            self.upstream_done(conn, False)  # close-delimited: EOF is its end
+
+    def upstream_upgraded(self, conn: UpstreamConnection, leftover: bytes) -> None:
+        upgraded(self.connection, self, conn)  # never asked for over HTTP/2: a 502
+
+    def upstream_failed(self, conn: UpstreamConnection, exc: BaseException) -> None:
+        """Handling the backend's report raised (a bug): this stream ends, the others go on."""
+        log.error("internal error in a response from %s", conn.pool.key.host, exc_info=exc)
+        self.upstream = None
+        if not self.live:
+            return
+        connection = self.connection
+        if self.status == 0:
+            connection.error(self, 502)
+        else:
+            connection.cut(self)
+            finish(connection, self, connection.loop.time())
+
+    def upstream_pause(self) -> None:
+        self.upstream_busy = True
+
+    def upstream_resume(self) -> None:
+        self.upstream_busy = False
+        if self.unacked and self.live:
+            self.connection.give_back(self)
