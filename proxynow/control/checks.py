@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxynow.config.middlewares import Middleware, TCPMiddleware
-from proxynow.control.middleware_support import unsupported_middleware
+from proxynow.control.middleware_support import build_problem, unsupported_middleware
 from proxynow.edge.upstream.tls import transport_problem
 from proxynow.snapshot import status_key
 from proxynow.snapshot.merge import DEFAULT_TRANSPORT, INTERNAL_PROVIDER, PROTOCOLS, Merge
@@ -156,6 +156,10 @@ def _check_middleware(graph: _Graph, name: str, middleware: Any) -> None:
         if unsupported is not None:
             message, fail_closed = unsupported
             graph.merge.add(graph.key(name), message, critical=fail_closed)
+        else:
+            problem = build_problem(middleware)
+            if problem is not None:
+                graph.merge.add(graph.key(name), problem)
     if not isinstance(middleware, Middleware):
         return
     if middleware.chain is not None:

@@ -16,13 +16,19 @@ answer shows in the logs, `proxynow check` and the statuses next to the object.
 
 from __future__ import annotations
 
+from proxynow.config.middlewares import Middleware, TCPMiddleware
+from proxynow.edge.http.middlewares.base import BuildContext
 from proxynow.edge.http.middlewares.registry import BUILDERS
+from proxynow.edge.tcp.middlewares import BUILDERS as TCP_BUILDERS
 
-__all__ = ["APPLIED", "unsupported_middleware"]
+__all__ = ["APPLIED", "build_problem", "unsupported_middleware"]
 
-# (protocol, type) pairs the data plane applies: the HTTP types with a builder in the
-# registry (edge/http/middlewares/registry.py), so that this answer cannot drift from it.
-APPLIED = frozenset(("http", kind) for kind in BUILDERS)
+# (protocol, type) pairs the data plane applies: the types with a builder in the HTTP
+# registry (edge/http/middlewares/registry.py) and the TCP one (edge/tcp/middlewares.py),
+# so that this answer cannot drift from them.
+APPLIED = frozenset(("http", kind) for kind in BUILDERS) | frozenset(
+    ("tcp", kind) for kind in TCP_BUILDERS
+)
 
 _RESTRICTING = frozenset(
     {
@@ -52,3 +58,21 @@ def unsupported_middleware(protocol: str, kind: str) -> tuple[str, bool] | None:
         f"middleware type {kind} is not implemented yet; routers that use it are served without it",
         False,
     )
+
+
+def build_problem(middleware: Middleware | TCPMiddleware) -> str | None:
+    """Why an applied middleware's options cannot be built (an empty sourceRange, a
+    malformed users entry, an unreadable usersFile), or None: the data plane's own builder
+    is asked, so that both agree; the router is then disabled, as Traefik disables it."""
+    try:
+        if isinstance(middleware, TCPMiddleware):
+            tcp_builder = TCP_BUILDERS.get(middleware.kind)
+            if tcp_builder is not None:
+                tcp_builder(middleware)
+            return None
+        builder = BUILDERS.get(middleware.kind)
+        if builder is not None and middleware.kind != "chain":
+            builder(middleware, BuildContext("", False, lambda name: None))
+    except (ValueError, OSError) as exc:
+        return f"{middleware.kind}: {exc}"
+    return None

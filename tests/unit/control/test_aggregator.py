@@ -438,41 +438,72 @@ CASES = [
                 routers={"r": router(middlewares=["c"]), "open": router()},
                 services={"svc": LB},
                 middlewares={
-                    "auth": {"basicAuth": {"users": ["u:$apr1$x$y"]}},
+                    "auth": {"forwardAuth": {"address": "http://127.0.0.1:9"}},
                     "c": {"chain": {"middlewares": ["auth"]}},
                 },
             )
         },
         {
-            "http.middlewares.auth@file": disabled("file", NOT_ENFORCED.format("basicAuth")),
+            "http.middlewares.auth@file": disabled("file", NOT_ENFORCED.format("forwardAuth")),
             "http.middlewares.c@file": disabled(
-                "file", "middleware auth@file is disabled: " + NOT_ENFORCED.format("basicAuth")
+                "file", "middleware auth@file is disabled: " + NOT_ENFORCED.format("forwardAuth")
             ),
             "http.routers.r@file": disabled(
                 "file",
                 "middleware c@file is disabled: middleware auth@file is disabled: "
-                + NOT_ENFORCED.format("basicAuth"),
+                + NOT_ENFORCED.format("forwardAuth"),
             ),
             "http.routers.open@file": enabled("file"),
         },
     ),
     Case(
-        "a TCP ipAllowList not applied yet disables its TCP routers",
+        "an applied basicAuth serves its routers; a malformed users entry disables them",
+        {
+            "file": http(
+                routers={"r": router(middlewares=["auth"]), "bad": router(middlewares=["broken"])},
+                services={"svc": LB},
+                middlewares={
+                    "auth": {"basicAuth": {"users": ["u:$apr1$x$y"]}},
+                    "broken": {"basicAuth": {"users": ["no-hash-here"]}},
+                },
+            )
+        },
+        {
+            "http.middlewares.auth@file": enabled("file"),
+            "http.routers.r@file": enabled("file"),
+            "http.middlewares.broken@file": disabled(
+                "file", "basicAuth: a users entry is not user:hash"
+            ),
+            "http.routers.bad@file": disabled(
+                "file",
+                "middleware broken@file is disabled: basicAuth: a users entry is not user:hash",
+            ),
+        },
+    ),
+    Case(
+        "a TCP ipAllowList is applied; one with an empty sourceRange disables its router",
         {
             "file": {
                 "tcp": {
                     "routers": {
-                        "t": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["w"]}
+                        "t": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["w"]},
+                        "u": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["e"]},
                     },
                     "services": {"s": {"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}]}}},
-                    "middlewares": {"w": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}}},
+                    "middlewares": {
+                        "w": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}},
+                        "e": {"ipAllowList": {"sourceRange": []}},
+                    },
                 }
             }
         },
         {
-            "tcp.middlewares.w@file": disabled("file", NOT_ENFORCED.format("ipAllowList")),
-            "tcp.routers.t@file": disabled(
-                "file", "middleware w@file is disabled: " + NOT_ENFORCED.format("ipAllowList")
+            "tcp.middlewares.w@file": enabled("file"),
+            "tcp.routers.t@file": enabled("file"),
+            "tcp.middlewares.e@file": disabled("file", "ipAllowList: sourceRange is empty"),
+            "tcp.routers.u@file": disabled(
+                "file",
+                "middleware e@file is disabled: ipAllowList: sourceRange is empty",
             ),
         },
     ),
