@@ -3,7 +3,7 @@ with go-http-auth (traefik pkg/middlewares/auth/digest_auth.go).
 
 Entries are `user:realm:HA1` (htpasswd.py; HA1 = MD5(user:realm:password), as
 `htdigest` writes). A request without valid credentials gets 401 with a fresh nonce:
-`WWW-Authenticate: Digest realm="…", nonce="…", opaque="…", algorithm=MD5, qop="auth"`.
+`WWW-Authenticate: Digest realm="…", nonce="…", opaque="…", algorithm="MD5", qop="auth"`.
 The answer is accepted when its opaque is this middleware's, algorithm MD5 (or absent),
 qop `auth`, its uri the request target (or, as go-http-auth allows, a prefix of its
 path), its response MD5(HA1:nonce:nc:cnonce:qop:MD5(method:uri)) (compared in constant
@@ -47,7 +47,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     field = options.header_field.encode("latin-1")
     nonces = Nonces()
     opaque = _random_key()
-    base = f'Digest realm="{realm}", nonce="%s", opaque="{opaque}", algorithm=MD5, qop="auth"'
+    base = f'Digest realm="{realm}", nonce="%s", opaque="{opaque}", algorithm="MD5", qop="auth"'
 
     def refuse(stale: bool) -> Reply:
         value = base % nonces.issue(time.monotonic())

@@ -1,5 +1,6 @@
-"""The plain-text answers of the access-control middlewares, as Go's net/http writes them:
-the status text as the body, `text/plain; charset=utf-8` (what Go sniffs for it)."""
+"""The plain-text answers of the access-control middlewares, as Traefik writes them: the
+status text as the body and no Content-Type (Traefik's response writer does not sniff one
+there: tests/e2e/differential/test_middlewares_access.py compares)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import http
 
 from proxynow.edge.http.middlewares.base import Reply
 
-__all__ = ["TEXT_PLAIN", "status_text", "text_reply"]
-
-TEXT_PLAIN = (b"Content-Type", b"text/plain; charset=utf-8")
+__all__ = ["status_text", "text_reply"]
 
 
 def status_text(status: int) -> str:
@@ -22,4 +21,4 @@ def status_text(status: int) -> str:
 
 def text_reply(status: int, *headers: tuple[bytes, bytes]) -> Reply:
     """`status` with its reason phrase as a text body (built once, at graph build)."""
-    return Reply(status, (TEXT_PLAIN, *headers), status_text(status).encode("ascii"))
+    return Reply(status, headers, status_text(status).encode("ascii"))
