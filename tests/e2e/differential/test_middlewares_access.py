@@ -38,13 +38,21 @@ RECEIVED = ("authorization", "x-webauth-user", "x-forwarded-for")
 
 
 class Mirror:
-    """A backend answering 200 with the request headers it received as JSON."""
+    """A backend answering 200 with the request headers it received as JSON; `/slow`
+    waits for `release` (`arrived` is set when one comes in)."""
 
     def __init__(self) -> None:
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        mirror = self
+
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if self.path == "/slow":
+                    mirror.arrived.set()
+                    mirror.release.wait(30)
                 seen = {k.lower(): v for k, v in self.headers.items()}
                 body = json.dumps({k: seen.get(k) for k in RECEIVED}).encode()
                 self.send_response(200)
@@ -65,6 +73,7 @@ class Mirror:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -81,6 +90,7 @@ def dynamic(backend: str, users_file: Path) -> dict[str, Any]:
         "realm.test": ["realm"],
         "digest.test": ["digest"],
         "rate.test": ["rate"],
+        "inflight.test": ["inflight"],
         "both.test": ["local", "basic"],
     }
     routers = {
@@ -114,6 +124,7 @@ def dynamic(backend: str, users_file: Path) -> dict[str, Any]:
                 "realm": {"basicAuth": {"users": [f"bob:{APR1}"], "realm": "Staff only"}},
                 "digest": {"digestAuth": {"users": [f"user:traefik:{DIGEST_HA1}"]}},
                 "rate": {"rateLimit": {"average": 1, "period": "1m", "burst": 2}},
+                "inflight": {"inFlightReq": {"amount": 1}},
             },
         }
     }
@@ -126,7 +137,7 @@ ENTRYPOINTS = {
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("access-diff")
     users_file = directory / "htpasswd"
     fast = bcrypt.hashpw(b"password", bcrypt.gensalt(5)).decode()
@@ -149,7 +160,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
         workers=1,
     )
     try:
-        yield {"traefik": traefik_port, "proxynow": proxynow.ports["web"]}
+        yield {"traefik": traefik_port, "proxynow": proxynow.ports["web"], "mirror": mirror}
     finally:
         proxynow.stop()
         traefik.stop()
@@ -159,10 +170,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
 Answer = tuple[int, dict[str, str | None], bytes]
 
 
-def ask(port: int, host: str, headers: dict[str, str] | None = None) -> Answer:
+def ask(port: int, host: str, headers: dict[str, str] | None = None, path: str = "/x") -> Answer:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
-        connection.request("GET", "/x", headers={"Host": host, **(headers or {})})
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
         response = connection.getresponse()
         body = response.read()
         shown = {name: response.getheader(name) for name in COMPARED}
@@ -171,7 +182,7 @@ def ask(port: int, host: str, headers: dict[str, str] | None = None) -> Answer:
         connection.close()
 
 
-def both(servers: dict[str, int], host: str, headers: dict[str, str] | None = None) -> Answer:
+def both(servers: dict[str, Any], host: str, headers: dict[str, str] | None = None) -> Answer:
     traefik = ask(servers["traefik"], host, headers)
     proxynow = ask(servers["proxynow"], host, headers)
     assert proxynow == traefik, f"{host} {headers}"
@@ -209,18 +220,21 @@ CASES: list[tuple[str, dict[str, str]]] = [
 
 
 @pytest.mark.parametrize(("host", "headers"), CASES)
-def test_same_answer(servers: dict[str, int], host: str, headers: dict[str, str]) -> None:
+def test_same_answer(servers: dict[str, Any], host: str, headers: dict[str, str]) -> None:
     both(servers, host, headers)
 
 
-def test_rate_limit(servers: dict[str, int]) -> None:
+def test_rate_limit(servers: dict[str, Any]) -> None:
     answers = [both(servers, "rate.test") for _ in range(3)]
     assert [status for status, _, _ in answers] == [200, 200, 429]
 
 
-def test_digest_auth(servers: dict[str, int]) -> None:
+def test_digest_auth(servers: dict[str, Any]) -> None:
     shapes = []
-    for port in servers.values():  # the nonce and opaque differ: compare the rest
+    for port in (
+        servers["traefik"],
+        servers["proxynow"],
+    ):  # the nonce and opaque differ: compare the rest
         status, headers, body = ask(port, "digest.test")
         challenge = headers.pop("www-authenticate") or ""
         for name in ("nonce", "opaque"):
@@ -232,7 +246,8 @@ def test_digest_auth(servers: dict[str, int]) -> None:
         shapes[0][3] == 'Digest realm="traefik", nonce="", opaque="", algorithm="MD5", qop="auth"'
     )
     outcomes = {}
-    for name, port in servers.items():
+    for name in ("traefik", "proxynow"):
+        port = servers[name]
         url = f"http://127.0.0.1:{port}/d"
         with requests.Session() as session:
             session.headers["Host"] = "digest.test"
@@ -242,3 +257,24 @@ def test_digest_auth(servers: dict[str, int]) -> None:
             kept = received.pop("authorization") is not None  # its nonce is each server's
             outcomes[name] = (right.status_code, received, kept, wrong.status_code)
     assert outcomes["proxynow"] == outcomes["traefik"]
+
+
+def test_in_flight_req(servers: dict[str, Any]) -> None:
+    mirror: Mirror = servers["mirror"]
+    answers = []
+    for name in ("traefik", "proxynow"):
+        mirror.release.clear()
+        mirror.arrived.clear()
+        held: list[Answer] = []
+        port: int = servers[name]
+        slow = threading.Thread(
+            target=lambda p=port, into=held: into.append(ask(p, "inflight.test", path="/slow"))
+        )
+        slow.start()
+        assert mirror.arrived.wait(10)
+        refused = ask(servers[name], "inflight.test")
+        mirror.release.set()
+        slow.join(10)
+        answers.append((refused, held[0][0], ask(servers[name], "inflight.test")[0]))
+    assert answers[0] == answers[1]
+    assert answers[0][0][0] == 429

@@ -1,4 +1,5 @@
-"""`inFlightReq`: at most `amount` requests in flight per source; the next gets 429.
+"""`inFlightReq`: at most `amount` requests in flight per source; the next gets 429 with
+the body `max connections reached: <amount>`.
 
 The source is the `sourceCriterion` key (source.py), the request's Host when none is set,
 as in Traefik (traefik pkg/middlewares/inflightreq/, oxy's connlimit). A request counts
@@ -15,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
-from proxynow.edge.http.middlewares.replies import text_reply
 from proxynow.edge.http.middlewares.source import source_criterion
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["build"]
 
-_REFUSAL = text_reply(429)
-
 
 def build(middleware: Middleware, context: BuildContext) -> Step:
     """The `inFlightReq` builder (registry.py); `ValueError` for a bad option."""
@@ -33,9 +31,11 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     assert options is not None
     extract = source_criterion(options.source_criterion, default_host=True)
     limit = InFlight(options.amount)
+    # oxy's connlimit error, which Traefik sends as it is.
+    refusal = Reply(429, (), b"max connections reached: %d" % options.amount)
 
     def request(exchange: Exchange) -> Reply | None:
-        return None if limit.enter(exchange, extract(exchange)) else _REFUSAL
+        return None if limit.enter(exchange, extract(exchange)) else refusal
 
     return Step("inFlightReq", request=request, outcome=limit.leave)
 
