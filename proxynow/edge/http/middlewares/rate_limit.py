@@ -13,13 +13,15 @@ bucket is empty it reserves one in the future, and:
 
 `average` 0 means no limit: the step has no hook at all. The buckets are bounded in memory
 as Traefik's ttlmap bounds them: a bucket idle for its time-to-live (1 s more than the
-time one token takes, at least 2 s) is forgotten (a new one is full), and at most
-`MAX_SOURCES` are kept, the least recently used going first.
+time one token takes, at least 2 s) is forgotten (a new one is full), at most
+`MAX_SOURCES` are kept, the least recently used going first, and a long source key (a
+client's header value) is kept as its digest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_SOURCES", "Buckets", "build", "go_duration"]
 
 MAX_SOURCES = 65536  # Traefik's maxSources
+# A source key longer than this (a header value chosen by the client) is kept as its
+# SHA-256, so that the table's memory is bounded by MAX_SOURCES times a small size.
+MAX_KEY = 64
 
 
 def build(middleware: Middleware, context: BuildContext) -> Step:
@@ -60,7 +65,10 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
 def _limiter(buckets: Buckets, extract: Extract) -> RequestHook:
     def request(exchange: Exchange) -> Reply | Defer | None:
         loop = asyncio.get_running_loop()
-        delay = buckets.take(extract(exchange), loop.time())
+        source = extract(exchange)
+        if len(source) > MAX_KEY:
+            source = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
+        delay = buckets.take(source, loop.time())
         if delay == 0.0:
             return None
         if delay > 0.0:

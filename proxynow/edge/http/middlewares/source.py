@@ -8,7 +8,8 @@ client's address as text ("" when none can be chosen), and `source_criterion` tu
 - no strategy, or depth 0 and no excludedIPs: the connection's peer address;
 - `depth` n > 0: the n-th address of X-Forwarded-For counted from the right ("" when the
   header has fewer); only the first X-Forwarded-For header is read, as Go's Header.Get;
-- `excludedIPs`: the right-most address of X-Forwarded-For not in the list ("" if none);
+- `excludedIPs`: the right-most address of X-Forwarded-For not in the list ("" if none;
+  only the last `MAX_SCANNED` entries are read, a bound Traefik does not have);
 - `ipv6Subnet` (peer address and depth): an IPv6 result is replaced by its /n network.
 
 X-Forwarded-For is what the backend would receive before the peer is appended: the
@@ -103,9 +104,14 @@ def _depth(depth: int) -> Extract:
     return extract
 
 
+# How many X-Forwarded-For entries `excludedIPs` reads from the right: each is parsed in
+# Python, and a client could send a megabyte of excluded addresses to stall the loop.
+MAX_SCANNED = 64
+
+
 def _pool(excluded: IPChecker) -> Extract:
     def extract(exchange: Exchange) -> str:
-        for address in reversed(_first_xff(exchange)):
+        for address in reversed(_first_xff(exchange)[-MAX_SCANNED:]):
             address = address.strip()
             if address and excluded.contains_text(address) is not True:
                 return address

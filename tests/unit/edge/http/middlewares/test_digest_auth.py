@@ -76,3 +76,8 @@ def test_nonces_are_bounded() -> None:
     for index in range(5000):
         nonces.issue(float(index))
     assert len(nonces.clients) <= digest_auth.CLIENTS + digest_auth.TOLERANCE + 1
+
+
+def test_an_oversized_header_is_refused_unparsed() -> None:
+    assert digest_auth.digest_params(b'Digest username="' + b"a" * 1_000_000 + b'"') is None
+    assert digest_auth.digest_params(b'Digest username="a"') == {"username": "a"}

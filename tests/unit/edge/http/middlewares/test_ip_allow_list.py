@@ -102,3 +102,12 @@ def test_source_criteria() -> None:
     assert of({}) == "127.0.0.1" and of({}, default_host=True) == "app.test"
     with pytest.raises(ValueError):
         of({"requestHost": True, "requestHeaderName": "X-User"})
+
+
+def test_excluded_ips_read_a_bounded_tail_of_the_header() -> None:
+    criterion = SourceCriterion.model_validate({"ipStrategy": {"excludedIPs": ["10.0.0.0/8"]}})
+    extract = ip_strategy(criterion.ip_strategy)
+    endless = b"9.9.9.9, " + b", ".join([b"10.0.0.1"] * 200_000)
+    assert extract(exchange(headers=((XFF, endless),))) == ""  # 9.9.9.9 is past the bound
+    near = b"9.9.9.9, " + b", ".join([b"10.0.0.1"] * 10)
+    assert extract(exchange(headers=((XFF, near),))) == "9.9.9.9"

@@ -72,3 +72,16 @@ def test_average_zero_is_no_limit_and_costs_nothing() -> None:
     assert step({"rateLimit": {"average": 0}}).request is None
     with pytest.raises(ValueError):
         step({"rateLimit": {"average": 1, "period": -1}})
+
+
+async def test_long_source_keys_are_kept_as_digests() -> None:
+    built = step({"rateLimit": {"average": 100, "sourceCriterion": {"requestHeaderName": "X-K"}}})
+    assert built.request is not None
+    huge = b"k" * 100_000
+    assert built.request(exchange(headers=((b"X-K", huge),))) is None
+    assert built.request(exchange(headers=((b"X-K", b"short"),))) is None
+    closure = built.request.__closure__ or ()
+    buckets = next(
+        cell.cell_contents for cell in closure if isinstance(cell.cell_contents, Buckets)
+    )
+    assert sorted(len(key) for key in buckets.table) == [5, 64]
