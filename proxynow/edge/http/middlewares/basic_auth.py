@@ -29,7 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import BuildContext, Defer, Reply, Resume, Step
-from proxynow.edge.http.middlewares.htpasswd import check_bcrypt, check_fast, is_bcrypt, load_users
+from proxynow.edge.http.middlewares.htpasswd import (
+    check_bcrypt,
+    check_fast,
+    header_field,
+    is_bcrypt,
+    load_users,
+)
 from proxynow.edge.http.middlewares.replies import text_reply
 
 if TYPE_CHECKING:
@@ -51,7 +57,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     table = load_users(options.users, options.users_file, 2)
     users = {name.encode(): secret.encode() for name, secret in table.items()}
     refusal = challenge(b'Basic realm="%s"' % realm_of(options.realm))
-    grant = _granting(options.header_field.encode("latin-1"), options.remove_header)
+    grant = _granting(header_field(options.header_field), options.remove_header)
     cache = _Cache()
 
     def request(exchange: Exchange) -> Reply | Defer | None:

@@ -26,7 +26,7 @@ from urllib.request import parse_http_list, parse_keqv_list
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
 from proxynow.edge.http.middlewares.basic_auth import challenge, realm_of
-from proxynow.edge.http.middlewares.htpasswd import load_users
+from proxynow.edge.http.middlewares.htpasswd import header_field, load_users
 
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
@@ -47,7 +47,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     assert options is not None
     users = load_users(options.users, options.users_file, 3)
     realm = realm_of(options.realm).decode()
-    field = options.header_field.encode("latin-1")
+    field = header_field(options.header_field)
     nonces = Nonces()
     opaque = _random_key()
     base = f'Digest realm="{realm}", nonce="%s", opaque="{opaque}", algorithm="MD5", qop="auth"'

@@ -24,10 +24,13 @@ from pathlib import Path
 
 import bcrypt
 
+from proxynow.edge.message.headers import HeaderError, RequestHead
+
 __all__ = [
     "BCRYPT_PREFIXES",
     "check_bcrypt",
     "check_fast",
+    "header_field",
     "is_bcrypt",
     "load_users",
     "md5_crypt",
@@ -51,10 +54,28 @@ def load_users(users: Sequence[str], users_file: str, fields: int) -> dict[str, 
     for index, entry in enumerate([*lines, *users]):
         parts = entry.split(":")
         if len(parts) != fields:
-            where = f"line {index + 1} of usersFile" if index < len(lines) else "a users entry"
+            where = where_of(index, len(lines))
             raise ValueError(f"{where} is not user:{'realm:' if fields == 3 else ''}hash")
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in entry):
+            raise ValueError(f"{where_of(index, len(lines))} holds a control character")
         table[":".join(parts[:-1])] = parts[-1]
     return table
+
+
+def where_of(index: int, file_lines: int) -> str:
+    return f"line {index + 1} of usersFile" if index < file_lines else "a users entry"
+
+
+def header_field(name: str) -> bytes:
+    """`headerField` as bytes; `ValueError` for a name the request cannot carry (not a
+    token, or one the proxy owns: Host, Content-Length, Connection...)."""
+    field = name.encode("latin-1", "replace")
+    if field:
+        try:
+            RequestHead(False).set(field, b"user")
+        except HeaderError as exc:
+            raise ValueError(f"headerField {name!r}: {exc}") from None
+    return field
 
 
 def is_bcrypt(secret: bytes) -> bool:

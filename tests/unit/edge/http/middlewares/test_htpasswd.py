@@ -10,6 +10,7 @@ import pytest
 from proxynow.edge.http.middlewares.htpasswd import (
     check_bcrypt,
     check_fast,
+    header_field,
     load_users,
     md5_crypt,
 )
@@ -65,3 +66,12 @@ def test_malformed_entries_are_named_without_their_content(tmp_path: Path) -> No
         load_users(["a:b:c"], "", 2)
     with pytest.raises(OSError):
         load_users([], str(tmp_path / "missing"), 2)
+
+
+def test_header_fields_and_user_names_the_request_can_carry() -> None:
+    assert header_field("X-User") == b"X-User" and header_field("") == b""
+    for bad in ("Content-Length", "Transfer-Encoding", "Bad Name", "X-\r\nY"):
+        with pytest.raises(ValueError):
+            header_field(bad)
+    with pytest.raises(ValueError, match="control character"):
+        load_users(["ali\rce:{SHA}x"], "", 2)
