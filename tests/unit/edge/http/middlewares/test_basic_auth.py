@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import bcrypt
 import pytest
 
-from proxynow.edge.http.middlewares import basic_auth
+from proxynow.config.middlewares import Middleware
+from proxynow.edge.http.middlewares import basic_auth, compile_chain
 from proxynow.edge.http.middlewares.base import Defer, Reply
 
 from .support import exchange, step
@@ -101,3 +103,13 @@ def test_the_cache_is_bounded_and_expires(monkeypatch: pytest.MonkeyPatch) -> No
         cache.add(b"%d" % index, 0.0)
     assert len(cache.entries) == 4 and cache.hit(b"99", 1.0)
     assert not cache.hit(b"99", basic_auth.CACHE_TTL + 1.0)
+
+
+def test_a_middleware_that_cannot_be_built_refuses_every_request(tmp_path: Path) -> None:
+    table = {
+        "auth": Middleware.model_validate({"basicAuth": {"usersFile": str(tmp_path / "gone")}})
+    }
+    chain = compile_chain("r", ["auth"], table, secure=False)
+    assert chain is not None
+    refused = chain.request[0](exchange(headers=(auth("alice", "password"),)))
+    assert isinstance(refused, Reply) and refused.status == 500
