@@ -149,6 +149,10 @@ def _check_middleware(graph: _Graph, name: str, middleware: Any) -> None:
         if unsupported is not None:
             message, fail_closed = unsupported
             graph.merge.add(graph.key(name), message, critical=fail_closed)
+        else:
+            problem = build_problem(middleware)
+            if problem is not None:
+                graph.merge.add(graph.key(name), problem)
     if not isinstance(middleware, Middleware):
         return
     problem = build_problem(middleware)

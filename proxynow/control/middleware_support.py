@@ -16,14 +16,19 @@ answer shows in the logs, `proxynow check` and the statuses next to the object.
 
 from __future__ import annotations
 
-from proxynow.config.middlewares import Middleware
+from proxynow.config.middlewares import Middleware, TCPMiddleware
+from proxynow.edge.http.middlewares.base import BuildContext
 from proxynow.edge.http.middlewares.registry import BUILDERS, PROBLEMS
+from proxynow.edge.tcp.middlewares import BUILDERS as TCP_BUILDERS
 
 __all__ = ["APPLIED", "build_problem", "unsupported_middleware"]
 
-# (protocol, type) pairs the data plane applies: the HTTP types with a builder in the
-# registry (edge/http/middlewares/registry.py), so that this answer cannot drift from it.
-APPLIED = frozenset(("http", kind) for kind in BUILDERS)
+# (protocol, type) pairs the data plane applies: the types with a builder in the HTTP
+# registry (edge/http/middlewares/registry.py) and the TCP one (edge/tcp/middlewares.py),
+# so that this answer cannot drift from them.
+APPLIED = frozenset(("http", kind) for kind in BUILDERS) | frozenset(
+    ("tcp", kind) for kind in TCP_BUILDERS
+)
 
 _RESTRICTING = frozenset(
     {
@@ -55,8 +60,29 @@ def unsupported_middleware(protocol: str, kind: str) -> tuple[str, bool] | None:
     )
 
 
-def build_problem(middleware: Middleware) -> str | None:
-    """Why an applied HTTP middleware cannot be built from its configuration (its type's
-    check in the registry: an expression that does not parse), or None."""
-    check = PROBLEMS.get(middleware.kind)
-    return check(middleware) if check is not None else None
+# The applied types whose options are checked by running the data plane's own builder
+# (what the models cannot check: a users file, an address range); the others have no
+# side effect-free builder to run here (subrequest pools, thread pools).
+_BUILT_TO_CHECK = frozenset({"basicAuth", "digestAuth", "ipAllowList", "inFlightReq", "rateLimit"})
+
+
+def build_problem(middleware: Middleware | TCPMiddleware) -> str | None:
+    """Why an applied middleware cannot be built from its configuration, or None: its
+    type's check in the registry (an expression that does not parse), or, for the access
+    types, the data plane's own builder (an empty sourceRange, a malformed users entry, an
+    unreadable usersFile), so that both agree; the router is then disabled, as in Traefik."""
+    try:
+        if isinstance(middleware, TCPMiddleware):
+            tcp_builder = TCP_BUILDERS.get(middleware.kind)
+            if tcp_builder is not None:
+                tcp_builder(middleware)
+            return None
+        check = PROBLEMS.get(middleware.kind)
+        if check is not None:
+            return check(middleware)
+        builder = BUILDERS.get(middleware.kind)
+        if builder is not None and middleware.kind in _BUILT_TO_CHECK:
+            builder(middleware, BuildContext("", False, lambda name: None))
+    except (ValueError, OSError) as exc:
+        return f"{middleware.kind}: {exc}"
+    return None

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from proxynow.edge.core.metrics import EntryPointStats
 from proxynow.edge.tcp import proxyproto
+from proxynow.edge.tcp.middlewares import Guard
 from proxynow.edge.tcp.routing import TcpRoute, TcpRouting, TcpTarget
 from proxynow.rules import RouteTable
 from proxynow.rules.request import IPAddress
@@ -138,6 +139,9 @@ class TcpProxy(asyncio.Protocol):
         self._client_eof = False
         self._backend_eof = False
         self._closed = False
+        # The route's guards (its TCP middlewares) that admitted the client, released at close.
+        self._admitted: tuple[Guard, ...] = ()
+        self._ip: IPAddress | None = None
 
     # -- client side
 
@@ -148,6 +152,11 @@ class TcpProxy(asyncio.Protocol):
         self._connections.add(self)
         self._count_open(1)
         self._stats.connections += 1
+        guards = self._route.guards
+        if guards and not self._admit(transport, guards):
+            log.debug("TCP router %s: connection refused by a middleware", self._route.router)
+            self.close()
+            return
         picked = self._route.pick()
         if picked is None:
             log.debug("TCP router %s: no server", self._route.router)
@@ -225,6 +234,9 @@ class TcpProxy(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
+        for guard in self._admitted:
+            guard.release(self._ip)
+        self._admitted = ()
         self._connections.discard(self)
         self._count_open(-1)
         if self._timer is not None:
@@ -241,6 +253,19 @@ class TcpProxy(asyncio.Protocol):
             if transport is not None:
                 transport.abort()
         self.close()
+
+    def _admit(self, transport: asyncio.Transport, guards: tuple[Guard, ...]) -> bool:
+        """Ask the router's middlewares in order; the ones that admitted are kept."""
+        ip = self._ip = _client_ip(transport.get_extra_info("peername"))
+        admitted: list[Guard] = []
+        for guard in guards:
+            if not guard.admit(ip):
+                for held in admitted:
+                    held.release(ip)
+                return False
+            admitted.append(guard)
+        self._admitted = tuple(admitted)
+        return True
 
     def _count_open(self, step: int) -> None:
         """The open-connection gauges: +1 once when made, -1 once when closed."""

@@ -12,9 +12,16 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from proxynow.config.dynamic import DynamicConfig, TCPRouter, TCPServersTransport, TCPService
+from proxynow.config.dynamic import (
+    DynamicConfig,
+    TCPConfig,
+    TCPRouter,
+    TCPServersTransport,
+    TCPService,
+)
 from proxynow.edge.balance.wrr import Balancer, InOrder, nested
 from proxynow.edge.core.metrics import TcpStats, WorkerMetrics
+from proxynow.edge.tcp.middlewares import Guard, compile_guards
 from proxynow.rules import Route, RouteTable, RuleError, compile_table, parse_rule, provider_rank
 
 __all__ = [
@@ -57,6 +64,8 @@ class TcpRoute:
     service: TcpPick
     passthrough: bool = False  # TLS routers only: forward the encrypted bytes as they are
     stats: TcpStats = field(default_factory=TcpStats)
+    # The router's middlewares (middlewares.py), asked in order when a connection comes.
+    guards: tuple[Guard, ...] = ()
 
     def pick(self) -> Picked | None:
         return self.service()
@@ -84,7 +93,7 @@ def build_tcp_routing(
     routes: dict[str, list[Route[TcpRoute]]] = {}
     tls_routes: dict[str, list[Route[TcpRoute]]] = {}
     for name, router in sorted(tcp.routers.items()):
-        route = _route(name, router, tcp.services, tcp.servers_transports, services, metrics)
+        route = _route(name, router, tcp, services, metrics)
         if route is None:
             continue
         chosen = tls_routes if router.tls is not None else routes
@@ -98,14 +107,13 @@ def build_tcp_routing(
 def _route(
     name: str,
     router: TCPRouter,
-    services: Mapping[str, TCPService],
-    transports: Mapping[str, TCPServersTransport],
+    tcp: TCPConfig,
     built: dict[str, TcpPick],
     metrics: WorkerMetrics,
 ) -> Route[TcpRoute] | None:
     try:
         node = parse_rule(router.rule, "tcp")
-        service = _service(router.service, services, transports, built, ())
+        service = _service(router.service, tcp.services, tcp.servers_transports, built, ())
     except (RuleError, KeyError, ValueError) as exc:
         log.error("TCP router %s skipped: %s", name, exc)
         return None
@@ -117,6 +125,7 @@ def _route(
             service,
             router.tls is not None and router.tls.passthrough,
             metrics.tcp_route(name, router.service),
+            compile_guards(name, router.middlewares, tcp.middlewares),
         ),
         priority=router.priority,
         provider_rank=provider_rank(name),

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from proxynow.config.dynamic import DynamicConfig
+from proxynow.control import middleware_support
 from proxynow.control.aggregator import (
     Aggregator,
     BuildCache,
@@ -425,47 +426,53 @@ CASES = [
         },
     ),
     Case(
-        "an access-restricting middleware not applied yet disables its routers (fail closed)",
+        "an applied basicAuth serves its routers; a malformed users entry disables them",
         {
             "file": http(
-                routers={"r": router(middlewares=["c"]), "open": router()},
+                routers={"r": router(middlewares=["auth"]), "bad": router(middlewares=["broken"])},
                 services={"svc": LB},
                 middlewares={
                     "auth": {"basicAuth": {"users": ["u:$apr1$x$y"]}},
-                    "c": {"chain": {"middlewares": ["auth"]}},
+                    "broken": {"basicAuth": {"users": ["no-hash-here"]}},
                 },
             )
         },
         {
-            "http.middlewares.auth@file": disabled("file", NOT_ENFORCED.format("basicAuth")),
-            "http.middlewares.c@file": disabled(
-                "file", "middleware auth@file is disabled: " + NOT_ENFORCED.format("basicAuth")
+            "http.middlewares.auth@file": enabled("file"),
+            "http.routers.r@file": enabled("file"),
+            "http.middlewares.broken@file": disabled(
+                "file", "basicAuth: a users entry is not user:hash"
             ),
-            "http.routers.r@file": disabled(
+            "http.routers.bad@file": disabled(
                 "file",
-                "middleware c@file is disabled: middleware auth@file is disabled: "
-                + NOT_ENFORCED.format("basicAuth"),
+                "middleware broken@file is disabled: basicAuth: a users entry is not user:hash",
             ),
-            "http.routers.open@file": enabled("file"),
         },
     ),
     Case(
-        "a TCP ipAllowList not applied yet disables its TCP routers",
+        "a TCP ipAllowList is applied; one with an empty sourceRange disables its router",
         {
             "file": {
                 "tcp": {
                     "routers": {
-                        "t": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["w"]}
+                        "t": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["w"]},
+                        "u": {"rule": "HostSNI(`*`)", "service": "s", "middlewares": ["e"]},
                     },
                     "services": {"s": {"loadBalancer": {"servers": [{"address": "127.0.0.1:1"}]}}},
-                    "middlewares": {"w": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}}},
+                    "middlewares": {
+                        "w": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}},
+                        "e": {"ipAllowList": {"sourceRange": []}},
+                    },
                 }
             }
         },
         {
-            "tcp.middlewares.w@file": disabled("file", NOT_ENFORCED.format("ipAllowList")),
-            "tcp.routers.t@file": disabled(
-                "file", "middleware w@file is disabled: " + NOT_ENFORCED.format("ipAllowList")
+            "tcp.middlewares.w@file": enabled("file"),
+            "tcp.routers.t@file": enabled("file"),
+            "tcp.middlewares.e@file": disabled("file", "ipAllowList: sourceRange is empty"),
+            "tcp.routers.u@file": disabled(
+                "file",
+                "middleware e@file is disabled: ipAllowList: sourceRange is empty",
             ),
         },
     ),
@@ -694,3 +701,41 @@ def test_a_build_cache_reuses_the_derived_objects_of_unchanged_provider_objects(
     # Without the cache, the same answers.
     fresh = build_snapshot(2, [ProviderUpdate("file", second, {})], EP)
     assert fresh.same_content(two)
+
+
+# Every access-restricting type is applied today; the rule still stands for the next one,
+# so it is tested with forwardAuth taken out of what the data plane applies.
+FAIL_CLOSED = Case(
+    "an access-restricting middleware not applied yet disables its routers (fail closed)",
+    {
+        "file": http(
+            routers={"r": router(middlewares=["c"]), "open": router()},
+            services={"svc": LB},
+            middlewares={
+                "auth": {"forwardAuth": {"address": "http://127.0.0.1:9"}},
+                "c": {"chain": {"middlewares": ["auth"]}},
+            },
+        )
+    },
+    {
+        "http.middlewares.auth@file": disabled("file", NOT_ENFORCED.format("forwardAuth")),
+        "http.middlewares.c@file": disabled(
+            "file", "middleware auth@file is disabled: " + NOT_ENFORCED.format("forwardAuth")
+        ),
+        "http.routers.r@file": disabled(
+            "file",
+            "middleware c@file is disabled: middleware auth@file is disabled: "
+            + NOT_ENFORCED.format("forwardAuth"),
+        ),
+        "http.routers.open@file": enabled("file"),
+    },
+)
+
+
+def test_an_access_restricting_type_not_applied_disables_its_routers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        middleware_support, "APPLIED", middleware_support.APPLIED - {("http", "forwardAuth")}
+    )
+    test_statuses(FAIL_CLOSED)

@@ -4,7 +4,8 @@ Each reference is looked up as written, then without its `@provider` (the aggreg
 qualifies names, configuration written by hand may not); its type's builder (registry.py)
 makes the step. A reference to a middleware that does not exist is logged and skipped; a
 type without a builder is skipped (the aggregator has reported it, failing closed for the
-types that restrict access); a chain that reaches a chain being expanded is cut there.
+types that restrict access); a middleware whose builder refuses its options answers 500;
+a chain that reaches a chain being expanded is cut there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from proxynow.config.middlewares import Middleware
-from proxynow.edge.http.middlewares.base import BuildContext, Chain, Step, gather
+from proxynow.edge.http.middlewares.base import BuildContext, Chain, Reply, Step, gather
 from proxynow.edge.http.middlewares.registry import BUILDERS
 from proxynow.edge.upstream.pool import PoolRegistry
 from proxynow.edge.upstream.server import Pick
@@ -21,6 +22,8 @@ from proxynow.edge.upstream.server import Pick
 __all__ = ["compile_chain"]
 
 log = logging.getLogger(__name__)
+
+_REFUSING = Step("refused", request=lambda exchange: Reply(500, (), b"Internal Server Error"))
 
 
 def compile_chain(
@@ -69,5 +72,10 @@ class _Resolver:
         self.expanding.add(name)
         try:
             return builder(spec, self.context)
+        except (ValueError, OSError) as exc:
+            # The aggregator disabled its routers already (control/checks.py); one built
+            # anyway (a usersFile changed since) refuses every request: fail closed.
+            log.error("router %s: middleware %s cannot be built: %s", self.router, name, exc)
+            return _REFUSING
         finally:
             self.expanding.discard(name)

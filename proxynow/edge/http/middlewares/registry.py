@@ -12,14 +12,19 @@ from collections.abc import Callable
 from proxynow.config.middlewares import Middleware
 from proxynow.edge.http.middlewares import (
     add_prefix,
+    basic_auth,
     chain,
     circuit_breaker,
     compress,
+    digest_auth,
     encoded_characters,
     errors,
     forward_auth,
     headers,
+    in_flight_req,
+    ip_allow_list,
     pass_tls_client_cert,
+    rate_limit,
     redirect_regex,
     redirect_scheme,
     replace_path,
@@ -33,12 +38,17 @@ from proxynow.edge.http.middlewares.base import Builder
 __all__ = ["BUILDERS", "PROBLEMS"]
 
 BUILDERS: dict[str, Builder] = {
+    "basicAuth": basic_auth.build,
     "chain": chain.build,
     "circuitBreaker": circuit_breaker.build,
     "compress": compress.build,
     "errors": errors.build,
     "forwardAuth": forward_auth.build,
     "headers": headers.build,
+    "digestAuth": digest_auth.build,
+    "inFlightReq": in_flight_req.build,
+    "ipAllowList": ip_allow_list.build,
+    "rateLimit": rate_limit.build,
     "redirectScheme": redirect_scheme.build,
     "retry": retry.build,
     "addPrefix": add_prefix.build,

@@ -453,6 +453,52 @@ VALUE_CASES: list[tuple[str, dict[str, str], str, Any]] = [
         "X-Id",
     ),
     (
+        "ipallowlist rejectstatuscode ipv6subnet",
+        {
+            **_m("ipallowlist.sourcerange", "2001:db8::/32"),
+            **_m("ipallowlist.rejectstatuscode", "404"),
+            **_m("ipallowlist.ipstrategy.ipv6subnet", "64"),
+        },
+        "http/middlewares/m/ipAllowList",
+        {
+            "sourceRange": ["2001:db8::/32"],
+            "rejectStatusCode": 404,
+            "ipStrategy": {"ipv6Subnet": 64},
+        },
+    ),
+    (
+        "ipwhitelist, the deprecated alias",
+        _m("ipwhitelist.sourcerange", "10.0.0.0/8"),
+        "http/middlewares/m/ipAllowList/sourceRange",
+        ["10.0.0.0/8"],
+    ),
+    (
+        "ratelimit sourcecriterion requesthost",
+        {**_m("ratelimit.average", "5"), **_m("ratelimit.sourcecriterion.requesthost", "true")},
+        "http/middlewares/m/rateLimit",
+        {"average": 5, "sourceCriterion": {"requestHost": True}},
+    ),
+    (
+        "basicauth usersfile, a bcrypt hash with its $ kept",
+        {
+            **_m("basicauth.usersfile", "/etc/proxynow/htpasswd"),
+            **_m("basicauth.users", "a:$2y$05$abcdefghijklmnopqrstuu"),
+        },
+        "http/middlewares/m/basicAuth",
+        {"usersFile": "/etc/proxynow/htpasswd", "users": ["a:$2y$05$abcdefghijklmnopqrstuu"]},
+    ),
+    (
+        "digestauth options",
+        {
+            **_m("digestauth.users", "u:r:h"),
+            **_m("digestauth.realm", "r"),
+            **_m("digestauth.headerfield", "X-User"),
+            **_m("digestauth.removeheader", "true"),
+        },
+        "http/middlewares/m/digestAuth",
+        {"users": ["u:r:h"], "realm": "r", "headerField": "X-User", "removeHeader": True},
+    ),
+    (
         "passtlsclientcert",
         _m("passtlsclientcert.pem", "true"),
         "http/middlewares/m/passTLSClientCert/pem",

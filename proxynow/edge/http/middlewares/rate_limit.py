@@ -1,0 +1,151 @@
+"""`rateLimit`: a token bucket per source, with Traefik's short wait before a 429.
+
+Each source (`sourceCriterion`, the peer address by default: source.py) has a bucket of
+`burst` tokens refilled at `average / period` per second (Go's golang.org/x/time/rate, as
+Traefik uses it: traefik pkg/middlewares/ratelimiter/). A request takes a token; when the
+bucket is empty it reserves one in the future, and:
+
+- if that is at most `max_delay` away (1/(2·rate), 0.5 s below one request a second), the
+  request waits that long and goes on: a `Defer` resumed by a loop timer, never a sleep
+  or a task;
+- else the reservation is given back and the answer is 429 with `Retry-After` (whole
+  seconds, rounded up) and `X-Retry-In` (the wait, as Go prints a duration).
+
+`average` 0 means no limit: the step has no hook at all. The buckets are bounded in memory
+as Traefik's ttlmap bounds them: a bucket idle for its time-to-live (1 s more than the
+time one token takes, at least 2 s) is forgotten (a new one is full), at most
+`MAX_SOURCES` are kept, the least recently used going first, and a long source key (a
+client's header value) is kept as its digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from proxynow.edge.http.middlewares.base import (
+    BuildContext,
+    Defer,
+    Reply,
+    RequestHook,
+    Resume,
+    Step,
+)
+from proxynow.edge.http.middlewares.replies import text_reply
+from proxynow.edge.http.middlewares.source import Extract, source_criterion
+
+if TYPE_CHECKING:
+    from proxynow.config.middlewares import Middleware
+    from proxynow.edge.http.exchange import Exchange
+
+__all__ = ["MAX_SOURCES", "Buckets", "build", "go_duration"]
+
+MAX_SOURCES = 65536  # Traefik's maxSources
+# A source key longer than this (a header value chosen by the client) is kept as its
+# SHA-256, so that the table's memory is bounded by MAX_SOURCES times a small size.
+MAX_KEY = 64
+
+
+def build(middleware: Middleware, context: BuildContext) -> Step:
+    """The `rateLimit` builder (registry.py); `ValueError` for a bad option."""
+    options = middleware.rate_limit
+    assert options is not None
+    if options.period < 0:
+        raise ValueError("period must not be negative")
+    extract = source_criterion(options.source_criterion, default_host=False)
+    if options.average <= 0:
+        return Step("rateLimit")  # no limit: nothing to call
+    rate = options.average / (options.period or 1.0)
+    return Step("rateLimit", request=_limiter(Buckets(rate, max(options.burst, 1)), extract))
+
+
+def _limiter(buckets: Buckets, extract: Extract) -> RequestHook:
+    def request(exchange: Exchange) -> Reply | Defer | None:
+        loop = asyncio.get_running_loop()
+        source = extract(exchange)
+        if len(source) > MAX_KEY:
+            source = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
+        delay = buckets.take(source, loop.time())
+        if delay == 0.0:
+            return None
+        if delay > 0.0:
+            return Defer(lambda resume: _wait(loop, delay, resume))
+        return _too_many(-delay)
+
+    return request
+
+
+def _wait(loop: asyncio.AbstractEventLoop, delay: float, resume: Resume) -> None:
+    loop.call_later(delay, resume, None)
+
+
+def _too_many(delay: float) -> Reply:
+    return text_reply(
+        429,
+        (b"Retry-After", b"%d" % math.ceil(delay)),
+        (b"X-Retry-In", go_duration(delay).encode()),
+    )
+
+
+class Buckets:
+    """The token buckets of one rateLimit, by source (LRU-bounded, idle ones forgotten)."""
+
+    __slots__ = ("burst", "limit", "max_delay", "rate", "table", "ttl")
+
+    def __init__(self, rate: float, burst: int, limit: int = MAX_SOURCES) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.limit = limit
+        # Go truncates the rate to an integer here (time.Duration(rtl)).
+        self.max_delay = 0.5 if rate < 1 else 1.0 / (2 * int(rate))
+        self.ttl = 2.0 if rate >= 1 else 1.0 + int(1 / rate)
+        # source → [tokens, time of the last update]
+        self.table: OrderedDict[str, list[float]] = OrderedDict()
+
+    def take(self, source: str, now: float) -> float:
+        """Take a token for `source` at `now`: 0.0 to go on now, a positive wait to go on
+        after, or minus the wait refused (answer 429)."""
+        table = self.table
+        bucket = table.get(source)
+        if bucket is None or now - bucket[1] > self.ttl:
+            bucket = [self.burst, now]
+            table[source] = bucket
+            if len(table) > self.limit:
+                table.popitem(last=False)
+        else:
+            table.move_to_end(source)
+            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket[1] = now
+        tokens = bucket[0] - 1.0
+        if tokens >= 0.0:
+            bucket[0] = tokens
+            return 0.0
+        delay = -tokens / self.rate
+        if delay > self.max_delay:
+            return -delay  # the reservation is cancelled: the token stays
+        bucket[0] = tokens
+        return delay
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go's time.Duration.String prints it (`1.5s`, `250ms`, `1m30s`)."""
+    nanos = round(seconds * 1e9)
+    if nanos < 1_000:
+        return f"{nanos}ns"
+    if nanos < 1_000_000:
+        return _trim(nanos / 1e3) + "µs"
+    if nanos < 1_000_000_000:
+        return _trim(nanos / 1e6) + "ms"
+    hours, rest = divmod(nanos, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _trim(rest / 1e9) + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+def _trim(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
