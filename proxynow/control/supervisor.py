@@ -240,6 +240,11 @@ class Supervisor:
             for worker_id, data in sorted(replies.items())
         ]
 
+    def signal_workers(self, signum: int) -> None:
+        """Send `signum` to every live worker (SIGUSR1: reopen the log files)."""
+        for info in self._workers:
+            _signal(info, signum)
+
     async def stop(self) -> None:
         """Drain: SIGTERM every worker, wait for their exit (SIGKILL past the deadline)."""
         self._stopping = True

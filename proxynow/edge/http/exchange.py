@@ -87,6 +87,7 @@ class EntryPointRuntime:
     max_target_bytes: int = 64 << 10
     max_body_bytes: int = 0  # 0: no limit
     server_name: bytes = socket.gethostname().encode("ascii", "replace")
+    access_logs: bool = True  # observability.accessLogs
 
     def trusts(self, ip: _IP | None) -> bool:
         """Whether forwarded headers from `ip` are kept (forwardedHeaders)."""
@@ -119,6 +120,7 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
         max_header_bytes=entrypoint.http.max_header_bytes,
         max_header_count=entrypoint.http.max_header_count,
         max_target_bytes=entrypoint.http.max_target_bytes,
+        access_logs=entrypoint.observability.access_logs,
     )
 
 
