@@ -3,9 +3,11 @@
 `LineWriter.add(line)` is all the loop does per line: an append to an in-memory list. The list
 is handed to the writer thread as one batch when `flush_at` lines have accumulated, or at the
 end of the loop iteration (`flush_at` 0: one `call_soon` per batch, not per line), or by
-`flush()` from the worker's tick. The hand-off never blocks: the thread's queue holds at most
-`max_batches` batches, and a batch that finds it full is dropped and counted in `dropped`
-(a full or stalled disk, or a FIFO nobody reads, costs log lines, never requests).
+`flush()` from the worker's tick. The hand-off never blocks: at most `max_bytes` wait for
+the thread, and a batch that would go past that is dropped and counted in `dropped` (a
+full or stalled disk, or a FIFO nobody reads, costs log lines, never requests or memory).
+Each counter is written by one thread only (the loop: lines handed and refused; the
+writer: lines done and failed), so no lock is taken.
 
 Several worker processes write one file: it is opened with O_APPEND, and every `write` call
 carries whole lines only, so lines never interleave. On a regular file Linux does one
@@ -36,16 +38,21 @@ class LineWriter:
     """Buffered, non-blocking, whole-line writes of `bytes` lines (each ending with b"\\n")."""
 
     __slots__ = (
+        "_done",
+        "_failed",
         "_fd",
+        "_handed",
         "_loop",
         "_pending",
         "_queue",
+        "_refused",
         "_reopen",
         "_scheduled",
+        "_size",
         "_stopping",
         "_thread",
-        "dropped",
         "flush_at",
+        "max_bytes",
         "path",
         "written",
     )
@@ -54,7 +61,7 @@ class LineWriter:
         self,
         path: str,
         flush_at: int = 0,
-        max_batches: int = 64,
+        max_bytes: int = 16 << 20,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.path = path  # "" : stdout
@@ -62,11 +69,14 @@ class LineWriter:
         self._loop = loop
         self._pending: list[bytes] = []
         self._scheduled = False
-        self._queue: queue.Queue[list[bytes] | bytes] = queue.Queue(max_batches)
+        self.max_bytes = max_bytes
+        self._size = 0  # bytes of `_pending`
+        self._queue: queue.SimpleQueue[list[bytes] | bytes] = queue.SimpleQueue()
         self._reopen = threading.Event()
         self._stopping = False
         self._fd = -1
-        self.dropped = 0  # lines lost because the thread was behind (or the write failed)
+        self._handed = self._refused = 0  # the loop's counters: bytes handed, lines refused
+        self._done = self._failed = 0  # the thread's: bytes written or failed, lines failed
         self.written = 0  # lines the thread wrote
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
@@ -77,6 +87,7 @@ class LineWriter:
         """Queue one line; never blocks."""
         pending = self._pending
         pending.append(line)
+        self._size += len(line)
         if self.flush_at:
             if len(pending) >= self.flush_at:
                 self.flush()
@@ -92,24 +103,28 @@ class LineWriter:
         batch = self._pending
         if not batch:
             return
-        self._pending = []
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            self.dropped += len(batch)
+        size, self._pending, self._size = self._size, [], 0
+        if self._handed - self._done + size > self.max_bytes:
+            self._refused += len(batch)  # the thread is that far behind
+            return
+        self._handed += size
+        self._queue.put(batch)  # a SimpleQueue never blocks a put
+
+    @property
+    def dropped(self) -> int:
+        """Lines lost: refused while the thread was behind, or whose write failed."""
+        return self._refused + self._failed
 
     def reopen(self) -> None:
         """Close and reopen the file before the next write (logrotate moved it)."""
         self._reopen.set()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_WAKE)
+        self._queue.put(_WAKE)
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush, let the thread write what it holds (up to `timeout`), then stop it."""
         self.flush()
         self._stopping = True
-        with contextlib.suppress(queue.Full):
-            self._queue.put(_WAKE, timeout=timeout)
+        self._queue.put(_WAKE)
         self._thread.join(timeout)
 
     # -- the writer thread
@@ -122,13 +137,14 @@ class LineWriter:
                 self._close_fd()
             if isinstance(item, list):
                 self._write(item)
+                self._done += sum(len(line) for line in item)
             if self._stopping and self._queue.empty():
                 self._close_fd()
                 return
 
     def _write(self, batch: list[bytes]) -> None:
         if self._fd < 0 and not self._open():
-            self.dropped += len(batch)
+            self._failed += len(batch)
             return
         limit = _REGULAR_CHUNK if _regular(self._fd) else select.PIPE_BUF
         start = size = 0
@@ -147,7 +163,7 @@ class LineWriter:
         except OSError:
             # A full disk or a closed pipe: these lines are lost, later ones are retried on
             # a reopened file.
-            self.dropped += len(lines)
+            self._failed += len(lines)
             self._close_fd()
             return
         self.written += len(lines)

@@ -18,7 +18,7 @@ def lines_of(path: Path) -> list[bytes]:
 def test_two_writers_append_whole_lines_to_one_file(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "access.log"  # the directory is created
     # Room for every batch: here the point is the file's content, not dropping.
-    writers = [LineWriter(str(path), flush_at=7, max_batches=10_000) for _ in range(2)]
+    writers = [LineWriter(str(path), flush_at=7, max_bytes=1 << 30) for _ in range(2)]
     for i in range(2000):
         for number, writer in enumerate(writers):
             writer.add(b"writer %d line %d %s\n" % (number, i, b"x" * (i % 300)))
@@ -53,7 +53,7 @@ def test_a_fifo_nobody_reads_drops_lines_and_never_blocks_add(tmp_path: Path) ->
     os.mkfifo(path)
     reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read
     try:
-        writer = LineWriter(str(path), flush_at=10, max_batches=4)
+        writer = LineWriter(str(path), flush_at=10, max_bytes=8000)
         line = b"y" * 200 + b"\n"
         started = time.monotonic()
         for _ in range(20_000):  # 4 MB: far more than a pipe holds
@@ -74,10 +74,10 @@ def test_a_fifo_nobody_reads_drops_lines_and_never_blocks_add(tmp_path: Path) ->
 def test_a_fifo_nobody_opens_does_not_block_either(tmp_path: Path) -> None:
     path = tmp_path / "fifo"
     os.mkfifo(path)
-    writer = LineWriter(str(path), flush_at=1, max_batches=2)
+    writer = LineWriter(str(path), flush_at=1, max_bytes=4)
     for _ in range(100):
         writer.add(b"z\n")
-    assert writer.dropped >= 97  # the thread waits in open(); at most 2 batches queued + 1
+    assert writer.dropped >= 97  # the thread waits in open(): 2 lines wait, the rest is refused
     writer.close(timeout=0.2)
 
 
