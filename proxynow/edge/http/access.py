@@ -31,6 +31,7 @@ from proxynow.edge.tls.contexts import go_cipher_name
 if TYPE_CHECKING:
     import asyncio
 
+    from proxynow.config.dynamic import Router
     from proxynow.edge.core.metrics import TargetStats, WorkerMetrics
     from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
     from proxynow.edge.message.headers import ResponseHead
@@ -319,6 +320,7 @@ class AccessLog:
     __slots__ = (
         "_format",
         "_names",
+        "_quiet",
         "_reported",
         "add_internals",
         "count",
@@ -332,6 +334,7 @@ class AccessLog:
         config: AccessLogConfig,
         writer: LineSink,
         metrics: WorkerMetrics,
+        routers: Callable[[], Mapping[str, Router]] | None = None,
     ) -> None:
         self.filters, self.rules = rules_from(config)
         self.writer = writer
@@ -341,6 +344,7 @@ class AccessLog:
             config.format, _common
         )
         self._names = _RouterNames(metrics)
+        self._quiet = _QuietRouters(routers)
         self._reported = 0  # dropped lines already warned about
 
     def record(
@@ -360,7 +364,7 @@ class AccessLog:
         if not self.filters.keep(status, retries, duration):
             return
         names = self._names.get(exchange.stats)
-        if names is not None and not self.add_internals and names[0].endswith("@internal"):
+        if names is not None and self._left_out(names[0]):
             return
         now_ns = time.time_ns()  # the one wall-clock read of a logged request
         core = self._core(
@@ -459,6 +463,13 @@ class AccessLog:
             elif mode == REDACT:
                 fields[prefix + name] = REDACTED
 
+    def _left_out(self, router: str) -> bool:
+        """Internal routers (unless `addInternals`), and routers with
+        `observability.accessLogs: false`."""
+        if not self.add_internals and router.endswith("@internal"):
+            return True
+        return router in self._quiet.names()
+
     def flush(self) -> None:
         """Hand the buffered lines to the writer (the worker's tick); say, once per tick at
         most, how many lines were dropped since the last time."""
@@ -476,6 +487,31 @@ class AccessLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class _QuietRouters:
+    """The routers with `observability.accessLogs: false`, worked out again only when the
+    worker serves another configuration (the mapping is then another object)."""
+
+    __slots__ = ("_names", "_routers", "_source")
+
+    def __init__(self, routers: Callable[[], Mapping[str, Router]] | None) -> None:
+        self._routers = routers
+        self._source: object = None
+        self._names: frozenset[str] = frozenset()
+
+    def names(self) -> frozenset[str]:
+        if self._routers is None:
+            return self._names
+        routers = self._routers()
+        if routers is not self._source:
+            self._source = routers
+            self._names = frozenset(
+                name
+                for name, router in routers.items()
+                if router.observability is not None and router.observability.access_logs is False
+            )
+        return self._names
 
 
 class _RouterNames:

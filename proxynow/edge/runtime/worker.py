@@ -135,7 +135,7 @@ class Worker:
             if collecting:
                 gc.enable()
         if static.access_log is not None:
-            state.access_log = open_access_log(static.access_log, resources.metrics, self._loop)
+            state.access_log = open_access_log(static.access_log, state, self._loop)
         state.ensure_ticking(self._loop)
         try:
             await self._listen(addresses)

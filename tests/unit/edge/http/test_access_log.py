@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from proxynow.config.dynamic import Router
 from proxynow.config.static import AccessLog as AccessLogConfig
 from proxynow.edge.core.errors import error_response
 from proxynow.edge.core.metrics import WorkerMetrics
@@ -330,3 +331,22 @@ def test_ipv6_client_address() -> None:
     data = json.loads(sink.lines[0])
     assert data["ClientAddr"] == "[::1]:5000" and data["ClientHost"] == "::1"
     assert (data["RequestHost"], data["RequestPort"]) == ("::1", "81")
+
+
+def test_routers_with_access_logs_off_are_left_out() -> None:
+    metrics = WorkerMetrics()
+    routers = {
+        "quiet@file": Router.model_validate(
+            {"rule": "Path(`/`)", "observability": {"accessLogs": False}}
+        ),
+        "loud@file": Router.model_validate(
+            {"rule": "Path(`/`)", "observability": {"metrics": False}}
+        ),
+    }
+    sink = Lines()
+    log = AccessLog(AccessLogConfig(), sink, metrics, lambda: routers)
+    for router in ("quiet@file", "loud@file"):
+        ex = exchange()
+        ex.stats = metrics.target("web", router, "s@file")
+        log.record(cast(Any, Client()), ex, 10.0, None)
+    assert [line.split('"')[-4] for line in sink.lines] == ["loud@file"]
