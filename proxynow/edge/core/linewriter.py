@@ -31,6 +31,7 @@ import threading
 __all__ = ["LineWriter"]
 
 _REGULAR_CHUNK = 1 << 20  # bytes per write to a regular file (one append each)
+_FLUSH_BYTES = 1 << 20  # buffered bytes that are handed to the thread at once
 _WAKE = b""  # a queue item that only wakes the thread (a reopen, or stop)
 
 
@@ -89,7 +90,8 @@ class LineWriter:
         pending.append(line)
         self._size += len(line)
         if self.flush_at:
-            if len(pending) >= self.flush_at:
+            # A large bufferingSize holds at most _FLUSH_BYTES, whatever it says.
+            if len(pending) >= self.flush_at or self._size >= _FLUSH_BYTES:
                 self.flush()
         elif not self._scheduled and self._loop is not None:
             self._scheduled = True
@@ -117,8 +119,9 @@ class LineWriter:
 
     def reopen(self) -> None:
         """Close and reopen the file before the next write (logrotate moved it)."""
-        self._reopen.set()
-        self._queue.put(_WAKE)
+        if not self._reopen.is_set():  # a flood of signals queues one wake-up
+            self._reopen.set()
+            self._queue.put(_WAKE)
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush, let the thread write what it holds (up to `timeout`), then stop it."""

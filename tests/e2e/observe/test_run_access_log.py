@@ -81,6 +81,15 @@ def test_two_workers_log_every_request_once_in_whole_lines(
     assert [line["RequestCount"] for line in lines].count(1) == 2
 
 
+def test_without_a_file_path_lines_go_to_stdout(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    static = {"entryPoints": ENTRYPOINTS, "accessLog": {"format": "genericCLF"}}
+    proxy = proxynow_factory(static, routes(backend), workers=2)  # stdout: its stderr.log
+    assert send_all(proxy.ports["web"], ["/to/stdout"]) == [200]
+    poll(lambda: '"GET /to/stdout HTTP/1.1" 200 ' in proxy.stderr(), what="the line on stdout")
+
+
 def test_sigusr1_reopens_the_file_after_logrotate_moved_it(
     proxynow_factory: Start, backend: HttpBackend, tmp_path: Path
 ) -> None:

@@ -350,3 +350,30 @@ def test_routers_with_access_logs_off_are_left_out() -> None:
         ex.stats = metrics.target("web", router, "s@file")
         log.record(cast(Any, Client()), ex, 10.0, None)
     assert [line.split('"')[-4] for line in sink.lines] == ["loud@file"]
+
+
+class TLSTransport(Transport):
+    class SSLObject:
+        def version(self) -> str:
+            return "TLSv1.2"
+
+        def cipher(self) -> tuple[str, str, int]:
+            return ("ECDHE-RSA-AES128-GCM-SHA256", "TLSv1.2", 128)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.SSLObject() if name == "ssl_object" else super().get_extra_info(name)
+
+
+def test_tls_fields_use_go_names() -> None:
+    client = Client()
+    client.entrypoint = EntryPointRuntime("websecure", tls=True)
+    client.transport = TLSTransport(("127.0.0.1", 443))
+    sink = Lines()
+    log = AccessLog(AccessLogConfig(format="json"), sink, WorkerMetrics())
+    log.record(cast(Any, client), exchange(), 10.0, None)
+    data = json.loads(sink.lines[0])
+    assert (data["TLSVersion"], data["TLSCipher"]) == (
+        "1.2",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    )
+    assert data["RequestScheme"] == "https" and data["entryPointName"] == "websecure"
