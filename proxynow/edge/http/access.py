@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from proxynow.config.static import AccessLog as AccessLogConfig
-from proxynow.edge.core.errors import error_response
 from proxynow.edge.tls.contexts import go_cipher_name
 
 if TYPE_CHECKING:
@@ -426,8 +425,6 @@ class AccessLog:
             core["OriginContentSize"] = size
             core["Overhead"] = 0
         else:
-            if not size and status >= 400 and exchange.method_b != b"HEAD":
-                size = _error_body_size(status)
             core["OriginStatus"] = core["OriginDuration"] = core["OriginContentSize"] = 0
             core["Overhead"] = duration_ns
             if size:
@@ -446,7 +443,7 @@ class AccessLog:
             pairs = origin.items()
             self._add_headers(fields, "origin_", pairs)
             self._add_headers(fields, "downstream_", pairs)
-        elif exchange.status >= 400 and not exchange.bytes_out:
+        elif exchange.status in _ERROR_STATUSES:
             self._add_headers(fields, "downstream_", _ERROR_HEADERS)
 
     def _add_headers(
@@ -551,16 +548,13 @@ _FORMATS: dict[str, Callable[[dict[str, Any], datetime], str]] = {
     "json": format_json,
 }
 
-# What Go's http.Error writes besides the framing (Traefik's 404, 502, 503, 504 pages).
+# What Go's http.Error writes besides the framing (Traefik's 404, 502, 503, 504 pages),
+# as proxynow's own error answers do (edge/core/errors.py).
+_ERROR_STATUSES = frozenset((404, 500, 502, 503, 504))
 _ERROR_HEADERS = (
     (b"Content-Type", b"text/plain; charset=utf-8"),
     (b"X-Content-Type-Options", b"nosniff"),
 )
-
-
-def _error_body_size(status: int) -> int:
-    response = error_response(status, False)
-    return len(response) - response.find(b"\r\n\r\n") - 4
 
 
 def _split_host_port(value: str) -> tuple[str, str]:
