@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,20 +37,33 @@ if TYPE_CHECKING:
     from proxynow.edge.message.headers import ResponseHead
 
 __all__ = [
+    "FIELD_NAMES",
     "AccessLog",
     "FieldRules",
     "Filters",
     "LineSink",
+    "Second",
     "canonical_header",
     "format_common",
     "format_generic_clf",
     "format_json",
+    "go_stamp",
     "parse_status_ranges",
+    "second_of",
 ]
 
 log = logging.getLogger(__name__)
 
 KEEP, DROP, REDACT = "keep", "drop", "redact"
+# Every field a line can have besides the headers (Traefik's logdata.go names).
+FIELD_NAMES = (
+    "StartUTC", "StartLocal", "Duration", "RouterName", "ServiceName", "ServiceURL",
+    "ServiceAddr", "ClientAddr", "ClientHost", "ClientPort", "ClientUsername", "RequestAddr",
+    "RequestHost", "RequestPort", "RequestMethod", "RequestPath", "RequestProtocol",
+    "RequestScheme", "RequestContentSize", "OriginDuration", "OriginContentSize",
+    "OriginStatus", "DownstreamStatus", "DownstreamContentSize", "RequestCount", "GzipRatio",
+    "Overhead", "RetryAttempts", "TLSVersion", "TLSCipher", "entryPointName",
+)  # fmt: skip
 REDACTED = "REDACTED"
 # Traefik logs a request the client gave up on before any response as 499.
 CLIENT_CLOSED = 499
@@ -180,33 +194,68 @@ def rules_from(config: AccessLogConfig) -> tuple[Filters, FieldRules]:
 # ------------------------------------------------------------------ formats
 
 
-def _go_time(moment: datetime, nanos: int, fraction: bool = True) -> str:
-    """Go's RFC3339Nano (trailing zeros of the fraction trimmed; `Z` for UTC)."""
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if fraction and nanos:
-        text += "." + f"{nanos:09d}".rstrip("0")
-    offset = moment.utcoffset()
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return text + f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+@dataclass(frozen=True, slots=True)
+class Second:
+    """One wall-clock second in the forms lines need, made once per second (`seconds`)."""
+
+    epoch: int
+    utc: str  # 2026-12-02T09:39:10 (RFC 3339 without fraction and zone)
+    local: str
+    zone: str  # the local zone as RFC 3339 writes it: "Z" or "+01:00"
+    clf_utc: str  # 02/Dec/2026:09:39:10 +0000
+    clf_local: str
 
 
-def _clf_time(moment: datetime) -> str:
-    offset = moment.utcoffset() or timedelta(0)
-    minutes = int(offset.total_seconds()) // 60
+def second_of(epoch: int) -> Second:
+    utc = datetime.fromtimestamp(epoch, UTC)
+    local = utc.astimezone()
+    minutes = int((local.utcoffset() or timedelta(0)).total_seconds()) // 60
     sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return Second(
+        epoch,
+        utc.strftime("%Y-%m-%dT%H:%M:%S"),
+        local.strftime("%Y-%m-%dT%H:%M:%S"),
+        f"{sign}{hours:02d}:{rest:02d}" if minutes else "Z",
+        _clf_time(utc, "+0000"),
+        _clf_time(local, f"{sign}{hours:02d}{rest:02d}"),
+    )
+
+
+def _clf_time(moment: datetime, zone: str) -> str:
     return (
         f"{moment.day:02d}/{_MONTHS[moment.month - 1]}/{moment.year}:"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} "
-        f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}"
     )
+
+
+def go_stamp(base: str, nanos: int, zone: str) -> str:
+    """Go's RFC3339Nano: the fraction without its trailing zeros (none when 0)."""
+    if not nanos:
+        return base + zone
+    return f"{base}.{nanos:09d}".rstrip("0") + zone
+
+
+class _Seconds:
+    """The last `Second` asked for: lines of one second share it."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = second_of(0)
+
+    def get(self, epoch: int) -> Second:
+        last = self.last
+        if last.epoch != epoch:
+            last = self.last = second_of(epoch)
+        return last
 
 
 def go_quote(text: str) -> str:
     """Go's strconv.Quote (what `%q` writes): printable runes as they are, `"` and `\\`
     escaped, control characters as \\n, \\t, \\x01, \\u2028."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # the usual value: nothing to escape, no loop over characters
     out = ['"']
     for char in text:
         code = ord(char)
@@ -251,13 +300,15 @@ def _quoted(fields: Mapping[str, Any], key: str) -> str:
     return go_quote(str(value))
 
 
-def _clf_head(fields: Mapping[str, Any]) -> str:
+def _clf_head(fields: Mapping[str, Any], start: Second) -> str:
     """The part common and genericCLF share: host, user, time, request line, status, size,
     referer, user agent (Traefik reads the kept fields: a dropped one shows `-`)."""
-    start = fields.get("StartUTC")
-    if start is None:
-        start = fields.get("StartLocal")
-    stamp = _clf_time(start[0]) if start is not None else "-"
+    if "StartUTC" in fields:
+        stamp = start.clf_utc
+    elif "StartLocal" in fields:
+        stamp = start.clf_local
+    else:
+        stamp = "-"
     return (
         f"{_plain(fields, 'ClientHost')} - {_plain(fields, 'ClientUsername')} [{stamp}] "
         f'"{_plain(fields, "RequestMethod")} {_plain(fields, "RequestPath")} '
@@ -267,32 +318,35 @@ def _clf_head(fields: Mapping[str, Any]) -> str:
     )
 
 
-def format_generic_clf(fields: Mapping[str, Any]) -> str:
+def format_generic_clf(fields: Mapping[str, Any], start: Second, now: Second) -> str:
     """NCSA combined: `host - user [time] "METHOD path PROTO" status size "referer" "ua"`."""
-    return _clf_head(fields) + "\n"
+    return _clf_head(fields, start) + "\n"
 
 
-def format_common(fields: Mapping[str, Any]) -> str:
+def format_common(fields: Mapping[str, Any], start: Second, now: Second) -> str:
     """genericCLF, then the request count, router, server URL and duration in ms."""
     duration = fields.get("Duration")
     millis = duration // 1_000_000 if isinstance(duration, int) else 0
     return (
-        f"{_clf_head(fields)} {_plain(fields, 'RequestCount')} "
+        f"{_clf_head(fields, start)} {_plain(fields, 'RequestCount')} "
         f"{_quoted(fields, 'RouterName')} {_quoted(fields, 'ServiceURL')} {millis}ms\n"
     )
 
 
-def format_json(fields: Mapping[str, Any], now: datetime) -> str:
+def format_json(fields: dict[str, Any], start: Second, now: Second) -> str:
     """One JSON object, keys sorted, Go's escaping (`&`, `<`, `>` as \\u00XX), plus
-    `level`, `msg` and `time` as Traefik's logger adds them."""
-    data = {key: _json_value(value) for key, value in fields.items()}
-    data["level"] = "info"
-    data["msg"] = ""
-    data["time"] = _go_time(now, 0, fraction=False)
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return text.translate(_GO_JSON) + "\n"
+    `level`, `msg` and `time` as Traefik's logger adds them (`fields` gets them too)."""
+    fields["level"] = "info"
+    fields["msg"] = ""
+    fields["time"] = now.local + now.zone
+    text = _JSON.encode(fields)
+    if _GO_ESCAPED.search(text) is not None:  # rare: most lines have none of these
+        text = text.translate(_GO_JSON)
+    return text + "\n"
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_GO_ESCAPED = re.compile("[&<>\u2028\u2029]")
 _GO_JSON = {
     ord("&"): "\\u0026",
     ord("<"): "\\u003c",
@@ -302,14 +356,6 @@ _GO_JSON = {
 }
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, tuple):  # a time: (datetime, nanoseconds)
-        return _go_time(value[0], value[1])
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # Go writes a float64 2.0 as 2
-    return value
-
-
 # ------------------------------------------------------------------ the log
 
 
@@ -317,10 +363,14 @@ class AccessLog:
     """One worker's access log: fields from an exchange, filters, format, writer."""
 
     __slots__ = (
+        "_addresses",
+        "_dropped",
         "_format",
+        "_headers_shown",
         "_names",
         "_quiet",
         "_reported",
+        "_seconds",
         "add_internals",
         "count",
         "filters",
@@ -339,9 +389,12 @@ class AccessLog:
         self.writer = writer
         self.add_internals = config.add_internals
         self.count = 0  # Traefik's RequestCount: here per worker process
-        self._format: Callable[[dict[str, Any], datetime], str] = _FORMATS.get(
-            config.format, _common
-        )
+        self._format = _FORMATS.get(config.format, format_common)
+        # The fields `fields` drops, worked out once: a line then pops them (usually none).
+        self._dropped = tuple(name for name in FIELD_NAMES if not self.rules.keep(name))
+        self._seconds = _Seconds()
+        self._headers_shown = self.rules.headers_shown
+        self._addresses: dict[str, str] = {}  # server URL -> ServiceAddr
         self._names = _RouterNames(metrics)
         self._quiet = _QuietRouters(routers)
         self._reported = 0  # dropped lines already warned about
@@ -366,15 +419,19 @@ class AccessLog:
         if names is not None and self._left_out(names[0]):
             return
         now_ns = time.time_ns()  # the one wall-clock read of a logged request
-        core = self._core(
-            downstream, exchange, origin, status, duration, now_ns - round(duration * 1e9), names
-        )
-        core["RetryAttempts"] = retries
-        fields = {key: value for key, value in core.items() if self.rules.keep(key)}
-        if self.rules.headers_shown:
+        start_s, nanos = divmod(now_ns - round(duration * 1e9), 1_000_000_000)
+        start = self._seconds.get(start_s)
+        fields = self._core(downstream, exchange, origin, status, duration, names)
+        fields["StartUTC"] = go_stamp(start.utc, nanos, "Z")
+        fields["StartLocal"] = go_stamp(start.local, nanos, start.zone)
+        fields["RetryAttempts"] = retries
+        for name in self._dropped:
+            fields.pop(name, None)
+        if self._headers_shown:
             self._headers(fields, exchange, origin)
-        stamp = datetime.fromtimestamp(now_ns // 1_000_000_000, UTC).astimezone()
-        self.writer.add(self._format(fields, stamp).encode("utf-8", "replace"))
+        now_second = self._seconds.get(now_ns // 1_000_000_000)
+        line = self._format(fields, start, now_second)
+        self.writer.add(line.encode("utf-8", "replace"))
 
     def _core(
         self,
@@ -383,16 +440,11 @@ class AccessLog:
         origin: ResponseHead | None,
         status: int,
         duration: float,
-        wall_ns: int,
         names: tuple[str, str] | None,
     ) -> dict[str, Any]:
-        seconds, nanos = divmod(wall_ns, 1_000_000_000)
-        utc = datetime.fromtimestamp(seconds, UTC)
         entrypoint = downstream.entrypoint
         duration_ns = round(duration * 1e9)
         core: dict[str, Any] = {
-            "StartUTC": (utc, nanos),
-            "StartLocal": (utc.astimezone(), nanos),
             "Duration": duration_ns,
             "entryPointName": entrypoint.name,
             "RequestCount": self.count,
@@ -415,7 +467,12 @@ class AccessLog:
         if server is not None:
             core["ServiceName"] = server.service
             core["ServiceURL"] = server.url
-            core["ServiceAddr"] = urlsplit(server.url).netloc
+            address = self._addresses.get(server.url)
+            if address is None:
+                if len(self._addresses) > 10_000:  # servers come and go: bounded
+                    self._addresses.clear()
+                address = self._addresses[server.url] = urlsplit(server.url).netloc
+            core["ServiceAddr"] = address
         size = exchange.bytes_out
         if origin is not None:
             # The backend's time is not measured apart (that would cost every request a
@@ -428,7 +485,7 @@ class AccessLog:
             core["OriginStatus"] = core["OriginDuration"] = core["OriginContentSize"] = 0
             core["Overhead"] = duration_ns
             if size:
-                core["GzipRatio"] = 0.0
+                core["GzipRatio"] = 0  # Go writes the float64 0 as 0
         core["DownstreamContentSize"] = size
         _tls(core, downstream.transport)
         return core
@@ -534,17 +591,9 @@ class _RouterNames:
         return names
 
 
-def _common(fields: dict[str, Any], now: datetime) -> str:
-    return format_common(fields)
-
-
-def _generic(fields: dict[str, Any], now: datetime) -> str:
-    return format_generic_clf(fields)
-
-
-_FORMATS: dict[str, Callable[[dict[str, Any], datetime], str]] = {
-    "common": _common,
-    "genericCLF": _generic,
+_FORMATS: dict[str, Callable[[dict[str, Any], Second, Second], str]] = {
+    "common": format_common,
+    "genericCLF": format_generic_clf,
     "json": format_json,
 }
 

@@ -25,20 +25,23 @@ from proxynow.edge.http.access import (
     format_generic_clf,
     format_json,
     go_quote,
+    go_stamp,
     parse_status_ranges,
+    second_of,
 )
 from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
 from proxynow.edge.message.headers import RequestHead, ResponseHead
 from proxynow.edge.upstream.server import Server
 
-START = (datetime(2026, 12, 2, 9, 39, 10, tzinfo=UTC), 509413166)
+START = second_of(int(datetime(2026, 12, 2, 9, 39, 10, tzinfo=UTC).timestamp()))
+NOW = second_of(START.epoch + 2)
 
 
 def clf_fields(**extra: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "ClientHost": "127.0.0.1",
         "ClientUsername": "-",
-        "StartUTC": START,
+        "StartUTC": "2026-12-02T09:39:10.509413166Z",
         "RequestMethod": "GET",
         "RequestPath": "/",
         "RequestProtocol": "HTTP/1.1",
@@ -57,7 +60,7 @@ def clf_fields(**extra: Any) -> dict[str, Any]:
 
 
 def test_common_line_is_traefiks() -> None:
-    assert format_common(clf_fields()) == (
+    assert format_common(clf_fields(), START, NOW) == (
         '127.0.0.1 - - [02/Dec/2026:09:39:10 +0000] "GET / HTTP/1.1" 200 12 "-" "-" 1 '
         '"r1@file" "http://127.0.0.1:18431" 1ms\n'
     )
@@ -67,7 +70,7 @@ def test_common_line_without_router_shows_dashes() -> None:
     fields = clf_fields(RequestPath="/missing", DownstreamStatus=404, DownstreamContentSize=19)
     del fields["RouterName"], fields["ServiceURL"]
     fields["Duration"] = 79_594
-    assert format_common(fields) == (
+    assert format_common(fields, START, NOW) == (
         '127.0.0.1 - - [02/Dec/2026:09:39:10 +0000] "GET /missing HTTP/1.1" 404 19 "-" "-" 1 '
         '"-" "-" 0ms\n'
     )
@@ -78,7 +81,7 @@ def test_generic_clf_is_the_combined_format_with_quoted_headers() -> None:
         RequestPath='/p/a%20b?x=1&y="z"',
         **{"request_Referer": "http://ref/x", "request_User-Agent": 'UA/1 "q"'},
     )
-    assert format_generic_clf(fields) == (
+    assert format_generic_clf(fields, START, NOW) == (
         '127.0.0.1 - - [02/Dec/2026:09:39:10 +0000] "GET /p/a%20b?x=1&y="z" HTTP/1.1" 200 12 '
         '"http://ref/x" "UA/1 \\"q\\""\n'
     )
@@ -87,9 +90,9 @@ def test_generic_clf_is_the_combined_format_with_quoted_headers() -> None:
 def test_clf_uses_start_local_when_start_utc_is_dropped() -> None:
     fields = clf_fields()
     del fields["StartUTC"], fields["ClientHost"]
-    assert format_common(fields).startswith("- - - [-] ")
-    fields["StartLocal"] = START
-    assert format_common(fields).startswith("- - - [02/Dec/2026:09:39:10 +0000] ")
+    assert format_common(fields, START, NOW).startswith("- - - [-] ")
+    fields["StartLocal"] = "2026-12-02T09:39:10Z"
+    assert format_common(fields, START, NOW).startswith(f"- - - [{START.clf_local}] ")
 
 
 def test_go_quote_escapes_like_strconv_quote() -> None:
@@ -98,21 +101,22 @@ def test_go_quote_escapes_like_strconv_quote() -> None:
 
 
 def test_json_sorts_keys_escapes_like_go_and_adds_level_msg_time() -> None:
-    now = datetime(2026, 12, 2, 9, 39, 12, tzinfo=UTC)
-    fields = {"RequestPath": "/?a=1&b=<x>", "GzipRatio": 0.0, "StartUTC": START, "Duration": 5}
-    line = format_json(fields, now)
+    fields: dict[str, Any] = {"RequestPath": "/?a=1&b=<x>", "GzipRatio": 0, "Duration": 5}
+    fields["StartUTC"] = go_stamp(START.utc, 509413166, "Z")
+    line = format_json(fields, START, NOW)
     assert line == (
         '{"Duration":5,"GzipRatio":0,"RequestPath":"/?a=1\\u0026b=\\u003cx\\u003e",'
         '"StartUTC":"2026-12-02T09:39:10.509413166Z","level":"info","msg":"",'
-        '"time":"2026-12-02T09:39:12Z"}\n'
+        f'"time":"{NOW.local}{NOW.zone}"}}\n'
     )
+    assert NOW.utc == "2026-12-02T09:39:12"
 
 
-def test_json_trims_trailing_zeros_of_the_fraction() -> None:
-    now = datetime(2026, 12, 2, 9, 39, 12, tzinfo=UTC)
-    start = (START[0], 843387800)
-    assert '"StartUTC":"2026-12-02T09:39:10.8433878Z"' in format_json({"StartUTC": start}, now)
-    assert '"StartUTC":"2026-12-02T09:39:10Z"' in format_json({"StartUTC": (START[0], 0)}, now)
+def test_times_trim_trailing_zeros_of_the_fraction_and_write_the_zone() -> None:
+    assert go_stamp(START.utc, 843387800, "Z") == "2026-12-02T09:39:10.8433878Z"
+    assert go_stamp(START.utc, 0, "Z") == "2026-12-02T09:39:10Z"
+    assert go_stamp(START.local, 5, "+01:00").endswith(".000000005+01:00")
+    assert START.clf_utc == "02/Dec/2026:09:39:10 +0000"
 
 
 # ------------------------------------------------------------------ rules
