@@ -241,9 +241,12 @@ class Supervisor:
         ]
 
     def signal_workers(self, signum: int) -> None:
-        """Send `signum` to every live worker (SIGUSR1: reopen the log files)."""
+        """Send `signum` to every ready worker (SIGUSR1: reopen the log files). One still
+        starting may not handle it yet (SIGUSR1 would end it), and opens its files after
+        the rotation anyway."""
         for info in self._workers:
-            _signal(info, signum)
+            if info.ready:
+                _signal(info, signum)
 
     async def stop(self) -> None:
         """Drain: SIGTERM every worker, wait for their exit (SIGKILL past the deadline)."""

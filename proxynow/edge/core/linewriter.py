@@ -52,6 +52,7 @@ class LineWriter:
         "_size",
         "_stopping",
         "_thread",
+        "error",
         "flush_at",
         "max_bytes",
         "path",
@@ -79,6 +80,7 @@ class LineWriter:
         self._handed = self._refused = 0  # the loop's counters: bytes handed, lines refused
         self._done = self._failed = 0  # the thread's: bytes written or failed, lines failed
         self.written = 0  # lines the thread wrote
+        self.error = ""  # the last open or write error (set by the thread)
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
@@ -163,9 +165,10 @@ class LineWriter:
         try:
             while data:
                 data = data[os.write(self._fd, data) :]
-        except OSError:
+        except OSError as exc:
             # A full disk or a closed pipe: these lines are lost, later ones are retried on
             # a reopened file.
+            self.error = f"writing {self.path or 'stdout'}: {exc.strerror}"
             self._failed += len(lines)
             self._close_fd()
             return
@@ -180,7 +183,8 @@ class LineWriter:
             if directory:
                 os.makedirs(directory, 0o755, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
-        except OSError:
+        except OSError as exc:
+            self.error = f"opening {self.path}: {exc.strerror}"
             return False
         return True
 

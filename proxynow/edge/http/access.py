@@ -85,6 +85,8 @@ class LineSink(Protocol):
 
     @property
     def dropped(self) -> int: ...
+    @property
+    def error(self) -> str: ...  # why lines were lost, if the writer knows
     def add(self, line: bytes) -> None: ...
     def flush(self) -> None: ...
     def reopen(self) -> None: ...
@@ -531,8 +533,9 @@ class AccessLog:
         writer.flush()
         if writer.dropped > self._reported:
             log.warning(
-                "access log: %d lines dropped (the writer is behind: full or slow disk?)",
+                "access log: %d lines dropped (%s)",
                 writer.dropped - self._reported,
+                writer.error or "the writer is behind: a full or slow disk, or a pipe nobody reads",
             )
             self._reported = writer.dropped
 

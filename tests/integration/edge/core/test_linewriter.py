@@ -88,6 +88,7 @@ def test_an_unopenable_path_counts_its_lines_as_dropped(tmp_path: Path) -> None:
     writer.add(b"lost\n")
     writer.flush()
     poll(lambda: writer.dropped == 1, what="the dropped line counted")
+    assert writer.error.startswith(f"opening {blocker / 'access.log'}: ")
     writer.close()
 
 

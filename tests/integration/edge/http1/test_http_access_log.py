@@ -32,6 +32,7 @@ class Lines:
     def __init__(self) -> None:
         self.lines: list[dict[str, Any]] = []
         self.dropped = 0
+        self.error = ""
 
     def add(self, line: bytes) -> None:
         self.lines.append(json.loads(line))

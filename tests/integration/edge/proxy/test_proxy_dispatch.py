@@ -284,6 +284,7 @@ class _Lines:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.dropped = 0
+        self.error = ""
 
     def add(self, line: bytes) -> None:
         self.lines.append(line.decode())

@@ -159,6 +159,7 @@ class Lines:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.dropped = 0
+        self.error = ""
 
     def add(self, line: bytes) -> None:
         self.lines.append(line.decode())
