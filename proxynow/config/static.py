@@ -304,8 +304,22 @@ class Log(Model):
     compress: bool = False
 
 
+_STATUS_RANGE = re.compile(r"\s*([1-9]\d\d)\s*(?:-\s*([1-9]\d\d)\s*)?")
+
+
+def _status_ranges(codes: list[str]) -> list[str]:
+    """`statusCodes` entries are `200` or `300-302` (Traefik ignores a bad filter with an
+    error in its log; refusing the configuration says so where it is written)."""
+    for code in codes:
+        for part in code.split(","):
+            match = _STATUS_RANGE.fullmatch(part)
+            if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+                raise ValueError(f"invalid status code range {part!r} (200 or 300-302)")
+    return codes
+
+
 class AccessLogFilters(Model):
-    status_codes: list[str] = []
+    status_codes: Annotated[list[str], AfterValidator(_status_ranges)] = []
     retry_attempts: bool = False
     min_duration: Duration = 0.0
 
@@ -324,7 +338,7 @@ class AccessLogFields(Model):
 class AccessLog(Model):
     file_path: str = ""
     format: Literal["common", "genericCLF", "json"] = "common"
-    buffering_size: int = 0
+    buffering_size: int = Field(default=0, ge=0)
     add_internals: bool = False
     filters: AccessLogFilters | None = None
     fields: AccessLogFields | None = None

@@ -50,7 +50,7 @@ from proxynow.control.supervisor import Supervisor, WorkerStartError
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc import priority
 from proxynow.ipc.listen import AddressInUse, ListenAddress, display_url, reserve
-from proxynow.logs import configure_logging
+from proxynow.logs import configure_logging, reopen_logging
 from proxynow.observe.rates import RateSampler
 from proxynow.observe.views import with_views
 from proxynow.providers.base import Provider
@@ -122,6 +122,7 @@ class _ControlPlane:
             loop.add_signal_handler(signum, self._stop.set)
         initial = api.publish(Snapshot.empty()) if api is not None else Snapshot.empty()
         supervisor = Supervisor(self._static, addresses, initial)
+        loop.add_signal_handler(signal.SIGUSR1, _reopen_logs, supervisor)
         # Importing the ACME client takes ~0.15 s: do it in a thread while the workers start.
         acme_loading = asyncio.ensure_future(
             asyncio.to_thread(_acme_manager, self._static, supervisor)
@@ -373,3 +374,9 @@ def _reason(exc: BaseException) -> str:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _reopen_logs(supervisor: Supervisor) -> None:
+    """SIGUSR1 (logrotate): reopen our log file and have every worker reopen theirs."""
+    reopen_logging()
+    supervisor.signal_workers(signal.SIGUSR1)

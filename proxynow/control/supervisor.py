@@ -240,6 +240,14 @@ class Supervisor:
             for worker_id, data in sorted(replies.items())
         ]
 
+    def signal_workers(self, signum: int) -> None:
+        """Send `signum` to every ready worker (SIGUSR1: reopen the log files). One still
+        starting may not handle it yet (SIGUSR1 would end it), and opens its files after
+        the rotation anyway."""
+        for info in self._workers:
+            if info.ready:
+                _signal(info, signum)
+
     async def stop(self) -> None:
         """Drain: SIGTERM every worker, wait for their exit (SIGKILL past the deadline)."""
         self._stopping = True

@@ -36,6 +36,7 @@ from proxynow.edge.graph.build import (
     build_graph_steps,
     empty_graph,
 )
+from proxynow.edge.http.access import AccessLog
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc.challenges import EMPTY_CHALLENGES, ChallengeSet
 from proxynow.snapshot import Snapshot, SnapshotDelta
@@ -57,6 +58,7 @@ class WorkerState:
 
     __slots__ = (
         "_ticker",
+        "access_log",
         "challenges",
         "clocked",
         "connections",
@@ -90,6 +92,8 @@ class WorkerState:
         self.http01 = EMPTY_CHALLENGES.http01
         self._ticker: asyncio.TimerHandle | None = None
         self.snapshot = Snapshot.empty()
+        # The worker's access log (static `accessLog`); None: off, the default.
+        self.access_log: AccessLog | None = None
 
     @property
     def metrics(self) -> WorkerMetrics:
@@ -169,6 +173,8 @@ class WorkerState:
                 log.exception("internal error at a connection deadline; closing it")
                 conn.abort()
         self.resources.pools.sweep(now)
+        if self.access_log is not None:
+            self.access_log.flush()  # bufferingSize: lines wait at most one tick
         self._ticker = loop.call_later(self.tick_interval, self._tick, loop)
 
 

@@ -94,6 +94,7 @@ class EntryPointRuntime:
     max_body_bytes: int = 0  # 0: no limit
     max_concurrent_streams: int = 250  # HTTP/2 (entryPoints.<n>.http2.maxConcurrentStreams)
     server_name: bytes = socket.gethostname().encode("ascii", "replace")
+    access_logs: bool = True  # observability.accessLogs
 
     def trusts(self, ip: _IP | None) -> bool:
         """Whether forwarded headers from `ip` are kept (forwardedHeaders)."""
@@ -127,6 +128,7 @@ def entrypoint_runtime(name: str, entrypoint: EntryPoint, tls: bool = False) -> 
         max_header_count=entrypoint.http.max_header_count,
         max_target_bytes=entrypoint.http.max_target_bytes,
         max_concurrent_streams=entrypoint.http2.max_concurrent_streams,
+        access_logs=entrypoint.observability.access_logs,
     )
 
 

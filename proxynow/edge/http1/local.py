@@ -56,6 +56,9 @@ def text_answer(ex: Exchange, status: int, body: bytes) -> bytes:
 
 
 def error_answer(ex: Exchange, status: int) -> bytes:
-    """An error status for `ex` (before any response byte was sent); sets `ex.status`."""
+    """An error status for `ex` (before any response byte was sent); sets `ex.status` and
+    `ex.bytes_out` (the body's size, as the other answers do: the access log reads it)."""
     ex.status = status
-    return error_response(status, closes(ex))
+    response = error_response(status, closes(ex))
+    ex.bytes_out = len(response) - response.index(b"\r\n\r\n") - 4
+    return response

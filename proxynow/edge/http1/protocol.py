@@ -177,6 +177,7 @@ class HttpProxy(asyncio.Protocol):
     """One client connection on an HTTP entrypoint (the `Downstream` of edge/proxy/)."""
 
     __slots__ = (
+        "access_log",
         "active",
         "advancing",
         "client_cert",
@@ -223,6 +224,8 @@ class HttpProxy(asyncio.Protocol):
     ) -> None:
         self.state = state
         self.entrypoint = entrypoint
+        # Read by dispatch where an exchange ends: None costs a request one test.
+        self.access_log = state.access_log if entrypoint.access_logs else None
         self.entrypoint_stats = stats
         self.unrouted = stats.unrouted
         self.peers = peers
@@ -352,7 +355,7 @@ class HttpProxy(asyncio.Protocol):
         state.clocked.discard(self)
         self.entrypoint_stats.open_connections -= 1
         if self.active is not None:  # cut mid-exchange, or a tunnel ended
-            abandon(self.active, self.loop.time())
+            abandon(self.active, self.loop.time(), self)
 
     def eof_received(self) -> bool:
         if self.phase == TUNNEL:

@@ -87,6 +87,7 @@ class H2Proxy(asyncio.Protocol):
     """One client connection speaking HTTP/2 (the `Downstream` of its streams)."""
 
     __slots__ = (
+        "access_log",
         "client_cert",
         "client_ip",
         "closed",
@@ -132,6 +133,7 @@ class H2Proxy(asyncio.Protocol):
         self.entrypoint_stats = stats
         self.unrouted = stats.unrouted
         self.peers = peers
+        self.access_log = state.access_log if entrypoint.access_logs else None
         self.loop = asyncio.get_running_loop()
         self.codec = Codec(settings)
         self.max_streams = settings.max_concurrent_streams
@@ -192,7 +194,7 @@ class H2Proxy(asyncio.Protocol):
         for stream in list(self.streams.values()):
             if stream.live:
                 stream.live = False
-                abandon(stream, now)
+                abandon(stream, now, self)
         self.streams.clear()
 
     def eof_received(self) -> bool:
@@ -384,7 +386,7 @@ class H2Proxy(asyncio.Protocol):
             return
         if stream.live:
             stream.live = False
-            abandon(stream, self.loop.time())
+            abandon(stream, self.loop.time(), self)
             self.resets += 1
             if self.resets > _RESETS_ALLOWED and self.resets > self.finished:
                 self.codec.goaway(ENHANCE_YOUR_CALM)

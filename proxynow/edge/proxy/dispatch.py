@@ -5,7 +5,8 @@ Written once for every HTTP front end against `Downstream` (edge/proxy/downstrea
 first time a downstream sees a graph), runs the router's middleware chain, answers ACME
 HTTP-01 requests, picks a server and attaches a pooled upstream connection or dials one;
 `attach` builds the head sent upstream; `complete` and `finish` end an exchange (the
-connection back to its pool, the load released, one metrics row observed); `lost` retries
+connection back to its pool, the load released, one metrics row observed, the access log
+line when the front end has an access log: one test otherwise); `lost` retries
 a request the upstream dropped before sending anything, once, when that is safe;
 `upgraded` and `hand_off` turn an exchange that got a 101 into a tunnel.
 
@@ -285,6 +286,9 @@ def complete(
         exchange.bytes_in,
         exchange.bytes_out,
     )
+    access = downstream.access_log
+    if access is not None:
+        access.record(downstream, exchange, now, conn.head)
     if exchange.mirror is not None:
         send(downstream, exchange, attach)
     downstream.ended(exchange, now)
@@ -305,6 +309,9 @@ def finish(downstream: Downstream, exchange: Exchange, now: float) -> None:
         exchange.bytes_in,
         exchange.bytes_out,
     )
+    access = downstream.access_log
+    if access is not None:
+        access.record(downstream, exchange, now, None)
     if exchange.mirror is not None:  # the main server failed: Traefik mirrors all the same
         send(downstream, exchange, attach)
     downstream.ended(exchange, now)
@@ -319,9 +326,10 @@ def observe(downstream: Downstream, exchange: Exchange, now: float) -> None:
     stats.observe(key, now - exchange.start, exchange.bytes_in, exchange.bytes_out)
 
 
-def abandon(exchange: Exchange, now: float) -> None:
-    """The client side went away mid-exchange: release the load, drop the upstream (its
-    state is unknown, so it is never reused), run the outcome hooks not run yet."""
+def abandon(exchange: Exchange, now: float, downstream: Downstream | None = None) -> None:
+    """The client side went away mid-exchange (or its tunnel ended): release the load, drop
+    the upstream (its state is unknown, so it is never reused), run the outcome hooks not
+    run yet, and write the access log line (a tunnel's is written here, at its end)."""
     if exchange.chain is not None:
         outcome(exchange, now)
     load = exchange.load
@@ -329,6 +337,9 @@ def abandon(exchange: Exchange, now: float) -> None:
         load.inflight -= 1
         exchange.load = None
     upstream = exchange.upstream
+    if downstream is not None and downstream.access_log is not None:
+        origin = upstream.head if upstream is not None and exchange.status else None
+        downstream.access_log.record(downstream, exchange, now, origin, abandoned=True)
     if upstream is not None:
         upstream.abort()
         exchange.upstream = None

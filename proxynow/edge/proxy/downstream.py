@@ -27,6 +27,7 @@ from proxynow.edge.upstream.connection import Owner
 if TYPE_CHECKING:
     from proxynow.edge.core.metrics import EntryPointStats, TargetStats
     from proxynow.edge.graph.build import HttpTarget, RouterGraph
+    from proxynow.edge.http.access import AccessLog
     from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
     from proxynow.edge.http.middlewares import Reply
     from proxynow.edge.http.peers import Peer, PeerCache
@@ -83,6 +84,10 @@ class Downstream(Sender, Protocol):
     def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
     @property
     def client_cert(self) -> bytes: ...  # the client's TLS certificate (DER), b"": none
+    @property
+    def transport(self) -> asyncio.BaseTransport: ...  # the client connection's
+    @property
+    def access_log(self) -> AccessLog | None: ...  # None: off (or off on this entrypoint)
 
     # The route cache dispatch keeps on it: the graph and route table last used, and the
     # routing path of the last raw path (clients repeat theirs).

@@ -55,12 +55,13 @@ from proxynow.edge.core.metrics import BUCKETS, WorkerMetrics
 from proxynow.edge.graph.build import GraphResources, empty_graph
 from proxynow.edge.graph.state import Slices, WorkerState
 from proxynow.edge.runtime.accept import connection_factory
+from proxynow.edge.runtime.access import open_access_log
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc import channel as ch
 from proxynow.ipc import priority
 from proxynow.ipc.challenges import ChallengeSet
 from proxynow.ipc.listen import ListenAddress, bind
-from proxynow.logs import configure_logging
+from proxynow.logs import configure_logging, reopen_logging
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
 __all__ = ["Worker", "main", "tune_allocator"]
@@ -102,6 +103,9 @@ class Worker:
             lambda: ch.Channel(self._on_message, self._request_stop), sock=self._sock
         )
         self._loop.add_signal_handler(signal.SIGTERM, self._request_stop)
+        # logrotate: the control plane forwards its SIGUSR1 (installed before INIT, so that
+        # an early one cannot kill us by its default action).
+        self._loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         init = await self._first_message()
         if init is None:
@@ -130,6 +134,8 @@ class Worker:
                 gc.freeze()  # a large start lives as long as we do: no collection walks it
             if collecting:
                 gc.enable()
+        if static.access_log is not None:
+            state.access_log = open_access_log(static.access_log, state, self._loop)
         state.ensure_ticking(self._loop)
         try:
             await self._listen(addresses)
@@ -141,8 +147,15 @@ class Worker:
         self._channel.send((ch.READY, worker_id, os.getpid(), version))
         await self._stop.wait()
         await self._drain()
+        if state.access_log is not None:
+            state.access_log.close()
         await self._close_channel()
         return EXIT_OK
+
+    def _reopen_logs(self) -> None:
+        reopen_logging()
+        if self._state is not None and self._state.access_log is not None:
+            self._state.access_log.reopen()
 
     async def _first_message(self) -> ch.Message | None:
         """The INIT message, or None if the control plane stopped us before sending it."""

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from proxynow.config.dynamic import DynamicConfig
+from proxynow.config.static import AccessLog as AccessLogConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.core.metrics import EntryPointStats, TargetStats
 from proxynow.edge.graph.state import WorkerState
+from proxynow.edge.http.access import AccessLog
 from proxynow.edge.http.exchange import EntryPointRuntime, Exchange, validate
 from proxynow.edge.http.peers import Peer, PeerCache
 from proxynow.edge.message.headers import RequestHead, ResponseHead
@@ -62,6 +64,8 @@ class MessageDownstream:
         self.peer_hosts = connection.peer.hosts
         self.forward_context = connection.peer.ctx
         self.client_cert = b""
+        self.access_log = connection.state.access_log
+        self.transport = _StreamTransport()  # no socket: only the access log reads it
         self.graph: Any = None
         self.table: Any = None
         self.raw_path = b""
@@ -134,6 +138,11 @@ class MessageDownstream:
 
     def upstream_pause(self) -> None: ...
     def upstream_resume(self) -> None: ...
+
+
+class _StreamTransport:
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 5555) if name == "peername" else default
 
 
 def _conforms(downstream: MessageDownstream) -> Downstream:
@@ -268,5 +277,49 @@ def test_a_request_on_a_reused_connection_the_backend_dropped_is_sent_again(
         assert (again.status, again.body) == (200, b"for /again")
         assert again.exchange.retried and again.events == ["attached", "attached", "ended"]
         assert again.exchange.stats is not None and again.exchange.stats.retries == 1
+    finally:
+        lt.call(state.stop)
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.dropped = 0
+        self.error = ""
+
+    def add(self, line: bytes) -> None:
+        self.lines.append(line.decode())
+
+    def flush(self) -> None: ...
+    def reopen(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def test_every_exchange_is_logged_once_where_it_ends(lt: LoopThread, backend: RawBackend) -> None:
+    """The access-log hook is in dispatch, so a front end other than HTTP/1 gets it too:
+    two streams in flight and an unrouted request, one line each."""
+    state = _state(lt, backend)
+    sink = _Lines()
+    config = AccessLogConfig(format="genericCLF")
+    state.access_log = AccessLog(config, sink, state.metrics)
+    try:
+
+        def start() -> list[MessageDownstream]:
+            connection = Connection(state, EntryPointRuntime("web"))
+            streams = [
+                MessageDownstream(connection, b"GET", target, host)
+                for target, host in ((b"/one", b"app.test"), (b"/two", b"app.test"))
+            ]
+            streams.append(MessageDownstream(connection, b"GET", b"/x", b"other.test"))
+            for stream in streams:
+                dispatch.route(stream, stream.exchange)
+            return streams
+
+        streams = lt.call(start)
+        wait_for(lambda: lt.call(lambda: all(s.ended_at for s in streams)), "every answer")
+        lines = sorted(
+            line.split('"')[1] + " " + line.split('"')[2].split()[0] for line in sink.lines
+        )
+        assert lines == ["GET /one HTTP/1.1 200", "GET /two HTTP/1.1 200", "GET /x HTTP/1.1 404"]
     finally:
         lt.call(state.stop)
