@@ -25,7 +25,10 @@ BODIES: dict[str, bytes] = {
     "/": SMALL_BODY,
     "/16k": b"a" * 16 * 1024,
     "/1m": b"b" * 1024 * 1024,
+    "/text16k": b"The quick brown fox jumps over the lazy dog.\n" * 372,  # ~16 KiB of text
 }
+TEXT_PATHS = ("/text16k",)  # served as text/plain (the others as application/octet-stream)
+CHAIN_PREFIX = "/p"  # the chain-of-five scenario's stripPrefix
 UPLOAD_PATH = "/upload"  # accepts a POST body and answers SMALL_BODY
 UPLOAD_SIZE = 64 * 1024
 ROUTER_HOST = "h{:04d}.bench"  # Host of the i-th host-keyed router
@@ -46,6 +49,9 @@ class Setup:
         False  # Prometheus metrics with every label set (entrypoints, routers, services)
     )
     access_log: bool = False  # the access log in JSON, to a file in the scenario's directory
+    # "" (none), "chain5" (headers, stripPrefix, rateLimit, compress, ipAllowList on every
+    # router, none with anything to do but strip) or "compress" (compress on every router)
+    middlewares: str = ""
 
 
 TLS_CERT = "tls.crt"
@@ -85,6 +91,10 @@ def write_backend(directory: Path, port: int, workers: int = 2) -> Path:
         if path != "/":
             (www / path.lstrip("/")).write_bytes(body)
     small = SMALL_BODY.decode()
+    text_locations = "\n".join(
+        f"        location = {path} {{ default_type text/plain; sendfile on; }}"
+        for path in TEXT_PATHS
+    )
     server = f"""
     server {{
         listen 127.0.0.1:{port} backlog=4096;
@@ -98,6 +108,7 @@ def write_backend(directory: Path, port: int, workers: int = 2) -> Path:
         # sendfile: the files go to the socket without a copy through nginx's buffers,
         # which halved the backend's CPU per 1 MiB body on the load core (wrk's core).
         location / {{ sendfile on; }}
+{text_locations}
     }}"""
     return _write_nginx(directory, "backend", workers, server, upstream="")
 
@@ -218,6 +229,10 @@ def dynamic_config(
     server = {"url": f"http://127.0.0.1:{backend_port}"}
     service = {"loadBalancer": {"servers": [server]}}
     config: dict[str, Any] = {"http": {"routers": routers, "services": {"backend": service}}}
+    if setup.middlewares:
+        config["http"]["middlewares"] = MIDDLEWARE_SETS[setup.middlewares]
+        for router in routers.values():
+            router["middlewares"] = list(MIDDLEWARE_SETS[setup.middlewares])
     if setup.tls and certificate is not None:
         for router in routers.values():
             router["tls"] = {}
@@ -225,6 +240,21 @@ def dynamic_config(
         default = {"certFile": str(cert), "keyFile": str(key)}
         config["tls"] = {"stores": {"default": {"defaultCertificate": default}}}
     return config
+
+
+# What the middleware scenarios put on every router, the same file for Traefik and proxynow.
+# chain5 is the issue's chain with nothing to do: a high rate limit, an allow list that
+# allows, compress on a 13 B body it skips; only stripPrefix changes the request.
+MIDDLEWARE_SETS: dict[str, dict[str, Any]] = {
+    "chain5": {
+        "hdr": {"headers": {"customRequestHeaders": {"X-Bench": "1"}}},
+        "strip": {"stripPrefix": {"prefixes": [CHAIN_PREFIX]}},
+        "rate": {"rateLimit": {"average": 100_000_000, "burst": 100_000_000}},
+        "gzip": {"compress": {}},
+        "allow": {"ipAllowList": {"sourceRange": ["127.0.0.1/32"]}},
+    },
+    "compress": {"gzip": {"compress": {}}},
+}
 
 
 def _router(rule: str) -> dict[str, Any]:

@@ -224,7 +224,7 @@ class _Probe:
     def __call__(self) -> bool:
         load = self.load
         method, body = ("POST", b"x" * UPLOAD_SIZE) if load.post else ("GET", None)
-        expected = SMALL_BODY if load.post else BODIES[load.path]
+        expected = SMALL_BODY if load.post else BODIES[load.served_path]
         try:
             reply = procs.http_request(
                 self.port,

@@ -15,6 +15,10 @@ answer), each parsed, routed, forwarded, answered and accounted as on the wire.
 The measured requests run inside one `functools.reduce` call, so that callgrind counts
 them alone (start-up and warm-up left out). Run it from two trees (PYTHONPATH=<tree>)
 and compare the instructions per request.
+
+`--middlewares chain5` puts the chain-of-five benchmark's middlewares (bench/configs.py) on
+the router and sends its request (`/p/`, `Accept-Encoding: gzip`); `--middlewares compress`
+answers bench/configs.py's 16 KiB text body through compress.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import functools
 import sys
 from typing import Any
 
+from bench.configs import BODIES, CHAIN_PREFIX, MIDDLEWARE_SETS
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
 from proxynow.edge.graph.state import WorkerState
@@ -69,18 +74,35 @@ class MemoryTransport:
         return False
 
 
-def config() -> DynamicConfig:
+def config(middlewares: str) -> DynamicConfig:
     service = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}
-    router = {"rule": "PathPrefix(`/`)", "service": "s@bench"}
-    return DynamicConfig.model_validate(
-        {"http": {"routers": {"r@bench": router}, "services": {"s@bench": service}}}
-    )
+    router: dict[str, Any] = {"rule": "PathPrefix(`/`)", "service": "s@bench"}
+    http: dict[str, Any] = {"routers": {"r@bench": router}, "services": {"s@bench": service}}
+    if middlewares:
+        chain = MIDDLEWARE_SETS[middlewares]
+        http["middlewares"] = {f"{name}@bench": spec for name, spec in chain.items()}
+        router["middlewares"] = [f"{name}@bench" for name in chain]
+    return DynamicConfig.model_validate({"http": http})
 
 
-async def run(count: int) -> int:
+def exchange(middlewares: str) -> tuple[bytes, bytes]:
+    """The request and the backend's response of the mode."""
+    if middlewares == "chain5":
+        request = REQUEST.replace(b"GET / ", b"GET " + CHAIN_PREFIX.encode() + b"/ ")
+        return request.replace(b"\r\n\r\n", b"\r\nAccept-Encoding: gzip\r\n\r\n"), RESPONSE
+    if middlewares == "compress":
+        body = BODIES["/text16k"]
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n"
+        request = REQUEST.replace(b"\r\n\r\n", b"\r\nAccept-Encoding: gzip\r\n\r\n")
+        return request, head % len(body) + body
+    return REQUEST, RESPONSE
+
+
+async def run(count: int, middlewares: str = "") -> int:
     static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
     state = WorkerState(tick_interval=1.0)
-    state.load(Snapshot(version=1, config=config()), static)
+    state.load(Snapshot(version=1, config=config(middlewares)), static)
+    request, response = exchange(middlewares)
     client = http_protocol_factory(state, EntryPointRuntime("web"))()
     client_transport = MemoryTransport(("127.0.0.1", 40000))
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -92,8 +114,8 @@ async def run(count: int) -> int:
     pool.release(upstream, 0.0)
 
     def one(_: object, __: object) -> None:
-        client.data_received(REQUEST)
-        upstream.data_received(RESPONSE)
+        client.data_received(request)
+        upstream.data_received(response)
 
     for _ in range(200):  # warm: memos filled, the graph's first lookups done
         one(None, None)
@@ -110,9 +132,15 @@ def main() -> None:
 
         gc.disable()
         sys.argv.remove("--no-gc")
+    middlewares = ""
+    if "--middlewares" in sys.argv:
+        at = sys.argv.index("--middlewares")
+        middlewares = sys.argv[at + 1]
+        del sys.argv[at : at + 2]
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    written = asyncio.run(run(count))
-    assert written == (count + 200) * len(RESPONSE), (written, count)
+    written = asyncio.run(run(count, middlewares))
+    if not middlewares:
+        assert written == (count + 200) * len(RESPONSE), (written, count)
     print(f"{count} measured requests (and 200 before them), {written} bytes answered")
 
 

@@ -64,6 +64,12 @@ class Load:
     post: bool = False  # 64 KiB POST bodies
     close: bool = False  # `Connection: close`: a new TCP connection per request
     tls: bool = False  # HTTPS (with `close`: a full TLS handshake per request)
+    headers: tuple[str, ...] = ()  # extra request header lines, "Name: value"
+    backend_path: str = ""  # the path the backend sees, when a middleware rewrites `path`
+
+    @property
+    def served_path(self) -> str:
+        return self.backend_path or self.path
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ def wrk_argv(
     ]
     if load.close:
         argv += ["-H", "Connection: close"]
+    for header in load.headers:
+        argv += ["-H", header]
     scheme = "https" if load.tls else "http"
     return [*argv, f"{scheme}://127.0.0.1:{port}{load.path}"]
 

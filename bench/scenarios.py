@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.configs import Setup, router_hosts
+from bench.configs import CHAIN_PREFIX, Setup, router_hosts
 from bench.loadgen import Load
 
 ROUTERS = 1000
+GZIP = "Accept-Encoding: gzip"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         Setup(metrics=True, access_log=True),
     ),
     Scenario(
+        "chain5-c50",
+        "keepalive-c50 through five middlewares with nothing to do (the issue's chain)",
+        Load(50, CHAIN_PREFIX + "/", headers=(GZIP,), backend_path="/"),
+        Setup(middlewares="chain5"),
+    ),
+    Scenario(
+        "compress-16k",
+        "16 KiB text/plain response gzip-compressed by the proxy, keep-alive, 50 connections",
+        Load(50, "/text16k", headers=(GZIP,)),
+        Setup(middlewares="compress"),
+    ),
+    Scenario(
         "config-churn",
         "13 B keep-alive, 50 connections, a router added and one removed every 100 ms",
         Load(50),
@@ -131,7 +144,9 @@ def _targets() -> tuple[Target, ...]:
         Target("tls-handshake", "rps", "traefik", 1.0, True, "handshakes/s ≥ Traefik"),
     ]
     for s in SCENARIOS:
-        if not s.name.startswith(("keepalive-", "tls-", "metrics-", "observed-")):
+        if not s.name.startswith(
+            ("keepalive-", "tls-", "metrics-", "observed-", "chain5-", "compress-")
+        ):
             targets.append(Target(s.name, "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"))
     targets += [
         Target("routers-1000", "rps", "self@routers-1", 0.95, True, "RPS within 5% of 1 router"),
@@ -144,6 +159,8 @@ def _targets() -> tuple[Target, ...]:
             "p99 within 10% of no changes",
         ),
         Target("config-churn", "errors", "zero", 0.0, False, "0 errors"),
+        Target("chain5-c50", "rps", "self@keepalive-c50", 0.85, True, "RPS ≥ 85% of no chain"),
+        Target("compress-16k", "rps", "traefik", 1.2, True, "RPS ≥ 1.2x Traefik"),
         Target("metrics-c50", "rps", "self@keepalive-c50", 0.95, True, "RPS ≥ 95% of no metrics"),
         Target(
             "observed-c50",
@@ -166,6 +183,7 @@ BASELINES = {
     "config-churn": "keepalive-c50",
     "metrics-c50": "keepalive-c50",
     "observed-c50": "keepalive-c50",
+    "chain5-c50": "keepalive-c50",
 }
 
 

@@ -164,19 +164,35 @@ class HeaderError(ValueError):
 # RFC 9110 §5.6.2 token characters (a field name); a value holds no CR, LF or NUL (§5.5),
 # so that no write through the API can add a line or end the head.
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_VALUE_BAD = b"\r\n\x00"
+
+
+# Names that passed `_checked`: middlewares write the same few names on every request.
+# Bounded (a name can come from a request: a header copied by forwardAuth).
+_GOOD_NAMES: set[bytes] = set()
+_GOOD_NAMES_LIMIT = 4096
 
 
 def _checked(name: bytes, value: bytes) -> None:
-    if not name or not _TCHAR.issuperset(name):
-        raise HeaderError(f"invalid header name {name!r}")
-    if value.translate(None, _VALUE_BAD) != value:
+    if name not in _GOOD_NAMES:
+        if not name or not _TCHAR.issuperset(name):
+            raise HeaderError(f"invalid header name {name!r}")
+        if len(_GOOD_NAMES) < _GOOD_NAMES_LIMIT:
+            _GOOD_NAMES.add(name)
+    if b"\r" in value or b"\n" in value or b"\x00" in value:
         raise HeaderError(f"invalid value for header {name!r}")
 
 
 def _line_values(lines: list[bytes], lower: bytes) -> list[bytes]:
     """The values of the header lines named `lower` (the one walk of the wire list)."""
     return [lines[i + 2] for i in range(0, len(lines), 4) if lines[i].lower() == lower]
+
+
+def _line_value(lines: list[bytes], lower: bytes) -> bytes | None:
+    """The first value of the lines named `lower`: `get`, which stops at the first."""
+    for i in range(0, len(lines), 4):
+        if lines[i].lower() == lower:
+            return lines[i + 2]
+    return None
 
 
 def _line_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -209,7 +225,7 @@ def _owned(name: bytes) -> HeaderError:
 
 
 # Request header kinds whose values live only in `lines` (through the API as through the
-# parser); K_XF_OTHER also marks the head `forwarded`.
+# parser); K_XF_OTHER from a client also marks the head `forwarded` (the parser does).
 _LINE_KINDS = frozenset((0, K_ACCEPT, K_CONTENT_TYPE, K_XF_FOLDED, K_XF_OTHER))
 # Managed forwarded headers kept in `lines` and in a field `forwarded_headers` reads.
 _FIELD_KINDS = {K_XF_PROTO: "xf_proto", K_XF_HOST: "xf_host", K_XF_PORT: "xf_port"}
@@ -383,6 +399,9 @@ class RequestHead:
 
     def get(self, name: bytes) -> bytes | None:
         """The first value of header `name` (any case), or None."""
+        kind = _request_kind(name)
+        if kind in _LINE_KINDS or kind in _FIELD_KINDS:
+            return _line_value(self.lines, name.lower())
         values = self.get_all(name)
         return values[0] if values else None
 
@@ -479,8 +498,9 @@ class RequestHead:
         field = _FIELD_KINDS.get(kind)
         if field is not None:
             setattr(self, field, value)  # the last value, as the parser keeps it
-        if field is not None or kind == K_XF_OTHER:
-            self.forwarded = True  # the per-peer memo no longer fits this head
+            # The per-peer memo of the forwarded block no longer fits this head. The other
+            # X-Forwarded-* (X-Forwarded-Prefix from stripPrefix...) are not in that block.
+            self.forwarded = True
 
 
 # Accept values as sent → whether they list text/event-stream: clients repeat theirs, so a
@@ -601,8 +621,10 @@ class ResponseHead:
 
     def get(self, name: bytes) -> bytes | None:
         """The first value of header `name` (any case), or None."""
-        values = self.get_all(name)
-        return values[0] if values else None
+        kind = _response_kind(name)
+        if not kind:
+            return _line_value(self.lines, name.lower())
+        return self._framing(kind) or None
 
     def get_all(self, name: bytes) -> list[bytes]:
         """Every value of header `name`, in order (Connection: the options naming other

@@ -182,7 +182,13 @@ def _flat(steps: Iterable[Step]) -> Iterable[Step]:
 def run_request(hooks: tuple[RequestHook, ...], exchange: Exchange) -> Reply | Defer | None:
     """Run the request hooks in order until one answers or defers. A `Defer` returned
     here already continues with the hooks after the one that deferred."""
-    return _run_from(hooks, exchange, 0)
+    # The loop every request of a router with middlewares runs: nothing but the calls
+    # until a hook has something to say.
+    for index, hook in enumerate(hooks):
+        result = hook(exchange)
+        if result is not None:
+            return _decided(hooks, exchange, index, result)
+    return None
 
 
 def _run_from(
@@ -190,14 +196,21 @@ def _run_from(
 ) -> Reply | Defer | None:
     for index in range(first, len(hooks)):
         result = hooks[index](exchange)
-        if result is None:
-            continue
-        if isinstance(result, Defer):
-            if index + 1 < len(hooks) or _outer_heads(exchange, index):
-                return _then(result, hooks, exchange, index)
-            return result
-        return _answered(exchange, index, result)
+        if result is not None:
+            return _decided(hooks, exchange, index, result)
     return None
+
+
+def _decided(
+    hooks: tuple[RequestHook, ...], exchange: Exchange, index: int, result: Reply | Defer
+) -> Reply | Defer:
+    """Hook `index` answered or deferred: its reply through the heads around it, or its
+    `Defer` followed by the hooks after it."""
+    if isinstance(result, Defer):
+        if index + 1 < len(hooks) or _outer_heads(exchange, index):
+            return _then(result, hooks, exchange, index)
+        return result
+    return _answered(exchange, index, result)
 
 
 def _then(deferred: Defer, hooks: tuple[RequestHook, ...], exchange: Exchange, index: int) -> Defer:

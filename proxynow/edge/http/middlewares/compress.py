@@ -117,8 +117,39 @@ def problem(middleware: Middleware) -> str | None:
     return None
 
 
+# Header values as sent → what they parse to. Clients and backends repeat a handful of
+# values, so a request pays a lookup; bounded (the values are chosen by the peers): a full
+# memo is emptied and starts again.
+MEMO_LIMIT = 1024
+_MEDIA: dict[bytes, bytes] = {}
+
+
 def _media(value: bytes | None) -> bytes:
-    return (value or b"").split(b";", 1)[0].strip().lower()
+    if not value:
+        return b""
+    media = _MEDIA.get(value)
+    if media is None:
+        media = value.split(b";", 1)[0].strip().lower()
+        if len(_MEDIA) >= MEMO_LIMIT:
+            _MEDIA.clear()
+        _MEDIA[value] = media
+    return media
+
+
+def _chooser(encodings: tuple[str, ...], default: str) -> Callable[[bytes | None], str | None]:
+    """`choose` for one middleware's options, memoised by the Accept-Encoding value."""
+    memo: dict[bytes | None, str | None] = {}
+
+    def chosen(accept: bytes | None) -> str | None:
+        if accept in memo:
+            return memo[accept]
+        encoding = choose(accept, encodings, default)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[accept] = encoding
+        return encoding
+
+    return chosen
 
 
 def build(middleware: Middleware, context: BuildContext) -> Step:
@@ -131,6 +162,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     excluded = tuple(t.encode().lower() for t in options.excluded_content_types) + _NEVER
     included = tuple(t.encode().lower() for t in options.included_content_types)
     chosen: dict[int, str] = {}  # id(exchange) → its encoding, from the request to the end
+    pick = _chooser(encodings, default)
 
     def allowed(media: bytes) -> bool:
         if media in excluded:
@@ -143,7 +175,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         head = exchange.head
         if not allowed(_media(head.get(b"content-type"))):
             return None
-        encoding = choose(head.get(b"accept-encoding"), encodings, default)
+        encoding = pick(head.get(b"accept-encoding"))
         if encoding is not None:
             chosen[id(exchange)] = encoding
         return None
@@ -155,14 +187,12 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         head.append(b"Vary", b"Accept-Encoding")
         if status < 200 or status in _NO_BODY:
             return
+        length = head.content_length  # the cheapest test first: most small bodies stop here
+        if length.isdigit() and (int(length) < minimum or length == b"0"):
+            return
         if head.get(b"content-encoding") is not None:
             return
         if not allowed(_media(head.get(b"content-type"))):
-            return
-        length = head.content_length
-        if length.isdigit() and int(length) < minimum:
-            return
-        if length == b"0":
             return
         head.set(b"Content-Encoding", encoding.encode())
         exchange.transform = encoder(encoding)

@@ -37,6 +37,7 @@ __all__ = [
     "from_target",
     "leading_slash",
     "normalized",
+    "plain",
     "server_error",
     "set_target",
     "unescape",
@@ -114,6 +115,8 @@ def from_target(target: bytes) -> GoPath | None:
     shows `/a%20b`, not `/a b`); None when the path holds an invalid percent-encoding (Go's
     server answers such a request 400)."""
     raw, sep, query = target.partition(b"?")
+    if plain(raw):
+        return GoPath(raw, raw, query if sep else None)
     path = unescape(raw)
     if path is None:
         return None
@@ -121,6 +124,12 @@ def from_target(target: bytes) -> GoPath | None:
     path = unescape(raw)
     assert path is not None  # an escaping Go produced, normalised
     return GoPath(path, raw, query if sep else None)
+
+
+def plain(raw: bytes) -> bool:
+    """Whether `raw` is its own decoding, escaping and normal form: no escape, only bytes
+    Go leaves as they are, no dot segment or double slash (nearly every request)."""
+    return not raw.translate(None, _PATH_KEEP_BYTES) and b"//" not in raw and b"/." not in raw
 
 
 def set_target(exchange: Exchange, go: GoPath) -> None:

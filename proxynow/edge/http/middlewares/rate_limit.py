@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import (
@@ -35,7 +37,7 @@ from proxynow.edge.http.middlewares.base import (
     Step,
 )
 from proxynow.edge.http.middlewares.replies import text_reply
-from proxynow.edge.http.middlewares.source import Extract, source_criterion
+from proxynow.edge.http.middlewares.source import Extract, peer, source_criterion
 
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
@@ -63,23 +65,40 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
 
 
 def _limiter(buckets: Buckets, extract: Extract) -> RequestHook:
+    if extract is peer:
+        return _by_peer(buckets)
+
     def request(exchange: Exchange) -> Reply | Defer | None:
-        loop = asyncio.get_running_loop()
         source = extract(exchange)
         if len(source) > MAX_KEY:
             source = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
-        delay = buckets.take(source, loop.time())
-        if delay == 0.0:
-            return None
-        if delay > 0.0:
-            return Defer(lambda resume: _wait(loop, delay, resume))
-        return _too_many(-delay)
+        delay = buckets.take(source, time.monotonic())
+        return None if delay == 0.0 else _delayed(delay)
 
     return request
 
 
-def _wait(loop: asyncio.AbstractEventLoop, delay: float, resume: Resume) -> None:
-    loop.call_later(delay, resume, None)
+def _by_peer(buckets: Buckets) -> RequestHook:
+    """The default source, keyed by the peer's parsed address (no text made per request;
+    the address object hashes and compares as its value)."""
+
+    def request(exchange: Exchange) -> Reply | Defer | None:
+        delay = buckets.take(exchange.client_ip or "", time.monotonic())
+        return None if delay == 0.0 else _delayed(delay)
+
+    return request
+
+
+def _delayed(delay: float) -> Reply | Defer:
+    """A positive `delay`: wait that long (a loop timer); a negative one: refused."""
+    if delay > 0.0:
+        return Defer(lambda resume: _wait(delay, resume))
+    return _too_many(-delay)
+
+
+def _wait(delay: float, resume: Resume) -> None:
+    # Relative to now: the buckets' clock (time.monotonic) need not be the loop's.
+    asyncio.get_running_loop().call_later(delay, resume, None)
 
 
 def _too_many(delay: float) -> Reply:
@@ -103,9 +122,9 @@ class Buckets:
         self.max_delay = 0.5 if rate < 1 else 1.0 / (2 * int(rate))
         self.ttl = 2.0 if rate >= 1 else 1.0 + int(1 / rate)
         # source → [tokens, time of the last update]
-        self.table: OrderedDict[str, list[float]] = OrderedDict()
+        self.table: OrderedDict[Hashable, list[float]] = OrderedDict()
 
-    def take(self, source: str, now: float) -> float:
+    def take(self, source: Hashable, now: float) -> float:
         """Take a token for `source` at `now`: 0.0 to go on now, a positive wait to go on
         after, or minus the wait refused (answer 429)."""
         table = self.table

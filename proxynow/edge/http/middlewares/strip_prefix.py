@@ -17,8 +17,10 @@ from proxynow.edge.http.middlewares.gourl import (
     add_header,
     from_target,
     leading_slash,
+    plain,
     set_target,
 )
+from proxynow.rules import routing_path
 
 if TYPE_CHECKING:
     from proxynow.config.middlewares import Middleware
@@ -37,8 +39,23 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     if not prefixes:
         return Step("stripPrefix")
 
+    # A request whose path is plain (gourl.plain: its own decoding and escaping, the
+    # common case) is cut by bytes with no GoPath: the same result, a third of the calls.
+    sendable = all(_sendable(prefix) for prefix in prefixes)
+
     def request(exchange: Exchange) -> Reply | None:
-        go = from_target(exchange.target)
+        target = exchange.target
+        raw, sep, query = target.partition(b"?")
+        if sendable and plain(raw):
+            for prefix in prefixes:
+                if raw.startswith(prefix):
+                    path = leading_slash(raw[len(prefix) :]) or b"/"  # Go's RequestURI
+                    exchange.head.append(FORWARDED_PREFIX, prefix)
+                    exchange.target = path + sep + query
+                    exchange.path = routing_path(path.decode("utf-8", "surrogateescape"))
+                    return None
+            return None
+        go = from_target(target)
         if go is None:
             return BAD_PATH
         for prefix in prefixes:
@@ -53,3 +70,8 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         return None
 
     return Step("stripPrefix", request=request)
+
+
+def _sendable(prefix: bytes) -> bool:
+    """Whether `prefix` can be an X-Forwarded-Prefix value as it is (no CR, LF or NUL)."""
+    return not (b"\r" in prefix or b"\n" in prefix or b"\x00" in prefix)
