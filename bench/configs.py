@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,29 @@ import yaml
 from proxynow.certs import self_signed
 
 SMALL_BODY = b"Hello, World!"  # 13 bytes
+# Common English words, for a text body that compresses as prose does (about 3.2x with
+# gzip), not as one repeated line would (100x).
+_WORD_TEXT = (
+    "the of and to in is was that for on with as by at from this it an be are or his which "
+    "has had not have their were but its been one also who they after all her first new two "
+    "other more can than into some when time would only most years may over these there out "
+    "about city during between under such where many later so world made both school state"
+)
+_WORDS = _WORD_TEXT.split()
+
+
+def text_body(size: int) -> bytes:
+    """`size` bytes of words, the same on every run."""
+    pick = random.Random(7).choice
+    text = " ".join(pick(_WORDS) for _ in range(size // 3)).encode()
+    return text[:size]
+
+
 BODIES: dict[str, bytes] = {
     "/": SMALL_BODY,
     "/16k": b"a" * 16 * 1024,
     "/1m": b"b" * 1024 * 1024,
-    "/text16k": b"The quick brown fox jumps over the lazy dog.\n" * 372,  # ~16 KiB of text
+    "/text16k": text_body(16 * 1024),
 }
 TEXT_PATHS = ("/text16k",)  # served as text/plain (the others as application/octet-stream)
 CHAIN_PREFIX = "/p"  # the chain-of-five scenario's stripPrefix

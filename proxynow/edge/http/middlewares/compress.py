@@ -18,12 +18,12 @@ A response of unknown length is compressed whatever its size (Traefik waits for
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import brotli
 import zstandard
+from isal import isal_zlib
 
 from proxynow.edge.http.middlewares.base import BuildContext, Step
 
@@ -39,9 +39,12 @@ Encoder = Callable[[bytes, bool], bytes]  # (piece of the body, end) → bytes t
 SUPPORTED = ("gzip", "br", "zstd")
 _NEVER = (b"application/grpc",)
 _NO_BODY = frozenset({204, 206, 304})
-# Go's defaults in Traefik's writers: gzip DefaultCompression (6), andybalholm/brotli's
-# DefaultCompression (6), klauspost/zstd's SpeedDefault (about level 3).
-_GZIP_LEVEL = 6
+# gzip through ISA-L (python-isal): its level 3, the highest, costs about a tenth of
+# zlib's level 6 (Traefik's gzip.DefaultCompression) for output about 5% larger on text
+# (16 KiB of words: 29.8 us and 4,675 B against 358 us and 4,431 B on this machine).
+# andybalholm/brotli's DefaultCompression (6), klauspost/zstd's SpeedDefault (about 3),
+# as in Traefik's writers.
+_GZIP_LEVEL = 3
 _BROTLI_QUALITY = 6
 _ZSTD_LEVEL = 3
 
@@ -79,10 +82,10 @@ def _quality(params: str) -> float:
 def encoder(encoding: str) -> Encoder:
     """A streaming compressor: every piece is flushed, the end closes the stream."""
     if encoding == "gzip":
-        gz = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
+        gz = isal_zlib.compressobj(_GZIP_LEVEL, isal_zlib.DEFLATED, 31)
 
         def gzip(data: bytes, end: bool) -> bytes:
-            flush = zlib.Z_FINISH if end else zlib.Z_SYNC_FLUSH
+            flush = isal_zlib.Z_FINISH if end else isal_zlib.Z_SYNC_FLUSH
             return gz.compress(data) + gz.flush(flush)
 
         return gzip
