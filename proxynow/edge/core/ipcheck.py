@@ -13,7 +13,7 @@ import bisect
 import ipaddress
 from collections.abc import Iterable
 
-__all__ = ["IPChecker", "canonical", "parse_ip"]
+__all__ = ["IPChecker", "canonical", "parse_ip", "peer_address"]
 
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -24,6 +24,42 @@ def parse_ip(text: str) -> _IP | None:
         return canonical(ipaddress.ip_address(text.partition("%")[0]))
     except ValueError:
         return None
+
+
+class _PeerV4(ipaddress.IPv4Address):
+    """An IPv4Address whose hash is computed once: ipaddress hashes in Python
+    (`hash(hex(int(self._ip)))`) on every lookup, and the address of a connection's peer
+    is looked up by the middlewares on every request (rateLimit's buckets, ipAllowList's
+    set). Equal to, and hashing as, the plain address."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: ipaddress.IPv4Address) -> None:
+        super().__init__(int(address))
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+class _PeerV6(ipaddress.IPv6Address):
+    """`_PeerV4` for IPv6 (no zone: the peer cache drops it)."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: ipaddress.IPv6Address) -> None:
+        super().__init__(int(address))
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+def peer_address(ip: _IP) -> _IP:
+    """`ip` as the per-connection peer address: the same value, hashed once."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _PeerV4(ip)
+    return _PeerV6(ip)
 
 
 def canonical(ip: _IP) -> _IP:

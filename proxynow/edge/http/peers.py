@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, NamedTuple
 
+from proxynow.edge.core.ipcheck import peer_address
 from proxynow.edge.message.headers import ForwardContext, RequestHead, forwarded_headers
 from proxynow.rules import canonical_host
 
@@ -61,7 +62,7 @@ class PeerCache:
 
     def _parse(self, host: str) -> Peer:
         try:
-            ip: _IP | None = ipaddress.ip_address(host.partition("%")[0])
+            ip: _IP | None = peer_address(ipaddress.ip_address(host.partition("%")[0]))
         except ValueError:
             ip = None
         ep = self.ep
