@@ -89,6 +89,20 @@ MIDDLEWARES: dict[str, Any] = {
     },
     "hosts": {"headers": {"allowedHosts": ["good.test"], "hostsProxyHeaders": ["X-Host"]}},
     "sslproxy": {"headers": {"stsSeconds": 60, "sslProxyHeaders": {"X-Ssl": "on"}}},
+    # Chained on /nested (outer first): the outer one's response header wins, the inner
+    # one's request header (written last) does.
+    "outer": {
+        "headers": {
+            "customRequestHeaders": {"X-Added": "outer"},
+            "customResponseHeaders": {"X-Resp": "outer"},
+        }
+    },
+    "inner": {
+        "headers": {
+            "customRequestHeaders": {"X-Added": "inner"},
+            "customResponseHeaders": {"X-Resp": "inner"},
+        }
+    },
 }
 
 
@@ -103,6 +117,8 @@ def dynamic(backend: int) -> dict[str, Any]:
         for name in MIDDLEWARES
     }
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "echo"}
+    nested = {"rule": "PathPrefix(`/nested`)", "middlewares": ["outer", "inner"]}
+    routers["nested"] = {**nested, "service": "echo", "entryPoints": ["web"]}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}
     return {"http": {"routers": routers, "middlewares": MIDDLEWARES, "services": {"echo": service}}}
 
@@ -131,6 +147,7 @@ def _echo(conn: socket.socket) -> None:
 REQUESTS = [
     RawRequest("/custom", headers=(("X-Removed", "gone"), ("X-Kept", "kept"))),
     RawRequest("/custom", method="HEAD"),
+    RawRequest("/nested"),
     RawRequest("/cors", headers=(("Origin", "https://a.test"),)),
     RawRequest("/cors", headers=(("Origin", "https://x.b.test"),)),
     RawRequest("/cors", headers=(("Origin", "https://evil.test"),)),

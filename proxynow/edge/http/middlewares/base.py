@@ -133,7 +133,8 @@ Builder = Callable[["Middleware", BuildContext], Step]
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """A router's steps compiled: per phase, the hooks in order (empty: nothing to call)."""
+    """A router's steps compiled: per phase, the hooks in order (empty: nothing to call);
+    response heads in reverse order, innermost first (see `gather`)."""
 
     request: tuple[RequestHook, ...] = ()
     response_head: tuple[ResponseHeadHook, ...] = ()
@@ -141,7 +142,7 @@ class Chain:
     outcome: tuple[OutcomeHook, ...] = ()
     failure: tuple[FailureHook, ...] = ()
     # Per request hook: how many response-head hooks belong to the steps before it. A
-    # `Reply` from request hook i goes through the first `answered[i]` of them, as in
+    # `Reply` from request hook i goes through the last `answered[i]` of them, as in
     # Traefik an answer from a middleware passes the response writers of those around it
     # (CORS headers on forwardAuth's 401). Empty: no reply needs any.
     answered: tuple[int, ...] = ()
@@ -170,7 +171,11 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     if not (request or head or body or outcome or failure):
         return None
     outer = tuple(answered) if any(answered) else ()
-    return Chain(tuple(request), tuple(head), tuple(body), tuple(outcome), tuple(failure), outer)
+    # Response heads innermost first: in Traefik each middleware wraps the response writer
+    # of the ones after it, so the outermost writes last and its header wins (measured:
+    # two `headers` setting X-Who, Traefik 3.7 answers the outer one's value).
+    inner_first = tuple(reversed(head))
+    return Chain(tuple(request), inner_first, tuple(body), tuple(outcome), tuple(failure), outer)
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -270,7 +275,8 @@ def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
     head = ResponseHead()
     for name, value in reply.headers:
         head.add(name, value)
-    for hook in chain.response_head[:count]:
+    heads = chain.response_head  # innermost first: the steps before `index` are the last
+    for hook in heads[len(heads) - count :]:
         hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
     headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
     return Reply(reply.status, headers, reply.body)

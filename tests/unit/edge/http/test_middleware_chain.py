@@ -115,8 +115,8 @@ def test_hooks_are_gathered_per_phase_in_order(calls: Calls) -> None:
     assert calls == [
         ("request", "a"),
         ("request", "b"),
+        ("head", "b"),  # innermost first: the outer step writes last, as in Traefik
         ("head", "a"),
-        ("head", "b"),
         ("body", "a"),
         ("body", "b"),
         ("outcome", "a"),
