@@ -26,40 +26,38 @@ def parse_ip(text: str) -> _IP | None:
         return None
 
 
-class _PeerV4(ipaddress.IPv4Address):
-    """An IPv4Address whose hash is computed once: ipaddress hashes in Python
+class _HashedOnce:
+    """An address whose hash is computed once: ipaddress hashes in Python
     (`hash(hex(int(self._ip)))`) on every lookup, and the address of a connection's peer
     is looked up by the middlewares on every request (rateLimit's buckets, ipAllowList's
     set). Equal to, and hashing as, the plain address."""
 
-    __slots__ = ("_hash",)
-
-    def __init__(self, address: ipaddress.IPv4Address) -> None:
-        super().__init__(int(address))
-        self._hash = super().__hash__()
+    __slots__ = ()
+    _hash: int
 
     def __hash__(self) -> int:
         return self._hash
 
 
-class _PeerV6(ipaddress.IPv6Address):
-    """`_PeerV4` for IPv6 (no zone: the peer cache drops it)."""
-
+class _PeerV4(_HashedOnce, ipaddress.IPv4Address):
     __slots__ = ("_hash",)
 
-    def __init__(self, address: ipaddress.IPv6Address) -> None:
-        super().__init__(int(address))
-        self._hash = super().__hash__()
 
-    def __hash__(self) -> int:
-        return self._hash
+class _PeerV6(_HashedOnce, ipaddress.IPv6Address):
+    __slots__ = ("_hash",)
 
 
 def peer_address(ip: _IP) -> _IP:
-    """`ip` as the per-connection peer address: the same value, hashed once."""
+    """`ip` as the per-connection peer address: the same value, hashed once (a zone, which
+    the peer cache drops anyway, is not kept)."""
+    peer: _PeerV4 | _PeerV6
     if isinstance(ip, ipaddress.IPv4Address):
-        return _PeerV4(ip)
-    return _PeerV6(ip)
+        peer = _PeerV4(int(ip))
+        peer._hash = ipaddress.IPv4Address.__hash__(peer)
+    else:
+        peer = _PeerV6(int(ip))
+        peer._hash = ipaddress.IPv6Address.__hash__(peer)
+    return peer
 
 
 def canonical(ip: _IP) -> _IP:

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from proxynow.edge.core.ipcheck import IPChecker, parse_ip
+from proxynow.edge.core.ipcheck import IPChecker, canonical, parse_ip, peer_address
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,12 @@ def test_a_long_list_is_one_bisect() -> None:
     checker = IPChecker(entries)
     assert checker.contains_text("10.0.2.9") and not checker.contains_text("10.0.1.9")
     assert parse_ip("::ffff:1.2.3.4") == ipaddress.IPv4Address("1.2.3.4")
+
+
+@pytest.mark.parametrize("text", ["10.1.2.3", "::1", "::ffff:1.2.3.4", "2001:db8::7"])
+def test_a_peer_address_is_the_same_value_hashed_once(text: str) -> None:
+    plain = ipaddress.ip_address(text)
+    peer = peer_address(plain)
+    assert peer == plain and hash(peer) == hash(plain) and str(peer) == str(plain)
+    assert {plain: "found"}[peer] == "found" and peer in {plain}
+    assert canonical(peer) == canonical(plain)
