@@ -64,6 +64,7 @@ class Setup:
     workers: int = 1
     routers: int = 0
     tls: bool = False  # HTTPS: every router with `tls: {}`, the harness's certificate as default
+    h2: bool = False  # nginx listens with `http2` (Traefik and proxynow speak it anyway)
     metrics: bool = (
         False  # Prometheus metrics with every label set (entrypoints, routers, services)
     )
@@ -129,7 +130,7 @@ def write_backend(directory: Path, port: int, workers: int = 2) -> Path:
         location / {{ sendfile on; }}
 {text_locations}
     }}"""
-    return _write_nginx(directory, "backend", workers, server, upstream="")
+    return write_nginx(directory, "backend", workers, server, upstream="")
 
 
 # --- nginx as the proxy ------------------------------------------------------------------
@@ -158,11 +159,19 @@ def write_nginx_proxy(directory: Path, port: int, backend_port: int, setup: Setu
     ssl_certificate {cert};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.2 TLSv1.3;"""
+    if setup.h2:
+        ssl += " http2"  # nginx 1.22: h2 by ALPN with ssl, prior-knowledge h2c without
+    tls_lines += _NGINX_MIDDLEWARES.get(setup.middlewares, "")
     if setup.routers == 0:
         servers = f"""{tls_lines}
     server {{
         listen 127.0.0.1:{port}{ssl} default_server backlog=4096;
         location / {{{proxy}
+        }}
+        location {CHAIN_PREFIX}/ {{{proxy.replace("backend;", "backend/;")}
+            proxy_set_header X-Bench 1;
+            allow 127.0.0.1;
+            deny all;
         }}
     }}"""
     else:
@@ -178,10 +187,19 @@ def write_nginx_proxy(directory: Path, port: int, backend_port: int, setup: Setu
         location / {{{proxy}
         }}
     }}"""
-    return _write_nginx(directory, "nginx-proxy", setup.workers, servers, upstream)
+    return write_nginx(directory, "nginx-proxy", setup.workers, servers, upstream)
 
 
-def _write_nginx(directory: Path, name: str, workers: int, servers: str, upstream: str) -> Path:
+# nginx's nearest to MIDDLEWARE_SETS (no rate limit: nginx's limit_req has no equivalent
+# of a limit that is never reached without counting); gzip at nginx's default level, 1.
+_NGINX_GZIP = """
+    gzip on;
+    gzip_types text/plain;
+    gzip_min_length 1024;"""
+_NGINX_MIDDLEWARES = {"chain5": _NGINX_GZIP, "compress": _NGINX_GZIP}
+
+
+def write_nginx(directory: Path, name: str, workers: int, servers: str, upstream: str) -> Path:
     """A foreground nginx (master + workers) whose files all live under `directory`."""
     prefix = directory / name
     prefix.mkdir(parents=True, exist_ok=True)

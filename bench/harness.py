@@ -25,6 +25,7 @@ from bench.configs import (
     write_nginx_proxy,
     write_traefik_files,
 )
+from bench.h2load import h2_answers, run_h2load
 from bench.loadgen import Load, WrkResult, run_wrk
 from bench.proxies import follows_files, launch, unsupported
 from bench.report import MIB, Measurement
@@ -139,8 +140,7 @@ class Harness:
     ) -> Measurement:
         self._wait_proxying(server, scenario)
         script = dynamic.parent / "load.lua"
-        threads = len(cpu_set(load_cpus))
-        run_wrk(scenario.load, self.proxy_port, self.timing.warmup, script, load_cpus, threads)
+        self._load(scenario.load, self.timing.warmup, script, load_cpus)
         churner = Churner(dynamic, self.backend_port, scenario.setup) if scenario.churn else None
         if churner:
             churner.start()
@@ -167,12 +167,9 @@ class Harness:
     ) -> _Window:
         """The measured wrk run, with the proxy tree's CPU time around it and memory after."""
         proxy_cores = cpu_set(self.cores.for_scenario(scenario)[1])
-        threads = len(cpu_set(load_cpus))
         busy_before = procs.cores_busy_seconds(proxy_cores)
         cpu_before = procs.tree_cpu_seconds(server.pid)
-        result = run_wrk(
-            scenario.load, self.proxy_port, self.timing.duration, script, load_cpus, threads
-        )
+        result = self._load(scenario.load, self.timing.duration, script, load_cpus)
         proxy_cpu = procs.tree_cpu_seconds(server.pid) - cpu_before
         others = procs.cores_busy_seconds(proxy_cores) - busy_before - proxy_cpu
         share = max(0.0, others) / result.duration_s / len(proxy_cores) if result.duration_s else 0
@@ -183,6 +180,13 @@ class Harness:
             0.0 if scenario.shared_cores else share,
             procs.tree_memory(server.pid),
         )
+
+    def _load(self, load: Load, duration: float, script: Path, load_cpus: str) -> WrkResult:
+        """wrk, or h2load for an HTTP/2 load, on the load cores (a thread per core)."""
+        threads = len(cpu_set(load_cpus))
+        if load.h2:
+            return run_h2load(load, self.proxy_port, duration, script.parent, load_cpus, threads)
+        return run_wrk(load, self.proxy_port, duration, script, load_cpus, threads)
 
     def _wait_proxying(self, server: procs.Managed, scenario: Scenario) -> None:
         """Poll until a request through the proxy returns the backend's exact body."""
@@ -225,6 +229,9 @@ class _Probe:
         load = self.load
         method, body = ("POST", b"x" * UPLOAD_SIZE) if load.post else ("GET", None)
         expected = SMALL_BODY if load.post else BODIES[load.served_path]
+        if load.h2:
+            ok, self.last = h2_answers(self.port, load, expected)
+            return ok
         try:
             reply = procs.http_request(
                 self.port,

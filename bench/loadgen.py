@@ -66,6 +66,8 @@ class Load:
     tls: bool = False  # HTTPS (with `close`: a full TLS handshake per request)
     headers: tuple[str, ...] = ()  # extra request header lines, "Name: value"
     backend_path: str = ""  # the path the backend sees, when a middleware rewrites `path`
+    h2: bool = False  # HTTP/2 with h2load (bench/h2load.py): h2 over TLS, else h2c
+    streams: int = 1  # with h2: streams in flight per connection (h2load -m)
 
     @property
     def served_path(self) -> str:

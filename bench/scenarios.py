@@ -104,6 +104,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         Setup(middlewares="compress"),
     ),
     Scenario(
+        "h2-tls-c10m10",
+        "HTTP/2 over TLS (ALPN h2), 13 B, h2load 10 connections x 10 streams",
+        Load(10, tls=True, h2=True, streams=10),
+        Setup(tls=True, h2=True),
+    ),
+    Scenario(
+        "h2c-c10m10",
+        "prior-knowledge h2c, 13 B, h2load 10 connections x 10 streams",
+        Load(10, h2=True, streams=10),
+        Setup(h2=True),
+    ),
+    Scenario(
+        "h2-tls-1m",
+        "HTTP/2 over TLS, 1 MiB responses, h2load 10 connections x 1 stream",
+        Load(10, "/1m", tls=True, h2=True),
+        Setup(tls=True, h2=True),
+    ),
+    Scenario(
         "config-churn",
         "13 B keep-alive, 50 connections, a router added and one removed every 100 ms",
         Load(50),
@@ -145,7 +163,7 @@ def _targets() -> tuple[Target, ...]:
     ]
     for s in SCENARIOS:
         if not s.name.startswith(
-            ("keepalive-", "tls-", "metrics-", "observed-", "chain5-", "compress-")
+            ("keepalive-", "tls-", "metrics-", "observed-", "chain5-", "compress-", "h2")
         ):
             targets.append(Target(s.name, "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"))
     targets += [
@@ -161,6 +179,11 @@ def _targets() -> tuple[Target, ...]:
         Target("config-churn", "errors", "zero", 0.0, False, "0 errors"),
         Target("chain5-c50", "rps", "self@keepalive-c50", 0.85, True, "RPS ≥ 85% of no chain"),
         Target("compress-16k", "rps", "traefik", 1.2, True, "RPS ≥ 1.2x Traefik"),
+        Target("h2-tls-c10m10", "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"),
+        Target("h2-tls-c10m10", "p99_us", "traefik", 1.0, False, "p99 ≤ Traefik"),
+        Target("h2c-c10m10", "rps", "traefik", 1.5, True, "RPS ≥ 1.5x Traefik"),
+        Target("h2c-c10m10", "p99_us", "traefik", 1.0, False, "p99 ≤ Traefik"),
+        Target("h2-tls-1m", "rps", "traefik", 1.0, True, "throughput ≥ Traefik"),
         Target("metrics-c50", "rps", "self@keepalive-c50", 0.95, True, "RPS ≥ 95% of no metrics"),
         Target(
             "observed-c50",
