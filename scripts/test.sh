@@ -44,10 +44,11 @@ if [ -n "${PROXYNOW_PURE_PYTHON:-}" ] && [ "${PROXYNOW_PURE_PYTHON}" != 0 ]; the
   python -m pip install -q -e '.[test]'
 else
   PROXYNOW_REQUIRE_COMPILED=1 python -m pip install -q -e '.[test]'
-  proxynow version | grep -q '^hot path: compiled' || {
+  case "$(proxynow version)" in *"hot path: compiled"*) ;; *)
     echo "scripts/test.sh: the install did not run compiled: $(proxynow version)" >&2
     exit 1
-  }
+    ;;
+  esac
 fi
 
 ruff check proxynow tests bench
@@ -69,7 +70,7 @@ run_pytest() {
 rc=0
 run_pytest "$@" || rc=$?
 # (After a pure install the run above was the pure one.)
-if [ "$pure_mode" != off ] && proxynow version | grep -q '^hot path: compiled'; then
+if [ "$pure_mode" != off ] && [[ "$(proxynow version)" == *"hot path: compiled"* ]]; then
   export PROXYNOW_PURE_PYTHON=1
   echo "scripts/test.sh: again against pure Python ($pure_mode): $(proxynow version | tail -1)"
   if [ "$pure_mode" = full ]; then
