@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from proxynow import __version__
+from proxynow import __version__, compiled
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import LoadedStatic, load_static
 from proxynow.config.static import StaticConfig
@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "version":
         print(f"proxynow {__version__}")
+        print(f"hot path: {compiled.describe()}")
         return 0
     if args.command == "schema":
         return _schema(args.kind or "static")

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
-SOURCES = ("pyproject.toml", "README.md", "Dockerfile", ".dockerignore")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "Dockerfile", ".dockerignore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +113,16 @@ def import_base(tarball: Path, tag: str) -> None:
     )  # fmt: skip
 
 
+def _built(path: Path) -> bool:
+    """What a compiled editable install leaves beside the sources (docs/compiled.md)."""
+    return path.suffix == ".so" or path.name == "compiled.json"
+
+
 def _source_files() -> list[Path]:
     package = sorted(
-        p for p in (REPO / "proxynow").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p
+        for p in (REPO / "proxynow").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not _built(p)
     )
     return [*(REPO / name for name in SOURCES), *package]
 

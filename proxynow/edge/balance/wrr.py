@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["Balancer", "BalancerRegistry", "Factory", "InOrder", "nested"]
 
 T = TypeVar("T")
@@ -38,6 +40,7 @@ class _Entry(Generic[T]):
         self.deadline = deadline
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # least.Tracked subclasses it
 class Balancer(Generic[T]):
     """EDF weighted round robin over `(item, weight)` children; weights <= 0 are ignored."""
 

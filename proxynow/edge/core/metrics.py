@@ -24,7 +24,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeAlias
 
 __all__ = [
     "BUCKETS",
@@ -97,10 +97,9 @@ PROTOCOL_MASK = 0x7 << _PROTOCOL_SHIFT
 # Row slots: 0 count, 1 duration sum (seconds), 2 bytes in, 3 bytes out, then
 ROW_SLOW = 4  # per-bucket counts after the first bucket, the last one +Inf
 
-if TYPE_CHECKING:
-    Row = array[float]
-else:
-    Row = array  # not subscriptable at run time before Python 3.12
+# A string: `array` is not subscriptable at run time before Python 3.12 (and mypyc compiles
+# an `if TYPE_CHECKING: ... else: ...` alias as unreachable).
+Row: TypeAlias = "array[float]"
 
 
 def request_key(status: int, method: bytes, protocol: int = 0, tls: int = 0) -> int:

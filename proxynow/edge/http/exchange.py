@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from proxynow.config.static import EntryPoint
 from proxynow.edge.balance.sticky import cookie_value
 from proxynow.edge.core.errors import BadRequest
@@ -75,6 +77,7 @@ F_PASS_TRANSFORMED = 4  # close-delimited, to an HTTP/1.0 client
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no slots dataclass (docs/compiled.md)
 @dataclass(frozen=True, slots=True)
 class EntryPointRuntime:
     """What the HTTP protocol needs from an entrypoint's static configuration."""
@@ -147,6 +150,7 @@ class RouterHooks(Protocol):
     def failure(self) -> tuple[Callable[[Exchange, int, Callable[[], None]], bool], ...]: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the HTTP/2 Stream subclasses it
 class Exchange:
     """One request and its response; also the `RequestView` the router matches against."""
 

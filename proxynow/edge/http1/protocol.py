@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import httptools
+from mypy_extensions import mypyc_attr
 
 from proxynow.edge.core import flow
 from proxynow.edge.core.errors import (
@@ -164,6 +165,7 @@ for _table in TRANSITIONS.values():
 _NEXT = tuple(tuple(TRANSITIONS[old].get(p, -1) for p in range(CLOSED + 1)) for old in TRANSITIONS)
 
 
+@mypyc_attr(native_class=False)  # compiled (docs/compiled.md): mypyc subclasses no RuntimeError
 class IllegalTransition(RuntimeError):
     """A phase change the connection cannot make (a bug in the front end)."""
 
@@ -173,6 +175,7 @@ class IllegalTransition(RuntimeError):
         self.new = new
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # LimitedHttpProxy overrides `_enter`
 class HttpProxy(asyncio.Protocol):
     """One client connection on an HTTP entrypoint (the `Downstream` of edge/proxy/)."""
 
@@ -214,6 +217,7 @@ class HttpProxy(asyncio.Protocol):
         "unrouted",
         "writing_paused",
     )
+    __deletable__ = ("parser",)  # for mypyc: `connection_lost` deletes it
 
     def __init__(
         self,

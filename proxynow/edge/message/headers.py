@@ -31,6 +31,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from proxynow.edge.core.metrics import P_GRPC, P_GRPC_WEB, P_SSE, P_WEBSOCKET, PROTOCOL_MASK
 
 __all__ = [
@@ -255,6 +257,7 @@ def _response_kind(name: bytes) -> int:
     return RESPONSE_MEMO.learn(name) if kind is None else kind
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no slots dataclass (docs/compiled.md)
 @dataclass(frozen=True, slots=True)
 class ForwardContext:
     """What a client connection contributes to forwarded headers (built once per connection)."""

@@ -250,8 +250,8 @@ class UpstreamConnection(asyncio.Protocol):
         elif owner is not None:
             try:
                 owner.upstream_lost(self)
-            except Exception as exc:
-                owner.upstream_failed(self, exc)
+            except Exception as error:  # not `exc`, the parameter: mypyc fails on the shadow
+                owner.upstream_failed(self, error)
         else:
             self.pool.forget(self)
 

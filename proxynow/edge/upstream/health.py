@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.upstream.connection import UpstreamConnection
+from proxynow.edge.upstream.pool import ATTRIBUTES as POOL_ATTRIBUTES
 from proxynow.edge.upstream.pool import Ready, UpstreamPool
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class WatchedPool(UpstreamPool):
     def __init__(self, inner: UpstreamPool, report: Callable[[bool], None]) -> None:
         # No super().__init__: that would make a second idle list and TLS context. Every
         # attribute is the inner pool's (the same list object for `idle`).
-        for name in UpstreamPool.__slots__:
+        for name in POOL_ATTRIBUTES:
             setattr(self, name, getattr(inner, name))
         self._report = report
 

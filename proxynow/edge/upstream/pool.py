@@ -19,22 +19,29 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from mypy_extensions import mypyc_attr
+
 from proxynow.edge.core.errors import BadGateway, GatewayTimeout, ProxyError
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.edge.upstream.tls import client_context
 from proxynow.edge.upstream.transport import PoolKey
 
-__all__ = ["PoolRegistry", "Ready", "UpstreamPool"]
+__all__ = ["ATTRIBUTES", "PoolRegistry", "Ready", "UpstreamPool"]
 
 log = logging.getLogger(__name__)
 
 Ready = Callable[[UpstreamConnection | ProxyError], None]
 
+# A pool's attributes, all shared by a `WatchedPool` (health.py). Named here: a class
+# compiled by mypyc has no `__slots__` to read them from.
+ATTRIBUTES = ("idle", "key", "max_idle", "registry", "server_hostname", "ssl", "ssl_error")
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # health.WatchedPool subclasses it
 class UpstreamPool:
     """Idle connections to one backend address with one transport configuration."""
 
-    __slots__ = ("idle", "key", "max_idle", "registry", "server_hostname", "ssl", "ssl_error")
+    __slots__ = ATTRIBUTES
 
     def __init__(self, key: PoolKey, registry: PoolRegistry) -> None:
         self.key = key

@@ -397,6 +397,7 @@ async def test_write_deadline_passing_after_the_buffer_drained_restores_the_idle
         state.stop()
 
 
+@pytest.mark.patches_hot_path
 async def test_a_request_dispatched_after_the_buffer_drained_gets_its_own_write_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -120,6 +120,7 @@ def test_llhttp_refuses_a_four_digit_status() -> None:
         parser.feed_data(b"HTTP/1.1 1000 X\r\n\r\n")
 
 
+@pytest.mark.patches_hot_path
 def test_an_exception_in_accounting_is_logged_once_and_closes_the_connection(
     lt: LoopThread, recorder: RawBackend, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:

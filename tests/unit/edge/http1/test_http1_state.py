@@ -236,6 +236,7 @@ async def test_drain_when_idle_closes_at_once(state: WorkerState) -> None:
     assert proxy.entered[-1] == CLOSING and transport.closed
 
 
+@pytest.mark.patches_hot_path
 async def test_a_pipelined_request_refused_behind_one_in_flight_is_answered_after_it(
     state: WorkerState, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,100 @@
+"""Which build of the hot path runs (proxynow/compiled.py): compiled only when built whole
+from the sources on disk, pure Python otherwise, and said by `proxynow version`."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxynow import compiled
+from proxynow.compiled import GROUP, MANIFEST, MODULES, SourceFinder, decide, source_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _tree(root: Path, *, extensions: bool = True) -> Path:
+    """A package folder as a build leaves it: sources, extensions, manifest."""
+    package = root / "proxynow"
+    for module in (*MODULES, GROUP):
+        base = package.joinpath(*module.split(".")[1:])
+        base.parent.mkdir(parents=True, exist_ok=True)
+        if module != GROUP:
+            base.with_suffix(".py").write_text(f"NAME = {module!r}\n")
+        if extensions:
+            Path(str(base) + SUFFIX).write_bytes(b"")
+    hashes = {module: source_hash(module, str(package)) for module in MODULES}
+    (package / MANIFEST).write_text(json.dumps(hashes))
+    return package
+
+
+def test_a_whole_build_from_these_sources_runs_compiled(tmp_path: Path) -> None:
+    build = decide(str(_tree(tmp_path)), {})
+    assert build.compiled and build.reason == ""
+
+
+def test_an_edited_source_runs_every_hot_module_as_python(tmp_path: Path) -> None:
+    package = _tree(tmp_path)
+    edited = package / "edge" / "proxy" / "dispatch.py"
+    edited.write_text(edited.read_text() + "# edited\n")
+    build = decide(str(package), {})
+    assert not build.compiled and str(edited) in build.reason and "changed" in build.reason
+
+
+def test_pure_python_is_forced_by_the_environment(tmp_path: Path) -> None:
+    package = str(_tree(tmp_path))
+    assert not decide(package, {"PROXYNOW_PURE_PYTHON": "1"}).compiled
+    assert decide(package, {"PROXYNOW_PURE_PYTHON": "0"}).compiled
+
+
+def test_no_manifest_a_missing_extension_or_another_set_runs_pure(tmp_path: Path) -> None:
+    package = _tree(tmp_path / "a", extensions=False)
+    assert "not built" in decide(str(package), {}).reason
+    package = _tree(tmp_path / "b")
+    (package / MANIFEST).unlink()  # a build that failed half-way writes none
+    assert "not built with a C compiler" in decide(str(package), {}).reason
+    package = _tree(tmp_path / "c")
+    (package / MANIFEST).write_text(json.dumps({MODULES[0]: "x"}))
+    assert "compiled set changed" in decide(str(package), {}).reason
+
+
+def test_the_source_finder_wins_over_an_extension_beside_the_source(tmp_path: Path) -> None:
+    package = _tree(tmp_path)
+    spec = SourceFinder(MODULES, str(package)).find_spec(MODULES[0], None)
+    assert spec is not None and spec.origin is not None and spec.origin.endswith(".py")
+    assert SourceFinder(MODULES, str(package)).find_spec("proxynow.cli", None) is None
+
+
+def test_the_running_hot_modules_are_the_build_it_says() -> None:
+    import proxynow.edge.http1.protocol as protocol
+
+    origin = protocol.__file__ or ""
+    assert origin.endswith(SUFFIX) == compiled.build().compiled, (origin, compiled.describe())
+
+
+@pytest.mark.parametrize("pure", ["1", ""])
+def test_version_says_which_build_runs(pure: str) -> None:
+    env = {**os.environ, "PROXYNOW_PURE_PYTHON": pure, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from proxynow.cli import main; sys.exit(main())",
+            "version",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    line = done.stdout.splitlines()[-1]
+    if pure:
+        assert line == "hot path: pure Python (PROXYNOW_PURE_PYTHON is set)"
+    else:
+        assert line == "hot path: " + compiled.describe()
