@@ -7,7 +7,7 @@ connection (`HttpProxy`) and one pooled upstream connection through in-memory tr
 N requests of the keepalive benchmark's shape (a GET with curl's few headers, a 13-byte
 answer), each parsed, routed, forwarded, answered and accounted as on the wire.
 
-    PYTHONHASHSEED=0 valgrind --tool=callgrind --collect-atstart=no \\
+    PYTHONHASHSEED=0 PYTHONPATH=. valgrind --tool=callgrind --collect-atstart=no \\
         --toggle-collect=functools_reduce --callgrind-out-file=/tmp/cg.out \\
         python bench/hotpath_count.py 5000
     callgrind_annotate /tmp/cg.out | head   # the measured loop's instructions; / 5000
