@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "F_CHUNK",
+    "F_CHUNK_SNIFF",
     "F_CHUNK_TRANSFORMED",
     "F_NONE",
     "F_PASS",
+    "F_PASS_SNIFF",
     "F_PASS_TRANSFORMED",
+    "SNIFFED",
     "EntryPointRuntime",
     "Exchange",
     "RouterHooks",
@@ -71,6 +74,11 @@ F_CHUNK = 2  # re-chunked (unknown length, HTTP/1.1 client)
 # A body a response-head hook transforms (`Exchange.transform`: compress), re-framed:
 F_CHUNK_TRANSFORMED = 3  # chunked, to an HTTP/1.1 client
 F_PASS_TRANSFORMED = 4  # close-delimited, to an HTTP/1.0 client
+# A body whose Content-Type is sniffed from its first bytes (contentType), framed as F_PASS
+# or F_CHUNK once the header is added: the offset of those from their plain framing.
+SNIFFED = 4
+F_PASS_SNIFF = F_PASS + SNIFFED
+F_CHUNK_SNIFF = F_CHUNK + SNIFFED
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 

@@ -51,11 +51,14 @@ from proxynow.edge.http.exchange import (
     F_NONE,
     F_PASS,
     F_PASS_TRANSFORMED,
+    SNIFFED,
     EntryPointRuntime,
     Exchange,
     entrypoint_runtime,
     validate,
 )
+from proxynow.edge.http.middlewares.content_type import SNIFF
+from proxynow.edge.http.middlewares.sniff import detect
 from proxynow.edge.http.peers import PeerCache
 from proxynow.edge.http1.local import error_answer, reply_answer, text_answer
 from proxynow.edge.http1.request_line import Lenient, lenient_line
@@ -764,13 +767,16 @@ class HttpProxy(asyncio.Protocol):
         load = ex.load
         if load is not None:  # leasttime's time to first byte, from the request's start
             load.first_byte(self.loop.time() - ex.start)
-        transformed = False
+        transformed = sniffed = False
         if ex.chain is not None:
             replaced = response_head(ex, status, head)
             if replaced is not None:  # errors: the backend's response is not relayed
                 replace(self, ex, conn, replaced)
                 return
-            transformed = ex.transform is not None  # compress: the length changes
+            transform = ex.transform
+            if transform is not None:  # compress: the length changes; contentType: not
+                sniffed = transform is SNIFF
+                transformed = not sniffed
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade
         line = _status_lines(status)
@@ -802,6 +808,8 @@ class HttpProxy(asyncio.Protocol):
             parts.append(KEEP_ALIVE)
         parts.append(b"\r\n")
         ex.keep = keep
+        if sniffed and ex.framing != F_NONE:
+            ex.framing += SNIFFED  # Content-Type is added with the first body bytes
         # Held until the first body bytes (usually in the same read) so that a small
         # response leaves in one write.
         ex.response_head = b"".join(parts)
@@ -812,7 +820,11 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         framing = ex.framing
         if framing > F_CHUNK:
-            self._transformed(ex, data, False)
+            if framing > F_PASS_TRANSFORMED:
+                self._sniffed(ex, data)
+                self.upstream_body(data)
+            else:
+                self._transformed(ex, data, False)
             return
         ex.bytes_out += len(data)
         head = ex.response_head
@@ -828,10 +840,22 @@ class HttpProxy(asyncio.Protocol):
         if ex.framing == F_CHUNK:
             self.transport.write(ex.response_head + LAST_CHUNK)
         elif ex.framing > F_CHUNK:
+            if ex.framing > F_PASS_TRANSFORMED:  # no body: nothing to sniff, as in Go
+                ex.framing -= SNIFFED
+                self.upstream_done(conn, reusable)
+                return
             self._transformed(ex, b"", True)
         elif ex.response_head:
             self.transport.write(ex.response_head)
         complete(self, ex, conn, reusable)
+
+    def _sniffed(self, ex: Exchange, data: bytes) -> None:
+        """The first body bytes of a response contentType types: its Content-Type line
+        goes into the head held until now, and the framing back to the backend's."""
+        ex.framing -= SNIFFED
+        if data:
+            line = b"Content-Type: %b\r\n\r\n" % detect(data)
+            ex.response_head = ex.response_head[:-2] + line
 
     def _transformed(self, ex: Exchange, data: bytes, end: bool) -> None:
         """A piece of a body a response-head hook transforms (compress), as it goes out."""

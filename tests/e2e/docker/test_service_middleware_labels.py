@@ -1,0 +1,75 @@
+"""contentType and retry set by Docker labels, end to end: real containers, a real
+`proxynow run` with `providers.docker`, real requests (see test_e2e.py for the setup)."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.docker.conftest import Engine, Resources
+from tests.support.proc import ProxynowProcess, poll, start_proxynow
+
+TIMEOUT = 15.0
+PAGE = "<html><body>typed by sniffing</body></html>"
+# The image's busybox httpd, serving a CGI page that sends a length and no Content-Type.
+UNTYPED = f"""mkdir -p /tmp/w/cgi-bin
+cat > /tmp/w/cgi-bin/page <<'END'
+#!/bin/sh
+body='{PAGE}'
+printf "Content-Length: %d\\r\\n\\r\\n%s" "${{#body}}" "$body"
+END
+chmod +x /tmp/w/cgi-bin/page
+trap "exit 0" TERM INT
+httpd -f -p 80 -h /tmp/w & wait
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxynowProcess]:
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "log": {"level": "WARN"},
+        "providers": {
+            "providersThrottleDuration": "10ms",
+            "docker": {"constraints": f"Label(`proxynow.test`,`{docker_engine.prefix}`)"},
+        },
+    }
+    process = start_proxynow(tmp_path_factory.mktemp("proxynow"), static)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def get(proxy: ProxynowProcess, host: str, path: str) -> tuple[int, Any, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.ports["web"], timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+def test_content_type_from_labels(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+    typed = f"{docker_resources.name('typed')}.test"
+    plain = f"{docker_resources.name('plain')}.test"
+    prefix = "proxynow.http"
+    labels = {
+        f"{prefix}.routers.typed.rule": f"Host(`{typed}`)",
+        f"{prefix}.routers.typed.middlewares": "sniff",
+        f"{prefix}.routers.typed.service": "untyped",
+        f"{prefix}.routers.plain.rule": f"Host(`{plain}`)",
+        f"{prefix}.routers.plain.service": "untyped",
+        f"{prefix}.services.untyped.loadbalancer.server.port": "80",
+        f"{prefix}.middlewares.sniff.contenttype": "true",
+    }
+    docker_resources.run(labels, command=["/bin/sh", "-c", UNTYPED])
+    poll(lambda: get(proxy, typed, "/cgi-bin/page")[0] == 200, TIMEOUT, "the typed router")
+    assert get(proxy, typed, "/cgi-bin/page") == (200, "text/html; charset=utf-8", PAGE.encode())
+    assert get(proxy, plain, "/cgi-bin/page") == (200, None, PAGE.encode())
