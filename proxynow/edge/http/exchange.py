@@ -27,6 +27,7 @@ from proxynow.rules import parse_query
 if TYPE_CHECKING:
     from proxynow.edge.balance.least import Load
     from proxynow.edge.http.mirror_copy import MirrorCopy
+    from proxynow.edge.http.replay import Replay
     from proxynow.edge.upstream.connection import UpstreamConnection
     from proxynow.edge.upstream.server import Server
 
@@ -179,8 +180,10 @@ class Exchange:
         "mirror",
         "path",
         "pending",
+        "replay",
         "response_head",
         "retried",
+        "routed",
         "sent_continue",
         "server",
         "start",
@@ -197,6 +200,9 @@ class Exchange:
     # None) by dispatch only for a routed exchange with a middleware chain, the only kind
     # whose hooks set or read it: a request without middlewares pays no store for it.
     transform: Callable[[bytes, bool], bytes] | None
+    # The router's target (edge/graph/build.py `HttpTarget`), to send the request again
+    # (retry on a status): set by dispatch, like `transform`, only with a middleware chain.
+    routed: object
     # The connection's TLS client certificate (DER, b"": none), for passTLSClientCert: set
     # by dispatch for routers with middlewares only, before their request hooks, so that
     # no other request pays for it (not set in __init__, on the hot path).
@@ -219,6 +225,8 @@ class Exchange:
         self.retried = False
         self.body_sent = False
         self.pending: list[bytes] | None = None
+        # The body kept to send it again (the retry middleware's), or None: not kept.
+        self.replay: Replay | None = None
         self.response_head = b""
         self.upstream: UpstreamConnection | None = None
         self.server: Server | None = None

@@ -663,6 +663,8 @@ class HttpProxy(asyncio.Protocol):
             ex.body_sent = True
             if ex.mirror is not None:  # a mirroring service's mirrors get it too
                 ex.mirror.add(data)
+            if ex.replay is not None:  # kept to be sent again (retry)
+                ex.replay.add(data)
         elif ex.status == 0:
             if ex.pending is None:
                 ex.pending = []

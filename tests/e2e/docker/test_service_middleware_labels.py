@@ -1,4 +1,4 @@
-"""contentType and retry set by Docker labels, end to end: real containers, a real
+"""contentType and retry (its v3.7 status) set by Docker labels, end to end: real containers, a real
 `proxynow run` with `providers.docker`, real requests (see test_e2e.py for the setup)."""
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ body='{PAGE}'
 printf "Content-Length: %d\\r\\n\\r\\n%s" "${{#body}}" "$body"
 END
 chmod +x /tmp/w/cgi-bin/page
+trap "exit 0" TERM INT
+httpd -f -p 80 -h /tmp/w & wait
+"""
+
+# A CGI page that answers 503 the first time it is asked for a query, 200 after.
+FLAKY = """mkdir -p /tmp/w/cgi-bin
+cat > /tmp/w/cgi-bin/flaky <<'END'
+#!/bin/sh
+f="/tmp/w/seen-$QUERY_STRING"
+if [ -e "$f" ]; then body="second"; st="200 OK"; else : > "$f"; body="first"; st="503 No"; fi
+printf "Status: %s\\r\\nContent-Length: %d\\r\\n\\r\\n%s" "$st" "${#body}" "$body"
+END
+chmod +x /tmp/w/cgi-bin/flaky
 trap "exit 0" TERM INT
 httpd -f -p 80 -h /tmp/w & wait
 """
@@ -73,3 +86,25 @@ def test_content_type_from_labels(proxy: ProxynowProcess, docker_resources: Reso
     poll(lambda: get(proxy, typed, "/cgi-bin/page")[0] == 200, TIMEOUT, "the typed router")
     assert get(proxy, typed, "/cgi-bin/page") == (200, "text/html; charset=utf-8", PAGE.encode())
     assert get(proxy, plain, "/cgi-bin/page") == (200, None, PAGE.encode())
+
+
+def test_retry_status_from_labels(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+    retried = f"{docker_resources.name('retried')}.test"
+    plain = f"{docker_resources.name('plain')}.test"
+    prefix = "proxynow.http"
+    labels = {
+        f"{prefix}.routers.retried.rule": f"Host(`{retried}`)",
+        f"{prefix}.routers.retried.middlewares": "again",
+        f"{prefix}.routers.retried.service": "flaky",
+        f"{prefix}.routers.plain.rule": f"Host(`{plain}`)",
+        f"{prefix}.routers.plain.service": "flaky",
+        f"{prefix}.services.flaky.loadbalancer.server.port": "80",
+        f"{prefix}.middlewares.again.retry.attempts": "2",
+        f"{prefix}.middlewares.again.retry.status": "500-599",
+        f"{prefix}.middlewares.again.retry.initialinterval": "10ms",
+        f"{prefix}.middlewares.again.retry.timeout": "10s",
+    }
+    docker_resources.run(labels, command=["/bin/sh", "-c", FLAKY])
+    poll(lambda: get(proxy, plain, "/cgi-bin/flaky?probe")[0] in (200, 503), TIMEOUT, "flaky")
+    assert get(proxy, retried, "/cgi-bin/flaky?a")[::2] == (200, b"second")
+    assert get(proxy, plain, "/cgi-bin/flaky?b")[::2] == (503, b"first")
