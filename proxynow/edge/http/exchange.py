@@ -26,6 +26,7 @@ from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
     from proxynow.edge.balance.least import Load
+    from proxynow.edge.core.flow import ReadGate
     from proxynow.edge.http.mirror_copy import MirrorCopy
     from proxynow.edge.http.replay import Replay
     from proxynow.edge.upstream.connection import UpstreamConnection
@@ -40,6 +41,7 @@ __all__ = [
     "F_PASS_SNIFF",
     "F_PASS_TRANSFORMED",
     "SNIFFED",
+    "BodySink",
     "EntryPointRuntime",
     "Exchange",
     "RouterHooks",
@@ -156,6 +158,18 @@ class RouterHooks(Protocol):
     def failure(self) -> tuple[Callable[[Exchange, int, Callable[[], None]], bool], ...]: ...
 
 
+class BodySink(Protocol):
+    """What reads a request body whole before it goes upstream, as the HTTP/1 front end
+    feeds it (edge/http/middlewares/body_buffer.py `RequestBuffer`)."""
+
+    paused: bool
+
+    def add(self, data: bytes) -> None: ...  # a piece, de-chunked
+    def done(self) -> None: ...  # the body is whole
+    def pump(self, conn: UpstreamConnection) -> None: ...  # send more, `conn` takes it
+    def close(self) -> None: ...
+
+
 class Exchange:
     """One request and its response; also the `RequestView` the router matches against."""
 
@@ -180,12 +194,14 @@ class Exchange:
         "mirror",
         "path",
         "pending",
+        "reader",
         "replay",
         "response_head",
         "retried",
         "routed",
         "sent_continue",
         "server",
+        "sink",
         "start",
         "stats",
         "status",
@@ -200,6 +216,9 @@ class Exchange:
     # None) by dispatch only for a routed exchange with a middleware chain, the only kind
     # whose hooks set or read it: a request without middlewares pays no store for it.
     transform: Callable[[bytes, bool], bytes] | None
+    # The client connection's read gate (HTTP/1; None: HTTP/2), for a step that reads the
+    # body before it is sent (buffering): set by dispatch, like `routed`, with a chain only.
+    reader: ReadGate | None
     # The router's target (edge/graph/build.py `HttpTarget`), to send the request again
     # (retry on a status): set by dispatch, like `transform`, only with a middleware chain.
     routed: object
@@ -227,6 +246,8 @@ class Exchange:
         self.pending: list[bytes] | None = None
         # The body kept to send it again (the retry middleware's), or None: not kept.
         self.replay: Replay | None = None
+        # What takes the request body instead of a backend until it is whole (buffering).
+        self.sink: BodySink | None = None
         self.response_head = b""
         self.upstream: UpstreamConnection | None = None
         self.server: Server | None = None

@@ -264,6 +264,11 @@ class HttpProxy(asyncio.Protocol):
         # The HTTP/2 front end's factory, for prior-knowledge h2c (set by the factory).
         self.h2c: Callable[[], asyncio.Protocol] | None = None
 
+    @property
+    def body_gate(self) -> ReadGate:
+        """The read gate, for a step that reads a body whole before it is sent."""
+        return self.gate
+
     # ------------------------------------------------------------------ phases
 
     def _enter(self, phase: int, now: float) -> None:
@@ -616,6 +621,10 @@ class HttpProxy(asyncio.Protocol):
         limit = self.entrypoint.max_body_bytes
         if limit and ex.bytes_in > limit:
             raise PayloadTooLarge()
+        sink = ex.sink
+        if sink is not None:  # read whole before it is sent (buffering)
+            sink.add(body)
+            return
         if ex.chunked:
             body = b"%x\r\n%b\r\n" % (len(body), body)
         self._send_body(ex, body)
@@ -647,7 +656,10 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         self.reading = None
         ex.complete = True
-        if ex.chunked:
+        sink = ex.sink
+        if sink is not None:
+            sink.done()  # the request goes on now
+        elif ex.chunked:
             self._send_body(ex, LAST_CHUNK)
         if ex is self.active:
             phase = self.phase
@@ -708,6 +720,8 @@ class HttpProxy(asyncio.Protocol):
             self.transport.write(_CONTINUE)
         if self.gate.reasons:
             self.gate.unblock(flow.UPSTREAM_PENDING)
+        if exchange.sink is not None:  # a buffered body from its file (buffering)
+            exchange.sink.pump(conn)
         if exchange.server.response_header_timeout > 0:  # type: ignore[union-attr]
             phase = self.phase
             if phase == AWAITING or phase == UPGRADING:  # noqa: SIM109 (awaited from now)
@@ -917,9 +931,16 @@ class HttpProxy(asyncio.Protocol):
 
     def upstream_pause(self) -> None:
         self.gate.block(flow.UPSTREAM_BUSY)
+        ex = self.active
+        if ex is not None and ex.sink is not None:
+            ex.sink.paused = True
 
     def upstream_resume(self) -> None:
         self.gate.unblock(flow.UPSTREAM_BUSY)
+        ex = self.active
+        if ex is not None and ex.sink is not None and ex.upstream is not None:
+            ex.sink.paused = False
+            ex.sink.pump(ex.upstream)
 
 
 def _last(ex: Exchange) -> None:

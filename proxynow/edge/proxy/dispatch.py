@@ -126,6 +126,7 @@ def _request_phase(
     """Run the router's request hooks; True when one answered or the request waits for
     one (a `Defer`: its step calls back, as a dial does, never a task per request)."""
     exchange.client_cert = downstream.client_cert  # only routers with middlewares pay it
+    exchange.reader = downstream.body_gate
     result = run_request(chain.request, exchange)
     if result is None:
         return False

@@ -1,5 +1,6 @@
-"""contentType and retry (its v3.7 status) set by Docker labels, end to end: real containers, a real
-`proxynow run` with `providers.docker`, real requests (see test_e2e.py for the setup)."""
+"""contentType, retry (its v3.7 status) and buffering set by Docker labels, end to end:
+real containers, a real `proxynow run` with `providers.docker`, real requests (see
+test_e2e.py for the setup)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,18 @@ if [ -e "$f" ]; then body="second"; st="200 OK"; else : > "$f"; body="first"; st
 printf "Status: %s\\r\\nContent-Length: %d\\r\\n\\r\\n%s" "$st" "${#body}" "$body"
 END
 chmod +x /tmp/w/cgi-bin/flaky
+trap "exit 0" TERM INT
+httpd -f -p 80 -h /tmp/w & wait
+"""
+
+# A CGI page that says how many body bytes it read (busybox httpd takes no chunked body).
+COUNT = """mkdir -p /tmp/w/cgi-bin
+cat > /tmp/w/cgi-bin/count <<'END'
+#!/bin/sh
+body="got=$(head -c "${CONTENT_LENGTH:-0}" | wc -c)"
+printf "Content-Length: %d\\r\\n\\r\\n%s" "${#body}" "$body"
+END
+chmod +x /tmp/w/cgi-bin/count
 trap "exit 0" TERM INT
 httpd -f -p 80 -h /tmp/w & wait
 """
@@ -108,3 +121,32 @@ def test_retry_status_from_labels(proxy: ProxynowProcess, docker_resources: Reso
     poll(lambda: get(proxy, plain, "/cgi-bin/flaky?probe")[0] in (200, 503), TIMEOUT, "flaky")
     assert get(proxy, retried, "/cgi-bin/flaky?a")[::2] == (200, b"second")
     assert get(proxy, plain, "/cgi-bin/flaky?b")[::2] == (503, b"first")
+
+
+def post(proxy: ProxynowProcess, host: str, body: Any, chunked: bool) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.ports["web"], timeout=5)
+    try:
+        connection.request(
+            "POST", "/cgi-bin/count", body=body, headers={"Host": host}, encode_chunked=chunked
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_buffering_from_labels(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+    buffered = f"{docker_resources.name('buffered')}.test"
+    prefix = "proxynow.http"
+    labels = {
+        f"{prefix}.routers.buffered.rule": f"Host(`{buffered}`)",
+        f"{prefix}.routers.buffered.middlewares": "whole",
+        f"{prefix}.services.counted.loadbalancer.server.port": "80",
+        f"{prefix}.middlewares.whole.buffering.maxrequestbodybytes": "1000",
+        f"{prefix}.middlewares.whole.buffering.memrequestbodybytes": "100",
+    }
+    docker_resources.run(labels, command=["/bin/sh", "-c", COUNT])
+    poll(lambda: post(proxy, buffered, b"x", False)[0] == 200, TIMEOUT, "the buffered router")
+    # Chunked from the client; the backend gets it whole, with a Content-Length.
+    assert post(proxy, buffered, iter([b"y" * 300, b"z" * 400]), True) == (200, b"got=700")
+    assert post(proxy, buffered, b"w" * 1001, False) == (413, b"Request Entity Too Large")

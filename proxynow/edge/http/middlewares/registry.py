@@ -13,6 +13,7 @@ from proxynow.config.middlewares import Middleware
 from proxynow.edge.http.middlewares import (
     add_prefix,
     basic_auth,
+    buffering,
     chain,
     circuit_breaker,
     compress,
@@ -40,6 +41,7 @@ __all__ = ["BUILDERS", "PROBLEMS"]
 
 BUILDERS: dict[str, Builder] = {
     "basicAuth": basic_auth.build,
+    "buffering": buffering.build,
     "chain": chain.build,
     "circuitBreaker": circuit_breaker.build,
     "compress": compress.build,
@@ -67,6 +69,7 @@ BUILDERS: dict[str, Builder] = {
 # configuration models cannot check (an expression to parse): the aggregator disables such
 # a middleware with that error (control/checks.py), so a builder never sees it.
 PROBLEMS: dict[str, Callable[[Middleware], str | None]] = {
+    "buffering": buffering.problem,
     "circuitBreaker": circuit_breaker.problem,
     "compress": compress.problem,
     "retry": retry.problem,

@@ -200,6 +200,7 @@ def test_the_build_context_tells_whether_the_router_is_secure() -> None:
 # One valid configuration per registered type: a new builder needs its line here.
 REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "basicAuth": {"users": ["u:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="]},
+    "buffering": {"maxRequestBodyBytes": 1000},
     "chain": {"middlewares": ["up"]},
     "errors": {"status": ["500-599"], "service": "s", "query": "/{status}"},
     "forwardAuth": {"address": "http://127.0.0.1:9/auth"},

@@ -1,0 +1,123 @@
+"""`buffering` end to end from a file: a request body is read whole (in memory, then in a
+temporary file) before a real backend gets it, with a Content-Length; 413 past
+maxRequestBodyBytes; a slow upload reaches the backend only once whole, while other
+clients are served meanwhile."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.echo_body import EchoBody, digest
+from tests.support.proc import ProxynowProcess, proxynow_factory
+
+__all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
+
+Start = Callable[..., ProxynowProcess]
+LIMIT = 8 << 20
+
+
+@pytest.fixture
+def backend() -> Iterator[EchoBody]:
+    served = EchoBody()
+    yield served
+    served.close()
+
+
+def config(backend: EchoBody) -> tuple[dict[str, Any], dict[str, Any]]:
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
+    options = {"maxRequestBodyBytes": LIMIT, "memRequestBodyBytes": 64 << 10}
+    dynamic = {
+        "http": {
+            "middlewares": {"buffer": {"buffering": options}},
+            "routers": {
+                "b": {"rule": "Host(`b.test`)", "service": "s", "middlewares": ["buffer"]},
+                "p": {"rule": "Host(`p.test`)", "service": "s"},
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
+        }
+    }
+    return static, dynamic
+
+
+def send(port: int, host: str, path: str, body: Any = None, chunked: bool = False) -> Any:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "POST" if body is not None else "GET",
+            path,
+            body=body,
+            headers={"Host": host},
+            encode_chunked=chunked,
+        )
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if response.status == 200 else data
+    finally:
+        connection.close()
+
+
+def test_bodies_are_read_whole_and_sent_with_a_length(
+    proxynow_factory: Start, backend: EchoBody
+) -> None:
+    port = proxynow_factory(*config(backend), workers=1).ports["web"]
+    small = b"s" * 1000
+    assert send(port, "b.test", "/small", small) == (
+        200,
+        {"length": 1000, "digest": digest(small), "cl": "1000", "te": None},
+    )
+    spilled = bytes(range(256)) * (5 << 12)  # 5 MiB: past the 64 KiB kept in memory
+    status, answer = send(port, "b.test", "/spilled", spilled)
+    assert (status, answer["length"], answer["digest"]) == (200, len(spilled), digest(spilled))
+    pieces = [b"c" * 100_000] * 30  # chunked, 3 MB: the backend gets a Content-Length
+    status, answer = send(port, "b.test", "/chunked", iter(pieces), chunked=True)
+    whole = b"".join(pieces)
+    assert (status, answer) == (
+        200,
+        {"length": len(whole), "digest": digest(whole), "cl": str(len(whole)), "te": None},
+    )
+    assert send(port, "b.test", "/get")[0] == 200
+
+
+def test_bodies_past_the_limit_get_413(proxynow_factory: Start, backend: EchoBody) -> None:
+    port = proxynow_factory(*config(backend), workers=1).ports["web"]
+    head = b"POST /declared HTTP/1.1\r\nHost: b.test\r\nContent-Length: %d\r\n" % (LIMIT + 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 413 ")  # at once: no body was sent
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head + b"\r\n" + b"x" * (LIMIT + 1))  # read off, then answered
+        assert conn.recv(65536).startswith(b"HTTP/1.1 413 ")
+    big = [b"x" * (1 << 20)] * 9
+    status, body = send(port, "b.test", "/chunked-big", iter(big), chunked=True)
+    assert (status, body) == (413, b"Request Entity Too Large")
+    assert "/declared" not in backend.seen and "/chunked-big" not in backend.seen
+    assert send(port, "p.test", "/unbuffered", b"y" * (LIMIT + 1))[0] == 200  # no middleware
+
+
+def test_a_slow_upload_reaches_the_backend_whole_and_blocks_nobody(
+    proxynow_factory: Start, backend: EchoBody
+) -> None:
+    port = proxynow_factory(*config(backend), workers=1).ports["web"]
+    body = b"0123456789" * 20_000  # 200 KB: past memory, in the file
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            b"PUT /slow HTTP/1.1\r\nHost: b.test\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        for index in range(0, len(body) - 50_000, 50_000):
+            conn.sendall(body[index : index + 50_000])
+            assert send(port, "b.test", f"/meanwhile{index}", b"m")[0] == 200
+            assert "/slow" not in backend.seen  # no backend waits on the slow client
+        conn.sendall(body[-50_000:])
+        reply = b""
+        while b"}" not in reply:
+            piece = conn.recv(65536)
+            assert piece, reply
+            reply += piece
+    answer = json.loads(reply.partition(b"\r\n\r\n")[2])
+    assert (answer["length"], answer["digest"]) == (len(body), digest(body))
