@@ -656,15 +656,14 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         self.reading = None
         ex.complete = True
-        sink = ex.sink
-        if sink is not None:
-            sink.done()  # the request goes on now
-        elif ex.chunked:
+        if ex.chunked and ex.sink is None:
             self._send_body(ex, LAST_CHUNK)
         if ex is self.active:
             phase = self.phase
             if phase == BODY:
                 self._enter(AWAITING, 0.0)
+                if ex.sink is not None:  # read whole (buffering): the request goes on now
+                    ex.sink.done()
             elif phase == RESPONDING:
                 self._enter(RESPONDING, 0.0)  # answered early: the read deadline is over
 
@@ -720,8 +719,8 @@ class HttpProxy(asyncio.Protocol):
             self.transport.write(_CONTINUE)
         if self.gate.reasons:
             self.gate.unblock(flow.UPSTREAM_PENDING)
-        if exchange.sink is not None:  # a buffered body from its file (buffering)
-            exchange.sink.pump(conn)
+            if exchange.sink is not None:  # a buffered body, from its file (buffering)
+                exchange.sink.pump(conn)
         if exchange.server.response_header_timeout > 0:  # type: ignore[union-attr]
             phase = self.phase
             if phase == AWAITING or phase == UPGRADING:  # noqa: SIM109 (awaited from now)

@@ -5,21 +5,28 @@ clients are served meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import socket
+import struct
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.echo_body import EchoBody, digest
-from tests.support.proc import ProxynowProcess, proxynow_factory
+from tests.support.proc import ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
 
 Start = Callable[..., ProxynowProcess]
 LIMIT = 8 << 20
+TEMP = tempfile.gettempdir()
 
 
 @pytest.fixture
@@ -121,3 +128,66 @@ def test_a_slow_upload_reaches_the_backend_whole_and_blocks_nobody(
             reply += piece
     answer = json.loads(reply.partition(b"\r\n\r\n")[2])
     assert (answer["length"], answer["digest"]) == (len(body), digest(body))
+
+
+def spilled_files(pids: list[int]) -> int:
+    """The temporary body files the workers hold open (unlinked: seen through /proc)."""
+    count = 0
+    for pid in pids:
+        fds = Path(f"/proc/{pid}/fd")
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)  # O_TMPFILE: "/tmp/#<inode> (deleted)", no name
+                count += link.startswith(TEMP) and link.endswith("(deleted)")
+    return count
+
+
+def test_uploads_cut_midway_leave_no_file_and_others_are_served(
+    proxynow_factory: Start, backend: EchoBody
+) -> None:
+    proxy = proxynow_factory(*config(backend), workers=1)
+    port = proxy.ports["web"]
+    cut = []
+    for index in range(5):  # concurrent uploads, each past memory, none finished
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(
+            b"PUT /cut%d HTTP/1.1\r\nHost: b.test\r\nContent-Length: %d\r\n\r\n" % (index, LIMIT)
+        )
+        conn.sendall(b"c" * (1 << 20))
+        cut.append(conn)
+    poll(lambda: spilled_files(proxy.worker_pids()) == 5, 10, "five spilled bodies")
+    assert send(port, "b.test", "/meanwhile", b"m")[0] == 200
+    for conn in cut:  # aborted (a reset): a half-close waits for the rest until readTimeout
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    poll(lambda: spilled_files(proxy.worker_pids()) == 0, 10, "the files closed")
+    assert not any(path.startswith("/cut") for path in backend.seen)
+
+
+def test_over_http2_the_body_is_streamed(
+    proxynow_factory: Start, backend: EchoBody, tmp_path: Path
+) -> None:
+    port = proxynow_factory(*config(backend), workers=1).ports["web"]
+    body = tmp_path / "body"
+    body.write_bytes(b"h" * 100_000)
+    found = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "--http2-prior-knowledge",
+            "-H",
+            "Host: b.test",
+            "--data-binary",
+            f"@{body}",
+            "-w",
+            " %{http_code} %{http_version}",
+            f"http://127.0.0.1:{port}/h2",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
+        text=True,
+    ).stdout
+    answer, status, version = found.rsplit(" ", 2)
+    assert (status, version) == ("200", "2")
+    assert json.loads(answer)["digest"] == digest(b"h" * 100_000)

@@ -144,6 +144,9 @@ class RequestBuffer:
             self.file.seek(0)
             ex.pending = self.pieces  # what is in memory leaves with the head
             self.pieces = []
+            # Held until a connection is attached, which then pumps the file (and reads
+            # the client's next request only once the body is out).
+            self.gate.block(UPSTREAM_PENDING)
         self.resume(None)
 
     def pump(self, conn: UpstreamConnection) -> None:
@@ -170,6 +173,7 @@ class RequestBuffer:
             self.file = None
         if self.exchange.sink is self:
             self.exchange.sink = None
+        self.gate.unblock(UPSTREAM_PENDING)  # however the exchange ended, reading goes on
 
     def _spill(self) -> None:
         """Further pieces go to a temporary file (the memory ones stay where they are)."""
