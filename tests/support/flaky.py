@@ -32,7 +32,7 @@ class Flaky:
                     length -= len(piece)
                 seen = flaky.counts[self.path] = flaky.counts.get(self.path, 0) + 1
                 status = 503 if seen <= failures else 200
-                if self.path.startswith("/always"):
+                if "/always" in self.path:
                     status = 500
                 out = json.dumps({"n": seen, "body": body.hexdigest()[:16]}).encode()
                 self.send_response(status)

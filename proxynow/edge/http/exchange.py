@@ -297,8 +297,11 @@ class Exchange:
 
 def retryable(ex: Exchange, conn: UpstreamConnection) -> bool:
     """A reused connection that died before any response byte: try once more on a new one
-    when nothing of the body went out (or the method is idempotent and had no body)."""
-    if ex.retried or not conn.reused or conn.got_bytes or ex.body_sent:
+    when nothing of the body went out, or all of it is kept (`replay`: retry, buffering),
+    and the method is idempotent or had no body."""
+    if ex.retried or not conn.reused or conn.got_bytes:
+        return False
+    if ex.body_sent and not (ex.complete and ex.replay is not None and ex.replay.body is not None):
         return False
     return ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
 

@@ -429,6 +429,9 @@ def lost(downstream: Downstream, exchange: Exchange, conn: UpstreamConnection) -
         downstream.error(exchange, 502)
         return
     exchange.retried = True
+    if exchange.body_sent and exchange.replay is not None:  # kept whole: sent again
+        exchange.pending = exchange.replay.again()
+        exchange.body_sent = False
     server, stats = exchange.server, exchange.stats
     assert server is not None and stats is not None  # set when it was sent
     stats.retry()

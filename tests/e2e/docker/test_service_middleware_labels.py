@@ -101,8 +101,11 @@ def test_content_type_from_labels(proxy: ProxynowProcess, docker_resources: Reso
     assert get(proxy, plain, "/cgi-bin/page") == (200, None, PAGE.encode())
 
 
-def test_retry_status_from_labels(proxy: ProxynowProcess, docker_resources: Resources) -> None:
+def test_retry_status_and_retry_expression_from_labels(
+    proxy: ProxynowProcess, docker_resources: Resources
+) -> None:
     retried = f"{docker_resources.name('retried')}.test"
+    kept = f"{docker_resources.name('kept')}.test"
     plain = f"{docker_resources.name('plain')}.test"
     prefix = "proxynow.http"
     labels = {
@@ -116,11 +119,21 @@ def test_retry_status_from_labels(proxy: ProxynowProcess, docker_resources: Reso
         f"{prefix}.middlewares.again.retry.status": "500-599",
         f"{prefix}.middlewares.again.retry.initialinterval": "10ms",
         f"{prefix}.middlewares.again.retry.timeout": "10s",
+        f"{prefix}.routers.kept.rule": f"Host(`{kept}`)",
+        f"{prefix}.routers.kept.middlewares": "kept",
+        f"{prefix}.routers.kept.service": "flaky",
+        f"{prefix}.middlewares.kept.buffering.retryexpression": "ResponseCode() == 503",
     }
     docker_resources.run(labels, command=["/bin/sh", "-c", FLAKY])
     poll(lambda: get(proxy, plain, "/cgi-bin/flaky?probe")[0] in (200, 503), TIMEOUT, "flaky")
     assert get(proxy, retried, "/cgi-bin/flaky?a")[::2] == (200, b"second")
     assert get(proxy, plain, "/cgi-bin/flaky?b")[::2] == (503, b"first")
+    # buffering's retryExpression: a request with a body, buffered, sent again.
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.ports["web"], timeout=5)
+    connection.request("PUT", "/cgi-bin/flaky?c", body=b"data", headers={"Host": kept})
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"second")
+    connection.close()
 
 
 def post(proxy: ProxynowProcess, host: str, body: Any, chunked: bool) -> tuple[int, bytes]:

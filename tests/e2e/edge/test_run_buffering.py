@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.echo_body import EchoBody, digest
+from tests.support.flaky import Flaky
 from tests.support.proc import ProxynowProcess, poll, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
@@ -191,3 +192,33 @@ def test_over_http2_the_body_is_streamed(
     answer, status, version = found.rsplit(" ", 2)
     assert (status, version) == ("200", "2")
     assert json.loads(answer)["digest"] == digest(b"h" * 100_000)
+
+
+def test_retry_expression_sends_a_buffered_body_again(proxynow_factory: Start) -> None:
+    flaky = Flaky()
+    try:
+        static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
+        options = {"memRequestBodyBytes": 1000, "retryExpression": "ResponseCode() == 503"}
+        dynamic = {
+            "http": {
+                "middlewares": {"again": {"buffering": options}},
+                "routers": {
+                    "b": {"rule": "Host(`b.test`)", "service": "s", "middlewares": ["again"]}
+                },
+                "services": {"s": {"loadBalancer": {"servers": [{"url": flaky.url}]}}},
+            }
+        }
+        port = proxynow_factory(static, dynamic, workers=1).ports["web"]
+        body = bytes(range(256)) * 800  # 200 KB: from the file, twice
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("PUT", "/put", body=body, headers={"Host": "b.test"})
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (
+            200,
+            {"n": 2, "body": digest(body)},
+        )
+        connection.close()
+        # Without a body the request is sent once, as Traefik sends it.
+        assert send(port, "b.test", "/get")[0] == 503
+    finally:
+        flaky.close()

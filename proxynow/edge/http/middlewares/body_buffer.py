@@ -53,6 +53,7 @@ class RequestBuffer:
         "file",
         "gate",
         "in_memory",
+        "keep",
         "limit",
         "memory",
         "paused",
@@ -64,9 +65,16 @@ class RequestBuffer:
     )
 
     def __init__(
-        self, exchange: Exchange, limit: int, memory: int, resume: Resume, gate: ReadGate
+        self,
+        exchange: Exchange,
+        limit: int,
+        memory: int,
+        resume: Resume,
+        gate: ReadGate,
+        keep: bool = False,
     ) -> None:
         self.exchange = exchange
+        self.keep = keep  # kept once sent, to be sent again (retryExpression)
         self.limit = limit  # 0: none
         self.memory = memory
         self.resume = resume
@@ -134,20 +142,26 @@ class RequestBuffer:
         head.lengths = 1
         head.content_length = b"%d" % self.size
         ex.complete = True
-        if self.file is None:
-            ex.pending = self.pieces
-            self.pieces = []
-            self._release()
-        else:
+        if self.file is not None:
             self.file.flush()
+        ex.pending = self.again()  # what is in memory leaves with the head
+        if not self.keep:
+            self.pieces = []
+            if self.file is None:
+                self._release()
+        self.resume(None)
+
+    def again(self) -> list[bytes]:
+        """The body from its start: the memory part to send with the head; the file's
+        rewound for `pump`."""
+        self.state = 1
+        if self.file is not None:
             self.remaining = self.size - self.in_memory
             self.file.seek(0)
-            ex.pending = self.pieces  # what is in memory leaves with the head
-            self.pieces = []
             # Held until a connection is attached, which then pumps the file (and reads
             # the client's next request only once the body is out).
             self.gate.block(UPSTREAM_PENDING)
-        self.resume(None)
+        return list(self.pieces)
 
     def pump(self, conn: UpstreamConnection) -> None:
         """Send the next pieces of a spilled body while `conn` takes them."""
@@ -160,7 +174,7 @@ class RequestBuffer:
                 break
             self.remaining -= len(piece)
             conn.write(piece)
-        if file is None or self.remaining <= 0:
+        if (file is None or self.remaining <= 0) and not self.keep:
             self.close()
 
     def close(self) -> None:
