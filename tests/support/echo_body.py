@@ -17,10 +17,12 @@ def digest(body: bytes) -> str:
 
 
 class EchoBody:
-    """Answers 200 {"length", "digest", "cl", "te"}; `seen` lists the paths asked."""
+    """Answers 200 {"length", "digest", "cl", "te"}; `seen` lists the paths asked,
+    `digests` the digest of the body each got."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.digests: dict[str, str] = {}
         echo = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -37,6 +39,7 @@ class EchoBody:
                         break
                     body.update(piece)
                     got += len(piece)
+                echo.digests[self.path] = body.hexdigest()[:16]
                 out = json.dumps(
                     {
                         "length": got,

@@ -222,3 +222,34 @@ def test_retry_expression_sends_a_buffered_body_again(proxynow_factory: Start) -
         assert send(port, "b.test", "/get")[0] == 503
     finally:
         flaky.close()
+
+
+def test_a_mirror_gets_the_whole_buffered_body(proxynow_factory: Start, backend: EchoBody) -> None:
+    mirror = EchoBody()
+    try:
+        static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
+        dynamic = {
+            "http": {
+                "middlewares": {"buffer": {"buffering": {"memRequestBodyBytes": 1000}}},
+                "routers": {
+                    "b": {"rule": "Host(`b.test`)", "service": "m", "middlewares": ["buffer"]}
+                },
+                "services": {
+                    "main": {"loadBalancer": {"servers": [{"url": backend.url}]}},
+                    "copy": {"loadBalancer": {"servers": [{"url": mirror.url}]}},
+                    "m": {
+                        "mirroring": {
+                            "service": "main",
+                            "mirrors": [{"name": "copy", "percent": 100}],
+                        }
+                    },
+                },
+            }
+        }
+        port = proxynow_factory(static, dynamic, workers=1).ports["web"]
+        body = b"mirrored " * 30_000  # 270 KB: most of it pumped from the file
+        assert send(port, "b.test", "/m", body)[1]["digest"] == digest(body)
+        poll(lambda: "/m" in mirror.digests, 10, "the mirror's copy")
+        assert mirror.digests["/m"] == digest(body)
+    finally:
+        mirror.close()

@@ -174,6 +174,8 @@ class RequestBuffer:
                 break
             self.remaining -= len(piece)
             conn.write(piece)
+            if self.exchange.mirror is not None:  # a mirroring service's copy gets it too
+                self.exchange.mirror.add(piece)
         if (file is None or self.remaining <= 0) and not self.keep:
             self.close()
 

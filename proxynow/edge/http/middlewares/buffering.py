@@ -72,8 +72,11 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
             return TOO_LARGE if over else None  # HTTP/2: streamed; or no body sent yet
 
         def start(resume: Resume) -> None:
-            buffer = RequestBuffer(exchange, limit, memory, resume, gate, again is not None)
-            if again is not None:
+            # Kept for this step's retryExpression, or for a retry step before it (whose
+            # copy would miss what is pumped from the file): the buffer is the copy then.
+            keep = again is not None or exchange.replay is not None
+            buffer = RequestBuffer(exchange, limit, memory, resume, gate, keep)
+            if keep:
                 exchange.replay = _Kept(buffer)  # type: ignore[assignment]
             buffer.start()
             if over:  # read off, never kept: answered at its end

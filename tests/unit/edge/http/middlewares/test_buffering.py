@@ -14,6 +14,7 @@ from proxynow.edge.http.middlewares import body_buffer
 from proxynow.edge.http.middlewares.base import BuildContext, Defer, Reply
 from proxynow.edge.http.middlewares.body_buffer import TOO_LARGE, RequestBuffer, held
 from proxynow.edge.http.middlewares.buffering import build, problem
+from proxynow.edge.http.middlewares.registry import BUILDERS
 from tests.unit.edge.http.middlewares.support import exchange
 
 
@@ -170,3 +171,30 @@ def test_expect_continue_is_answered_by_the_buffer(gate: ReadGate) -> None:
     assert gate.transport.written == [b"HTTP/1.1 100 Continue\r\n\r\n"]  # type: ignore[attr-defined]
     assert not found.expect_continue
     buffer.close()
+
+
+def test_a_retry_before_it_sends_the_body_again_from_the_buffer(gate: ReadGate) -> None:
+    retry = Middleware.model_validate({"retry": {"attempts": 2, "status": ["503"]}})
+    context = BuildContext("r", False, lambda name: None)
+    retry_step = BUILDERS["retry"](retry, context)
+    buffering = build(Middleware.model_validate({"buffering": {"memRequestBodyBytes": 4}}), context)
+    found = upload(10)
+    found.reader, found.method_b = gate, b"PUT"
+    assert retry_step.request is not None and buffering.request is not None
+    retry_step.request(found)  # keeps a copy of what goes out...
+    deferred = buffering.request(found)
+    assert isinstance(deferred, Defer)
+    deferred.start(lambda reply: None)
+    sink = found.sink
+    assert sink is not None
+    sink.add(b"0123")  # ...but the buffer is the copy now: 4 in memory,
+    sink.add(b"456789")  # 6 in its file
+    sink.done()
+    conn = Conn()
+    sink.pump(conn)  # type: ignore[arg-type]
+    assert found.replay is not None
+    again = found.replay.again()
+    sink.pump(conn)  # type: ignore[arg-type]
+    assert again == [b"0123"] and conn.data == [b"456789", b"456789"]
+    assert buffering.outcome is not None
+    buffering.outcome(found, 0.0)
