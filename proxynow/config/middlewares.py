@@ -66,7 +66,8 @@ class Compress(Model):
 
 
 class ContentType(Model):
-    auto_detect: bool = False
+    # Deprecated in Traefik v3: unset or true detects, false makes the middleware a no-op.
+    auto_detect: bool | None = None
 
 
 class DigestAuth(Model):

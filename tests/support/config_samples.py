@@ -27,6 +27,6 @@ FOUR_OBJECTS = """
               - url: "http://127.0.0.1:9000"
       middlewares:
         strip:
-          contentType:
-            autoDetect: true
+          grpcWeb:
+            allowOrigins: ["*"]
     """

@@ -28,16 +28,22 @@ from proxynow.rules import parse_query
 
 if TYPE_CHECKING:
     from proxynow.edge.balance.least import Load
+    from proxynow.edge.core.flow import ReadGate
     from proxynow.edge.http.mirror_copy import MirrorCopy
+    from proxynow.edge.http.replay import Replay
     from proxynow.edge.upstream.connection import UpstreamConnection
     from proxynow.edge.upstream.server import Server
 
 __all__ = [
     "F_CHUNK",
+    "F_CHUNK_SNIFF",
     "F_CHUNK_TRANSFORMED",
     "F_NONE",
     "F_PASS",
+    "F_PASS_SNIFF",
     "F_PASS_TRANSFORMED",
+    "SNIFFED",
+    "BodySink",
     "EntryPointRuntime",
     "Exchange",
     "RouterHooks",
@@ -73,6 +79,11 @@ F_CHUNK = 2  # re-chunked (unknown length, HTTP/1.1 client)
 # A body a response-head hook transforms (`Exchange.transform`: compress), re-framed:
 F_CHUNK_TRANSFORMED = 3  # chunked, to an HTTP/1.1 client
 F_PASS_TRANSFORMED = 4  # close-delimited, to an HTTP/1.0 client
+# A body whose Content-Type is sniffed from its first bytes (contentType), framed as F_PASS
+# or F_CHUNK once the header is added: the offset of those from their plain framing.
+SNIFFED = 4
+F_PASS_SNIFF = F_PASS + SNIFFED
+F_CHUNK_SNIFF = F_CHUNK + SNIFFED
 
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
@@ -150,6 +161,18 @@ class RouterHooks(Protocol):
     def failure(self) -> tuple[Callable[[Exchange, int, Callable[[], None]], bool], ...]: ...
 
 
+class BodySink(Protocol):
+    """What reads a request body whole before it goes upstream, as the HTTP/1 front end
+    feeds it (edge/http/middlewares/body_buffer.py `RequestBuffer`)."""
+
+    paused: bool
+
+    def add(self, data: bytes) -> None: ...  # a piece, de-chunked
+    def done(self) -> None: ...  # the body is whole
+    def pump(self, conn: UpstreamConnection) -> None: ...  # send more, `conn` takes it
+    def close(self) -> None: ...
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # the HTTP/2 Stream subclasses it
 class Exchange:
     """One request and its response; also the `RequestView` the router matches against."""
@@ -175,10 +198,14 @@ class Exchange:
         "mirror",
         "path",
         "pending",
+        "reader",
+        "replay",
         "response_head",
         "retried",
+        "routed",
         "sent_continue",
         "server",
+        "sink",
         "start",
         "stats",
         "status",
@@ -193,6 +220,12 @@ class Exchange:
     # None) by dispatch only for a routed exchange with a middleware chain, the only kind
     # whose hooks set or read it: a request without middlewares pays no store for it.
     transform: Callable[[bytes, bool], bytes] | None
+    # The client connection's read gate (HTTP/1; None: HTTP/2), for a step that reads the
+    # body before it is sent (buffering): set by dispatch, like `routed`, with a chain only.
+    reader: ReadGate | None
+    # The router's target (edge/graph/build.py `HttpTarget`), to send the request again
+    # (retry on a status): set by dispatch, like `transform`, only with a middleware chain.
+    routed: object
     # The connection's TLS client certificate (DER, b"": none), for passTLSClientCert: set
     # by dispatch for routers with middlewares only, before their request hooks, so that
     # no other request pays for it (not set in __init__, on the hot path).
@@ -215,6 +248,10 @@ class Exchange:
         self.retried = False
         self.body_sent = False
         self.pending: list[bytes] | None = None
+        # The body kept to send it again (the retry middleware's), or None: not kept.
+        self.replay: Replay | None = None
+        # What takes the request body instead of a backend until it is whole (buffering).
+        self.sink: BodySink | None = None
         self.response_head = b""
         self.upstream: UpstreamConnection | None = None
         self.server: Server | None = None
@@ -264,8 +301,11 @@ class Exchange:
 
 def retryable(ex: Exchange, conn: UpstreamConnection) -> bool:
     """A reused connection that died before any response byte: try once more on a new one
-    when nothing of the body went out (or the method is idempotent and had no body)."""
-    if ex.retried or not conn.reused or conn.got_bytes or ex.body_sent:
+    when nothing of the body went out, or all of it is kept (`replay`: retry, buffering),
+    and the method is idempotent or had no body."""
+    if ex.retried or not conn.reused or conn.got_bytes:
+        return False
+    if ex.body_sent and not (ex.complete and ex.replay is not None and ex.replay.body is not None):
         return False
     return ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
 

@@ -52,11 +52,14 @@ from proxynow.edge.http.exchange import (
     F_NONE,
     F_PASS,
     F_PASS_TRANSFORMED,
+    SNIFFED,
     EntryPointRuntime,
     Exchange,
     entrypoint_runtime,
     validate,
 )
+from proxynow.edge.http.middlewares.content_type import SNIFF
+from proxynow.edge.http.middlewares.sniff import detect
 from proxynow.edge.http.peers import PeerCache
 from proxynow.edge.http1.local import error_answer, reply_answer, text_answer
 from proxynow.edge.http1.request_line import Lenient, lenient_line
@@ -264,6 +267,11 @@ class HttpProxy(asyncio.Protocol):
         self.client_cert = b""  # the client's TLS certificate (DER), b"": none
         # The HTTP/2 front end's factory, for prior-knowledge h2c (set by the factory).
         self.h2c: Callable[[], asyncio.Protocol] | None = None
+
+    @property
+    def body_gate(self) -> ReadGate:
+        """The read gate, for a step that reads a body whole before it is sent."""
+        return self.gate
 
     # ------------------------------------------------------------------ phases
 
@@ -617,6 +625,10 @@ class HttpProxy(asyncio.Protocol):
         limit = self.entrypoint.max_body_bytes
         if limit and ex.bytes_in > limit:
             raise PayloadTooLarge()
+        sink = ex.sink
+        if sink is not None:  # read whole before it is sent (buffering)
+            sink.add(body)
+            return
         if ex.chunked:
             body = b"%x\r\n%b\r\n" % (len(body), body)
         self._send_body(ex, body)
@@ -648,12 +660,14 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         self.reading = None
         ex.complete = True
-        if ex.chunked:
+        if ex.chunked and ex.sink is None:
             self._send_body(ex, LAST_CHUNK)
         if ex is self.active:
             phase = self.phase
             if phase == BODY:
                 self._enter(AWAITING, 0.0)
+                if ex.sink is not None:  # read whole (buffering): the request goes on now
+                    ex.sink.done()
             elif phase == RESPONDING:
                 self._enter(RESPONDING, 0.0)  # answered early: the read deadline is over
 
@@ -664,6 +678,8 @@ class HttpProxy(asyncio.Protocol):
             ex.body_sent = True
             if ex.mirror is not None:  # a mirroring service's mirrors get it too
                 ex.mirror.add(data)
+            if ex.replay is not None:  # kept to be sent again (retry)
+                ex.replay.add(data)
         elif ex.status == 0:
             if ex.pending is None:
                 ex.pending = []
@@ -707,6 +723,8 @@ class HttpProxy(asyncio.Protocol):
             self.transport.write(_CONTINUE)
         if self.gate.reasons:
             self.gate.unblock(flow.UPSTREAM_PENDING)
+            if exchange.sink is not None:  # a buffered body, from its file (buffering)
+                exchange.sink.pump(conn)
         if exchange.server.response_header_timeout > 0:  # type: ignore[union-attr]
             phase = self.phase
             if phase == AWAITING or phase == UPGRADING:  # noqa: SIM109 (awaited from now)
@@ -768,13 +786,16 @@ class HttpProxy(asyncio.Protocol):
         load = ex.load
         if load is not None:  # leasttime's time to first byte, from the request's start
             load.first_byte(self.loop.time() - ex.start)
-        transformed = False
+        transformed = sniffed = False
         if ex.chain is not None:
             replaced = response_head(ex, status, head)
             if replaced is not None:  # errors: the backend's response is not relayed
                 replace(self, ex, conn, replaced)
                 return
-            transformed = ex.transform is not None  # compress: the length changes
+            transform = ex.transform
+            if transform is not None:  # compress: the length changes; contentType: not
+                sniffed = transform is SNIFF
+                transformed = not sniffed
         # Re-framed for the client (the framing chosen once, kept in `ex.framing`).
         keep = ex.keep_alive and not ex.upgrade
         line = _status_lines(status)
@@ -806,6 +827,8 @@ class HttpProxy(asyncio.Protocol):
             parts.append(KEEP_ALIVE)
         parts.append(b"\r\n")
         ex.keep = keep
+        if sniffed and ex.framing != F_NONE:
+            ex.framing += SNIFFED  # Content-Type is added with the first body bytes
         # Held until the first body bytes (usually in the same read) so that a small
         # response leaves in one write.
         ex.response_head = b"".join(parts)
@@ -816,7 +839,11 @@ class HttpProxy(asyncio.Protocol):
         assert ex is not None
         framing = ex.framing
         if framing > F_CHUNK:
-            self._transformed(ex, data, False)
+            if framing > F_PASS_TRANSFORMED:
+                self._sniffed(ex, data)
+                self.upstream_body(data)
+            else:
+                self._transformed(ex, data, False)
             return
         ex.bytes_out += len(data)
         head = ex.response_head
@@ -832,10 +859,22 @@ class HttpProxy(asyncio.Protocol):
         if ex.framing == F_CHUNK:
             self.transport.write(ex.response_head + LAST_CHUNK)
         elif ex.framing > F_CHUNK:
+            if ex.framing > F_PASS_TRANSFORMED:  # no body: nothing to sniff, as in Go
+                ex.framing -= SNIFFED
+                self.upstream_done(conn, reusable)
+                return
             self._transformed(ex, b"", True)
         elif ex.response_head:
             self.transport.write(ex.response_head)
         complete(self, ex, conn, reusable)
+
+    def _sniffed(self, ex: Exchange, data: bytes) -> None:
+        """The first body bytes of a response contentType types: its Content-Type line
+        goes into the head held until now, and the framing back to the backend's."""
+        ex.framing -= SNIFFED
+        if data:
+            line = b"Content-Type: %b\r\n\r\n" % detect(data)
+            ex.response_head = ex.response_head[:-2] + line
 
     def _transformed(self, ex: Exchange, data: bytes, end: bool) -> None:
         """A piece of a body a response-head hook transforms (compress), as it goes out."""
@@ -895,9 +934,16 @@ class HttpProxy(asyncio.Protocol):
 
     def upstream_pause(self) -> None:
         self.gate.block(flow.UPSTREAM_BUSY)
+        ex = self.active
+        if ex is not None and ex.sink is not None:
+            ex.sink.paused = True
 
     def upstream_resume(self) -> None:
         self.gate.unblock(flow.UPSTREAM_BUSY)
+        ex = self.active
+        if ex is not None and ex.sink is not None and ex.upstream is not None:
+            ex.sink.paused = False
+            ex.sink.pump(ex.upstream)
 
 
 def _last(ex: Exchange) -> None:

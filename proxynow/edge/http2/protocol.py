@@ -157,6 +157,11 @@ class H2Proxy(asyncio.Protocol):
         self.idle_timeout = idle if idle > 0 else INF
         self.deadline = INF
 
+    @property
+    def body_gate(self) -> None:
+        """No read gate: a body is never read ahead of its stream (buffering streams it)."""
+        return None
+
     # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

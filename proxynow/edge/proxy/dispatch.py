@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.core.metrics import METHOD_BITS, request_key
 from proxynow.edge.http.exchange import Exchange, retryable
-from proxynow.edge.http.middlewares import Chain, Defer, Reply, run_request
+from proxynow.edge.http.middlewares import RESEND, Chain, Defer, Reply, run_request
 from proxynow.edge.message.headers import forwarded_headers, upstream_head
 from proxynow.edge.proxy.mirror import keep, send
 from proxynow.edge.upstream.connection import UpstreamConnection
@@ -98,6 +98,7 @@ def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None 
         if chain is not None:
             exchange.chain = chain
             exchange.transform = None  # see Exchange.transform
+            exchange.routed = target
             if _request_phase(downstream, exchange, target, chain):
                 return
     sticky = target.sticky
@@ -125,6 +126,7 @@ def _request_phase(
     """Run the router's request hooks; True when one answered or the request waits for
     one (a `Defer`: its step calls back, as a dial does, never a task per request)."""
     exchange.client_cert = downstream.client_cert  # only routers with middlewares pay it
+    exchange.reader = downstream.body_gate
     result = run_request(chain.request, exchange)
     if result is None:
         return False
@@ -200,6 +202,8 @@ def attach(
         data = b"".join((data, *pending))
         exchange.pending = None
         exchange.body_sent = True
+        if exchange.replay is not None:
+            exchange.replay.took(pending)
     conn.send(downstream, data, exchange.method_b == b"HEAD")
     downstream.attached(exchange, conn)
 
@@ -376,11 +380,35 @@ def replace(
         if not downstream.wants(exchange) or exchange.status:
             return  # the client left meanwhile, or a second resume
         try:
-            downstream.reply(exchange, reply if reply is not None else Reply(502))
+            if reply is RESEND:
+                _resend(downstream, exchange)
+            else:
+                downstream.reply(exchange, reply if reply is not None else Reply(502))
         except Exception as exc:  # runs in the step's callback: nobody else would see it
             downstream.failed(exc)
 
     replaced.start(resumed)
+
+
+def _resend(downstream: Downstream, exchange: Exchange) -> None:
+    """Send a request anew whose answer a step discarded (retry on a status): the
+    server is picked again, the body kept for it (`Exchange.replay`) goes with the head."""
+    load = exchange.load
+    if load is not None:  # counted again at the next pick
+        load.inflight -= 1
+        exchange.load = None
+    exchange.server = None
+    exchange.transform = None
+    exchange.response_head = b""  # a sticky pick adds its cookie again
+    exchange.sent_continue = exchange.expect_continue = False  # the body is whole
+    replay = exchange.replay
+    exchange.pending = replay.again() if replay is not None else None
+    exchange.body_sent = False
+    if exchange.stats is not None:
+        exchange.stats.retry()  # proxynow_service_retries_total
+    target = exchange.routed
+    assert target is not None
+    route(downstream, exchange, target)  # type: ignore[arg-type]
 
 
 def outcome(exchange: Exchange, now: float) -> None:
@@ -401,6 +429,9 @@ def lost(downstream: Downstream, exchange: Exchange, conn: UpstreamConnection) -
         downstream.error(exchange, 502)
         return
     exchange.retried = True
+    if exchange.body_sent and exchange.replay is not None:  # kept whole: sent again
+        exchange.pending = exchange.replay.again()
+        exchange.body_sent = False
     server, stats = exchange.server, exchange.stats
     assert server is not None and stats is not None  # set when it was sent
     stats.retry()

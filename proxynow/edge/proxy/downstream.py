@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from proxynow.edge.upstream.connection import Owner
 
 if TYPE_CHECKING:
+    from proxynow.edge.core.flow import ReadGate
     from proxynow.edge.core.metrics import EntryPointStats, TargetStats
     from proxynow.edge.graph.build import HttpTarget, RouterGraph
     from proxynow.edge.http.access import AccessLog
@@ -84,6 +85,8 @@ class Downstream(Sender, Protocol):
     def peer_hosts(self) -> dict[bytes, tuple[str, bytes]]: ...  # `peer.hosts`
     @property
     def client_cert(self) -> bytes: ...  # the client's TLS certificate (DER), b"": none
+    @property
+    def body_gate(self) -> ReadGate | None: ...  # HTTP/1's read gate, for buffering
     @property
     def transport(self) -> asyncio.BaseTransport: ...  # the client connection's
     @property

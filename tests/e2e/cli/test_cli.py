@@ -93,15 +93,15 @@ def test_check_reports_a_middleware_type_that_is_not_applied_yet_as_a_warning(
     write(
         project / "dynamic" / "middlewares.toml",
         """
-        [http.middlewares.tohttps.contentType]
-        autoDetect = true
+        [http.middlewares.tohttps.grpcWeb]
+        allowOrigins = ["*"]
         """,
     )
     result = proxynow("check", "--config", "proxynow.yml", cwd=project, module=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "dynamic/middlewares.toml:1:1: warning: http.middlewares.tohttps: middleware type "
-        "contentType is not implemented yet; routers that use it are served without it",
+        "grpcWeb is not implemented yet; routers that use it are served without it",
         "0 errors, 1 warning",
     ]
     assert result.stdout == "configuration OK: static from proxynow.yml, 2 dynamic file(s)\n"

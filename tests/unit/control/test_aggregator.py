@@ -417,12 +417,12 @@ CASES = [
             "file": http(
                 routers={"r": router(middlewares=["h"])},
                 services={"svc": LB},
-                middlewares={"h": {"contentType": {"autoDetect": True}}},
+                middlewares={"h": {"grpcWeb": {"allowOrigins": ["*"]}}},
             )
         },
         {
             "http.routers.r@file": enabled("file"),
-            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("contentType")),
+            "http.middlewares.h@file": warning("file", NOT_APPLIED.format("grpcWeb")),
         },
     ),
     Case(

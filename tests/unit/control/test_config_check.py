@@ -191,7 +191,7 @@ CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
             "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
             "dynamic/routers.yml:10:5: http.routers.c: service nowhere@file does not exist",
             "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type "
-            "contentType is not implemented yet; routers that use it are served without it",
+            "grpcWeb is not implemented yet; routers that use it are served without it",
             "3 errors, 1 warning",
         ],
     ),

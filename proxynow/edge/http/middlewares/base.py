@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from proxynow.edge.upstream.server import Pick
 
 __all__ = [
+    "RESEND",
     "BuildContext",
     "Builder",
     "Chain",
@@ -73,6 +74,10 @@ class Reply:
 
 # Called once by a deferred step when it is done: None goes on, a Reply answers.
 Resume = Callable[[Reply | None], None]
+
+# What a response-head hook's `Defer` resumes with to have the request sent again (retry on
+# a status): the backend's answer is discarded, the server picked anew (dispatch `replace`).
+RESEND = Reply(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ from proxynow.config.middlewares import Middleware
 from proxynow.edge.http.middlewares import (
     add_prefix,
     basic_auth,
+    buffering,
     chain,
     circuit_breaker,
     compress,
+    content_type,
     digest_auth,
     encoded_characters,
     errors,
@@ -39,9 +41,11 @@ __all__ = ["BUILDERS", "PROBLEMS"]
 
 BUILDERS: dict[str, Builder] = {
     "basicAuth": basic_auth.build,
+    "buffering": buffering.build,
     "chain": chain.build,
     "circuitBreaker": circuit_breaker.build,
     "compress": compress.build,
+    "contentType": content_type.build,
     "errors": errors.build,
     "forwardAuth": forward_auth.build,
     "headers": headers.build,
@@ -65,6 +69,7 @@ BUILDERS: dict[str, Builder] = {
 # configuration models cannot check (an expression to parse): the aggregator disables such
 # a middleware with that error (control/checks.py), so a builder never sees it.
 PROBLEMS: dict[str, Callable[[Middleware], str | None]] = {
+    "buffering": buffering.problem,
     "circuitBreaker": circuit_breaker.problem,
     "compress": compress.problem,
     "retry": retry.problem,

@@ -179,7 +179,7 @@ def test_a_qualified_reference_finds_an_unqualified_name(calls: Calls) -> None:
 
 
 def test_types_without_a_builder_are_skipped() -> None:
-    middlewares = table(strip={"contentType": {"autoDetect": True}}, c=chain("strip"))
+    middlewares = table(strip={"grpcWeb": {"allowOrigins": ["*"]}}, c=chain("strip"))
     assert compile_chain("r", ["strip", "c"], middlewares, secure=False) is None
 
 
@@ -200,6 +200,7 @@ def test_the_build_context_tells_whether_the_router_is_secure() -> None:
 # One valid configuration per registered type: a new builder needs its line here.
 REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "basicAuth": {"users": ["u:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="]},
+    "buffering": {"maxRequestBodyBytes": 1000},
     "chain": {"middlewares": ["up"]},
     "errors": {"status": ["500-599"], "service": "s", "query": "/{status}"},
     "forwardAuth": {"address": "http://127.0.0.1:9/auth"},
@@ -212,6 +213,7 @@ REGISTERED_SAMPLES: dict[str, dict[str, Any]] = {
     "retry": {"attempts": 2},
     "circuitBreaker": {"expression": "NetworkErrorRatio() > 0.5"},
     "compress": {},
+    "contentType": {},
     "addPrefix": {"prefix": "/p"},
     "stripPrefix": {"prefixes": ["/x"]},
     "stripPrefixRegex": {"regex": ["/x/[a-z]+"]},
@@ -240,7 +242,7 @@ def test_check_accepts_every_registered_type_and_reports_another(
     lines = ["http:", "  middlewares:", "    up:", "      redirectScheme: {scheme: https}"]
     for kind, options in REGISTERED_SAMPLES.items():
         lines += [f"    sample-{kind}:", f"      {kind}: {options!r}".replace("'", '"')]
-    lines += ["    strip:", "      contentType: {autoDetect: true}"]
+    lines += ["    strip:", '      grpcWeb: {allowOrigins: ["*"]}']
     lines += ["  routers:", "    r:", "      rule: Host(`a.test`)", "      service: s"]
     names = ", ".join(["up", *(f"sample-{kind}" for kind in REGISTERED_SAMPLES), "strip"])
     lines += [f"      middlewares: [{names}]"]
@@ -257,7 +259,7 @@ def test_check_accepts_every_registered_type_and_reports_another(
     )
     result = check_dynamic(static)
     text = "\n".join(report(result.issues, result.omitted).lines)
-    assert "http.middlewares.strip: middleware type contentType is not implemented yet" in text
+    assert "http.middlewares.strip: middleware type grpcWeb is not implemented yet" in text
     for kind in REGISTERED_SAMPLES:
         assert f"sample-{kind}" not in text
     assert "middlewares.up" not in text
