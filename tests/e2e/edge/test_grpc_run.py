@@ -258,3 +258,53 @@ def test_an_unread_endless_stream_does_not_hold_up_another_client(
         stream.cancel()
         # After the cancel the backend's stream ends too (the proxy reset it).
         poll(lambda: backend.endless_active == 0, 20, "the endless stream to end")
+
+
+def _huge_header_backend(connection: Any) -> None:
+    """A fake HTTP/2 backend (the fault on demand: grpcio never sends an oversized head):
+    answers every request with a 64 KiB header value."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    conn.initiate_connection()
+    connection.sendall(conn.data_to_send())
+    while data := connection.recv(65536):
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                fields = [(b":status", b"200"), (b"x-huge", b"h" * (64 << 10))]
+                conn.send_headers(event.stream_id, fields, end_stream=True)
+        connection.sendall(conn.data_to_send())
+
+
+def test_a_backend_sending_a_huge_head_gets_a_502_while_another_client_is_served(
+    proxynow_factory: Start, backend: GrpcBackend
+) -> None:
+    from tests.support.proc import ThreadedServer
+
+    with ThreadedServer(_huge_header_backend) as huge:
+        static, dynamic = grpc_config(f"h2c://127.0.0.1:{backend.port}")
+        http = dynamic["http"]
+        http["routers"]["huge"] = {
+            "rule": "PathPrefix(`/huge`)",
+            "entryPoints": ["web"],
+            "service": "huge",
+        }
+        http["services"]["huge"] = {
+            "loadBalancer": {
+                "servers": [{"url": f"h2c://127.0.0.1:{huge.port}"}],
+                "serversTransport": "small",
+            }
+        }
+        http["serversTransports"] = {"small": {"maxResponseHeaderBytes": 16384}}
+        proxy = proxynow_factory(static, dynamic, workers=1)
+        port = proxy.ports["web"]
+        with plain_channel(port) as channel:
+            for _ in range(2):
+                url = f"http://127.0.0.1:{port}/huge"
+                done = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url)
+                assert done.stdout == b"502"
+                assert channel_stub(channel, "Unary")(b"fine", timeout=10) == b"echo:fine"
