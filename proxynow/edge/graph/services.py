@@ -205,12 +205,17 @@ class ServiceBuilding:
         host = parts.hostname or ""
         if not host:
             return None
-        key = PoolKey(scheme, host, port or (443 if scheme == "https" else 80), options)
+        # HTTP/2 to h2c:// servers, and to https:// ones that choose it by ALPN (Traefik's
+        # smart round tripper); upgrades always over HTTP/1.1, from a pool of their own.
+        http2 = parts.scheme == "h2c" or (scheme == "https" and not options.disable_http2)
+        key = PoolKey(scheme, host, port or (443 if scheme == "https" else 80), options, http2)
+        upgrades = self.res.pools.get(replace(key, http2=False)) if http2 else None
         prefix = parts.path.rstrip("/") if preserve else ""
         return Server(
             url=url,
             service=service,
             pool=self.res.pools.get(key),
+            upgrade_pool=upgrades,
             host_header=parts.netloc.rpartition("@")[2].encode("idna"),
             pass_host_header=pass_host,
             path_prefix=prefix.encode("ascii", "replace"),

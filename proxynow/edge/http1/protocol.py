@@ -71,6 +71,7 @@ from proxynow.edge.http1.response import (
     LAST_CHUNK,
     STATUS_LINES,
     interim_head,
+    last_chunk,
     status_line,
     switching_head,
 )
@@ -857,7 +858,10 @@ class HttpProxy(asyncio.Protocol):
         ex = self.active
         assert ex is not None
         if ex.framing == F_CHUNK:
-            self.transport.write(ex.response_head + LAST_CHUNK)
+            trailers = conn.trailers  # an HTTP/2 backend's (gRPC status), else empty
+            self.transport.write(
+                ex.response_head + (last_chunk(trailers) if trailers else LAST_CHUNK)
+            )
         elif ex.framing > F_CHUNK:
             if ex.framing > F_PASS_TRANSFORMED:  # no body: nothing to sniff, as in Go
                 ex.framing -= SNIFFED

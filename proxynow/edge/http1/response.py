@@ -21,6 +21,7 @@ __all__ = [
     "LAST_CHUNK",
     "STATUS_LINES",
     "interim_head",
+    "last_chunk",
     "status_line",
     "switching_head",
 ]
@@ -33,6 +34,14 @@ CHUNKED = b"Transfer-Encoding: chunked\r\n"
 CLOSE = b"Connection: close\r\n"
 KEEP_ALIVE = b"Connection: keep-alive\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+def last_chunk(trailers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """The last chunk with an HTTP/2 backend's trailers (gRPC's status) in its trailer
+    section, as Go's server writes them to an HTTP/1.1 client (RFC 9112 §7.1.2)."""
+    if not trailers:
+        return LAST_CHUNK
+    return b"0\r\n%b\r\n" % b"".join(b"%b: %b\r\n" % field for field in trailers)
 
 
 def interim_head(status: int, head: ResponseHead) -> bytes:

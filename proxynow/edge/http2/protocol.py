@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from proxynow.edge.graph.state import WorkerState
     from proxynow.edge.http.middlewares import Reply
     from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.edge.upstream.h2 import Trailers
     from proxynow.rules import RouteTable
 
 __all__ = ["PREFACE", "H2Proxy"]
@@ -382,7 +383,11 @@ class H2Proxy(asyncio.Protocol):
             stream.pending.append(data)
 
     def on_trailers(self, stream_id: int, headers: Headers) -> None:
-        # Request trailers end the stream; they are not forwarded (as over HTTP/1.1).
+        # Request trailers end the stream; an HTTP/2 backend gets them (edge/upstream/h2.py),
+        # an HTTP/1.1 one does not (as over HTTP/1.1).
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.request_trailers = tuple(headers)
         self.on_data(stream_id, b"", 0, True)
 
     def on_reset(self, stream_id: int) -> None:
@@ -474,6 +479,19 @@ class H2Proxy(asyncio.Protocol):
                 stream.upstream.pause_reading()
         self._write_done()
 
+    def send_trailers(self, stream: Stream, trailers: Trailers) -> None:
+        """The response's end with an HTTP/2 backend's trailers (gRPC's status), after
+        whatever of the body still waits for the client's window."""
+        if stream.ended_sent:
+            return
+        stream.trailers = trailers
+        if stream.sending:
+            stream.end_pending = True  # `_drain` sends them after the backlog
+            return
+        self.codec.headers(stream.stream_id, list(trailers), True)
+        stream.ended_sent = True
+        self._write_done()
+
     def _drain(self, stream: Stream) -> None:
         """The client's window opened: send what waits, resume the backend when done."""
         codec = self.codec
@@ -485,12 +503,15 @@ class H2Proxy(asyncio.Protocol):
             data = backlog[0]
             if len(data) <= room:
                 backlog.pop(0)
-                codec.data(stream.stream_id, data, stream.end_pending and not backlog)
+                end = stream.end_pending and not backlog and not stream.trailers
+                codec.data(stream.stream_id, data, end)
             else:
                 codec.data(stream.stream_id, data[:room], False)
                 backlog[0] = data[room:]
         if not backlog:
             stream.sending = False
+            if stream.trailers and stream.end_pending:
+                codec.headers(stream.stream_id, list(stream.trailers), True)
             stream.ended_sent = stream.end_pending
             if stream.upstream is not None and not self.writing_paused:
                 stream.upstream.resume_reading()

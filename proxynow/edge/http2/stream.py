@@ -23,6 +23,7 @@ from proxynow.edge.proxy.downstream import Downstream
 if TYPE_CHECKING:
     from proxynow.edge.message.headers import RequestHead, ResponseHead
     from proxynow.edge.upstream.connection import UpstreamConnection
+    from proxynow.edge.upstream.h2 import Trailers
 
 __all__ = ["Stream", "StreamConnection"]
 
@@ -36,6 +37,7 @@ class StreamConnection(Downstream, Protocol):
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
+    def send_trailers(self, stream: Stream, trailers: Trailers) -> None: ...
     def flush(self) -> None: ...
     def cut(self, stream: Stream) -> None: ...
     def give_back(self, stream: Stream) -> None: ...
@@ -54,8 +56,10 @@ class Stream(Exchange):
         "ended_sent",
         "expected",
         "live",
+        "request_trailers",
         "sending",
         "stream_id",
+        "trailers",
         "unacked",
         "upstream_busy",
     )
@@ -75,6 +79,10 @@ class Stream(Exchange):
         self.unacked = 0  # request body bytes received, not yet given back to the window
         self.upstream_busy = False  # the upstream's write buffer is full: acks wait
         self.expected = -1  # the response's Content-Length, -1: unknown
+        self.trailers: Trailers = ()  # an HTTP/2 backend's, sent once the backlog is out
+        # The client's request trailers, sent on by an HTTP/2 backend's stream (read there
+        # by name: edge/upstream/h2.py), None: none.
+        self.request_trailers: Trailers | None = None
 
     # ------------------------------------------------------------------ Owner
 
@@ -96,10 +104,12 @@ class Stream(Exchange):
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
         connection = self.connection
-        if not self.ended_sent:
-            connection.send_body(self, b"", True)
-        else:
+        if self.ended_sent:
             connection.flush()
+        elif conn.trailers:  # an HTTP/2 backend's (gRPC's status)
+            connection.send_trailers(self, conn.trailers)
+        else:
+            connection.send_body(self, b"", True)
         complete(connection, self, conn, reusable)
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:

@@ -56,7 +56,8 @@ __all__ = [
     "upgraded",
 ]
 
-# The upstream side always speaks HTTP/1.1, whatever the client's version.
+# The head sent upstream is HTTP/1.1 whatever the client's version (an HTTP/2 backend's
+# stream turns it into fields, edge/upstream/h2.py).
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
 
@@ -113,7 +114,10 @@ def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None 
         exchange.load = load
     if exchange.expect_continue and exchange.version == "1.1" and not exchange.complete:
         exchange.sent_continue = True
-    conn = server.pool.acquire()
+    if exchange.upgrade:
+        conn = (server.upgrade_pool or server.pool).acquire()
+    else:
+        conn = server.pool.acquire()
     if conn is not None:
         attach(downstream, exchange, server, conn)
     else:
@@ -214,7 +218,7 @@ def dial(
     """Open a connection to `server` (no idle one, or a retry); attach it when it is up.
     With the routed `target`, a dial that fails goes to the router's failure hooks first
     (the retry middleware), which may send the request anew."""
-    pool = server.pool
+    pool = server.pool if not exchange.upgrade else server.upgrade_pool or server.pool
 
     def ready(result: UpstreamConnection | ProxyError) -> None:
         try:

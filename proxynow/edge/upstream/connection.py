@@ -91,6 +91,10 @@ class UpstreamConnection(asyncio.Protocol):
         "tunnel",
     )
 
+    # The response's trailer fields, read by the owner in `upstream_done`: only an HTTP/2
+    # stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
+    trailers: tuple[tuple[bytes, bytes], ...] = ()
+
     def __init__(self, pool: Home) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None

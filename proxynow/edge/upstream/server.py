@@ -32,6 +32,8 @@ class Server:
     load: Load | None = None
     # Behind a `mirroring` service: its mirrors get a copy of each request sent here.
     mirroring: Mirroring | None = None
+    # An HTTP/2 server's HTTP/1.1 pool, for connection upgrades (WebSocket); None: `pool`.
+    upgrade_pool: UpstreamPool | None = None
 
 
 Pick = Callable[[], Server | None]

@@ -4,8 +4,8 @@ Traefik's options, applied as Go's crypto/tls applies them: `rootCAs` (added to 
 system's roots), `insecureSkipVerify`, `serverName` (SNI and the name verified; the pool
 passes it), `certificates` (client certificates for backends that require mTLS),
 `minVersion` / `maxVersion` and `cipherSuites` (TLS 1.2 suites by Go name; TLS 1.3 suites
-are not configurable, as in Go). ALPN offers only http/1.1: proxynow speaks HTTP/1.1 to
-backends.
+are not configurable, as in Go). ALPN offers `h2` then `http/1.1` for a pool that may
+speak HTTP/2 (edge/upstream/h2.py), else only `http/1.1` (`disableHTTP2`, upgrades).
 
 `transport_problem` is the same validation without building anything, for the aggregator,
 so that a misspelt cipher or version disables the transport (and its services) with a
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["client_context", "transport_problem"]
 
 
-def client_context(options: TransportOptions) -> ssl.SSLContext:
+def client_context(options: TransportOptions, http2: bool = False) -> ssl.SSLContext:
     """The SSLContext of the pool's connections; raises OSError/ssl.SSLError/ValueError on
     unreadable files or unknown names (the pool turns that into 502s and one log line)."""
     context = ssl.create_default_context()
@@ -43,7 +43,7 @@ def client_context(options: TransportOptions) -> ssl.SSLContext:
         context.set_ciphers(cipher_names(options.cipher_suites))
     for cert, key in options.certificates:
         load_chain(context, load_pem(cert), load_pem(key))
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     return context
 
 

@@ -36,6 +36,7 @@ class TransportOptions:
     cipher_suites: tuple[str, ...] = ()
     max_response_header_bytes: int = RESPONSE_HEADER_BYTES
     max_response_header_count: int = RESPONSE_HEADER_COUNT
+    disable_http2: bool = False  # https:// servers: offer only http/1.1 by ALPN
 
 
 def resolve_transport(
@@ -74,12 +75,19 @@ def resolve_transport(
         cipher_suites=tuple(spec.cipher_suites),
         max_response_header_bytes=spec.max_response_header_bytes,
         max_response_header_count=spec.max_response_header_count,
+        disable_http2=spec.disable_http2,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class PoolKey:
+    """One backend address under one transport. `http2`: over `http`, prior-knowledge h2c
+    (an `h2c://` server); over `https`, `h2` offered first by ALPN (unless the transport's
+    `disableHTTP2`). A server's upgrade requests use the key without it (edge/graph/services.py):
+    a connection upgrade cannot be carried over HTTP/2."""
+
     scheme: str
     host: str
     port: int
     transport: TransportOptions
+    http2: bool = False
