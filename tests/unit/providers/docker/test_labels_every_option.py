@@ -61,7 +61,10 @@ def _options_model(kind: str) -> type[BaseModel]:
 
 
 def _leaves(
-    kind: str, model: type[BaseModel], attributes: tuple[str, ...] = (), labels: tuple[str, ...] = ()
+    kind: str,
+    model: type[BaseModel],
+    attributes: tuple[str, ...] = (),
+    labels: tuple[str, ...] = (),
 ) -> Iterator[Option]:
     for name, info in model.model_fields.items():
         key = str(info.alias or name).lower()
