@@ -62,9 +62,7 @@ def labels(suffix: str, hashed: str) -> dict[str, str]:
         "moved": "moved",
         "squeeze": "squeeze",
     }
-    found = {
-        f"proxynow.http.routers.{name}.rule": f"Host(`{name}.{suffix}`)" for name in routers
-    }
+    found = {f"proxynow.http.routers.{name}.rule": f"Host(`{name}.{suffix}`)" for name in routers}
     found |= {f"proxynow.http.routers.{name}.middlewares": m for name, m in routers.items()}
     m = "proxynow.http.middlewares."
     return found | {
