@@ -3,7 +3,7 @@ sends it): the front end adds each piece of the body as it sends it to the main 
 
 One request's copy is bounded by `maxBodySize` (or `MAX_BODY`); all the copies a worker
 holds at once are bounded by its `BodyBudget` (`WORKER_BUDGET`, `MAX_HELD` bytes), so that
-many concurrent large uploads cannot hold N × `maxBodySize` for mirrors. A copy that does
+many concurrent large uploads cannot hold N times `maxBodySize` for mirrors. A copy that does
 not fit is dropped (its mirrors are skipped and counted); the main request never fails for
 it. What a copy holds is given back when it is sent (`release`) or when the request is
 abandoned (the copy is freed with its exchange).
