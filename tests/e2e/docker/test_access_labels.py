@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.docker.conftest import Engine, Resources
-from tests.support.proc import ProxynowProcess, poll, start_proxynow
+from tests.e2e.docker.conftest import Engine, Resources, labelled_proxy
+from tests.support.proc import ProxynowProcess, poll
 
 TIMEOUT = 15.0
 APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"; a label keeps its `$` as is
@@ -21,19 +21,8 @@ APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"; a label keeps its 
 def proxy(
     docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxynowProcess]:
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "log": {"level": "WARN"},
-        "providers": {
-            "providersThrottleDuration": "10ms",
-            "docker": {"constraints": f"Label(`proxynow.test`,`{docker_engine.prefix}`)"},
-        },
-    }
-    process = start_proxynow(tmp_path_factory.mktemp("proxynow"), static)
-    try:
+    with labelled_proxy(docker_engine, tmp_path_factory.mktemp("proxynow")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def get(proxy: ProxynowProcess, host: str, headers: dict[str, str] | None = None) -> Any:

@@ -23,9 +23,9 @@ import brotli
 import pytest
 import yaml
 
-from tests.e2e.docker.conftest import Engine, Resources
+from tests.e2e.docker.conftest import Engine, Resources, labelled_proxy
 from tests.support.docker import BIG_TEXT
-from tests.support.proc import ProxynowProcess, poll, start_proxynow
+from tests.support.proc import ProxynowProcess, poll
 
 TIMEOUT = 30.0
 PASSWORD = b"s3cret"
@@ -35,19 +35,8 @@ PASSWORD = b"s3cret"
 def proxy(
     docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxynowProcess]:
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "log": {"level": "WARN"},
-        "providers": {
-            "providersThrottleDuration": "10ms",
-            "docker": {"constraints": f"Label(`proxynow.test`,`{docker_engine.prefix}`)"},
-        },
-    }
-    process = start_proxynow(tmp_path_factory.mktemp("proxynow"), static)
-    try:
+    with labelled_proxy(docker_engine, tmp_path_factory.mktemp("proxynow")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def labels(suffix: str, hashed: str) -> dict[str, str]:
