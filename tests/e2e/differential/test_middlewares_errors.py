@@ -13,14 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.differential import (
-    RawRequest,
-    fetch,
-    load_balancer,
-    mismatches,
-    one_router_each,
-    serving_both,
-)
+from tests.support import differential
+from tests.support.differential import RawRequest
 from tests.support.proc import ThreadedServer
 
 
@@ -78,11 +72,13 @@ def dynamic(backend: int, pages: int) -> dict[str, Any]:
             }
         },
     }
-    routers = one_router_each(middlewares, "app", "PathPrefix(`/{name}`) || Host(`{name}.test`)")
+    routers = differential.one_router_each(
+        middlewares, "app", "PathPrefix(`/{name}`) || Host(`{name}.test`)"
+    )
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "app"}
     services = {
-        "app": load_balancer(f"http://127.0.0.1:{backend}"),
-        "pages": load_balancer(f"http://127.0.0.1:{pages}"),
+        "app": differential.load_balancer(f"http://127.0.0.1:{backend}"),
+        "pages": differential.load_balancer(f"http://127.0.0.1:{pages}"),
     }
     return {"http": {"routers": routers, "middlewares": middlewares, "services": services}}
 
@@ -100,7 +96,7 @@ CASES = {
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    answer = fetch(port, request)
+    answer = differential.fetch(port, request)
     return {"status": answer.status, "body": answer.body, "type": answer.first("content-type")}
 
 
@@ -111,7 +107,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pages, d
     config = dynamic(backend.port, pages.server.port)
     static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        with serving_both(tmp_path_factory.mktemp("errors"), static, config) as both:
+        with differential.serving_both(tmp_path_factory.mktemp("errors"), static, config) as both:
             yield pages, both.ports()
     finally:
         backend.close()
@@ -126,4 +122,4 @@ def test_same_as_traefik(servers: tuple[Pages, dict[str, int]], case: str) -> No
         tag = f"{side}-{case}"
         answer = observe(CASES[case].tagged("X-Test-Id", tag), port)
         results[side] = {"answer": answer, "page request": pages.seen.pop(tag, None)}
-    assert mismatches(results["proxynow"], results["traefik"]) == {}
+    assert differential.mismatches(results["proxynow"], results["traefik"]) == {}

@@ -15,14 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.differential import (
-    RawRequest,
-    fetch,
-    load_balancer,
-    mismatches,
-    one_router_each,
-    serving_both,
-)
+from tests.support import differential
+from tests.support.differential import RawRequest
 from tests.support.proc import ThreadedServer
 
 # Headers Go's client adds by itself (and proxynow's does not need to).
@@ -108,9 +102,9 @@ def dynamic(auth: int, backend: int) -> dict[str, Any]:
             }
         },
     }
-    routers = one_router_each(middlewares, "echo")
+    routers = differential.one_router_each(middlewares, "echo")
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "echo"}
-    service = load_balancer(f"http://127.0.0.1:{backend}")
+    service = differential.load_balancer(f"http://127.0.0.1:{backend}")
     return {"http": {"routers": routers, "middlewares": middlewares, "services": {"echo": service}}}
 
 
@@ -140,7 +134,7 @@ CASES = {
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    answer = fetch(port, request)
+    answer = differential.fetch(port, request)
     backend = json.loads(answer.body) if answer.headers.get("x-router") == ["ready"] else None
     if backend is not None:
         backend = {k: v for k, v in backend.items() if k.startswith(("x-auth", "x-not", "cookie"))}
@@ -159,7 +153,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Auth, di
     config = dynamic(auth.server.port, backend.port)
     static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        with serving_both(tmp_path_factory.mktemp("forward-auth"), static, config) as both:
+        with differential.serving_both(
+            tmp_path_factory.mktemp("forward-auth"), static, config
+        ) as both:
             yield auth, both.ports()
     finally:
         backend.close()
@@ -177,6 +173,6 @@ def test_same_as_traefik(servers: tuple[Auth, dict[str, int]], case: str) -> Non
         results[side] = {"answer": answer, "auth line": seen["line"], "auth headers": sent}
     ours, theirs = results["proxynow"], results["traefik"]
     assert ours["auth line"] == theirs["auth line"]
-    differing = mismatches(ours["auth headers"], theirs["auth headers"])
+    differing = differential.mismatches(ours["auth headers"], theirs["auth headers"])
     assert differing == {}, "auth request headers: proxynow's, Traefik's"
-    assert mismatches(ours["answer"], theirs["answer"]) == {}
+    assert differential.mismatches(ours["answer"], theirs["answer"]) == {}

@@ -16,14 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.differential import (
-    RawRequest,
-    fetch,
-    load_balancer,
-    mismatches,
-    one_router_each,
-    serving_both,
-)
+from tests.support import differential
+from tests.support.differential import RawRequest
 from tests.support.proc import ThreadedServer
 
 # Response headers compared (lowercased); Date, Content-Length and the like are not the
@@ -98,9 +92,9 @@ MIDDLEWARES: dict[str, Any] = {
 
 
 def dynamic(backend: int) -> dict[str, Any]:
-    routers = one_router_each(MIDDLEWARES, "echo")
+    routers = differential.one_router_each(MIDDLEWARES, "echo")
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "echo"}
-    service = load_balancer(f"http://127.0.0.1:{backend}")
+    service = differential.load_balancer(f"http://127.0.0.1:{backend}")
     return {"http": {"routers": routers, "middlewares": MIDDLEWARES, "services": {"echo": service}}}
 
 
@@ -162,7 +156,7 @@ REQUESTS = [
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    answer = fetch(port, request)
+    answer = differential.fetch(port, request)
     seen: dict[str, Any] = {}
     if answer.headers.get("x-router") == ["ready"] and request.method != "HEAD":
         got = json.loads(answer.body)
@@ -177,7 +171,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
     backend = ThreadedServer(_echo)
     static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        with serving_both(tmp_path_factory.mktemp("headers"), static, dynamic(backend.port)) as b:
+        with differential.serving_both(
+            tmp_path_factory.mktemp("headers"), static, dynamic(backend.port)
+        ) as b:
             yield b.ports()
     finally:
         backend.close()
@@ -190,5 +186,7 @@ def test_same_answer_as_traefik(servers: dict[str, int], request_: RawRequest) -
     expected = observe(request_, servers["traefik"])
     got = observe(request_, servers["proxynow"])
     assert got["status"] == expected["status"]
-    assert mismatches(got["headers"], expected["headers"]) == {}, "proxynow's, Traefik's"
+    assert differential.mismatches(got["headers"], expected["headers"]) == {}, (
+        "proxynow's, Traefik's"
+    )
     assert got["backend"] == expected["backend"]

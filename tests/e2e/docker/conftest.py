@@ -113,9 +113,13 @@ class Resources:
                 self.engine.client.networks.get(identifier).remove()
 
 
-@contextlib.contextmanager
-def labelled_proxy(engine: Engine, directory: Path) -> Iterator[ProxynowProcess]:
-    """`proxynow run` with the Docker provider, reading only this session's containers."""
+@pytest.fixture(scope="module")
+def proxy(
+    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxynowProcess]:
+    """`proxynow run` with the Docker provider, reading only this session's containers, one
+    per module (test_e2e.py has its own)."""
+    engine, directory = docker_engine, tmp_path_factory.mktemp("proxynow")
     static = {
         "entryPoints": {"web": {"address": "127.0.0.1:0"}},
         "log": {"level": "WARN"},

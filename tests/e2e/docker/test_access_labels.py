@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import base64
 import http.client
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.e2e.docker.conftest import Engine, Resources, labelled_proxy
+from tests.e2e.docker.conftest import Resources
 from tests.support.proc import ProxynowProcess, poll
 
 TIMEOUT = 15.0
 APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"; a label keeps its `$` as is
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxynowProcess]:
-    with labelled_proxy(docker_engine, tmp_path_factory.mktemp("proxynow")) as process:
-        yield process
 
 
 def get(proxy: ProxynowProcess, host: str, headers: dict[str, str] | None = None) -> Any:

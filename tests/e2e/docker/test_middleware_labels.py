@@ -23,20 +23,12 @@ import brotli
 import pytest
 import yaml
 
-from tests.e2e.docker.conftest import Engine, Resources, labelled_proxy
+from tests.e2e.docker.conftest import Engine, Resources
 from tests.support.docker import BIG_TEXT
 from tests.support.proc import ProxynowProcess, poll
 
 TIMEOUT = 30.0
 PASSWORD = b"s3cret"
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxynowProcess]:
-    with labelled_proxy(docker_engine, tmp_path_factory.mktemp("proxynow")) as process:
-        yield process
 
 
 def labels(suffix: str, hashed: str) -> dict[str, str]:
