@@ -3,7 +3,9 @@
 `ensure_dockerd` uses the daemon that answers `docker info`, or starts `dockerd` (the
 caller stops it by the returned process's PID). `build_backend_image` imports, without a
 registry, a ~2 MB image from the static busybox: `httpd` serving `/www`, with a CGI script
-at `/cgi-bin/who` printing the hostname, Host header, URI and client address.
+at `/cgi-bin/who` printing the hostname, Host header, URI and client address, one at
+`/cgi-bin/headers` printing the URI and every request header (as CGI's `HTTP_*`
+variables, sorted), and `/big.txt`, 16 KiB of text (for compress).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ echo "host=$HTTP_HOST"
 echo "uri=$REQUEST_URI"
 echo "remote=$REMOTE_ADDR"
 """
+HEADERS_SCRIPT = """#!/bin/sh
+printf "Content-Type: text/plain\\r\\n\\r\\n"
+echo "uri=$REQUEST_URI"
+env | grep ^HTTP_ | sort
+"""
+BIG_TEXT = "".join(f"line {i:05d} of a compressible text body\n" for i in range(420))
 # `sh` + trap: httpd as PID 1 ignores SIGTERM and every `docker stop` would wait 10 s.
 CMD = '["/bin/sh","-c","trap \\"exit 0\\" TERM INT; httpd -f -p ${PORT:-80} -h /www & wait"]'
 
@@ -95,6 +103,8 @@ def _make_rootfs(root: Path) -> None:
     www = root / "www"
     (www / "cgi-bin").mkdir(parents=True)
     (www / "index.html").write_text("hello from busybox\n")
-    who = www / "cgi-bin" / "who"
-    who.write_text(WHO_SCRIPT)
-    os.chmod(who, 0o755)
+    (www / "big.txt").write_text(BIG_TEXT)
+    for name, script in (("who", WHO_SCRIPT), ("headers", HEADERS_SCRIPT)):
+        path = www / "cgi-bin" / name
+        path.write_text(script)
+        os.chmod(path, 0o755)

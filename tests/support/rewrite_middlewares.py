@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support.differential import parse
 from tests.support.proc import ThreadedServer
 
 MIDDLEWARES: dict[str, dict[str, Any]] = {
@@ -146,13 +147,8 @@ def request(
 
 
 def _parse(data: bytes, method: str) -> Seen:
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, list[str]] = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    status = int(status_line.split(" ")[1])
+    answer = parse(data)
+    status, headers, body = answer.status, answer.headers, answer.body
     start_line: str | None = None
     seen: list[tuple[str, str]] = []
     if status == 200 and method != "HEAD" and body.startswith((b"GET ", b"POST ", b"HEAD ")):

@@ -9,7 +9,9 @@ server exactly as the main request was (dispatch's `attach`), and throws the ans
 A request the client abandoned is not mirrored, as in Traefik.
 
 Bounds: a body larger than `maxBodySize` is not copied (Traefik's rule; with -1, Traefik's
-"no limit", the copy stops at `MAX_BODY` of edge/http/mirror_copy.py); a mirror with
+"no limit", the copy stops at `MAX_BODY` of edge/http/mirror_copy.py), and all the copies
+a worker holds at once at `MAX_HELD` there (a copy that does not fit is skipped; the main
+request goes on); a mirror with
 `MIRROR_IN_FLIGHT` copies not answered yet gets no more until one ends; an unanswered copy
 is cut after `TIMEOUT` seconds. What is skipped is counted in `Mirroring.skipped`.
 """
@@ -56,6 +58,7 @@ def send(downstream: Sender, exchange: Exchange, attach: Attach) -> None:
     if kept.body is None:
         mirroring.skipped += len(kept.chosen)
         return
+    kept.release()  # the clones below take the body over: it is on its way out
     loop = asyncio.get_running_loop()
     for mirror in kept.chosen:
         server = mirror.pick()

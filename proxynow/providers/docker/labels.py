@@ -190,6 +190,8 @@ def _insert(root: dict[str, Any], parts: list[str], value: str) -> str | None:
             if shape.kind != "list":
                 return f"{name!r} is not a list"
             node = _child(node, key, _Indexed)
+            if not isinstance(node, _Indexed):  # `prefixes=/a` next to `prefixes[1]=/b`
+                return f"{name!r} is both a comma-separated list and indexed"
             key, annotation = int(index), shape.item
             shape = shape_of(annotation)
         if last:

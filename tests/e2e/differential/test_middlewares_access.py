@@ -11,7 +11,6 @@ by the digest client of `requests`, against each server's own nonces.
 from __future__ import annotations
 
 import base64
-import http.client
 import http.server
 import json
 import threading
@@ -22,11 +21,9 @@ from typing import Any
 import bcrypt
 import pytest
 import requests
-import yaml
 from requests.auth import HTTPDigestAuth
 
-from tests.e2e.differential.traefik_harness import start_traefik
-from tests.support.proc import start_proxynow
+from tests.support.differential import RawRequest, fetch, serving_both
 
 APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"
 SHA1 = "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="  # "password"
@@ -143,27 +140,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     fast = bcrypt.hashpw(b"password", bcrypt.gensalt(5)).decode()
     users_file.write_text(f"alice:{fast}\nbob:{APR1}\ncarol:{SHA1}\n")
     mirror = Mirror()
-    config = dynamic(mirror.url, users_file)
-    (directory / "dynamic.yml").write_text(yaml.safe_dump(config))
-    static = directory / "traefik.yml"
-    traefik_static = {
-        "entryPoints": ENTRYPOINTS,
-        "providers": {"file": {"filename": str(directory / "dynamic.yml"), "watch": False}},
-        "log": {"level": "ERROR"},
-    }
-    static.write_text(yaml.safe_dump(traefik_static))
-    traefik, traefik_port, _ = start_traefik(static)
-    proxynow = start_proxynow(
-        directory / "proxynow",
-        {"entryPoints": ENTRYPOINTS, "log": {"level": "ERROR"}},
-        config,
-        workers=1,
-    )
+    static = {"entryPoints": ENTRYPOINTS, "log": {"level": "ERROR"}}
     try:
-        yield {"traefik": traefik_port, "proxynow": proxynow.ports["web"], "mirror": mirror}
+        with serving_both(directory, static, dynamic(mirror.url, users_file)) as served:
+            yield {**served.ports(), "mirror": mirror}
     finally:
-        proxynow.stop()
-        traefik.stop()
         mirror.close()
 
 
@@ -171,15 +152,9 @@ Answer = tuple[int, dict[str, str | None], bytes]
 
 
 def ask(port: int, host: str, headers: dict[str, str] | None = None, path: str = "/x") -> Answer:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        connection.request("GET", path, headers={"Host": host, **(headers or {})})
-        response = connection.getresponse()
-        body = response.read()
-        shown = {name: response.getheader(name) for name in COMPARED}
-        return response.status, shown, body
-    finally:
-        connection.close()
+    request = RawRequest(path, host, headers=tuple((headers or {}).items()))
+    answer = fetch(port, request, timeout=20)
+    return answer.status, {name: answer.first(name) for name in COMPARED}, answer.body
 
 
 def both(servers: dict[str, Any], host: str, headers: dict[str, str] | None = None) -> Answer:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.differential.traefik_harness import ENTRYPOINTS, RawRequest, start_traefik
-from tests.support.proc import ThreadedServer, start_proxynow
+from tests.support import differential
+from tests.support.differential import RawRequest
+from tests.support.proc import ThreadedServer
 
 
 def _heads(conn: socket.socket) -> Iterator[tuple[str, dict[str, str]]]:
@@ -73,19 +72,13 @@ def dynamic(backend: int, pages: int) -> dict[str, Any]:
             }
         },
     }
-    routers: dict[str, Any] = {
-        name: {
-            "rule": f"PathPrefix(`/{name}`) || Host(`{name}.test`)",
-            "service": "app",
-            "middlewares": [name],
-            "entryPoints": ["web"],
-        }
-        for name in middlewares
-    }
+    routers = differential.one_router_each(
+        middlewares, "app", "PathPrefix(`/{name}`) || Host(`{name}.test`)"
+    )
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "app"}
     services = {
-        "app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}},
-        "pages": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{pages}"}]}},
+        "app": differential.load_balancer(f"http://127.0.0.1:{backend}"),
+        "pages": differential.load_balancer(f"http://127.0.0.1:{pages}"),
     }
     return {"http": {"routers": routers, "middlewares": middlewares, "services": services}}
 
@@ -103,60 +96,30 @@ CASES = {
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return {
-        "status": int(lines[0].split(" ")[1]),
-        "body": body,
-        "type": headers.get("content-type"),
-    }
+    answer = differential.fetch(port, request)
+    return {"status": answer.status, "body": answer.body, "type": answer.first("content-type")}
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pages, int, int]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pages, dict[str, int]]]:
     pages = Pages()
     backend = ThreadedServer(_backend)
-    directory: Path = tmp_path_factory.mktemp("errors")
     config = dynamic(backend.port, pages.server.port)
-    dynamic_file = directory / "dynamic.yml"
-    dynamic_file.write_text(yaml.safe_dump(config))
-    static = directory / "traefik.yml"
-    static.write_text(
-        yaml.safe_dump(
-            {
-                "entryPoints": ENTRYPOINTS,
-                "providers": {"file": {"filename": str(dynamic_file), "watch": False}},
-                "log": {"level": "ERROR"},
-            }
-        )
-    )
-    traefik, traefik_port, _ = start_traefik(static)
-    proxy = start_proxynow(directory / "proxynow", {"entryPoints": ENTRYPOINTS}, config, workers=1)
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        yield pages, traefik_port, proxy.ports["web"]
+        with differential.serving_both(tmp_path_factory.mktemp("errors"), static, config) as both:
+            yield pages, both.ports()
     finally:
-        proxy.stop()
-        traefik.stop()
         backend.close()
         pages.server.close()
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_same_as_traefik(servers: tuple[Pages, int, int], case: str) -> None:
-    pages, traefik_port, proxynow_port = servers
-    request = CASES[case]
+def test_same_as_traefik(servers: tuple[Pages, dict[str, int]], case: str) -> None:
+    pages, ports = servers
     results = {}
-    for side, port in (("traefik", traefik_port), ("proxynow", proxynow_port)):
+    for side, port in ports.items():
         tag = f"{side}-{case}"
-        tagged = RawRequest(request.target, request.host, request.method, (("X-Test-Id", tag),))
-        results[side] = {"answer": observe(tagged, port), "page request": pages.seen.pop(tag, None)}
-    assert results["proxynow"] == results["traefik"]
+        answer = observe(CASES[case].tagged("X-Test-Id", tag), port)
+        results[side] = {"answer": answer, "page request": pages.seen.pop(tag, None)}
+    assert differential.mismatches(results["proxynow"], results["traefik"]) == {}

@@ -11,14 +11,13 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.differential.traefik_harness import ENTRYPOINTS, RawRequest, start_traefik
-from tests.support.proc import ThreadedServer, start_proxynow
+from tests.support import differential
+from tests.support.differential import RawRequest
+from tests.support.proc import ThreadedServer
 
 # Headers Go's client adds by itself (and proxynow's does not need to).
 CLIENT_OWN = {"user-agent", "accept-encoding"}
@@ -103,17 +102,9 @@ def dynamic(auth: int, backend: int) -> dict[str, Any]:
             }
         },
     }
-    routers: dict[str, Any] = {
-        name: {
-            "rule": f"PathPrefix(`/{name}`)",
-            "service": "echo",
-            "middlewares": [name],
-            "entryPoints": ["web"],
-        }
-        for name in middlewares
-    }
+    routers = differential.one_router_each(middlewares, "echo")
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "echo"}
-    service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}
+    service = differential.load_balancer(f"http://127.0.0.1:{backend}")
     return {"http": {"routers": routers, "middlewares": middlewares, "services": {"echo": service}}}
 
 
@@ -143,83 +134,45 @@ CASES = {
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    backend = json.loads(body) if headers.get("x-router") == ["ready"] else None
+    answer = differential.fetch(port, request)
+    backend = json.loads(answer.body) if answer.headers.get("x-router") == ["ready"] else None
     if backend is not None:
         backend = {k: v for k, v in backend.items() if k.startswith(("x-auth", "x-not", "cookie"))}
     return {
-        "status": int(lines[0].split(" ", 2)[1]),
-        "headers": {name: headers.get(name) for name in COMPARED},
-        "body": body if backend is None else None,
+        "status": answer.status,
+        "headers": answer.picked(COMPARED),
+        "body": answer.body if backend is None else None,
         "backend": backend,
     }
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Auth, int, int]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Auth, dict[str, int]]]:
     auth = Auth()
     backend = ThreadedServer(_backend)
-    directory: Path = tmp_path_factory.mktemp("forward-auth")
     config = dynamic(auth.server.port, backend.port)
-    dynamic_file = directory / "dynamic.yml"
-    dynamic_file.write_text(yaml.safe_dump(config))
-    static = directory / "traefik.yml"
-    static.write_text(
-        yaml.safe_dump(
-            {
-                "entryPoints": ENTRYPOINTS,
-                "providers": {"file": {"filename": str(dynamic_file), "watch": False}},
-                "log": {"level": "ERROR"},
-            }
-        )
-    )
-    traefik, traefik_port, _ = start_traefik(static)
-    proxy = start_proxynow(directory / "proxynow", {"entryPoints": ENTRYPOINTS}, config, workers=1)
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        yield auth, traefik_port, proxy.ports["web"]
+        with differential.serving_both(
+            tmp_path_factory.mktemp("forward-auth"), static, config
+        ) as both:
+            yield auth, both.ports()
     finally:
-        proxy.stop()
-        traefik.stop()
         backend.close()
         auth.server.close()
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_same_as_traefik(servers: tuple[Auth, int, int], case: str) -> None:
-    auth, traefik_port, proxynow_port = servers
-    request = CASES[case]
+def test_same_as_traefik(servers: tuple[Auth, dict[str, int]], case: str) -> None:
+    auth, ports = servers
     results = {}
-    for side, port in (("traefik", traefik_port), ("proxynow", proxynow_port)):
-        tagged = RawRequest(
-            request.target,
-            request.host,
-            request.method,
-            (*request.headers, ("X-Test-Id", f"{side}-{case}")),
-        )
-        answer = observe(tagged, port)
+    for side, port in ports.items():
+        answer = observe(CASES[case].tagged("X-Test-Id", f"{side}-{case}"), port)
         seen = auth.seen.pop(f"{side}-{case}")
-        sent = {k: v for k, v in seen["headers"].items() if k not in CLIENT_OWN}
+        sent = {k: v for k, v in seen["headers"].items() if k not in CLIENT_OWN | {"x-test-id"}}
         results[side] = {"answer": answer, "auth line": seen["line"], "auth headers": sent}
-    for name in ("auth headers",):
-        for header in ("x-test-id",):
-            for side in results.values():
-                side[name].pop(header, None)
-    assert results["proxynow"]["auth line"] == results["traefik"]["auth line"]
-    ours, theirs = results["proxynow"]["auth headers"], results["traefik"]["auth headers"]
-    differing = {
-        k: (ours.get(k), theirs.get(k))
-        for k in set(ours) | set(theirs)
-        if ours.get(k) != theirs.get(k)
-    }
+    ours, theirs = results["proxynow"], results["traefik"]
+    assert ours["auth line"] == theirs["auth line"]
+    differing = differential.mismatches(ours["auth headers"], theirs["auth headers"])
     assert differing == {}, "auth request headers: proxynow's, Traefik's"
-    assert results["proxynow"]["answer"] == results["traefik"]["answer"]
+    assert differential.mismatches(ours["answer"], theirs["answer"]) == {}

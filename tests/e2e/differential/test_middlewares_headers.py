@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.differential.traefik_harness import ENTRYPOINTS, RawRequest, start_traefik
-from tests.support.proc import ThreadedServer, start_proxynow
+from tests.support import differential
+from tests.support.differential import RawRequest
+from tests.support.proc import ThreadedServer
 
 # Response headers compared (lowercased); Date, Content-Length and the like are not the
 # middleware's.
@@ -107,19 +106,11 @@ MIDDLEWARES: dict[str, Any] = {
 
 
 def dynamic(backend: int) -> dict[str, Any]:
-    routers: dict[str, Any] = {
-        name: {
-            "rule": f"PathPrefix(`/{name}`)",
-            "service": "echo",
-            "middlewares": [name],
-            "entryPoints": ["web"],
-        }
-        for name in MIDDLEWARES
-    }
+    routers = differential.one_router_each(MIDDLEWARES, "echo")
     routers["ready"] = {"rule": "Host(`ready.test`)", "service": "echo"}
     nested = {"rule": "PathPrefix(`/nested`)", "middlewares": ["outer", "inner"]}
     routers["nested"] = {**nested, "service": "echo", "entryPoints": ["web"]}
-    service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}
+    service = differential.load_balancer(f"http://127.0.0.1:{backend}")
     return {"http": {"routers": routers, "middlewares": MIDDLEWARES, "services": {"echo": service}}}
 
 
@@ -182,69 +173,37 @@ REQUESTS = [
 
 
 def observe(request: RawRequest, port: int) -> dict[str, Any]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    answer = differential.fetch(port, request)
     seen: dict[str, Any] = {}
-    if headers.get("x-router") == ["ready"] and request.method != "HEAD":
-        got = json.loads(body)
+    if answer.headers.get("x-router") == ["ready"] and request.method != "HEAD":
+        got = json.loads(answer.body)
         seen = {name: got.get(name) for name in FORWARDED}
     else:
-        seen = {"body": body.decode("latin-1")}
-    return {
-        "status": int(lines[0].split(" ", 2)[1]),
-        "headers": {name: headers.get(name) for name in COMPARED},
-        "backend": seen,
-    }
+        seen = {"body": answer.body.decode("latin-1")}
+    return {"status": answer.status, "headers": answer.picked(COMPARED), "backend": seen}
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     backend = ThreadedServer(_echo)
-    directory: Path = tmp_path_factory.mktemp("headers")
-    config = dynamic(backend.port)
-    dynamic_file = directory / "dynamic.yml"
-    dynamic_file.write_text(yaml.safe_dump(config))
-    static = directory / "traefik.yml"
-    static.write_text(
-        yaml.safe_dump(
-            {
-                "entryPoints": ENTRYPOINTS,
-                "providers": {"file": {"filename": str(dynamic_file), "watch": False}},
-                "log": {"level": "ERROR"},
-            }
-        )
-    )
-    traefik, traefik_port, _ = start_traefik(static)
-    proxy = start_proxynow(directory / "proxynow", {"entryPoints": ENTRYPOINTS}, config, workers=1)
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     try:
-        yield traefik_port, proxy.ports["web"]
+        with differential.serving_both(
+            tmp_path_factory.mktemp("headers"), static, dynamic(backend.port)
+        ) as b:
+            yield b.ports()
     finally:
-        proxy.stop()
-        traefik.stop()
         backend.close()
 
 
 @pytest.mark.parametrize(
     "request_", REQUESTS, ids=lambda r: f"{r.method} {r.target} {r.host} {r.headers}"
 )
-def test_same_answer_as_traefik(servers: tuple[int, int], request_: RawRequest) -> None:
-    traefik_port, proxynow_port = servers
-    expected = observe(request_, traefik_port)
-    got = observe(request_, proxynow_port)
+def test_same_answer_as_traefik(servers: dict[str, int], request_: RawRequest) -> None:
+    expected = observe(request_, servers["traefik"])
+    got = observe(request_, servers["proxynow"])
     assert got["status"] == expected["status"]
-    differing = {
-        name: (got["headers"][name], value)
-        for name, value in expected["headers"].items()
-        if got["headers"][name] != value
-    }
-    assert differing == {}, "proxynow's, Traefik's"
+    assert differential.mismatches(got["headers"], expected["headers"]) == {}, (
+        "proxynow's, Traefik's"
+    )
     assert got["backend"] == expected["backend"]

@@ -9,17 +9,14 @@ Deliberate differences are listed in docs/middlewares.md."""
 from __future__ import annotations
 
 import ssl
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 import trustme
-import yaml
 
-from tests.e2e.differential.traefik_harness import TRAEFIK, Process, listening_ports
 from tests.support.client_certs import (
     EXPECTED_INFO,
     client_context,
@@ -27,7 +24,8 @@ from tests.support.client_certs import (
     tls_backend_headers,
     write_client_certs,
 )
-from tests.support.proc import ThreadedServer, poll, start_proxynow
+from tests.support.differential import serving_both
+from tests.support.proc import ThreadedServer, poll
 from tests.support.rewrite_middlewares import REQUESTS, Seen, dynamic, echo_backend, request
 from tests.support.tls import pem_pair
 
@@ -45,61 +43,23 @@ def config(backend: ThreadedServer) -> dict[str, Any]:
     return dynamic(f"http://{backend.address}")
 
 
-def _ready(port: int) -> bool:
-    try:
-        return request(port, "/ready").status == 200
-    except OSError:
-        return False
-
-
-def _start_traefik(
-    directory: Path, config: dict[str, Any], ready: Callable[[int], bool] = _ready
-) -> tuple[Process, int]:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "dynamic.yml").write_text(yaml.safe_dump(config))
-    static = {
-        "entryPoints": {name: {"address": "127.0.0.1:0"} for name in _entrypoints(config)},
-        "providers": {"file": {"filename": str(directory / "dynamic.yml"), "watch": False}},
-        "log": {"level": "ERROR"},
-    }
-    (directory / "traefik.yml").write_text(yaml.safe_dump(static))
-    popen = subprocess.Popen(
-        [str(TRAEFIK), f"--configFile={directory / 'traefik.yml'}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    process = Process(popen)
-    try:
-        port: int = poll(lambda: listening_ports(popen.pid).get("v4"), 30, "traefik listening")
-        poll(lambda: ready(port), 30, "traefik routing")
-    except BaseException:
-        process.stop()
-        raise
-    return process, port
-
-
-def _entrypoints(config: dict[str, Any]) -> set[str]:
-    routers = config["http"]["routers"].values()
-    return {name for router in routers for name in router.get("entryPoints", ["web"])}
-
-
 @pytest.fixture(scope="module")
-def traefik(tmp_path_factory: pytest.TempPathFactory, config: dict[str, Any]) -> Iterator[int]:
-    process, port = _start_traefik(tmp_path_factory.mktemp("traefik"), config)
-    try:
-        yield port
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def proxynow(tmp_path_factory: pytest.TempPathFactory, config: dict[str, Any]) -> Iterator[int]:
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, config: dict[str, Any]
+) -> Iterator[dict[str, int]]:
     static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
-    proxy = start_proxynow(tmp_path_factory.mktemp("proxynow"), static, config, workers=1)
-    try:
-        yield proxy.ports["web"]
-    finally:
-        proxy.stop()
+    with serving_both(tmp_path_factory.mktemp("rewrite"), static, config) as both:
+        yield both.ports()
+
+
+@pytest.fixture(scope="module")
+def traefik(servers: dict[str, int]) -> int:
+    return servers["traefik"]
+
+
+@pytest.fixture(scope="module")
+def proxynow(servers: dict[str, int]) -> int:
+    return servers["proxynow"]
 
 
 def _both(traefik: int, proxynow: int, case: Request) -> tuple[Seen, Seen]:
@@ -148,16 +108,14 @@ def test_pass_tls_client_cert_as_traefik(
         except (OSError, ssl.SSLError):
             return False
 
-    process, traefik_port = _start_traefik(tmp_path / "traefik", dynamic, ready)
     static = {"entryPoints": {"websecure": {"address": "127.0.0.1:0"}}}
-    proxy = start_proxynow(tmp_path / "proxynow", static, dynamic, workers=1)
-    try:
-        forged = (("X-Forwarded-Tls-Client-Cert-Info", "forged"),)
-        theirs = tls_backend_headers(traefik_port, context, forged)
-        ours = tls_backend_headers(proxy.ports["websecure"], context, forged)
-    finally:
-        proxy.stop()
-        process.stop()
+    forged = (("X-Forwarded-Tls-Client-Cert-Info", "forged"),)
+    with serving_both(tmp_path, static, dynamic) as both:
+        ports = both.ports("websecure")
+        for port in ports.values():
+            poll(lambda p=port: ready(p), 30, "the TLS entrypoint routing")
+        theirs = tls_backend_headers(ports["traefik"], context, forged)
+        ours = tls_backend_headers(ports["proxynow"], context, forged)
     names = ("x-forwarded-tls-client-cert", "x-forwarded-tls-client-cert-info")
     assert [ours.get(name) for name in names] == [theirs.get(name) for name in names]
     (info,) = ours[names[1]]

@@ -23,31 +23,13 @@ from proxynow.edge.http.exchange import valid_host
 from proxynow.rules import Route, RouteTable, SimpleRequest, compile_table
 from proxynow.rules.compiler import compile_predicate
 from proxynow.rules.parser import parse_rule
+from tests.support.differential import RawRequest
 
 HERE = Path(__file__).parent
 ROUTERS_FILE = HERE / "routers.yml"
 REPO = HERE.parents[2]
 TRAEFIK = REPO / ".venv" / "bin" / "traefik"
 NOT_FOUND = "404"
-
-
-@dataclass(frozen=True, slots=True)
-class RawRequest:
-    """One request as bytes on the wire will carry it, plus the client source address."""
-
-    target: str
-    host: str | None = "h00.example.com"
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    source: str = "127.0.0.1"
-
-    def encode(self) -> bytes:
-        lines = [f"{self.method} {self.target} HTTP/1.1"]
-        if self.host is not None:
-            lines.append(f"Host: {self.host}")
-        lines.extend(f"{k}: {v}" for k, v in self.headers)
-        lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from tests.support.docker import (
     start_dockerd,
     stop_dockerd,
 )
+from tests.support.proc import ProxynowProcess, start_proxynow
 
 
 @dataclass
@@ -110,6 +111,28 @@ class Resources:
         for identifier in self.networks:
             with contextlib.suppress(docker.errors.NotFound):
                 self.engine.client.networks.get(identifier).remove()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxynowProcess]:
+    """`proxynow run` with the Docker provider, reading only this session's containers, one
+    per module (test_e2e.py has its own)."""
+    engine, directory = docker_engine, tmp_path_factory.mktemp("proxynow")
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "log": {"level": "WARN"},
+        "providers": {
+            "providersThrottleDuration": "10ms",
+            "docker": {"constraints": f"Label(`proxynow.test`,`{engine.prefix}`)"},
+        },
+    }
+    process = start_proxynow(directory, static)
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture

@@ -5,35 +5,13 @@ from __future__ import annotations
 
 import base64
 import http.client
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.e2e.docker.conftest import Engine, Resources
-from tests.support.proc import ProxynowProcess, poll, start_proxynow
+from tests.e2e.docker.conftest import Resources
+from tests.support.proc import ProxynowProcess, poll
 
 TIMEOUT = 15.0
 APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"; a label keeps its `$` as is
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxynowProcess]:
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "log": {"level": "WARN"},
-        "providers": {
-            "providersThrottleDuration": "10ms",
-            "docker": {"constraints": f"Label(`proxynow.test`,`{docker_engine.prefix}`)"},
-        },
-    }
-    process = start_proxynow(tmp_path_factory.mktemp("proxynow"), static)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def get(proxy: ProxynowProcess, host: str, headers: dict[str, str] | None = None) -> Any:

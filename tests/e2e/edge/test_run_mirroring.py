@@ -28,6 +28,7 @@ class Recorder:
     def __init__(self, name: str, hang: bool = False) -> None:
         self.name = name
         self.seen: list[tuple[str, str, str, bytes]] = []
+        self.heads: list[str] = []  # paths, as each head arrives (before its body)
         self.release = threading.Event()
         recorder = self
 
@@ -36,6 +37,7 @@ class Recorder:
             disable_nagle_algorithm = True
 
             def answer(self) -> None:
+                recorder.heads.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 recorder.seen.append((self.command, self.path, self.headers["Host"], body))
@@ -163,3 +165,60 @@ def test_a_mirror_that_never_answers_delays_nobody(
         assert request(port, "stuck.test", f"/s{i}") == (200, b"main")
     poll(lambda: len(recorders["stuck"].seen) == 5, what="the copies to the stuck mirror")
     assert request(port, "m.test", "/after") == (200, b"main")
+
+
+UPLOAD = 12 << 20  # 6 at once hold 72 MiB for the mirror: past a worker's 64 MiB budget
+
+
+def test_concurrent_large_uploads_stay_within_the_worker_budget(
+    proxynow_factory: Start, recorders: dict[str, Recorder]
+) -> None:
+    # The main server holds its answers until every upload reached it, so that all six
+    # copies would be held at once; past the budget a copy is skipped, no upload fails,
+    # and another client is served meanwhile.
+    held = recorders["stuck"]
+    services: dict[str, Any] = {name: lb(r) for name, r in recorders.items()}
+    services["big"] = {
+        "mirroring": {
+            "service": "stuck",
+            "maxBodySize": -1,
+            "mirrors": [{"name": "all", "percent": 100}],
+        }
+    }
+    routers = {
+        "big": {"rule": "Host(`big.test`)", "service": "big"},
+        "plain": {"rule": "Host(`plain.test`)", "service": "main"},
+    }
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
+    port = proxynow_factory(
+        static, {"http": {"routers": routers, "services": services}}, workers=1
+    ).ports["web"]
+    answers: list[tuple[int, bytes]] = []
+    body = b"u" * UPLOAD
+
+    def upload() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("POST", "/up", body=body, headers={"Host": "big.test"})
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    poll(lambda: len(held.seen) == 6, 60, "every upload at the main server")
+    assert request(port, "plain.test", "/by") == (200, b"main")  # served meanwhile
+    held.release.set()
+    for thread in threads:
+        thread.join(60)
+    assert answers == [(200, b"stuck")] * 6
+    # A request after them all: its copy is sent after theirs were started.
+    assert request(port, "big.test", "/marker") == (200, b"stuck")
+    mirror = recorders["all"]
+    poll(lambda: "/marker" in mirror.heads, 30, "the marker's copy")
+    started = mirror.heads.count("/up")
+    poll(lambda: sum(seen[1] == "/up" for seen in mirror.seen) == started, 30, "the copies")
+    assert 1 <= started <= 5
+    assert all(seen[3] == body for seen in mirror.seen if seen[1] == "/up")
