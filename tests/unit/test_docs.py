@@ -34,13 +34,19 @@ from markdown_it.token import Token
 from proxynow.cli import main as proxynow
 from proxynow.config import reference
 from proxynow.config.objects import validate_dynamic_objects
-from proxynow.providers.docker.labels import decode_labels, provider_label_errors, provider_labels
+from proxynow.providers.docker.labels import (
+    SERVER_KEY,
+    decode_labels,
+    provider_label_errors,
+    provider_labels,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 NOT_CHECKED = re.compile(r"^<!--\s*not-checked:\s*\S.*-->\s*$")
 DYNAMIC_KEYS = frozenset({"http", "tcp", "udp", "tls"})
+COMPOSE_KEYS = frozenset({"services", "volumes", "networks", "secrets", "configs", "name"})
 _ID = re.compile(r"""\bid=["']([^"']+)["']""")
 _PARSER = MarkdownIt("commonmark").enable("table")
 
@@ -172,11 +178,14 @@ def _examples(page: Path) -> Iterator[Example]:
         if token.type != "fence" or token.info.strip().lower() not in ("yaml", "yml"):
             continue
         before = tokens[index - 1] if index else None
-        if before is not None and before.type == "html_block":
-            if NOT_CHECKED.match(before.content.strip().splitlines()[-1]):
-                continue
+        if before is not None and before.type == "html_block" and _marked(before):
+            continue
         assert token.map is not None
         yield Example(page, token.map[0] + 2, token.content)
+
+
+def _marked(html: Token) -> bool:
+    return NOT_CHECKED.match(html.content.strip().splitlines()[-1]) is not None
 
 
 EXAMPLES = [example for page in PAGES for example in _examples(page)]
@@ -203,6 +212,14 @@ def check_example(example: Example, folder: Path) -> list[str]:
     keys = set(data)
     if keys == {"labels"}:
         return _label_problems(example, data["labels"])
+    if "services" in keys and keys <= COMPOSE_KEYS:  # a compose file: its labels
+        services = data["services"] if isinstance(data["services"], dict) else {}
+        return [
+            problem
+            for service in services.values()
+            if isinstance(service, dict) and "labels" in service
+            for problem in _label_problems(example, service["labels"])
+        ]
     if keys & DYNAMIC_KEYS and keys - DYNAMIC_KEYS:
         return [
             f"{example.where()}: mixes static keys {sorted(keys - DYNAMIC_KEYS)} with dynamic"
@@ -232,7 +249,7 @@ def _label_problems(example: Example, labels: Any) -> list[str]:
     read = {str(key): str(value).replace("$$", "$") for key, value in labels.items()}
     stripped = provider_labels(read, ("proxynow",))
     decoded = decode_labels(stripped)
-    objects = validate_dynamic_objects(decoded.raw)
+    objects = validate_dynamic_objects(_without_servers(decoded.raw))
     found = [
         *provider_label_errors(stripped),
         *decoded.container_errors,
@@ -240,6 +257,17 @@ def _label_problems(example: Example, labels: Any) -> list[str]:
         *(str(issue) for issue in objects.issues),
     ]
     return [f"{example.where()}: {message}" for message in found]
+
+
+def _without_servers(raw: dict[str, Any]) -> dict[str, Any]:
+    """The raw labels without `loadbalancer.server.*`, which the builder turns into the
+    container's server (providers/docker/labels.py, SERVER_KEY)."""
+    for protocol in raw.values():
+        for service in (protocol.get("services") or {}).values():
+            balancer = service.get("loadBalancer") if isinstance(service, dict) else None
+            if isinstance(balancer, dict):
+                balancer.pop(SERVER_KEY, None)
+    return raw
 
 
 def _static_for(dynamic: dict[str, Any], file: Path) -> dict[str, Any]:
@@ -295,7 +323,7 @@ def _is_error(line: str) -> bool:
 
 
 def _at_example(line: str, written: Path, example: Example) -> str:
-    """`/tmp/.../example.yml:3:5: msg` → `docs/page.md:42:5: msg`."""
+    """`/tmp/.../example.yml:3:5: msg` → `docs/acme.md:42:5: msg`."""
     match = re.match(rf"^{re.escape(str(written))}:(\d+)(.*)$", line)
     if match is None:
         return f"{example.where()}: {line}"
@@ -315,6 +343,13 @@ def test_a_bad_example_is_reported_at_its_line(tmp_path: Path) -> None:
     problems = check_example(examples[0], tmp_path)
     assert problems, "an unterminated Host( must be an error"
     assert any(problem.startswith("docs/x.md:7:") for problem in problems), problems
+
+
+def test_labels_are_decoded_as_the_docker_provider_does(tmp_path: Path) -> None:
+    good = 'labels:\n  - "proxynow.http.routers.a.rule=Host(`a`)"\n'
+    assert check_example(Example(ROOT / "docs" / "x.md", 3, good), tmp_path) == []
+    bad = 'services:\n  a:\n    labels:\n      proxynow.http.routers.a.rulez: "Host(`a`)"\n'
+    assert check_example(Example(ROOT / "docs" / "x.md", 3, bad), tmp_path) != []
 
 
 def test_a_static_example_is_checked(tmp_path: Path) -> None:
