@@ -98,3 +98,71 @@ def test_version_says_which_build_runs(pure: str) -> None:
         assert line == "hot path: pure Python (PROXYNOW_PURE_PYTHON is set)"
     else:
         assert line == "hot path: " + compiled.describe()
+
+
+def _compiled_classes() -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
+    """Per compiled module, its classes that carry allow_interpreted_subclasses=True; and per
+    compiled class, the attributes its body declares (slots and annotated class attributes)."""
+    import ast
+
+    allowed: dict[str, set[str]] = {}
+    declared: dict[tuple[str, str], set[str]] = {}
+    for module in MODULES:
+        path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+        tree = ast.parse(path.read_text())
+        allowed[module] = set()
+        for node in tree.body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            if any(
+                "allow_interpreted_subclasses=True" in ast.unparse(d) for d in node.decorator_list
+            ):
+                allowed[module].add(node.name)
+            names: set[str] = set()
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    names.add(item.target.id)
+                if isinstance(item, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__slots__" for t in item.targets
+                ):
+                    names |= {
+                        c.value
+                        for c in ast.walk(item.value)
+                        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                    }
+            declared[(module, node.name)] = names
+    return allowed, declared
+
+
+def test_every_class_subclassed_outside_the_compiled_set_allows_it() -> None:
+    """A compiled class without allow_interpreted_subclasses cannot be instantiated through
+    an interpreted subclass (upstream/h2.py's H2Stream of UpstreamConnection was the case),
+    and a subclass must not declare the base's attributes again."""
+    import importlib
+    import pkgutil
+
+    import proxynow
+
+    allowed, declared = _compiled_classes()
+    missing = []
+    shadowed = []
+    for info in pkgutil.walk_packages(proxynow.__path__, "proxynow."):
+        if info.name in MODULES or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if not isinstance(value, type) or value.__module__ != info.name:
+                continue
+            for base in value.__mro__[1:]:
+                if getattr(base, "_is_protocol", False):
+                    continue  # a typing.Protocol is no native class
+                if base.__module__ in allowed and base.__name__ not in allowed[base.__module__]:
+                    missing.append(f"{value.__module__}.{value.__name__} < {base.__name__}")
+                # A slot the subclass declares again is a second attribute of that name:
+                # compiled code reads the base's (H2Stream's `trailers` was lost that way).
+                again = set(value.__dict__.get("__slots__", ())) & declared.get(
+                    (base.__module__, base.__name__), set()
+                )
+                shadowed += [f"{value.__name__}.{name} (of {base.__name__})" for name in again]
+    assert not missing, "compiled bases without allow_interpreted_subclasses: " + ", ".join(missing)
+    assert not shadowed, "attributes of compiled bases declared again: " + ", ".join(shadowed)

@@ -316,6 +316,20 @@ class RequestHead:
         self.real_ip = b""
         self.forwarded = False  # a trusted client sent X-Forwarded-* / X-Real-Ip
 
+    def copy(self) -> RequestHead:
+        """A shallow copy (the lists shared), for a mirror's request. Written out: a class
+        compiled by mypyc has no `__slots__` or `__reduce__` that `copy.copy` could use."""
+        other = RequestHead(self.trusted, self.bits)
+        other.lines, other.count, other.size = self.lines, self.count, self.size
+        other.hosts, other.host = self.hosts, self.host
+        other.lengths, other.content_length = self.lengths, self.content_length
+        other.te, other.connection = self.te, self.connection
+        other.upgrade, other.expect = self.upgrade, self.expect
+        other.xff, other.xf_proto, other.xf_host = self.xff, self.xf_proto, self.xf_host
+        other.xf_port, other.real_ip = self.xf_port, self.real_ip
+        other.forwarded = self.forwarded
+        return other
+
     def add(self, name: bytes, value: bytes) -> None:
         """Take one header as the parser delivers it."""
         self.count += 1

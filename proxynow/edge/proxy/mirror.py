@@ -19,7 +19,6 @@ is cut after `TIMEOUT` seconds. What is skipped is counted in `Mirroring.skipped
 from __future__ import annotations
 
 import asyncio
-import copy as copying
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -96,7 +95,7 @@ def _clone(exchange: Exchange, kept: MirrorCopy) -> Exchange:
 
 
 def _bodiless(head: RequestHead) -> RequestHead:
-    bare = copying.copy(head)
+    bare = head.copy()
     bare.lengths = 0
     bare.content_length = b""
     return bare

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httptools
+from mypy_extensions import mypyc_attr
 
 from proxynow.edge.message.headers import ResponseHead
 
@@ -65,6 +66,7 @@ class Owner(Protocol):
     def upstream_resume(self) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # upstream/h2.py H2Stream subclasses it
 class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one backend address."""
 
@@ -87,13 +89,10 @@ class UpstreamConnection(asyncio.Protocol):
         "reused",
         "skipping",
         "status",
+        "trailers",
         "transport",
         "tunnel",
     )
-
-    # The response's trailer fields, read by the owner in `upstream_done`: only an HTTP/2
-    # stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
-    trailers: tuple[tuple[bytes, bytes], ...] = ()
 
     def __init__(self, pool: Home) -> None:
         self.pool = pool
@@ -114,6 +113,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.keep_alive = False
         self.tunnel: asyncio.Transport | None = None
+        # The response's trailer fields, read by the owner in `upstream_done`: only an
+        # HTTP/2 stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
+        # A slot of this class (not the subclass's): compiled code reads this one.
+        self.trailers: tuple[tuple[bytes, bytes], ...] = ()
         # Bytes read while a response head is incomplete: httptools keeps a header's value
         # by concatenation, so an endless head must be cut by what arrives, not by what the
         # parser has handed over.

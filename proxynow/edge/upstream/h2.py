@@ -105,7 +105,6 @@ class H2Stream(UpstreamConnection):
         "paused_owner",
         "request_done",
         "stream_id",
-        "trailers",
     )
 
     def __init__(self, connection: H2Upstream, stream_id: int, reused: bool) -> None:
@@ -126,7 +125,7 @@ class H2Stream(UpstreamConnection):
         self.reading_paused = False
         self.keep_alive = True
         self.idle_since = 0.0
-        self.trailers: Trailers = ()
+        self.trailers = ()
         self.framing = _NONE
         self.left = 0  # request body bytes still to come (_LENGTH)
         self.request_done = False  # END_STREAM sent

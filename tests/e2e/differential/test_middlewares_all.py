@@ -56,6 +56,8 @@ def middlewares(echo: str) -> dict[str, Any]:
         "err": {"errors": {"status": ["200"], "service": "echo", "query": "/page/{status}"}},
         "cert": {"passTLSClientCert": {"pem": True}},
         "both": {"chain": {"middlewares": ["strip", "add"]}},
+        "buf": {"buffering": {"maxRequestBodyBytes": 1 << 20, "memRequestBodyBytes": 1024}},
+        "ctype": {"contentType": {}},
     }
 
 
@@ -77,6 +79,8 @@ def basic() -> tuple[str, str]:
 # (method, target, headers): each router's path prefix names its middleware.
 REQUESTS: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
     ("GET", "/add/a", ()),
+    ("GET", "/buf/a", ()),
+    ("GET", "/ctype/a", ()),
     ("GET", "/strip/a?q=1", ()),
     ("GET", "/srx/abc/d", ()),
     ("GET", "/rep/x", ()),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from proxynow.edge.http.exchange import Exchange, validate
@@ -256,3 +259,26 @@ def test_response_framing_is_the_proxys() -> None:
     with pytest.raises(HeaderError):
         answer.append(b"X-A", b"a\r\nb")
     assert answer.te == b"chunked" and answer.lines == []
+
+
+def test_a_copy_carries_every_attribute_of_the_head() -> None:
+    # The slot names from the source: a head compiled by mypyc has no __slots__ at run time.
+    source = Path(__file__).parents[4] / "proxynow" / "edge" / "message" / "headers.py"
+    tree = ast.parse(source.read_text())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RequestHead"]
+    (slots,) = [n for n in cls.body if isinstance(n, ast.Assign) and "__slots__" in ast.unparse(n)]
+    names = ast.literal_eval(slots.value)
+    head = RequestHead(True, 5)
+    for index, name in enumerate(names):  # a value of each attribute's own type, all distinct
+        value = getattr(head, name)
+        if isinstance(value, bool):
+            setattr(head, name, not value)
+        elif isinstance(value, int):
+            setattr(head, name, index + 7)
+        elif isinstance(value, bytes):
+            setattr(head, name, b"v%d" % index)
+        else:
+            setattr(head, name, [b"v%d" % index])
+    copied = head.copy()
+    assert [getattr(copied, name) for name in names] == [getattr(head, name) for name in names]
+    assert copied is not head
