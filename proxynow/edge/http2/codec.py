@@ -31,6 +31,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
+from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import GoAwayFrame
 
 __all__ = [
@@ -56,6 +58,9 @@ INTERNAL_ERROR = int(h2.errors.ErrorCodes.INTERNAL_ERROR)
 REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+FRAME_SIZE_ERROR = int(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+COMPRESSION_ERROR = int(h2.errors.ErrorCodes.COMPRESSION_ERROR)
+_GOAWAY = 0x7  # the frame type
 
 # The connection's receive window, as Go's server opens it (1 MiB): what the client may
 # have sent that the proxy holds at once, over all of its streams; each stream is still
@@ -158,7 +163,8 @@ class Codec:
         try:
             events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            raise CodecError(int(exc.error_code), str(exc)) from exc
+            code = self._recode(exc)
+            raise CodecError(code, str(exc)) from exc
         dispatch = self._dispatch
         for event in events:
             kind = dispatch.get(type(event))
@@ -185,6 +191,27 @@ class Codec:
                 handler.on_window(event.stream_id)  # type: ignore[attr-defined]
             else:
                 handler.on_goaway()
+
+    def _recode(self, exc: h2.exceptions.ProtocolError) -> int:
+        """The code RFC 9113 requires where h2 says PROTOCOL_ERROR for all (its GOAWAY,
+        the last frame queued, gets that code): a header block HPACK cannot decode is
+        COMPRESSION_ERROR (§4.3), a SETTINGS ACK with a payload FRAME_SIZE_ERROR (§6.5).
+        Only on the way out of a connection, so nothing on the normal path."""
+        code = int(exc.error_code)
+        cause = exc.__cause__
+        if isinstance(cause, hpack.exceptions.HPACKError) and not isinstance(
+            cause, hpack.exceptions.OversizedHeaderListError
+        ):
+            wanted = COMPRESSION_ERROR
+        elif isinstance(cause, InvalidDataError) and str(cause).startswith("SETTINGS ack"):
+            wanted = FRAME_SIZE_ERROR
+        else:
+            return code
+        out = self._conn.data_to_send()
+        if len(out) >= 17 and out[-14] == _GOAWAY:  # h2's GOAWAY: 9 + 8 bytes, no debug data
+            out = out[:-4] + wanted.to_bytes(4, "big")
+        self._held += out
+        return wanted
 
     # -- what the front end sends (queued until `output`)
 
