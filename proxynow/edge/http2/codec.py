@@ -61,6 +61,21 @@ ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 FRAME_SIZE_ERROR = int(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
 COMPRESSION_ERROR = int(h2.errors.ErrorCodes.COMPRESSION_ERROR)
 _GOAWAY = 0x7  # the frame type
+# Control-frame floods (SETTINGS, PING, PRIORITY, empty DATA, WINDOW_UPDATE, unknown frames;
+# CVE-2019-9512/9515/9518): such frames cost the proxy work and move nothing. A client may
+# send this many in a row, counted since the last request, DATA payload or response DATA it
+# let out (and afresh each second while streams are in flight); one more and the connection
+# gets GOAWAY(ENHANCE_YOUR_CALM). Real clients send a few per request (a PING now and then,
+# a WINDOW_UPDATE per 32 KiB read).
+_CHAFF_ALLOWED = 1000
+_CHAFF = (
+    h2.events.PingReceived,
+    h2.events.PingAckReceived,
+    h2.events.RemoteSettingsChanged,
+    h2.events.SettingsAcknowledged,
+    h2.events.PriorityUpdated,
+    h2.events.UnknownFrameReceived,
+)
 
 # The connection's receive window, as Go's server opens it (1 MiB): what the client may
 # have sent that the proxy holds at once, over all of its streams; each stream is still
@@ -124,11 +139,13 @@ _CONFIG = h2.config.H2Configuration(
 class Codec:
     """One HTTP/2 server connection's framing, HPACK and flow-control state."""
 
-    __slots__ = ("_conn", "_dispatch", "_held", "settings")
+    __slots__ = ("_conn", "_dispatch", "_held", "chaff", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._held = b""
+        # Frames that make no progress (see `_CHAFF_ALLOWED`) since the last that did.
+        self.chaff = 0
         conn = self._conn = _Connection(_CONFIG)
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
@@ -151,6 +168,8 @@ class Codec:
             h2.events.WindowUpdated: "window",
             h2.events.ConnectionTerminated: "goaway",
         }
+        for kind in _CHAFF:
+            self._dispatch[kind] = "chaff"
 
     def start(self) -> None:
         """The server's preface: SETTINGS, and the connection window opened wide."""
@@ -169,13 +188,18 @@ class Codec:
         for event in events:
             kind = dispatch.get(type(event))
             if kind is None:
-                continue  # settings, pings, priority, StreamEnded (carried by the events)
+                continue  # StreamEnded, carried by the events it ends
             if kind == "request":
+                self.chaff = 0
                 request: h2.events.RequestReceived = event  # type: ignore[assignment]
                 ended = request.stream_ended is not None
                 handler.on_request(request.stream_id, request.headers, ended)
             elif kind == "data":
                 data_event: h2.events.DataReceived = event  # type: ignore[assignment]
+                if data_event.flow_controlled_length:
+                    self.chaff = 0
+                elif data_event.stream_ended is None:
+                    self._chaff()  # empty DATA that does not even end its stream
                 handler.on_data(
                     data_event.stream_id,
                     data_event.data,
@@ -188,9 +212,22 @@ class Codec:
             elif kind == "reset":
                 handler.on_reset(event.stream_id)  # type: ignore[attr-defined]
             elif kind == "window":
+                self._chaff()  # progress only once it lets a response out: `data` clears
                 handler.on_window(event.stream_id)  # type: ignore[attr-defined]
+            elif kind == "chaff":
+                self._chaff()
             else:
                 handler.on_goaway()
+
+    def _chaff(self) -> None:
+        self.chaff += 1
+        if self.chaff > _CHAFF_ALLOWED:
+            self.goaway(ENHANCE_YOUR_CALM)
+            raise CodecError(ENHANCE_YOUR_CALM, "too many frames without progress")
+
+    def tick(self) -> None:
+        """Once a second (while streams are in flight): the budget is per second."""
+        self.chaff = 0
 
     def _recode(self, exc: h2.exceptions.ProtocolError) -> int:
         """The code RFC 9113 requires where h2 says PROTOCOL_ERROR for all (its GOAWAY,
@@ -221,6 +258,7 @@ class Codec:
     def data(self, stream_id: int, data: bytes, end: bool) -> None:
         """Body bytes within `window(stream_id)` (split into frames by the library)."""
         conn = self._conn
+        self.chaff = 0  # the client's WINDOW_UPDATEs let this out
         frame = conn.max_outbound_frame_size
         if len(data) <= frame:
             conn.send_data(stream_id, data, end_stream=end)

@@ -209,6 +209,7 @@ class H2Proxy(asyncio.Protocol):
             self._close()
             return
         self.deadline = now + _SCAN
+        self.codec.tick()
         read_timeout = self.entrypoint.read_timeout
         for stream in [s for s in self.streams.values() if s.live and not s.status]:
             if not stream.complete and read_timeout > 0 and now - stream.start > read_timeout:
