@@ -139,13 +139,14 @@ _CONFIG = h2.config.H2Configuration(
 class Codec:
     """One HTTP/2 server connection's framing, HPACK and flow-control state."""
 
-    __slots__ = ("_conn", "_dispatch", "_held", "chaff", "settings")
+    __slots__ = ("_conn", "_dispatch", "_held", "chaff", "sent", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._held = b""
         # Frames that make no progress (see `_CHAFF_ALLOWED`) since the last that did.
         self.chaff = 0
+        self.sent = 0  # DATA sends: the front end's write deadline sees whether it grows
         conn = self._conn = _Connection(_CONFIG)
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
@@ -259,6 +260,7 @@ class Codec:
         """Body bytes within `window(stream_id)` (split into frames by the library)."""
         conn = self._conn
         self.chaff = 0  # the client's WINDOW_UPDATEs let this out
+        self.sent += 1
         frame = conn.max_outbound_frame_size
         if len(data) <= frame:
             conn.send_data(stream_id, data, end_stream=end)

@@ -389,3 +389,26 @@ def test_a_continuation_flood_is_cut_while_another_client_is_served(
         attacker.close()
         bystander.close()
     assert backend.requests == 1
+
+
+def test_a_zero_window_client_is_closed_while_another_client_is_served(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    # SETTINGS_INITIAL_WINDOW_SIZE 0 and never a WINDOW_UPDATE: the response waits, with its
+    # backend paused, until idleTimeout (2 s here) passes with nothing let out.
+    static, dynamic = config(backend, transport={"respondingTimeouts": {"idleTimeout": "2s"}})
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    port = proxy.ports["web"]
+    bystander, attacker = RawClient(port), RawClient(port)
+    try:
+        attacker.sock.sendall(_frame(0x4, 0, b"\x00\x04\x00\x00\x00\x00"))  # window 0
+        stream = attacker.get("/held")
+        poll(lambda: backend.requests == 1, 20, "the request at the backend")
+        served = bystander.get("/fine")
+        bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
+        assert bystander.bodies[served] == b"b1 /fine"
+        attacker.read_until(lambda: attacker.closed, "the connection to close")
+        assert not attacker.ended(stream)
+    finally:
+        attacker.close()
+        bystander.close()
