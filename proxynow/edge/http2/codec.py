@@ -31,6 +31,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
+from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import GoAwayFrame
 
 __all__ = [
@@ -56,6 +58,24 @@ INTERNAL_ERROR = int(h2.errors.ErrorCodes.INTERNAL_ERROR)
 REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+FRAME_SIZE_ERROR = int(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+COMPRESSION_ERROR = int(h2.errors.ErrorCodes.COMPRESSION_ERROR)
+_GOAWAY = 0x7  # the frame type
+# Control-frame floods (SETTINGS, PING, PRIORITY, empty DATA, WINDOW_UPDATE, unknown frames;
+# CVE-2019-9512/9515/9518): such frames cost the proxy work and move nothing. A client may
+# send this many in a row, counted since the last request, DATA payload or response DATA it
+# let out (and afresh each second while streams are in flight); one more and the connection
+# gets GOAWAY(ENHANCE_YOUR_CALM). Real clients send a few per request (a PING now and then,
+# a WINDOW_UPDATE per 32 KiB read).
+_CHAFF_ALLOWED = 1000
+_CHAFF = (
+    h2.events.PingReceived,
+    h2.events.PingAckReceived,
+    h2.events.RemoteSettingsChanged,
+    h2.events.SettingsAcknowledged,
+    h2.events.PriorityUpdated,
+    h2.events.UnknownFrameReceived,
+)
 
 # The connection's receive window, as Go's server opens it (1 MiB): what the client may
 # have sent that the proxy holds at once, over all of its streams; each stream is still
@@ -119,11 +139,14 @@ _CONFIG = h2.config.H2Configuration(
 class Codec:
     """One HTTP/2 server connection's framing, HPACK and flow-control state."""
 
-    __slots__ = ("_conn", "_dispatch", "_held", "settings")
+    __slots__ = ("_conn", "_dispatch", "_held", "chaff", "sent", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._held = b""
+        # Frames that make no progress (see `_CHAFF_ALLOWED`) since the last that did.
+        self.chaff = 0
+        self.sent = 0  # DATA sends: the front end's write deadline sees whether it grows
         conn = self._conn = _Connection(_CONFIG)
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
@@ -146,6 +169,8 @@ class Codec:
             h2.events.WindowUpdated: "window",
             h2.events.ConnectionTerminated: "goaway",
         }
+        for kind in _CHAFF:
+            self._dispatch[kind] = "chaff"
 
     def start(self) -> None:
         """The server's preface: SETTINGS, and the connection window opened wide."""
@@ -158,18 +183,24 @@ class Codec:
         try:
             events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            raise CodecError(int(exc.error_code), str(exc)) from exc
+            code = self._recode(exc)
+            raise CodecError(code, str(exc)) from exc
         dispatch = self._dispatch
         for event in events:
             kind = dispatch.get(type(event))
             if kind is None:
-                continue  # settings, pings, priority, StreamEnded (carried by the events)
+                continue  # StreamEnded, carried by the events it ends
             if kind == "request":
+                self.chaff = 0
                 request: h2.events.RequestReceived = event  # type: ignore[assignment]
                 ended = request.stream_ended is not None
                 handler.on_request(request.stream_id, request.headers, ended)
             elif kind == "data":
                 data_event: h2.events.DataReceived = event  # type: ignore[assignment]
+                if data_event.flow_controlled_length:
+                    self.chaff = 0
+                elif data_event.stream_ended is None:
+                    self._chaff()  # empty DATA that does not even end its stream
                 handler.on_data(
                     data_event.stream_id,
                     data_event.data,
@@ -182,9 +213,43 @@ class Codec:
             elif kind == "reset":
                 handler.on_reset(event.stream_id)  # type: ignore[attr-defined]
             elif kind == "window":
+                self._chaff()  # progress only once it lets a response out: `data` clears
                 handler.on_window(event.stream_id)  # type: ignore[attr-defined]
+            elif kind == "chaff":
+                self._chaff()
             else:
                 handler.on_goaway()
+
+    def _chaff(self) -> None:
+        self.chaff += 1
+        if self.chaff > _CHAFF_ALLOWED:
+            self.goaway(ENHANCE_YOUR_CALM)
+            raise CodecError(ENHANCE_YOUR_CALM, "too many frames without progress")
+
+    def tick(self) -> None:
+        """Once a second (while streams are in flight): the budget is per second."""
+        self.chaff = 0
+
+    def _recode(self, exc: h2.exceptions.ProtocolError) -> int:
+        """The code RFC 9113 requires where h2 says PROTOCOL_ERROR for all (its GOAWAY,
+        the last frame queued, gets that code): a header block HPACK cannot decode is
+        COMPRESSION_ERROR (§4.3), a SETTINGS ACK with a payload FRAME_SIZE_ERROR (§6.5).
+        Only on the way out of a connection, so nothing on the normal path."""
+        code = int(exc.error_code)
+        cause = exc.__cause__
+        if isinstance(cause, hpack.exceptions.HPACKError) and not isinstance(
+            cause, hpack.exceptions.OversizedHeaderListError
+        ):
+            wanted = COMPRESSION_ERROR
+        elif isinstance(cause, InvalidDataError) and str(cause).startswith("SETTINGS ack"):
+            wanted = FRAME_SIZE_ERROR
+        else:
+            return code
+        out = self._conn.data_to_send()
+        if len(out) >= 17 and out[-14] == _GOAWAY:  # h2's GOAWAY: 9 + 8 bytes, no debug data
+            out = out[:-4] + wanted.to_bytes(4, "big")
+        self._held += out
+        return wanted
 
     # -- what the front end sends (queued until `output`)
 
@@ -194,6 +259,8 @@ class Codec:
     def data(self, stream_id: int, data: bytes, end: bool) -> None:
         """Body bytes within `window(stream_id)` (split into frames by the library)."""
         conn = self._conn
+        self.chaff = 0  # the client's WINDOW_UPDATEs let this out
+        self.sent += 1
         frame = conn.max_outbound_frame_size
         if len(data) <= frame:
             conn.send_data(stream_id, data, end_stream=end)

@@ -112,6 +112,8 @@ class H2Proxy(asyncio.Protocol):
         "raw_path",
         "reading",
         "resets",
+        "sent_seen",
+        "stalled",
         "state",
         "streams",
         "table",
@@ -152,6 +154,8 @@ class H2Proxy(asyncio.Protocol):
         self.last_stream = 0  # after a graceful GOAWAY: the last stream still served
         self.resets = 0  # streams in flight the client reset
         self.finished = 0  # streams accounted for
+        self.stalled = 0.0  # seconds with a response held by the client and nothing sent
+        self.sent_seen = 0
         self.client_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
         self.tls_bits = 0
         idle = entrypoint.idle_timeout
@@ -215,6 +219,10 @@ class H2Proxy(asyncio.Protocol):
             self._close()
             return
         self.deadline = now + _SCAN
+        self.codec.tick()
+        if self._stalled():
+            self.transport.abort()
+            return
         read_timeout = self.entrypoint.read_timeout
         for stream in [s for s in self.streams.values() if s.live and not s.status]:
             if not stream.complete and read_timeout > 0 and now - stream.start > read_timeout:
@@ -226,6 +234,19 @@ class H2Proxy(asyncio.Protocol):
             if now - stream.start > server.response_header_timeout:
                 self.error(stream, 504)
         self.flush()
+
+    def _stalled(self) -> bool:
+        """Whether the client has let nothing out for too long (zero window, or not
+        reading the socket) while a response waits: writeTimeout, or idleTimeout without
+        it. Counted in scans, so that sending pays one increment and no clock read."""
+        if not self.writing_paused and not any(s.sending for s in self.streams.values()):
+            self.stalled = 0.0
+            return False
+        sent = self.codec.sent
+        self.stalled = self.stalled + _SCAN if sent == self.sent_seen else 0.0
+        self.sent_seen = sent
+        limit = self.entrypoint.write_timeout or self.idle_timeout
+        return self.stalled >= limit
 
     def shutdown(self) -> None:
         """Drain: GOAWAY, finish the streams in flight, then close (at once when idle)."""

@@ -5,6 +5,7 @@ blocking socket; the backend is a real threaded HTTP/1.1 server."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import hpack
 import pytest
 import trustme
 
@@ -267,6 +269,146 @@ def test_rapid_reset_is_cut_while_another_client_is_served(
         served = bystander.get("/fine")
         bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
         assert bystander.bodies[served] == b"b1 /fine"
+    finally:
+        attacker.close()
+        bystander.close()
+
+
+def _frame(kind: int, stream: int, payload: bytes, flags: int = 0) -> bytes:
+    header = len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big")
+    return header + payload
+
+
+# Frames that move nothing, 2000 in a row (the budget is 1000): each flood is met with
+# GOAWAY(ENHANCE_YOUR_CALM) (CVE-2019-9512 PING, 9515 SETTINGS, 9516/9518 empty frames,
+# PRIORITY and WINDOW_UPDATE churn).
+FLOODS = {
+    "ping": _frame(0x6, 0, b"12345678") * 2000,
+    "settings": _frame(0x4, 0, b"") * 2000,
+    "priority": b"".join(_frame(0x2, 2 * i + 1, b"\x00\x00\x00\x00\x10") for i in range(2000)),
+    "window_update": _frame(0x8, 0, b"\x00\x00\x00\x01") * 2000,
+    "unknown": _frame(0x20, 0, b"") * 2000,
+}
+
+
+@pytest.mark.parametrize("flood", [*FLOODS, "empty_data"])
+def test_a_control_frame_flood_is_cut_while_another_client_is_served(
+    proxynow_factory: Start, backend: HttpBackend, flood: str
+) -> None:
+    static, dynamic = config(backend)
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    port = proxy.ports["web"]
+    bystander, attacker = RawClient(port), RawClient(port)
+    try:
+        if flood == "empty_data":
+            stream = attacker.conn.get_next_available_stream_id()
+            fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"a.test")]
+            attacker.conn.send_headers(stream, [*fields, (b":path", b"/up")])
+            attacker.flush()
+            frames = _frame(0x0, stream, b"") * 2000
+        else:
+            frames = FLOODS[flood]
+        attacker.sock.sendall(frames)
+        served = bystander.get("/fine")
+        bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
+        assert bystander.bodies[served] == b"b1 /fine"
+        attacker.read_until(lambda: attacker.goaway() is not None, "a GOAWAY")
+        goaway = attacker.goaway()
+        assert goaway is not None and goaway.error_code == 11  # ENHANCE_YOUR_CALM
+        attacker.read_until(lambda: attacker.closed, "the connection to close")
+    finally:
+        attacker.close()
+        bystander.close()
+
+
+def test_a_client_pinging_as_it_uses_the_connection_is_served(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    # The budget is of frames in a row without progress: requests in between renew it.
+    static, dynamic = config(backend)
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    client = RawClient(proxy.ports["web"])
+    try:
+        for round_ in range(3):
+            client.sock.sendall(_frame(0x6, 0, b"12345678") * 900)
+            stream = client.get("/round" + str(round_))
+            client.read_until(lambda: client.ended(stream), "the answer")  # noqa: B023
+            assert client.bodies[stream] == b"b1 /round%d" % round_
+        assert client.goaway() is None
+    finally:
+        client.close()
+
+
+def test_an_hpack_bomb_is_cut_while_another_client_is_served(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    # One 4000-byte field put in the dynamic table, then referenced by a one-byte index
+    # 400 times: 1.6 MB decoded from 4 KB sent (maxHeaderBytes is 1 MiB).
+    static, dynamic = config(backend)
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    port = proxy.ports["web"]
+    bystander, attacker = RawClient(port), RawClient(port)
+    try:
+        encoder = hpack.Encoder()
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test")]
+        block = encoder.encode([*fields, (b":path", b"/bomb"), (b"x-bomb", b"b" * 4000)])
+        block += b"\xbe" * 400  # index 62: the newest entry of the dynamic table
+        attacker.sock.sendall(_frame(0x1, 1, block, 0x5))
+        served = bystander.get("/fine")
+        bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
+        attacker.read_until(lambda: attacker.goaway() is not None, "a GOAWAY")
+        goaway = attacker.goaway()
+        assert goaway is not None and goaway.error_code == 11  # ENHANCE_YOUR_CALM
+    finally:
+        attacker.close()
+        bystander.close()
+    assert backend.requests == 1  # the bomb never reached it
+
+
+def test_a_continuation_flood_is_cut_while_another_client_is_served(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    # CVE-2024-27316 and kin: a header block never ended, in endless small CONTINUATIONs.
+    static, dynamic = config(backend)
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    port = proxy.ports["web"]
+    bystander, attacker = RawClient(port), RawClient(port)
+    try:
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test")]
+        block = hpack.Encoder().encode([*fields, (b":path", b"/cont")])
+        frames = _frame(0x1, 1, block, 0x1)  # END_STREAM, no END_HEADERS
+        frames += _frame(0x9, 1, b"\x40\x01a\x01b") * 5000  # a field each, never the end
+        with contextlib.suppress(OSError):  # cut while sending
+            attacker.sock.sendall(frames)
+        served = bystander.get("/fine")
+        bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
+        attacker.read_until(lambda: attacker.closed, "the connection to close")
+        goaway = attacker.goaway()
+        assert goaway is None or goaway.error_code != 0
+    finally:
+        attacker.close()
+        bystander.close()
+    assert backend.requests == 1
+
+
+def test_a_zero_window_client_is_closed_while_another_client_is_served(
+    proxynow_factory: Start, backend: HttpBackend
+) -> None:
+    # SETTINGS_INITIAL_WINDOW_SIZE 0 and never a WINDOW_UPDATE: the response waits, with its
+    # backend paused, until idleTimeout (2 s here) passes with nothing let out.
+    static, dynamic = config(backend, transport={"respondingTimeouts": {"idleTimeout": "2s"}})
+    proxy = proxynow_factory(static, dynamic, workers=1)
+    port = proxy.ports["web"]
+    bystander, attacker = RawClient(port), RawClient(port)
+    try:
+        attacker.sock.sendall(_frame(0x4, 0, b"\x00\x04\x00\x00\x00\x00"))  # window 0
+        stream = attacker.get("/held")
+        poll(lambda: backend.requests == 1, 20, "the request at the backend")
+        served = bystander.get("/fine")
+        bystander.read_until(lambda: bystander.ended(served), "the bystander's answer")
+        assert bystander.bodies[served] == b"b1 /fine"
+        attacker.read_until(lambda: attacker.closed, "the connection to close")
+        assert not attacker.ended(stream)
     finally:
         attacker.close()
         bystander.close()
