@@ -11,6 +11,7 @@ found by the project label compose puts on everything it makes.
 from __future__ import annotations
 
 import functools
+import http.client
 import ipaddress
 import json
 import os
@@ -147,3 +148,21 @@ def make_stack(
         files.append(str(extra))
     env = base_env(COMPOSE_PROJECT_NAME=project, COMPOSE_FILE=os.pathsep.join(files), **variables)
     return Stack(project, directory, env, client, proxy)
+
+
+def get(
+    stack: Stack, host: str, path: str, *, port: int = 80, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """GET `path` with `Host: host` through the stack's published `port` on 127.0.0.1:
+    (status, headers with lowercase names, body); status 0 when the connection fails
+    (the published port answers before proxynow listens)."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.published()[port], timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        head = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, head, response.read().decode(errors="replace")
+    except OSError:
+        return 0, {}, ""
+    finally:
+        connection.close()
