@@ -6,7 +6,7 @@ what its output contains. The runner knows five kinds of command and refuses any
 so that the page cannot gain a step its test does not take:
 
 - `cd DIR`: the folder of the commands that follow (relative to the last one; the first
-  block starts at the repository's root);
+  block starts at the repository's root), `cd -` the one before;
 - `export NAME=VALUE ...`: evaluated by bash, added to the environment;
 - `./build-images.sh`: the images it builds are this session's (built from the same
   Dockerfile on a local base; tests/support/image.py), passed by the variables the
@@ -77,12 +77,19 @@ def kind(step: Step) -> str:
     raise AssertionError(f"the walkthrough has a step its test cannot take: {step.command}")
 
 
+def change_dir(cwd: Path, previous: Path, step: Step) -> Path:
+    """Where `cd DIR` (or `cd -`) goes from `cwd`."""
+    target = step.words[1]
+    return previous if target == "-" else (cwd / target).resolve()
+
+
 @dataclass
 class Walkthrough:
     """Runs blocks of the page against one stack; `ca_file` is trusted by HTTPS steps."""
 
     stack: Stack
     cwd: Path = REPO
+    previous: Path = REPO  # for `cd -`
     ca_file: Path | None = None
     ran: list[str] = field(default_factory=list)  # every command, as the page says it
 
@@ -104,8 +111,8 @@ class Walkthrough:
     def _take(self, step: Step) -> None:
         action = kind(step)
         if action == "cd":
-            self.cwd = (self.cwd / step.words[1]).resolve()
-            assert self.cwd == self.stack.directory or self.cwd.is_dir(), self.cwd
+            self.cwd, self.previous = change_dir(self.cwd, self.previous, step), self.cwd
+            assert self.cwd.is_dir(), self.cwd
         elif action == "export":
             self._export(step.command)
         elif action == "build":
