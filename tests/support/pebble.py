@@ -2,11 +2,12 @@
 
 `PebbleFactory.start(http_port=..., tls_port=...)` writes a throwaway CA and a
 certificate for Pebble's own HTTPS, a Pebble config pointing HTTP-01 / TLS-ALPN-01
-validation at the given ports, starts challtestsrv (every name resolves to 127.0.0.1)
-and Pebble on free ports, and polls until the directory answers. Each process is
-stopped by its PID and waited for (both take ~1.5 s to exit after SIGTERM). The ports
-are free when chosen; a process that loses a port race exits or never answers, and the
-start is retried with new ports.
+validation at the given ports of 127.0.0.1, starts challtestsrv (every name resolves to
+127.0.0.1) and Pebble on free ports (the ACME directory on `listen_host`, 127.0.0.1 by
+default: the Docker bridge's address for an ACME client in a container), and polls
+until the directory answers. Each process is stopped by its PID and waited for (both
+take ~1.5 s to exit after SIGTERM). The ports are free when chosen; a process that loses
+a port race exits or never answers, and the start is retried with new ports.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ class Pebble:
     port: int
     management_port: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    host: str = "127.0.0.1"  # where the ACME directory listens (its certificate names it)
 
     @property
     def directory_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/dir"
+        return f"https://{self.host}:{self.port}/dir"
 
     def _get(self, url: str) -> bytes:
         context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -94,15 +96,17 @@ class PebbleFactory:
         validity: int | None = None,
         eab_keys: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
+        listen_host: str = "127.0.0.1",
     ) -> Pebble:
         """Start Pebble; `eab_keys` (kid → base64url HMAC key) makes EAB required,
-        `env` adds environment variables (PEBBLE_ALTERNATE_ROOTS, ...)."""
+        `env` adds environment variables (PEBBLE_ALTERNATE_ROOTS, ...), `listen_host` is
+        the local address of the ACME directory (the management port stays on 127.0.0.1)."""
         extra = {"externalAccountBindingRequired": True, "externalAccountMACKeys": eab_keys}
         options: dict[str, Any] = extra if eab_keys else {}
         if validity is not None:
             options["certificateValidityPeriod"] = validity
         for _ in range(3):
-            pebble = self._try_start(http_port, tls_port, options, env or {})
+            pebble = self._try_start(http_port, tls_port, options, env or {}, listen_host)
             if pebble is not None:
                 return pebble
         raise AssertionError("pebble did not start (see the logs in the test directory)")
@@ -118,17 +122,22 @@ class PebbleFactory:
             pebble.stop()
 
     def _try_start(
-        self, http_port: int, tls_port: int, options: dict[str, Any], env: dict[str, str]
+        self,
+        http_port: int,
+        tls_port: int,
+        options: dict[str, Any],
+        env: dict[str, str],
+        listen_host: str,
     ) -> Pebble | None:
         self._count += 1
         directory = self._base / f"pebble{self._count}"
         directory.mkdir(parents=True)
-        ca_file = _write_https_certificates(directory)
+        ca_file = _write_https_certificates(directory, listen_host)
         dns_port, challtest_mgmt = free_port(), free_port()
-        pebble = Pebble(directory, ca_file, free_port(), free_port())
+        pebble = Pebble(directory, ca_file, free_port(listen_host), free_port(), host=listen_host)
         self._started.append(pebble)
         config: dict[str, Any] = {
-            "listenAddress": f"127.0.0.1:{pebble.port}",
+            "listenAddress": f"{listen_host}:{pebble.port}",
             "managementListenAddress": f"127.0.0.1:{pebble.management_port}",
             "certificate": str(directory / "pebble.pem"),
             "privateKey": str(directory / "pebble.key"),
@@ -186,8 +195,9 @@ def _wait_ready(pebble: Pebble) -> bool:
     return False
 
 
-def _write_https_certificates(directory: Path) -> Path:
-    """A throwaway CA and a certificate for localhost / 127.0.0.1 / ::1 signed by it."""
+def _write_https_certificates(directory: Path, listen_host: str) -> Path:
+    """A throwaway CA and a certificate for localhost / 127.0.0.1 / ::1 (and
+    `listen_host`) signed by it."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxynow test pebble CA")])
@@ -208,6 +218,8 @@ def _write_https_certificates(directory: Path) -> Path:
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
     ]
+    if listen_host not in ("127.0.0.1", "::1"):
+        names.append(x509.IPAddress(ipaddress.ip_address(listen_host)))
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
