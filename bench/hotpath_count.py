@@ -15,6 +15,11 @@ answer), each parsed, routed, forwarded, answered and accounted as on the wire.
 The measured requests run inside one `functools.reduce` call, so that callgrind counts
 them alone (start-up and warm-up left out). Run it from two trees (PYTHONPATH=<tree>)
 and compare the instructions per request.
+
+`--access-log=FORMAT` (common, genericCLF or json) turns the access log on, to /dev/null
+through the real `LineWriter` (its thread writes outside the measured call, as it does
+outside the event loop); `--header-labels` configures `metrics.prometheus.headerLabels`
+(one label from User-Agent), so that the cost of either can be read off the difference.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from typing import Any
 
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
+from proxynow.edge.graph.resources import GraphResources
 from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http1.factory import http_protocol_factory
 from proxynow.edge.http1.protocol import EntryPointRuntime
+from proxynow.edge.runtime.access import open_access_log
+from proxynow.edge.runtime.worker import worker_metrics
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.snapshot import Snapshot
 
@@ -77,10 +85,22 @@ def config() -> DynamicConfig:
     )
 
 
-async def run(count: int) -> int:
-    static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
-    state = WorkerState(tick_interval=1.0)
+def static_config(access_log: str, header_labels: bool) -> StaticConfig:
+    options: dict[str, Any] = {"entryPoints": {"web": {"address": ":80"}}}
+    if access_log:
+        options["accessLog"] = {"filePath": "/dev/null", "format": access_log}
+    if header_labels:
+        options["metrics"] = {"prometheus": {"headerLabels": {"useragent": "User-Agent"}}}
+    return StaticConfig.model_validate(options)
+
+
+async def run(count: int, access_log: str = "", header_labels: bool = False) -> int:
+    static = static_config(access_log, header_labels)
+    resources = GraphResources(metrics=worker_metrics(static))
+    state = WorkerState(tick_interval=1.0, resources=resources)
     state.load(Snapshot(version=1, config=config()), static)
+    if static.access_log is not None:
+        state.access_log = open_access_log(static.access_log, state, asyncio.get_running_loop())
     client = http_protocol_factory(state, EntryPointRuntime("web"))()
     client_transport = MemoryTransport(("127.0.0.1", 40000))
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -101,6 +121,8 @@ async def run(count: int) -> int:
     # --collect-atstart=no --toggle-collect=functools_reduce
     functools.reduce(one, range(count), None)
     assert not client_transport.closing
+    if state.access_log is not None:
+        state.access_log.close()
     return client_transport.written
 
 
@@ -110,8 +132,16 @@ def main() -> None:
 
         gc.disable()
         sys.argv.remove("--no-gc")
+    access_log = ""
+    for arg in list(sys.argv):
+        if arg.startswith("--access-log="):
+            access_log = arg.partition("=")[2]
+            sys.argv.remove(arg)
+    header_labels = "--header-labels" in sys.argv
+    if header_labels:
+        sys.argv.remove("--header-labels")
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    written = asyncio.run(run(count))
+    written = asyncio.run(run(count, access_log, header_labels))
     assert written == (count + 200) * len(RESPONSE), (written, count)
     print(f"{count} measured requests (and 200 before them), {written} bytes answered")
 
