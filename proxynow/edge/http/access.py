@@ -41,7 +41,7 @@ from proxynow.edge.http.access_lines import (
 if TYPE_CHECKING:
     from proxynow.config.dynamic import Router
     from proxynow.edge.core.metrics import TargetStats, WorkerMetrics
-    from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
+    from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.message.headers import ResponseHead
 
 __all__ = [
