@@ -18,7 +18,9 @@ and compare the instructions per request.
 
 `--middlewares chain5` puts the chain-of-five benchmark's middlewares (bench/configs.py) on
 the router and sends its request (`/p/`, `Accept-Encoding: gzip`); `--middlewares compress`
-answers bench/configs.py's 16 KiB text body through compress.
+answers bench/configs.py's 16 KiB text body through compress. `--access-log=FORMAT`
+(common, genericCLF or json) turns the access log on, to /dev/null through the real
+`LineWriter` (its thread writes outside the measured call, as outside the event loop).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ from typing import Any
 from bench.configs import BODIES, CHAIN_PREFIX, MIDDLEWARE_SETS
 from proxynow.config.dynamic import DynamicConfig
 from proxynow.config.static import StaticConfig
+from proxynow.edge.graph.resources import GraphResources
 from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http1.factory import http_protocol_factory
 from proxynow.edge.http1.protocol import EntryPointRuntime
+from proxynow.edge.runtime.access import open_access_log
+from proxynow.edge.runtime.worker import worker_metrics
 from proxynow.edge.upstream.connection import UpstreamConnection
 from proxynow.snapshot import Snapshot
 
@@ -98,10 +103,20 @@ def exchange(middlewares: str) -> tuple[bytes, bytes]:
     return REQUEST, RESPONSE
 
 
-async def run(count: int, middlewares: str = "") -> int:
-    static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
-    state = WorkerState(tick_interval=1.0)
+def static_config(access_log: str) -> StaticConfig:
+    options: dict[str, Any] = {"entryPoints": {"web": {"address": ":80"}}}
+    if access_log:
+        options["accessLog"] = {"filePath": "/dev/null", "format": access_log}
+    return StaticConfig.model_validate(options)
+
+
+async def run(count: int, middlewares: str = "", access_log: str = "") -> int:
+    static = static_config(access_log)
+    resources = GraphResources(metrics=worker_metrics(static))
+    state = WorkerState(tick_interval=1.0, resources=resources)
     state.load(Snapshot(version=1, config=config(middlewares)), static)
+    if static.access_log is not None:
+        state.access_log = open_access_log(static.access_log, state, asyncio.get_running_loop())
     request, response = exchange(middlewares)
     client = http_protocol_factory(state, EntryPointRuntime("web"))()
     client_transport = MemoryTransport(("127.0.0.1", 40000))
@@ -123,6 +138,8 @@ async def run(count: int, middlewares: str = "") -> int:
     # --collect-atstart=no --toggle-collect=functools_reduce
     functools.reduce(one, range(count), None)
     assert not client_transport.closing
+    if state.access_log is not None:
+        state.access_log.close()
     return client_transport.written
 
 
@@ -137,8 +154,13 @@ def main() -> None:
         at = sys.argv.index("--middlewares")
         middlewares = sys.argv[at + 1]
         del sys.argv[at : at + 2]
+    access_log = ""
+    for arg in list(sys.argv):
+        if arg.startswith("--access-log="):
+            access_log = arg.partition("=")[2]
+            sys.argv.remove(arg)
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    written = asyncio.run(run(count, middlewares))
+    written = asyncio.run(run(count, middlewares, access_log))
     if not middlewares:
         assert written == (count + 200) * len(RESPONSE), (written, count)
     print(f"{count} measured requests (and 200 before them), {written} bytes answered")

@@ -17,23 +17,31 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from proxynow.config.static import AccessLog as AccessLogConfig
-from proxynow.edge.tls.contexts import go_cipher_name
+from proxynow.edge.http.access_lines import (
+    GO_JSON,
+    ClfLines,
+    Connection,
+    JsonLines,
+    Second,
+    client_fields,
+    go_quote,
+    go_stamp,
+    second_of,
+    service_addr,
+    split_host_port,
+    tls_fields,
+)
 
 if TYPE_CHECKING:
-    import asyncio
-
     from proxynow.config.dynamic import Router
     from proxynow.edge.core.metrics import TargetStats, WorkerMetrics
-    from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
+    from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.message.headers import ResponseHead
 
 __all__ = [
@@ -47,6 +55,7 @@ __all__ = [
     "format_common",
     "format_generic_clf",
     "format_json",
+    "go_quote",
     "go_stamp",
     "parse_status_ranges",
     "second_of",
@@ -67,17 +76,6 @@ FIELD_NAMES = (
 REDACTED = "REDACTED"
 # Traefik logs a request the client gave up on before any response as 499.
 CLIENT_CLOSED = 499
-_CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-class Connection(Protocol):
-    """What `record` reads of the client side (a front end's `Downstream`)."""
-
-    @property
-    def entrypoint(self) -> EntryPointRuntime: ...
-    @property
-    def transport(self) -> asyncio.BaseTransport: ...
 
 
 class LineSink(Protocol):
@@ -196,48 +194,6 @@ def rules_from(config: AccessLogConfig) -> tuple[Filters, FieldRules]:
 # ------------------------------------------------------------------ formats
 
 
-@dataclass(frozen=True, slots=True)
-class Second:
-    """One wall-clock second in the forms lines need, made once per second (`seconds`)."""
-
-    epoch: int
-    utc: str  # 2026-12-02T09:39:10 (RFC 3339 without fraction and zone)
-    local: str
-    zone: str  # the local zone as RFC 3339 writes it: "Z" or "+01:00"
-    clf_utc: str  # 02/Dec/2026:09:39:10 +0000
-    clf_local: str
-
-
-def second_of(epoch: int) -> Second:
-    utc = datetime.fromtimestamp(epoch, UTC)
-    local = utc.astimezone()
-    minutes = int((local.utcoffset() or timedelta(0)).total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return Second(
-        epoch,
-        utc.strftime("%Y-%m-%dT%H:%M:%S"),
-        local.strftime("%Y-%m-%dT%H:%M:%S"),
-        f"{sign}{hours:02d}:{rest:02d}" if minutes else "Z",
-        _clf_time(utc, "+0000"),
-        _clf_time(local, f"{sign}{hours:02d}{rest:02d}"),
-    )
-
-
-def _clf_time(moment: datetime, zone: str) -> str:
-    return (
-        f"{moment.day:02d}/{_MONTHS[moment.month - 1]}/{moment.year}:"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}"
-    )
-
-
-def go_stamp(base: str, nanos: int, zone: str) -> str:
-    """Go's RFC3339Nano: the fraction without its trailing zeros (none when 0)."""
-    if not nanos:
-        return base + zone
-    return f"{base}.{nanos:09d}".rstrip("0") + zone
-
-
 class _Seconds:
     """The last `Second` asked for: lines of one second share it."""
 
@@ -251,41 +207,6 @@ class _Seconds:
         if last.epoch != epoch:
             last = self.last = second_of(epoch)
         return last
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote (what `%q` writes): printable runes as they are, `"` and `\\`
-    escaped, control characters as \\n, \\t, \\x01, \\u2028."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'  # the usual value: nothing to escape, no loop over characters
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char == '"' or char == "\\":
-            out.append("\\" + char)
-        elif char.isprintable() or char == " ":
-            out.append(char)
-        elif char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def _plain(fields: Mapping[str, Any], key: str) -> str:
@@ -342,20 +263,12 @@ def format_json(fields: dict[str, Any], start: Second, now: Second) -> str:
     fields["msg"] = ""
     fields["time"] = now.local + now.zone
     text = _JSON.encode(fields)
-    if _GO_ESCAPED.search(text) is not None:  # rare: most lines have none of these
-        text = text.translate(_GO_JSON)
+    if not text.isascii() or "&" in text or "<" in text or ">" in text:
+        text = text.translate(GO_JSON)  # rare: most lines have none of these
     return text + "\n"
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-_GO_ESCAPED = re.compile("[&<>\u2028\u2029]")
-_GO_JSON = {
-    ord("&"): "\\u0026",
-    ord("<"): "\\u003c",
-    ord(">"): "\\u003e",
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
-}
 
 
 # ------------------------------------------------------------------ the log
@@ -367,10 +280,11 @@ class AccessLog:
     __slots__ = (
         "_addresses",
         "_dropped",
+        "_fast",
+        "_filtered",
         "_format",
         "_headers_shown",
         "_names",
-        "_quiet",
         "_reported",
         "_seconds",
         "add_internals",
@@ -396,9 +310,14 @@ class AccessLog:
         self._dropped = tuple(name for name in FIELD_NAMES if not self.rules.keep(name))
         self._seconds = _Seconds()
         self._headers_shown = self.rules.headers_shown
+        self._filtered = not self.filters.empty
+        # Every core field and no header (the defaults): the line is built straight from
+        # the exchange (edge/http/access_lines.py), else from a dictionary of the fields.
+        self._fast = None
+        if not self._dropped and not self._headers_shown:
+            self._fast = _FAST[config.format]().line
         self._addresses: dict[str, str] = {}  # server URL -> ServiceAddr
-        self._names = _RouterNames(metrics)
-        self._quiet = _QuietRouters(routers)
+        self._names = _RouterNames(metrics, routers, config.add_internals)
         self._reported = 0  # dropped lines already warned about
 
     def record(
@@ -413,16 +332,30 @@ class AccessLog:
         head when the response came from the backend (None: answered by proxynow)."""
         self.count += 1
         status = exchange.status or (CLIENT_CLOSED if abandoned else 0)
-        duration = max(now - exchange.start, 0.0)
+        duration = now - exchange.start
+        if duration < 0.0:
+            duration = 0.0
         retries = 1 if exchange.retried else 0
-        if not self.filters.keep(status, retries, duration):
+        if self._filtered and not self.filters.keep(status, retries, duration):
             return
         names = self._names.get(exchange.stats)
-        if names is not None and self._left_out(names[0]):
+        if names is False:
             return
         now_ns = time.time_ns()  # the one wall-clock read of a logged request
-        start_s, nanos = divmod(now_ns - round(duration * 1e9), 1_000_000_000)
-        start = self._seconds.get(start_s)
+        duration_ns = round(duration * 1e9)
+        start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
+        seconds = self._seconds
+        start = seconds.last if seconds.last.epoch == start_s else seconds.get(start_s)
+        fast = self._fast
+        if fast is not None:
+            now_s = now_ns // 1_000_000_000
+            now_second = start if now_s == start_s else seconds.get(now_s)
+            line = fast(
+                downstream, exchange, origin, status, duration_ns, names, retries,
+                self.count, start, nanos, now_second,
+            )  # fmt: skip
+            self.writer.add(line.encode("utf-8", "replace"))
+            return
         fields = self._core(downstream, exchange, origin, status, duration, names)
         fields["StartUTC"] = go_stamp(start.utc, nanos, "Z")
         fields["StartLocal"] = go_stamp(start.local, nanos, start.zone)
@@ -458,11 +391,13 @@ class AccessLog:
             "DownstreamStatus": status,
             "ClientUsername": "-",
         }
-        _client(core, downstream.transport)
+        core["ClientAddr"], core["ClientHost"], core["ClientPort"] = client_fields(
+            downstream.transport
+        )
         host = exchange.head.host.decode("latin-1")
         if host:
             core["RequestAddr"] = host
-            core["RequestHost"], core["RequestPort"] = _split_host_port(host)
+            core["RequestHost"], core["RequestPort"] = split_host_port(host)
         if names is not None:
             core["RouterName"] = names[0]
         server = exchange.server
@@ -473,7 +408,7 @@ class AccessLog:
             if address is None:
                 if len(self._addresses) > 10_000:  # servers come and go: bounded
                     self._addresses.clear()
-                address = self._addresses[server.url] = urlsplit(server.url).netloc
+                address = self._addresses[server.url] = service_addr(server.url)
             core["ServiceAddr"] = address
         size = exchange.bytes_out
         if origin is not None:
@@ -489,7 +424,11 @@ class AccessLog:
             if size:
                 core["GzipRatio"] = 0  # Go writes the float64 0 as 0
         core["DownstreamContentSize"] = size
-        _tls(core, downstream.transport)
+        tls = tls_fields(downstream.transport)
+        if tls is not None:
+            core["TLSVersion"] = tls[0]
+            if tls[1]:
+                core["TLSCipher"] = tls[1]
         return core
 
     def _headers(
@@ -519,13 +458,6 @@ class AccessLog:
             elif mode == REDACT:
                 fields[prefix + name] = REDACTED
 
-    def _left_out(self, router: str) -> bool:
-        """Internal routers (unless `addInternals`), and routers with
-        `observability.accessLogs: false`."""
-        if not self.add_internals and router.endswith("@internal"):
-            return True
-        return router in self._quiet.names()
-
     def flush(self) -> None:
         """Hand the buffered lines to the writer (the worker's tick); say, once per tick at
         most, how many lines were dropped since the last time."""
@@ -546,54 +478,64 @@ class AccessLog:
         self.writer.close()
 
 
-class _QuietRouters:
-    """The routers with `observability.accessLogs: false`, worked out again only when the
-    worker serves another configuration (the mapping is then another object)."""
-
-    __slots__ = ("_names", "_routers", "_source")
-
-    def __init__(self, routers: Callable[[], Mapping[str, Router]] | None) -> None:
-        self._routers = routers
-        self._source: object = None
-        self._names: frozenset[str] = frozenset()
-
-    def names(self) -> frozenset[str]:
-        if self._routers is None:
-            return self._names
-        routers = self._routers()
-        if routers is not self._source:
-            self._source = routers
-            self._names = frozenset(
-                name
-                for name, router in routers.items()
-                if router.observability is not None and router.observability.access_logs is False
-            )
-        return self._names
-
-
 class _RouterNames:
     """Router and service names by the exchange's stats object (one per graph target,
-    kept for the worker's life: edge/core/metrics.py `WorkerMetrics.target`)."""
+    kept for the worker's life: edge/core/metrics.py `WorkerMetrics.target`), and whether
+    the router's lines are written: not for internal routers (unless `addInternals`) nor
+    for routers with `observability.accessLogs: false`. The answers are kept per stats
+    object and worked out again when the worker serves another configuration (the
+    routers mapping is then another object)."""
 
-    __slots__ = ("_by_id", "_metrics", "_seen")
+    __slots__ = ("_add_internals", "_answers", "_index", "_metrics", "_routers", "_source")
 
-    def __init__(self, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        routers: Callable[[], Mapping[str, Router]] | None,
+        add_internals: bool,
+    ) -> None:
         self._metrics = metrics
-        self._by_id: dict[int, tuple[str, str]] = {}
-        self._seen = -1
+        self._routers = routers
+        self._add_internals = add_internals
+        self._source: object = None
+        self._index: dict[int, tuple[str, str]] = {}  # id(stats) -> (router, service)
+        self._answers: dict[int, tuple[str, str] | Literal[False]] = {}
 
-    def get(self, stats: TargetStats | None) -> tuple[str, str] | None:
+    def get(self, stats: TargetStats | None) -> tuple[str, str] | Literal[False] | None:
+        """(router, service) of a logged router; None: no router; False: left out."""
         if stats is None:
             return None
-        names = self._by_id.get(id(stats))
-        if names is None and len(self._metrics.targets) != self._seen:
-            targets = self._metrics.targets
-            self._seen = len(targets)
-            self._by_id = {id(s): (key[1], key[2]) for key, s in targets.items()}
-            names = self._by_id.get(id(stats))
-        return names
+        routers = self._routers() if self._routers is not None else None
+        if routers is not self._source:
+            self._source = routers
+            self._answers = {}
+        answer = self._answers.get(id(stats))
+        if answer is None:
+            answer = self._answers[id(stats)] = self._answer(stats, routers)
+        return answer
+
+    def _answer(
+        self, stats: TargetStats, routers: Mapping[str, Router] | None
+    ) -> tuple[str, str] | Literal[False]:
+        names = self._index.get(id(stats))
+        if names is None:
+            self._index = {id(s): (key[1], key[2]) for key, s in self._metrics.targets.items()}
+            names = self._index.get(id(stats))
+            if names is None:
+                return False  # not a target of this worker: nothing to name it by
+        router = names[0]
+        if not self._add_internals and router.endswith("@internal"):
+            return False
+        config = routers.get(router) if routers is not None else None
+        observability = config.observability if config is not None else None
+        return False if observability is not None and observability.access_logs is False else names
 
 
+_FAST: dict[str, Callable[[], JsonLines | ClfLines]] = {
+    "common": lambda: ClfLines(common=True),
+    "genericCLF": lambda: ClfLines(common=False),
+    "json": JsonLines,
+}
 _FORMATS: dict[str, Callable[[dict[str, Any], Second, Second], str]] = {
     "common": format_common,
     "genericCLF": format_generic_clf,
@@ -607,41 +549,6 @@ _ERROR_HEADERS = (
     (b"Content-Type", b"text/plain; charset=utf-8"),
     (b"X-Content-Type-Options", b"nosniff"),
 )
-
-
-def _split_host_port(value: str) -> tuple[str, str]:
-    """Go's SplitHostPort, as Traefik uses it: on any error, (value, "-")."""
-    if value.startswith("["):
-        end = value.find("]")
-        if end > 0 and value[end + 1 : end + 2] == ":" and value[end + 2 :]:
-            return value[1:end], value[end + 2 :]
-        return value, "-"
-    host, sep, port = value.rpartition(":")
-    if not sep or ":" in host:
-        return value, "-"
-    return host, port
-
-
-def _client(core: dict[str, Any], transport: asyncio.BaseTransport) -> None:
-    peer = transport.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = str(peer[0]), str(peer[1])
-        core["ClientAddr"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        core["ClientHost"], core["ClientPort"] = host, port
-    else:
-        core["ClientAddr"] = ""
-        core["ClientHost"], core["ClientPort"] = "", "-"
-
-
-def _tls(core: dict[str, Any], transport: asyncio.BaseTransport) -> None:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return
-    version = ssl_object.version() or ""
-    core["TLSVersion"] = version.removeprefix("TLSv")
-    cipher = ssl_object.cipher()
-    if cipher:
-        core["TLSCipher"] = go_cipher_name(cipher[0])
 
 
 def _block_pairs(block: bytes) -> list[tuple[bytes, bytes]]:

@@ -185,6 +185,7 @@ class HttpProxy(asyncio.Protocol):
 
     __slots__ = (
         "access_log",
+        "access_peer",
         "active",
         "advancing",
         "client_cert",
@@ -234,6 +235,7 @@ class HttpProxy(asyncio.Protocol):
         self.entrypoint = entrypoint
         # Read by dispatch where an exchange ends: None costs a request one test.
         self.access_log = state.access_log if entrypoint.access_logs else None
+        self.access_peer: object = None  # the access log's pieces of this connection
         self.entrypoint_stats = stats
         self.unrouted = stats.unrouted
         self.peers = peers

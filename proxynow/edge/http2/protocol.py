@@ -89,6 +89,7 @@ class H2Proxy(asyncio.Protocol):
 
     __slots__ = (
         "access_log",
+        "access_peer",
         "client_cert",
         "client_ip",
         "closed",
@@ -137,6 +138,7 @@ class H2Proxy(asyncio.Protocol):
         self.unrouted = stats.unrouted
         self.peers = peers
         self.access_log = state.access_log if entrypoint.access_logs else None
+        self.access_peer: object = None  # the access log's pieces of this connection
         self.loop = asyncio.get_running_loop()
         self.codec = Codec(settings)
         self.max_streams = settings.max_concurrent_streams

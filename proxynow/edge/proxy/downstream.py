@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proxynow.edge.upstream.connection import Owner
 
@@ -98,6 +98,8 @@ class Downstream(Sender, Protocol):
     table: RouteTable[HttpTarget] | None
     raw_path: bytes
     path: str
+    # What the access log made of this connection at its first line (None until then).
+    access_peer: Any
 
     def error(self, exchange: Exchange, status: int) -> None:
         """Answer with an error status (nothing of a response was sent), then `ended`."""

@@ -64,7 +64,7 @@ from proxynow.ipc.listen import ListenAddress, bind
 from proxynow.logs import configure_logging, reopen_logging
 from proxynow.snapshot import Snapshot, SnapshotDelta
 
-__all__ = ["Worker", "main", "tune_allocator"]
+__all__ = ["Worker", "main", "tune_allocator", "worker_metrics"]
 
 # Not __name__: run with `-m`, this module is `__main__`, outside the proxynow logger.
 log = logging.getLogger("proxynow.edge.runtime.worker")
@@ -114,7 +114,7 @@ class Worker:
         self._static = static
         configure_logging(static.log)
         snapshot: Snapshot | None = pickle.loads(blob) if blob is not None else None
-        resources = GraphResources(metrics=WorkerMetrics(_buckets(static)))
+        resources = GraphResources(metrics=worker_metrics(static))
         state = self._state = WorkerState(worker_id=worker_id, resources=resources)
         if self._pending_challenges is not None:
             state.set_challenges(self._pending_challenges)
@@ -361,10 +361,13 @@ def tune_allocator() -> None:
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
-def _buckets(static: StaticConfig) -> tuple[float, ...]:
-    """The duration histogram's bounds: `metrics.prometheus.buckets`, else Traefik's."""
+def worker_metrics(static: StaticConfig) -> WorkerMetrics:
+    """A worker's counters: the duration histogram's bounds from
+    `metrics.prometheus.buckets`, else Traefik's."""
     prometheus = static.metrics.prometheus if static.metrics is not None else None
-    return tuple(prometheus.buckets) if prometheus is not None else BUCKETS
+    if prometheus is None:
+        return WorkerMetrics(BUCKETS)
+    return WorkerMetrics(tuple(prometheus.buckets))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,6 +181,7 @@ class Client:
     def __init__(self, peer: tuple[str, int] = ("127.0.0.1", 37542)) -> None:
         self.entrypoint = EntryPointRuntime("web")
         self.transport = Transport(peer)
+        self.access_peer: Any = None
 
 
 def exchange(host: bytes = b"a.test", status: int = 200, **headers: bytes) -> Exchange:

@@ -1,0 +1,457 @@
+"""Access-log lines built straight from an exchange: Traefik's json, common and genericCLF.
+
+`JsonLines` and `ClfLines` write the line of an exchange when the access log keeps every
+core field and no header (the defaults; edge/http/access.py uses its field dictionary and
+the general formatters otherwise). A line is one f-string over pieces that mostly repeat:
+what a connection contributes (client address, TLS, entrypoint) is escaped once and kept on
+the connection (`access_peer`), what a router and server contribute once per pair, a Host
+once per value, a method once per verb. A request then escapes only its path and
+formats its numbers: no dictionary of fields, no sorting, no JSON encoder walk, no regular
+expression over the line (stdlib json cost three times what the request itself did; see
+docs/logs.md for the figures).
+
+The json line has the keys in the order Go's encoder writes a map (sorted, uppercase
+first), so it is byte for byte the general formatter's line (tests/unit/edge/http/
+test_access_lines.py compares them over odd paths, hosts, TLS, errors and aborted
+requests). Strings are escaped as Go's encoding/json does: `"`, `\\` and control
+characters as json does, and `&`, `<`, `>`, U+2028, U+2029 as \\u escapes.
+
+Also here, for both paths: `Second` (one wall-clock second in the forms lines need),
+`go_stamp` and `go_quote`. Pure, no clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from proxynow.edge.tls.contexts import go_cipher_name
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
+    from proxynow.edge.message.headers import ResponseHead
+
+__all__ = [
+    "ClfLines",
+    "Connection",
+    "JsonLines",
+    "Second",
+    "client_fields",
+    "go_json",
+    "go_quote",
+    "go_stamp",
+    "second_of",
+    "split_host_port",
+    "tls_fields",
+]
+
+# Caches of client-chosen values (Host, method) are cleared when they reach this size.
+_CACHE_LIMIT = 1024
+
+
+class Connection(Protocol):
+    """What a line reads of the client side (a front end's `Downstream`)."""
+
+    @property
+    def entrypoint(self) -> EntryPointRuntime: ...
+    @property
+    def transport(self) -> asyncio.BaseTransport: ...
+
+    # The line pieces of this connection, made at its first line (None until then).
+    access_peer: Any
+
+
+# ------------------------------------------------------------------ shared pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Second:
+    """One wall-clock second in the forms lines need, made once per second."""
+
+    epoch: int
+    utc: str  # 2026-12-02T09:39:10 (RFC 3339 without fraction and zone)
+    local: str
+    zone: str  # the local zone as RFC 3339 writes it: "Z" or "+01:00"
+    clf_utc: str  # 02/Dec/2026:09:39:10 +0000
+    clf_local: str
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def second_of(epoch: int) -> Second:
+    utc = datetime.fromtimestamp(epoch, UTC)
+    local = utc.astimezone()
+    minutes = int((local.utcoffset() or timedelta(0)).total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return Second(
+        epoch,
+        utc.strftime("%Y-%m-%dT%H:%M:%S"),
+        local.strftime("%Y-%m-%dT%H:%M:%S"),
+        f"{sign}{hours:02d}:{rest:02d}" if minutes else "Z",
+        _clf_time(utc, "+0000"),
+        _clf_time(local, f"{sign}{hours:02d}{rest:02d}"),
+    )
+
+
+def _clf_time(moment: datetime, zone: str) -> str:
+    return (
+        f"{moment.day:02d}/{_MONTHS[moment.month - 1]}/{moment.year}:"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}"
+    )
+
+
+def _fraction(nanos: int) -> str:
+    """Go's RFC3339Nano fraction: without its trailing zeros, none when 0."""
+    return f".{nanos:09d}".rstrip("0") if nanos else ""
+
+
+def go_stamp(base: str, nanos: int, zone: str) -> str:
+    """Go's RFC3339Nano of a second's `base` form plus `nanos`."""
+    return base + _fraction(nanos) + zone
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote (what `%q` writes): printable runes as they are, `"` and `\\`
+    escaped, control characters as \\n, \\t, \\x01, \\u2028."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # the usual value: nothing to escape, no loop over characters
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char == '"' or char == "\\":
+            out.append("\\" + char)
+        elif char.isprintable() or char == " ":
+            out.append(char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+# What Go's encoding/json escapes beyond what Python's json does.
+GO_JSON = {
+    ord("&"): "\\u0026",
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def go_json(text: str) -> str:
+    """`text` as a JSON string (with its quotes), escaped as Go's encoding/json does."""
+    quoted: str = encode_basestring(text)  # C: `"`, `\\` and control characters
+    if not quoted.isascii() or "&" in quoted or "<" in quoted or ">" in quoted:
+        quoted = quoted.translate(GO_JSON)  # rare: most values have none of these
+    return quoted
+
+
+def split_host_port(value: str) -> tuple[str, str]:
+    """Go's SplitHostPort, as Traefik uses it: on any error, (value, "-")."""
+    if value.startswith("["):
+        end = value.find("]")
+        if end > 0 and value[end + 1 : end + 2] == ":" and value[end + 2 :]:
+            return value[1:end], value[end + 2 :]
+        return value, "-"
+    host, sep, port = value.rpartition(":")
+    if not sep or ":" in host:
+        return value, "-"
+    return host, port
+
+
+def client_fields(transport: asyncio.BaseTransport) -> tuple[str, str, str]:
+    """(ClientAddr, ClientHost, ClientPort) of a connection."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = str(peer[0]), str(peer[1])
+        return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host, port
+    return "", "", "-"
+
+
+def tls_fields(transport: asyncio.BaseTransport) -> tuple[str, str] | None:
+    """(TLSVersion, TLSCipher) of a TLS connection, in Traefik's names; None without TLS."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    version = (ssl_object.version() or "").removeprefix("TLSv")
+    cipher = ssl_object.cipher()
+    return version, go_cipher_name(cipher[0]) if cipher else ""
+
+
+def service_addr(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    return cache
+
+
+# ------------------------------------------------------------------ json
+
+# Go writes the float64 0 of a response proxynow answered itself as 0.
+_GZIP = ',"GzipRatio":0'
+_RETRIES = ',"RetryAttempts":0', ',"RetryAttempts":1'
+
+
+class Memo(dict[Any, str]):
+    """A piece of a line by the value it is made of, made on first sight by `make`. Read by
+    subscript (a miss goes to `__missing__`), so that a hit costs no method call; cleared at
+    `_CACHE_LIMIT` entries, the values being client-chosen."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> str:
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        piece = self[key] = self.make(key)
+        return piece
+
+
+class _JsonPeer:
+    """A connection's json pieces: from the client fields to the key of the response size,
+    RequestProtocol and RequestScheme of its HTTP version, and what follows StartUTC up
+    to `time` (TLS fields, entrypoint, level, msg)."""
+
+    __slots__ = ("client", "protocol", "scheme", "tail", "version")
+
+    def __init__(self, downstream: Connection) -> None:
+        entrypoint = downstream.entrypoint
+        addr, host, port = client_fields(downstream.transport)
+        self.client = (
+            f'{{"ClientAddr":{go_json(addr)},"ClientHost":{go_json(host)},'
+            f'"ClientPort":{go_json(port)},"ClientUsername":"-","DownstreamContentSize":'
+        )
+        self.scheme = ',"RequestScheme":"https"' if entrypoint.tls else ',"RequestScheme":"http"'
+        self.version = ""
+        self.protocol = ""
+        tls = tls_fields(downstream.transport)
+        tail = ""
+        if tls is not None:
+            cipher = f',"TLSCipher":{go_json(tls[1])}' if tls[1] else ""
+            tail = f'{cipher},"TLSVersion":{go_json(tls[0])}'
+        self.tail = f'{tail},"entryPointName":{go_json(entrypoint.name)},"level":"info","msg":""'
+
+    def protocol_of(self, version: str) -> str:
+        """`,"RequestProtocol":"HTTP/1.1","RequestScheme":"http"` (a connection keeps its
+        version, so this is made once)."""
+        self.version = version
+        self.protocol = f',"RequestProtocol":{go_json("HTTP/" + version)}{self.scheme}'
+        return self.protocol
+
+
+def _json_status(status: int) -> str:
+    return f',"DownstreamStatus":{status},"Duration":'
+
+
+def _json_number(number: int) -> str:
+    return str(number)
+
+
+def _json_method(method: bytes) -> str:
+    return f',"RequestMethod":{go_json(method.decode("latin-1"))},"RequestPath":'
+
+
+def _json_host(raw: bytes) -> tuple[str, str, str]:
+    """The pieces a Host gives, each with the key that follows it."""
+    host = raw.decode("latin-1")
+    if not host:
+        return ',"RequestContentSize":', "", ""
+    name, port = split_host_port(host)
+    return (
+        f',"RequestAddr":{go_json(host)},"RequestContentSize":',
+        f',"RequestHost":{go_json(name)}',
+        f',"RequestPort":{go_json(port)}',
+    )
+
+
+def _json_target(key: tuple[str, str, str]) -> str:
+    """RouterName and the Service* fields (none for a request no router took)."""
+    router, url, service = key
+    piece = f',"RouterName":{go_json(router)}' if router else ""
+    if url:
+        piece += (
+            f',"ServiceAddr":{go_json(service_addr(url))},"ServiceName":{go_json(service)},'
+            f'"ServiceURL":{go_json(url)}'
+        )
+    return piece
+
+
+class JsonLines:
+    """Traefik's json line of an exchange, every core field kept, no header."""
+
+    __slots__ = ("_hosts", "_methods", "_numbers", "_second", "_statuses", "_targets", "_time")
+
+    def __init__(self) -> None:
+        self._numbers = Memo(_json_number)  # response sizes repeat: their decimal text
+        self._statuses = Memo(_json_status)
+        self._methods = Memo(_json_method)
+        self._hosts: dict[bytes, tuple[str, str, str]] = {}
+        # (router, server url, service) -> RouterName and Service* pieces
+        self._targets = Memo(_json_target)
+        # The StartLocal / StartUTC pieces of one second, around the fraction
+        self._second: tuple[int, str, str] = (-1, "", "")
+        self._time: tuple[int, str] = (-1, "")  # the `time` piece of one second, and `}`
+
+    def line(
+        self,
+        downstream: Connection,
+        exchange: Exchange,
+        origin: ResponseHead | None,
+        status: int,
+        duration_ns: int,
+        names: tuple[str, str] | None,
+        retries: int,
+        count: int,
+        start: Second,
+        nanos: int,
+        now: Second,
+    ) -> str:
+        peer = downstream.access_peer
+        if peer is None:
+            peer = downstream.access_peer = _JsonPeer(downstream)
+        protocol = peer.protocol if peer.version == exchange.version else None
+        if protocol is None:
+            protocol = peer.protocol_of(exchange.version)
+        size = self._numbers[exchange.bytes_out]
+        duration = str(duration_ns)
+        if origin is not None:
+            upstream = (
+                f',"OriginContentSize":{size},"OriginDuration":{duration},'
+                f'"OriginStatus":{self._numbers[status]},"Overhead":0'
+            )
+        else:
+            gzip = _GZIP if exchange.bytes_out else ""
+            upstream = (
+                f'{gzip},"OriginContentSize":0,"OriginDuration":0,"OriginStatus":0,'
+                f'"Overhead":{duration}'
+            )
+        raw_host = exchange.head.host
+        host = self._hosts.get(raw_host)
+        if host is None:
+            host = _bounded(self._hosts)[raw_host] = _json_host(raw_host)
+        server = exchange.server
+        if server is None:
+            target = self._targets[(names[0], "", "")] if names is not None else ""
+        else:
+            router = names[0] if names is not None else ""
+            target = self._targets[(router, server.url, server.service)]
+        second = self._second
+        if second[0] != start.epoch:
+            second = self._second = (
+                start.epoch,
+                f',"StartLocal":"{start.local}',
+                f'{start.zone}","StartUTC":"{start.utc}',
+            )
+        tail = self._time
+        if tail[0] != now.epoch:
+            tail = self._time = (now.epoch, f'Z"{peer.tail},"time":"{now.local}{now.zone}"}}\n')
+        # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
+        fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
+        # go_json inlined: the one string of a line escaped per request
+        path = encode_basestring(exchange.target.decode("utf-8", "replace"))
+        if not path.isascii() or "&" in path or "<" in path or ">" in path:
+            path = path.translate(GO_JSON)
+        return (
+            f"{peer.client}{size}{self._statuses[status]}{duration}{upstream}{host[0]}"
+            f'{self._numbers[exchange.bytes_in]},"RequestCount":{count}{host[1]}'
+            f"{self._methods[exchange.method_b]}{path}{host[2]}{protocol}{_RETRIES[retries]}"
+            f"{target}{second[1]}{fraction}{second[2]}{fraction}{tail[1]}"
+        )
+
+
+# ------------------------------------------------------------------ common, genericCLF
+
+
+_DASH = '"-"'
+
+
+class _ClfPeer:
+    __slots__ = ("host",)
+
+    def __init__(self, downstream: Connection) -> None:
+        host = client_fields(downstream.transport)[1]
+        self.host = host or "-"
+
+
+def _clf_method(method: bytes) -> str:
+    return method.decode("latin-1") or "-"
+
+
+def _clf_protocol(version: str) -> str:
+    return "HTTP/" + version
+
+
+def _clf_target(key: tuple[str, str]) -> str:
+    """The quoted router and server URL of the common format (`"-"` when none)."""
+    return " ".join([go_quote(name) if name else _DASH for name in key])
+
+
+class ClfLines:
+    """Traefik's common (`common=True`) or genericCLF line of an exchange, every core
+    field kept, no header (so referer and user agent are `"-"`, as Traefik writes them)."""
+
+    __slots__ = ("_common", "_methods", "_protocols", "_targets")
+
+    def __init__(self, common: bool) -> None:
+        self._common = common
+        self._methods = Memo(_clf_method)
+        self._protocols = Memo(_clf_protocol)
+        self._targets = Memo(_clf_target)  # (router, server url) -> their quoted pair
+
+    def line(
+        self,
+        downstream: Connection,
+        exchange: Exchange,
+        origin: ResponseHead | None,
+        status: int,
+        duration_ns: int,
+        names: tuple[str, str] | None,
+        retries: int,
+        count: int,
+        start: Second,
+        nanos: int,
+        now: Second,
+    ) -> str:
+        peer = downstream.access_peer
+        if peer is None:
+            peer = downstream.access_peer = _ClfPeer(downstream)
+        head = (
+            f'{peer.host} - - [{start.clf_utc}] "{self._methods[exchange.method_b]} '
+            f"{exchange.target.decode('utf-8', 'replace') or '-'} "
+            f'{self._protocols[exchange.version]}" {status} {exchange.bytes_out} "-" "-"'
+        )
+        if not self._common:
+            return head + "\n"
+        server = exchange.server
+        router = names[0] if names is not None else ""
+        target = self._targets[(router, server.url if server is not None else "")]
+        return f"{head} {count} {target} {duration_ns // 1_000_000}ms\n"
