@@ -5,7 +5,8 @@
   `#anchor` a heading (or an `id=`) of that page, slugged as the site slugs it.
 - Every fenced ```yaml block of the docs is a static or a dynamic configuration and passes
   `proxynow check` (the command's own code, `proxynow.cli.main`), unless the line before it
-  is `<!-- not-checked: reason -->` (a compose file, a fragment). A dynamic example is
+  is `<!-- not-checked: reason -->` (a compose file, a fragment) or `<!-- excerpt: PATH -->`
+  (a piece of a repository file, checked against it elsewhere). A dynamic example is
   checked under a static configuration that defines the entrypoints it names, the API,
   ping and metrics; a failure names the page and the line of the example
   (docs/contributing-docs.md).
@@ -44,7 +45,9 @@ from proxynow.providers.docker.labels import (
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
-NOT_CHECKED = re.compile(r"^<!--\s*not-checked:\s*\S.*-->\s*$")
+# An excerpt of a repository file (`<!-- excerpt: PATH -->`) is not a configuration of its
+# own: tests/unit/test_getting_started.py checks it against that file.
+NOT_CHECKED = re.compile(r"^<!--\s*(not-checked|excerpt):\s*\S.*-->\s*$")
 DYNAMIC_KEYS = frozenset({"http", "tcp", "udp", "tls"})
 COMPOSE_KEYS = frozenset({"services", "volumes", "networks", "secrets", "configs", "name"})
 _ID = re.compile(r"""\bid=["']([^"']+)["']""")

@@ -29,6 +29,7 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from proxynow.config.gotemplate.values import go_quote as template_quote
 from proxynow.edge.tls.contexts import go_cipher_name
 
 if TYPE_CHECKING:
@@ -120,37 +121,13 @@ def go_stamp(base: str, nanos: int, zone: str) -> str:
 
 def go_quote(text: str) -> str:
     """Go's strconv.Quote (what `%q` writes): printable runes as they are, `"` and `\\`
-    escaped, control characters as \\n, \\t, \\x01, \\u2028."""
+    escaped, control characters as \\n, \\t, \\x01, \\u2028 (the templates' own, for
+    anything to escape)."""
     if text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'  # the usual value: nothing to escape, no loop over characters
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char == '"' or char == "\\":
-            out.append("\\" + char)
-        elif char.isprintable() or char == " ":
-            out.append(char)
-        elif char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
+    return template_quote(text)
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 # What Go's encoding/json escapes beyond what Python's json does.
 GO_JSON = {
     ord("&"): "\\u0026",
