@@ -11,9 +11,9 @@ expression over the line (stdlib json cost three times what the request itself d
 docs/logs.md for the figures).
 
 The json line has the keys in the order Go's encoder writes a map (sorted, uppercase
-first), so it is byte for byte the general formatter's line (tests/unit/edge/http/
-test_access_lines.py compares them over odd paths, hosts, TLS, errors and aborted
-requests). Strings are escaped as Go's encoding/json does: `"`, `\\` and control
+first), so that it is the general formatter's line byte for byte (the access-log tests
+run both paths; a test comparing them over odd paths, hosts, TLS and aborted requests is
+still to write). Strings are escaped as Go's encoding/json does: `"`, `\\` and control
 characters as json does, and `&`, `<`, `>`, U+2028, U+2029 as \\u escapes.
 
 Also here, for both paths: `Second` (one wall-clock second in the forms lines need),

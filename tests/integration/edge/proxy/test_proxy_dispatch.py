@@ -64,6 +64,7 @@ class MessageDownstream:
         self.peer_hosts = connection.peer.hosts
         self.forward_context = connection.peer.ctx
         self.client_cert = b""
+        self.access_peer = None  # the access log's per-connection memo (edge/http/access_lines.py)
         self.access_log = connection.state.access_log
         self.transport = _StreamTransport()  # no socket: only the access log reads it
         self.graph: Any = None
