@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxynow.config.static import StaticConfig
+from proxynow.edge.tls import tickets
 from proxynow.edge.upstream.health import HealthSet
 from proxynow.ipc import channel as ch
 from proxynow.ipc import priority
@@ -110,6 +111,10 @@ class Supervisor:
         self._collects: dict[int, tuple[asyncio.Future[None], dict[int, Any]]] = {}
         self._challenges: ChallengeSet | None = None
         self._health: HealthSet | None = None
+        # Every worker encrypts session tickets with this key, so that a client resumes on
+        # any of them (edge/tls/tickets.py); drawn anew every ROTATE_SECONDS.
+        self._ticket_key = os.urandom(tickets.KEY_BYTES)
+        self._rotation: asyncio.TimerHandle | None = None
 
     @property
     def workers(self) -> list[WorkerInfo]:
@@ -141,6 +146,7 @@ class Supervisor:
             await self.stop()
             raise
         loop = asyncio.get_running_loop()
+        self._rotation = loop.call_later(tickets.ROTATE_SECONDS, self.rotate_ticket_key)
         self._watchers = [
             loop.create_task(self._watch(info), name=f"watch worker {info.worker_id}")
             for info in self._workers
@@ -210,6 +216,18 @@ class Supervisor:
             if info.channel is not None:
                 info.channel.send_latest(message)
 
+    def rotate_ticket_key(self) -> None:
+        """Draw a new session-ticket key and hand it to every worker (tickets made with
+        the old one resume no more: a full handshake each); then again in an hour."""
+        self._ticket_key = os.urandom(tickets.KEY_BYTES)
+        message = (ch.TICKETS, self._ticket_key)
+        for info in self._workers:
+            if info.channel is not None:
+                info.channel.send_latest(message)
+        if not self._stopping:
+            loop = asyncio.get_running_loop()
+            self._rotation = loop.call_later(tickets.ROTATE_SECONDS, self.rotate_ticket_key)
+
     async def wait_serving(self, version: int) -> None:
         """Return once every worker is ready and serves `version` or newer."""
         while not all(info.ready and info.version >= version for info in self._workers):
@@ -251,6 +269,8 @@ class Supervisor:
     async def stop(self) -> None:
         """Drain: SIGTERM every worker, wait for their exit (SIGKILL past the deadline)."""
         self._stopping = True
+        if self._rotation is not None:
+            self._rotation.cancel()
         for task in self._watchers:
             task.cancel()
         for info in self._workers:
@@ -299,6 +319,7 @@ class Supervisor:
                 self._full_blob(),
             )
         )
+        info.channel.send((ch.TICKETS, self._ticket_key))
         if self._challenges is not None:
             info.channel.send((ch.CHALLENGES, self._challenges))
         if self._health is not None:

@@ -16,6 +16,8 @@ Messages, control plane → worker:
     (CHALLENGES, challenge_set)          the pending ACME challenges (ipc/challenges.py)
     (HEALTH, health_set)                 the servers active health checks found down
                                          (edge/upstream/health.py); only sent when it changes
+    (TICKETS, key)                       the session-ticket key all workers share
+                                         (edge/tls/tickets.py); at start and when drawn anew
 Messages, worker → control plane:
     (READY, worker_id, pid, version)     listeners bound, graph built
     (SERVING, version, stall_seconds)    a new graph is in place, built in stall_seconds
@@ -43,6 +45,7 @@ __all__ = [
     "READY",
     "SERVING",
     "SNAPSHOT",
+    "TICKETS",
     "Channel",
     "Message",
 ]
@@ -56,6 +59,7 @@ SNAPSHOT = "snapshot"
 COLLECT = "collect"
 CHALLENGES = "challenges"
 HEALTH = "health"
+TICKETS = "tickets"
 READY = "ready"
 SERVING = "serving"
 METRICS = "metrics"

@@ -95,6 +95,7 @@ class Worker:
         self._servers: dict[str, list[asyncio.Server]] = {}
         self._pending_challenges: ChallengeSet | None = None
         self._pending_health: HealthSet | None = None
+        self._pending_ticket_key: bytes | None = None
         self._applying: asyncio.Task[None] | None = None
         self._queued: bytes | None = None  # a SNAPSHOT that came while applying another
 
@@ -120,6 +121,8 @@ class Worker:
             state.set_challenges(self._pending_challenges)
         if self._pending_health is not None:
             state.resources.health.active = self._pending_health  # applied by the load below
+        if self._pending_ticket_key is not None:
+            state.resources.contexts.set_ticket_key(self._pending_ticket_key)
         # Entrypoint redirections name the port clients reach (port 0 resolved).
         state.resources.ports = {name: address.port for name, address in addresses.items()}
         collecting = gc.isenabled()
@@ -188,6 +191,10 @@ class Worker:
             self._pending_health = message[1]
             if self._state is not None:
                 self._state.set_health(message[1])
+        elif kind == ch.TICKETS:
+            self._pending_ticket_key = message[1]
+            if self._state is not None:
+                self._state.resources.contexts.set_ticket_key(message[1])
         else:
             log.warning("worker: unknown message %r from the control plane", kind)
 

@@ -15,6 +15,7 @@ the hosts of its `Host(...)` rule; every other name uses `default`.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from proxynow.certs import self_signed
 from proxynow.config.dynamic import DynamicConfig, TLSOptions
+from proxynow.edge.tls.tickets import set_ticket_key, supported
 from proxynow.rules import Node, rule_domains
 
 __all__ = [
@@ -174,6 +176,15 @@ class ContextCache:
         # (cert PEM, key PEM) → CertPair: a graph build parses only new certificates.
         self._pairs: dict[tuple[bytes, bytes], CertPair] = {}
         self._pairs_used: dict[tuple[bytes, bytes], CertPair] = {}
+        # The session-ticket key every worker shares (edge/tls/tickets.py); None: OpenSSL's
+        # own per context, until the control plane's arrives.
+        self._ticket_key: bytes | None = None
+
+    def set_ticket_key(self, key: bytes) -> None:
+        """Encrypt tickets with `key` from now on, in every context made or to be made."""
+        self._ticket_key = key
+        for context in self._contexts.values():
+            _share_tickets(context, key)
 
     def pair(self, cert: bytes, key: bytes) -> CertPair:
         pair = self._pairs.get((cert, key))
@@ -188,6 +199,8 @@ class ContextCache:
         context = self._contexts.get(key)
         if context is None:
             context = self._contexts[key] = _make_context(pair, spec)
+            if self._ticket_key is not None:
+                _share_tickets(context, self._ticket_key)
         return context
 
     def retain_used(self) -> None:
@@ -196,6 +209,21 @@ class ContextCache:
             del self._contexts[key]
         self._used = set()
         self._pairs, self._pairs_used = self._pairs_used, {}
+
+
+def _share_tickets(context: ssl.SSLContext, key: bytes) -> None:
+    if not set_ticket_key(context, key):
+        _warn_unshared(supported() or "OpenSSL refused the key")
+
+
+@functools.cache
+def _warn_unshared(reason: str) -> None:
+    """Once per process and reason."""
+    log.warning(
+        "TLS session tickets: each worker keeps its own key, so a client resumes only on "
+        "the worker it first reached (%s)",
+        reason,
+    )
 
 
 def _make_context(pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
