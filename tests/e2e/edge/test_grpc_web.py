@@ -33,9 +33,7 @@ def web_config(backend: GrpcBackend) -> tuple[dict[str, Any], dict[str, Any]]:
     static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
     dynamic = {
         "http": {
-            "routers": {
-                "r": {"rule": "PathPrefix(`/`)", "service": "grpc", "middlewares": ["gw"]}
-            },
+            "routers": {"r": {"rule": "PathPrefix(`/`)", "service": "grpc", "middlewares": ["gw"]}},
             "middlewares": {"gw": {"grpcWeb": {"allowOrigins": [ORIGIN.decode()]}}},
             "services": {
                 "grpc": {"loadBalancer": {"servers": [{"url": f"h2c://127.0.0.1:{backend.port}"}]}}
@@ -181,7 +179,9 @@ def test_an_error_status_and_a_text_body_in_pieces(
     status, _, body = web_call(port, "Unary", b"x" * 1000, text=True, chunked=True)
     assert messages(body, True)[0] == [b"echo:" + b"x" * 1000]
     # Invalid base64: the body ends there, the backend answers what it got (an error).
-    bad = b"POST /test.Echo/Unary HTTP/1.1\r\nHost: w\r\nContent-Type: application/grpc-web-text\r\n"
+    bad = (
+        b"POST /test.Echo/Unary HTTP/1.1\r\nHost: w\r\nContent-Type: application/grpc-web-text\r\n"
+    )
     bad += b"Connection: close\r\nContent-Length: 8\r\n\r\nAAAA!!!!"
     status, headers, body = exchange(port, bad)
     assert status == 200

@@ -13,6 +13,7 @@ from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
 from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
+from proxynow.control import middleware_support
 from proxynow.control.check import INVALID_OBJECT, Omitted, check_dynamic, report
 from tests.support.config_samples import FOUR_OBJECTS
 
@@ -292,6 +293,10 @@ CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
 def test_check_lists_every_problem_of_every_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: list[str]
 ) -> None:
+    # Every type is applied now: grpcWeb stands for one that would not be.
+    monkeypatch.setattr(
+        middleware_support, "APPLIED", middleware_support.APPLIED - {("http", "grpcWeb")}
+    )
     assert run_check(tmp_path, monkeypatch, files) == expected
 
 

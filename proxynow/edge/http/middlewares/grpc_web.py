@@ -107,7 +107,10 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
 
 
 def _ALLOWED(origin: bytes) -> tuple[tuple[bytes, bytes], ...]:  # noqa: N802 (a table's row)
-    return ((b"Access-Control-Allow-Origin", origin), (b"Access-Control-Allow-Credentials", b"true"))
+    return (
+        (b"Access-Control-Allow-Origin", origin),
+        (b"Access-Control-Allow-Credentials", b"true"),
+    )
 
 
 def _convert(exchange: Exchange, kind: bytes) -> bool:
