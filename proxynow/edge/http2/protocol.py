@@ -383,11 +383,16 @@ class H2Proxy(asyncio.Protocol):
             if limit and stream.bytes_in > limit:
                 self.error(stream, 413)
                 return
-            if stream.chunked:
+            if stream.sink is not None:  # a step takes the body (grpcWeb decodes it)
+                stream.sink.add(data)
+                data = b""
+            elif stream.chunked:
                 data = b"%x\r\n%b\r\n" % (len(data), data)
         if ended:
             stream.complete = True
-            if stream.chunked:
+            if stream.sink is not None:
+                stream.sink.done()
+            elif stream.chunked:
                 data += _LAST_CHUNK
         stream.unacked += flow
         if data:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +266,37 @@ def test_grpc_web_answers_match_traefik(
     for origin in (ORIGIN, b"https://elsewhere.test"):
         reference = _comparable(preflight(theirs, origin), False)
         assert _comparable(preflight(ours, origin), False) == reference
+
+
+def test_grpc_web_over_http2_from_curl(
+    proxynow_factory: Callable[..., ProxynowProcess], backend: GrpcBackend, tmp_path: Path
+) -> None:
+    """A browser may speak HTTP/2 to the proxy: the same conversions on an h2c stream."""
+    port = proxynow_factory(*web_config(backend)).ports["web"]
+    for text, method, message, expected in (
+        (False, "Unary", b"h2", [b"echo:h2"]),
+        (True, "Unary", b"h2" * 300, [b"echo:" + b"h2" * 300]),
+        (True, "Stream", b"2", [b"item-0", b"item-1"]),
+    ):
+        body = frame(message)
+        (tmp_path / "request").write_bytes(base64.b64encode(body) if text else body)
+        kind = "application/grpc-web-text" if text else "application/grpc-web"
+        done = subprocess.run(
+            ["curl", "-sS", "--http2-prior-knowledge", "-H", f"content-type: {kind}"]
+            + ["-H", "x-grpc-web: 1", "--data-binary", f"@{tmp_path / 'request'}"]
+            + [
+                "-D",
+                "-",
+                "-o",
+                str(tmp_path / "out"),
+                f"http://127.0.0.1:{port}/test.Echo/{method}",
+            ],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        head = done.stdout.decode().lower()
+        assert head.startswith("http/2 200")
+        assert f"content-type: {kind}\r\n" in head
+        found, trailers = messages((tmp_path / "out").read_bytes(), text)
+        assert (found, trailers[b"grpc-status"]) == (expected, b"0")
