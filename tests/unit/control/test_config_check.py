@@ -184,15 +184,15 @@ def test_twenty_thousand_invalid_routers_build_only_the_first_issues() -> None:
 
 CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     (
-        "unknown key, bad rule, missing service, unapplied middleware type",
+        "unknown key, bad rule, missing service, load balancer without servers",
         {"routers.yml": FOUR_OBJECTS},
         [
             "dynamic/routers.yml:6:7: http.routers.a.priorty: unknown key 'priorty' "
             "(did you mean 'priority'?)",
             "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
             "dynamic/routers.yml:10:5: http.routers.c: service nowhere@file does not exist",
-            "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type "
-            "grpcWeb is not implemented yet; routers that use it are served without it",
+            "dynamic/routers.yml:21:5: warning: http.services.empty: loadBalancer has no "
+            "servers (it answers 503)",
             "3 errors, 1 warning",
         ],
     ),
