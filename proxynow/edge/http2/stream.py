@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.http.middlewares.content_type import SNIFF
-from proxynow.edge.proxy.dispatch import complete, finish, lost, response_head, upgraded
+from proxynow.edge.proxy.dispatch import (
+    complete,
+    finish,
+    lost,
+    replace,
+    response_head,
+    upgraded,
+)
 from proxynow.edge.proxy.downstream import Downstream
 
 if TYPE_CHECKING:
@@ -95,7 +102,10 @@ class Stream(Exchange):
         if load is not None:
             load.first_byte(self.connection.loop.time() - self.start)
         if self.chain is not None:
-            response_head(self, status, head)
+            replaced = response_head(self, status, head)
+            if replaced is not None:  # errors, buffering: the backend's answer is not relayed
+                replace(self.connection, self, conn, replaced)
+                return
             if self.transform is SNIFF:
                 self.transform = None  # not sniffed over HTTP/2 (yet): the body as it is
             elif self.transform is not None:

@@ -187,7 +187,7 @@ def test_an_error_status_and_a_text_body_in_pieces(
     bad += b"Connection: close\r\nContent-Length: 8\r\n\r\nAAAA!!!!"
     status, headers, body = exchange(port, bad)
     assert status == 200
-    found, trailers = messages(body, True)
+    _, trailers = messages(body, True)
     assert trailers.get(b"grpc-status", headers.get(b"grpc-status", [b"0"])[0]) != b"0"
 
 
@@ -281,16 +281,12 @@ def test_grpc_web_over_http2_from_curl(
         body = frame(message)
         (tmp_path / "request").write_bytes(base64.b64encode(body) if text else body)
         kind = "application/grpc-web-text" if text else "application/grpc-web"
+        url = f"http://127.0.0.1:{port}/test.Echo/{method}"
+        command = ["curl", "-sS", "--http2-prior-knowledge", "-H", f"content-type: {kind}"]
+        command += ["-H", "x-grpc-web: 1", "--data-binary", f"@{tmp_path / 'request'}"]
+        command += ["-D", "-", "-o", str(tmp_path / "out"), url]
         done = subprocess.run(
-            ["curl", "-sS", "--http2-prior-knowledge", "-H", f"content-type: {kind}"]
-            + ["-H", "x-grpc-web: 1", "--data-binary", f"@{tmp_path / 'request'}"]
-            + [
-                "-D",
-                "-",
-                "-o",
-                str(tmp_path / "out"),
-                f"http://127.0.0.1:{port}/test.Echo/{method}",
-            ],
+            command,
             capture_output=True,
             timeout=30,
             check=True,

@@ -9,9 +9,10 @@ for every path and `allowOrigins` as the origin check: `*` or an exact match):
   sent on chunked, the decoded length being unknown). The backend must speak gRPC
   (`h2c://` or HTTPS with HTTP/2); the HTTP/2 upstream adds `te: trailers` for gRPC.
 - the response: `application/grpc` in Content-Type becomes the request's gRPC-Web type,
-  `Trailer` is dropped (hop-by-hop, as always), `Access-Control-Expose-Headers` lists the response's header names
-  (Go's canonical form) and `grpc-status, grpc-message`; the body passes (text: each piece
-  base64-encoded and padded on its own, as Traefik flushes each write), then a trailer
+  `Trailer` is dropped (hop-by-hop, as always), `Access-Control-Expose-Headers` lists the
+  response's header names (Go's canonical form) and `grpc-status, grpc-message`; the
+  body passes (text: each piece base64-encoded and padded on its own, as Traefik flushes
+  each write), then a trailer
   frame (flag 0x80, a 4-byte length, the trailers as `name: value\\r\\n` lines, names in
   lower case, sorted) ends it. A trailers-only answer (the status in the head) gets an
   empty trailer frame, as Traefik 3.7 writes it.
@@ -80,7 +81,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
             if kind is None or not kind.startswith(_WEB):
                 return None
             origin = head.get(b"origin")
-            cors = _ALLOWED(origin) if allowed(origin) else ()
+            cors = _cors(origin) if origin is not None and allowed(origin) else ()
             converted[id(exchange)] = (_convert(exchange, kind), cors)
             return None
         if method == b"OPTIONS":
@@ -106,7 +107,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     return Step("grpcWeb", request=request, response_head=response_head, outcome=outcome)
 
 
-def _ALLOWED(origin: bytes) -> tuple[tuple[bytes, bytes], ...]:  # noqa: N802 (a table's row)
+def _cors(origin: bytes) -> tuple[tuple[bytes, bytes], ...]:
     return (
         (b"Access-Control-Allow-Origin", origin),
         (b"Access-Control-Allow-Credentials", b"true"),

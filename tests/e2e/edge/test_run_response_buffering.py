@@ -1,0 +1,211 @@
+"""`buffering` of responses end to end: a backend's body is read whole (memory, then a
+temporary file) before the client gets it, with a Content-Length; past
+maxResponseBodyBytes the client gets 500 and the backend connection is dropped (an endless
+body too); a client that goes midway leaves no file and no backend connection; a second
+client is served meanwhile; over HTTP/2 too; the same answers as Traefik 3.7."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.edge.test_run_buffering import spilled_files
+from tests.support.proc import ProxynowProcess, ThreadedServer, poll, proxynow_factory
+from tests.support.traefik import TraefikProcess, traefik_factory
+
+__all__ = ["proxynow_factory", "traefik_factory"]
+
+Start = Callable[..., ProxynowProcess]
+LIMIT = 100_000
+MEMORY = 1000
+
+
+class Backend:
+    """Raw HTTP/1.1 answers by path: `/cl/<n>` n bytes with a Content-Length, `/ch/<n>`
+    n bytes in chunks of 997 with a pause before the last, `/endless` chunks until the
+    connection goes, `/stall/<n>` n bytes then nothing until the proxy closes the connection."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []  # the paths whose connection the proxy dropped or ended
+        self.server = ThreadedServer(self.handle)
+        self.url = f"http://{self.server.address}"
+
+    def handle(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(65536)
+            if not piece:
+                return
+            data += piece
+        path = data.split(b" ")[1].decode()
+        try:
+            self._answer(conn, path)
+        except OSError:
+            pass
+        finally:
+            self.ended.append(path)
+            conn.close()
+
+    def _answer(self, conn: socket.socket, path: str) -> None:
+        kind, _, size = path[1:].partition("/")
+        body = bytes(i % 251 for i in range(int(size or 0)))
+        if kind == "cl":
+            head = b"HTTP/1.1 200 OK\r\nX-B: 1\r\nContent-Length: %d\r\n\r\n" % len(body)
+            conn.sendall(head + body)
+            return
+        conn.sendall(b"HTTP/1.1 201 Created\r\nX-B: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        if kind == "endless":
+            while True:
+                conn.sendall(b"4000\r\n" + b"e" * 0x4000 + b"\r\n")
+        if kind == "stall":
+            conn.sendall(b"%x\r\n%b\r\n" % (len(body), body))
+            conn.settimeout(60)
+            if conn.recv(1) == b"":  # nothing more is sent: only the proxy's close ends this
+                self.ended.append("dropped " + path)
+            return
+        pieces = [body[i : i + 997] for i in range(0, len(body), 997)]
+        for piece in pieces[:-1]:
+            conn.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+        time.sleep(0.2)  # a slow backend: the proxy's answer waits for its end
+        if pieces:
+            conn.sendall(b"%x\r\n%b\r\n" % (len(pieces[-1]), pieces[-1]))
+        conn.sendall(b"0\r\n\r\n")
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    served = Backend()
+    yield served
+    served.close()
+
+
+def config(backend: Backend) -> tuple[dict[str, Any], dict[str, Any]]:
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"}}}
+    options = {"maxResponseBodyBytes": LIMIT, "memResponseBodyBytes": MEMORY}
+    dynamic = {
+        "http": {
+            "middlewares": {"buffer": {"buffering": options}},
+            "routers": {
+                "b": {"rule": "Host(`b.test`)", "service": "s", "middlewares": ["buffer"]},
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
+        }
+    }
+    return static, dynamic
+
+
+def get(port: int, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"GET %b HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n" % path.encode()
+        )
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def expected(size: int) -> bytes:
+    return bytes(i % 251 for i in range(size))
+
+
+def test_responses_are_read_whole_and_sent_with_a_length(
+    proxynow_factory: Start, backend: Backend
+) -> None:
+    port = proxynow_factory(*config(backend)).ports["web"]
+    for path, status, size in (
+        ("/cl/500", 200, 500),  # in memory
+        ("/cl/50000", 200, 50000),  # spilled to the file
+        ("/ch/800", 201, 800),  # chunked from the backend: a Content-Length to the client
+        ("/ch/99999", 201, 99999),
+        ("/cl/100000", 200, 100000),  # the limit itself passes
+    ):
+        got, headers, body = get(port, path)
+        assert (got, headers.get(b"content-length"), body) == (status, b"%d" % size, expected(size))
+        assert headers[b"x-b"] == b"1" and b"transfer-encoding" not in headers
+
+
+def test_past_the_limit_the_client_gets_500_and_the_backend_is_dropped(
+    proxynow_factory: Start, backend: Backend
+) -> None:
+    proxy = proxynow_factory(*config(backend), workers=1)
+    port = proxy.ports["web"]
+    for path in ("/cl/100001", "/ch/150000", "/endless"):
+        status, headers, body = get(port, path)
+        assert (status, body) == (500, b"Internal Server Error")
+        assert b"content-type" not in headers  # Traefik's: no Content-Type
+    poll(lambda: "/endless" in backend.ended, 10, "the endless backend dropped")
+    assert spilled_files(proxy.worker_pids()) == 0
+
+
+def test_a_client_gone_midway_leaves_no_file_nor_backend_and_others_are_served(
+    proxynow_factory: Start, backend: Backend
+) -> None:
+    proxy = proxynow_factory(*config(backend), workers=1)
+    port = proxy.ports["web"]
+    waiting = []
+    for index in range(3):  # stalled backends, each past memory: a file each
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /stall/%d HTTP/1.1\r\nHost: b.test\r\n\r\n" % (5000 + index))
+        waiting.append(sock)
+    poll(lambda: spilled_files(proxy.worker_pids()) == 3, 10, "three spilled responses")
+    assert get(port, "/cl/700")[2] == expected(700)  # served meanwhile
+    for sock in waiting:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    poll(lambda: spilled_files(proxy.worker_pids()) == 0, 10, "the files closed")
+
+    # The stalled backends' connections were dropped, not read to their end.
+    def dropped() -> bool:
+        return sum(p.startswith("dropped /stall") for p in backend.ended) == 3
+
+    poll(dropped, 10, "the backends dropped")
+
+
+def test_a_buffered_response_over_http2(
+    proxynow_factory: Start, backend: Backend, tmp_path: Path
+) -> None:
+    port = proxynow_factory(*config(backend)).ports["web"]
+    for path, status in (("/ch/20000", "201"), ("/cl/100001", "500")):
+        out = tmp_path / "out"
+        command = ["curl", "-sS", "--http2-prior-knowledge", "-H", "Host: b.test", "-o", str(out)]
+        command += ["-w", "%{http_code} %{http_version}", f"http://127.0.0.1:{port}{path}"]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert done.stdout.decode() == f"{status} 2"
+        if status == "201":
+            assert out.read_bytes() == expected(20000)
+
+
+def test_response_buffering_matches_traefik(
+    proxynow_factory: Start, traefik_factory: Callable[..., TraefikProcess], backend: Backend
+) -> None:
+    static, dynamic = config(backend)
+    ours = proxynow_factory(static, dynamic).ports["web"]
+    theirs = traefik_factory(static, dynamic).ports["web"]
+    for path in ("/cl/500", "/cl/50000", "/ch/800", "/cl/100001", "/ch/150000"):
+        mine, reference = get(ours, path), get(theirs, path)
+        keep = (b"content-length", b"content-type", b"x-b", b"transfer-encoding")
+        assert (mine[0], {k: v for k, v in mine[1].items() if k in keep}, mine[2]) == (
+            reference[0],
+            {k: v for k, v in reference[1].items() if k in keep},
+            reference[2],
+        ), path
