@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from proxynow.edge.message.headers import ResponseHead
     from proxynow.edge.upstream.connection import UpstreamConnection
 
-__all__ = ["Base64Body", "build", "trailer_frame"]
+__all__ = ["Base64Body", "build", "trailer_frame", "unchunked"]
 
 _WEB = b"application/grpc-web"
 _TEXT = b"application/grpc-web-text"
@@ -119,13 +119,33 @@ def _convert(exchange: Exchange, kind: bytes) -> bool:
     head = exchange.head
     text = kind.startswith(_TEXT)
     head.set(b"Content-Type", kind.replace(_TEXT if text else _WEB, _GRPC, 1))
-    if text and not exchange.complete:
+    held = exchange.pending  # read while an earlier step waited (forwardAuth)
+    if text and (not exchange.complete or held):
         # The decoded body's length is unknown: it goes on chunked, as Traefik's does.
+        framed = exchange.chunked
         head.lengths = 0
         head.content_length = b""
         exchange.chunked = True
-        exchange.sink = Base64Body(exchange, exchange.reader)
+        exchange.pending = None
+        sink = exchange.sink = Base64Body(exchange, exchange.reader)
+        for data in held or ():
+            sink.add(unchunked(data) if framed else data)
+        if exchange.complete:
+            sink.done()
     return text
+
+
+def unchunked(data: bytes) -> bytes:
+    """The data of pieces a front end framed as chunks (whole chunks, `%x\\r\\n...\\r\\n`;
+    the last chunk: nothing)."""
+    out = b""
+    while data:
+        size, _, rest = data.partition(b"\r\n")
+        length = int(size, 16)
+        out, data = out + rest[:length], rest[length + 2 :]
+        if not length:
+            break
+    return out
 
 
 def _preflight(
