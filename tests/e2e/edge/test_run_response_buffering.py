@@ -6,6 +6,7 @@ client is served meanwhile; over HTTP/2 too; the same answers as Traefik 3.7."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import struct
 import subprocess
@@ -209,3 +210,44 @@ def test_response_buffering_matches_traefik(
             {k: v for k, v in reference[1].items() if k in keep},
             reference[2],
         ), path
+
+
+def test_middlewares_around_buffering_apply_once(proxynow_factory: Start, backend: Backend) -> None:
+    """compress inside buffering: its output is buffered (and counted); outside: it
+    compresses the buffered response; headers outside: its header on the replayed head."""
+    static, dynamic = config(backend)
+    http = dynamic["http"]
+    http["middlewares"]["gz"] = {"compress": {"minResponseBodyBytes": 1}}
+    http["middlewares"]["mark"] = {"headers": {"customResponseHeaders": {"X-Mark": "m"}}}
+    for name, chain in (("inner", ["mark", "buffer", "gz"]), ("outer", ["gz", "mark", "buffer"])):
+        rule = f"Host(`{name}.test`)"
+        http["routers"][name] = {"rule": rule, "service": "s", "middlewares": chain}
+    port = proxynow_factory(static, dynamic).ports["web"]
+    for name in ("inner", "outer"):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"GET /ch/30000 HTTP/1.1\r\nHost: %b.test\r\nAccept-Encoding: gzip\r\n"
+                b"Connection: close\r\n\r\n" % name.encode()
+            )
+            raw = b"".join(iter(lambda: sock.recv(65536), b""))
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = {
+            line.partition(b":")[0].lower(): line.partition(b":")[2].strip()
+            for line in head.split(b"\r\n")[1:]
+        }
+        assert lines[b"content-encoding"] == b"gzip" and lines[b"x-mark"] == b"m", name
+        if name == "inner":  # buffered compressed: sent with its length
+            assert lines[b"content-length"] == b"%d" % len(body)
+        else:  # compressed as it goes out: chunked
+            body = _dechunked(body)
+        assert gzip.decompress(body) == expected(30000), name
+
+
+def _dechunked(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size, _, data = data.partition(b"\r\n")
+        length = int(size, 16)
+        if not length:
+            return out
+        out, data = out + data[:length], data[length + 2 :]

@@ -17,7 +17,9 @@ backend connection: the head with the body's length, then the body, memory part 
 then `PIECE` reads of the file, each while the client takes more (the front end's
 `pause_reading` / `resume_reading`, as for a backend). The response-head hooks of the steps
 outside buffering run on the replayed head (the exchange's chain has only those then);
-those inside ran on the backend's, as Traefik's response writers wrap each other.
+those inside ran on the backend's, as Traefik's response writers wrap each other, and
+a body transform of a step inside (compress) is applied as the body is buffered: the
+limit counts its output, as in Traefik.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from typing import IO, TYPE_CHECKING
 
 from proxynow.edge.http.middlewares.base import Chain, Defer, Reply, Resume
 from proxynow.edge.http.middlewares.body_buffer import PIECE, WORKER_MEMORY, Budget
+from proxynow.edge.http.middlewares.content_type import SNIFF
 from proxynow.edge.message.headers import ResponseHead
 from proxynow.edge.upstream.connection import Owner, UpstreamConnection
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.http.middlewares.base import ResponseHeadHook
 
@@ -56,6 +61,11 @@ def buffered(
     owner = conn.owner
     assert owner is not None
     buffer = ResponseBuffer(exchange, conn, owner, status, _copy(head), limits, hook)
+    transform = exchange.transform
+    if transform is SNIFF:
+        buffer.sniff = True  # the front end sniffs the replayed body
+    else:
+        buffer.transform = transform  # a step inside (compress): what is buffered is its output
     return Defer(buffer.start)
 
 
@@ -80,7 +90,9 @@ class ResponseBuffer:
         "pieces",
         "resume",
         "size",
+        "sniff",
         "status",
+        "transform",
     )
 
     def __init__(
@@ -105,6 +117,8 @@ class ResponseBuffer:
         self.size = 0
         self.file: IO[bytes] | None = None
         self.resume: Resume | None = None
+        self.transform: Callable[[bytes, bool], bytes] | None = None
+        self.sniff = False
 
     def start(self, resume: Resume) -> None:
         """Take the connection over (dispatch `replace` made a drain its owner)."""
@@ -122,6 +136,11 @@ class ResponseBuffer:
     def upstream_body(self, data: bytes) -> None:
         if self.conn is None:
             return
+        if self.transform is not None:
+            data = self.transform(data, False)
+        self._add(data)
+
+    def _add(self, data: bytes) -> None:
         self.size += len(data)
         if self.limit and self.size > self.limit:
             self._answer(TOO_LARGE)
@@ -138,6 +157,14 @@ class ResponseBuffer:
         Budget.held += len(data)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        if self.transform is not None:
+            exchange = self.exchange
+            exchange.upstream = conn  # what the transform's end may read (the trailers)
+            tail = self.transform(b"", True)
+            exchange.upstream = None
+            self._add(tail)
+            if self.conn is None:
+                return  # over the limit with it: answered
         self.conn = None
         conn.owner = None
         trailers = conn.trailers
@@ -203,7 +230,7 @@ class ResponseBuffer:
         chain = exchange.chain
         if isinstance(chain, Chain):
             exchange.chain = _outer(chain, self.hook)
-            exchange.transform = None
+            exchange.transform = SNIFF if self.sniff else None
         replay = BufferedResponse(self, trailers)
         exchange.upstream = replay
         self.resume = None
