@@ -405,6 +405,8 @@ class H2Proxy(asyncio.Protocol):
         if conn is not None and stream.pending is None:
             conn.write(data)
             stream.body_sent = True
+            if stream.replay is not None:  # kept to be sent again (retry on a status)
+                stream.replay.add(data)
         else:
             if stream.pending is None:
                 stream.pending = []
