@@ -29,9 +29,10 @@ MEMORY = 1000
 
 
 class Backend:
-    """Raw HTTP/1.1 answers by path: `/cl/<n>` n bytes with a Content-Length, `/ch/<n>`
-    n bytes in chunks of 997 with a pause before the last, `/endless` chunks until the
-    connection goes, `/stall/<n>` n bytes then nothing until the proxy closes the connection."""
+    """Raw HTTP/1.1 answers by path: `/claim` a head saying 2 GiB (no body), `/cl/<n>` n
+    bytes with a Content-Length, `/ch/<n>` n bytes in chunks of 997 with a pause before the
+    last, `/endless` chunks until the connection goes, `/stall/<n>` n bytes then nothing
+    until the proxy closes the connection."""
 
     def __init__(self) -> None:
         self.ended: list[str] = []  # the paths whose connection the proxy dropped or ended
@@ -57,6 +58,12 @@ class Backend:
     def _answer(self, conn: socket.socket, path: str) -> None:
         kind, _, size = path[1:].partition("/")
         body = bytes(i % 251 for i in range(int(size or 0)))
+        if kind == "claim":  # a head saying 2 GiB, and no body
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 << 30))
+            conn.settimeout(60)
+            if conn.recv(1) == b"":
+                self.ended.append("dropped " + path)
+            return
         if kind == "cl":
             head = b"HTTP/1.1 200 OK\r\nX-B: 1\r\nContent-Length: %d\r\n\r\n" % len(body)
             conn.sendall(head + body)
@@ -95,9 +102,13 @@ def config(backend: Backend) -> tuple[dict[str, Any], dict[str, Any]]:
     options = {"maxResponseBodyBytes": LIMIT, "memResponseBodyBytes": MEMORY}
     dynamic = {
         "http": {
-            "middlewares": {"buffer": {"buffering": options}},
+            "middlewares": {
+                "buffer": {"buffering": options},
+                "unset": {"buffering": {"memResponseBodyBytes": 1 << 20}},
+            },
             "routers": {
                 "b": {"rule": "Host(`b.test`)", "service": "s", "middlewares": ["buffer"]},
+                "u": {"rule": "Host(`u.test`)", "service": "s", "middlewares": ["unset"]},
             },
             "services": {"s": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
         }
@@ -105,11 +116,10 @@ def config(backend: Backend) -> tuple[dict[str, Any], dict[str, Any]]:
     return static, dynamic
 
 
-def get(port: int, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+def get(port: int, path: str, host: bytes = b"b.test") -> tuple[int, dict[bytes, bytes], bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(
-            b"GET %b HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n" % path.encode()
-        )
+        request = b"GET %b HTTP/1.1\r\nHost: %b\r\nConnection: close\r\n\r\n"
+        sock.sendall(request % (path.encode(), host))
         raw = b"".join(iter(lambda: sock.recv(65536), b""))
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -150,6 +160,9 @@ def test_past_the_limit_the_client_gets_500_and_the_backend_is_dropped(
         assert (status, body) == (500, b"Internal Server Error")
         assert b"content-type" not in headers  # Traefik's: no Content-Type
     poll(lambda: "/endless" in backend.ended, 10, "the endless backend dropped")
+    # No limit set: 1 GiB bounds it all the same (Traefik would read 2 GiB to disk).
+    assert get(port, "/claim", b"u.test")[::2] == (500, b"Internal Server Error")
+    poll(lambda: "dropped /claim" in backend.ended, 10, "the claiming backend dropped")
     assert spilled_files(proxy.worker_pids()) == 0
 
 
