@@ -31,7 +31,8 @@ MEMORY = 1000
 class Backend:
     """Raw HTTP/1.1 answers by path: `/claim` a head saying 2 GiB (no body), `/cl/<n>` n
     bytes with a Content-Length, `/ch/<n>` n bytes in chunks of 997 with a pause before the
-    last, `/endless` chunks until the connection goes, `/stall/<n>` n bytes then nothing
+    last, `/endless` chunks until the connection goes, `/early` its head before it reads the
+    request's body, then the body's length, `/stall/<n>` n bytes then nothing
     until the proxy closes the connection."""
 
     def __init__(self) -> None:
@@ -48,14 +49,14 @@ class Backend:
             data += piece
         path = data.split(b" ")[1].decode()
         try:
-            self._answer(conn, path)
+            self._answer(conn, path, data)
         except OSError:
             pass
         finally:
             self.ended.append(path)
             conn.close()
 
-    def _answer(self, conn: socket.socket, path: str) -> None:
+    def _answer(self, conn: socket.socket, path: str, data: bytes) -> None:
         kind, _, size = path[1:].partition("/")
         body = bytes(i % 251 for i in range(int(size or 0)))
         if kind == "claim":  # a head saying 2 GiB, and no body
@@ -63,6 +64,17 @@ class Backend:
             conn.settimeout(60)
             if conn.recv(1) == b"":
                 self.ended.append("dropped " + path)
+            return
+        if kind == "early":  # the head first, the body once the request's is read whole
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            length = int(data.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            left = length - len(data.partition(b"\r\n\r\n")[2])
+            while left > 0:
+                piece = conn.recv(65536)
+                if not piece:
+                    return
+                left -= len(piece)
+            conn.sendall(b"%x\r\nread %d\r\n0\r\n\r\n" % (len(b"read %d" % length), length))
             return
         if kind == "cl":
             head = b"HTTP/1.1 200 OK\r\nX-B: 1\r\nContent-Length: %d\r\n\r\n" % len(body)
@@ -264,3 +276,17 @@ def _dechunked(data: bytes) -> bytes:
         if not length:
             return out
         out, data = out + data[:length], data[length + 2 :]
+
+
+def test_a_backend_that_answers_before_the_request_body_gets_it_all(
+    proxynow_factory: Start, backend: Backend
+) -> None:
+    port = proxynow_factory(*config(backend)).ports["web"]
+    body = b"u" * (3 << 20)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        head = b"POST /early HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n"
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(body)
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert raw.startswith(b"HTTP/1.1 200")
+    assert raw.endswith(b"\r\n\r\nread %d" % len(body))

@@ -126,6 +126,10 @@ class ResponseBuffer:
         assert conn is not None
         self.resume = resume
         conn.owner = self
+        # The rest of a request body still goes to the backend meanwhile (one that answers
+        # before reading it all would wait for it otherwise), and the exchange's end (the
+        # client gone) drops the connection.
+        self.exchange.upstream = conn
         _READING[id(self.exchange)] = self
 
     # -- Owner: what the backend connection reports
@@ -203,6 +207,8 @@ class ResponseBuffer:
         if conn is not None:
             conn.owner = None
             conn.abort()
+            if self.exchange.upstream is conn:
+                self.exchange.upstream = None
         self.pieces = []
         Budget.held -= self.in_memory
         self.in_memory = 0
