@@ -2,7 +2,7 @@
 and tests/e2e/cli/test_cli.py)."""
 
 # One file, four objects, four kinds of problem: an unknown key (router a), a bad rule
-# (b), a missing service (c), a middleware type not applied yet (d: a warning).
+# (b), a missing service (c), a load balancer without servers (d's service: a warning).
 FOUR_OBJECTS = """
     http:
       routers:
@@ -18,15 +18,13 @@ FOUR_OBJECTS = """
           service: nowhere
         d:
           rule: "Host(`d`)"
-          service: app
-          middlewares: [strip]
+          service: empty
       services:
         app:
           loadBalancer:
             servers:
               - url: "http://127.0.0.1:9000"
-      middlewares:
-        strip:
-          grpcWeb:
-            allowOrigins: ["*"]
+        empty:
+          loadBalancer:
+            servers: []
     """

@@ -383,11 +383,16 @@ class H2Proxy(asyncio.Protocol):
             if limit and stream.bytes_in > limit:
                 self.error(stream, 413)
                 return
-            if stream.chunked:
+            if stream.sink is not None:  # a step takes the body (grpcWeb decodes it)
+                stream.sink.add(data)
+                data = b""
+            elif stream.chunked:
                 data = b"%x\r\n%b\r\n" % (len(data), data)
         if ended:
             stream.complete = True
-            if stream.chunked:
+            if stream.sink is not None:
+                stream.sink.done()
+            elif stream.chunked:
                 data += _LAST_CHUNK
         stream.unacked += flow
         if data:
@@ -400,6 +405,8 @@ class H2Proxy(asyncio.Protocol):
         if conn is not None and stream.pending is None:
             conn.write(data)
             stream.body_sent = True
+            if stream.replay is not None:  # kept to be sent again (retry on a status)
+                stream.replay.add(data)
         else:
             if stream.pending is None:
                 stream.pending = []

@@ -17,7 +17,15 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from proxynow.edge.http.exchange import Exchange
-from proxynow.edge.proxy.dispatch import complete, finish, lost, response_head, upgraded
+from proxynow.edge.http.middlewares.content_type import SNIFF
+from proxynow.edge.proxy.dispatch import (
+    complete,
+    finish,
+    lost,
+    replace,
+    response_head,
+    upgraded,
+)
 from proxynow.edge.proxy.downstream import Downstream
 
 if TYPE_CHECKING:
@@ -94,16 +102,32 @@ class Stream(Exchange):
         if load is not None:
             load.first_byte(self.connection.loop.time() - self.start)
         if self.chain is not None:
-            response_head(self, status, head)
+            replaced = response_head(self, status, head)
+            if replaced is not None:  # errors, buffering: the backend's answer is not relayed
+                replace(self.connection, self, conn, replaced)
+                return
+            if self.transform is SNIFF:
+                self.transform = None  # not sniffed over HTTP/2 (yet): the body as it is
+            elif self.transform is not None:
+                head.content_length = b""  # transformed (compress, grpcWeb): a new length
         self.connection.send_head(self, status, head)
 
     def upstream_body(self, data: bytes) -> None:
+        if self.chain is not None and self.transform is not None:
+            data = self.transform(data, False)
+            if not data:
+                return
         self.bytes_out += len(data)
         end = self.bytes_out == self.expected  # the last bytes of a known length
         self.connection.send_body(self, data, end)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
         connection = self.connection
+        if self.chain is not None and self.transform is not None and not self.ended_sent:
+            # The transform's end (grpcWeb's trailer frame holds the trailers) ends the body.
+            tail = self.transform(b"", True)
+            self.bytes_out += len(tail)
+            connection.send_body(self, tail, True)
         if self.ended_sent:
             connection.flush()
         elif conn.trailers:  # an HTTP/2 backend's (gRPC's status)

@@ -58,6 +58,7 @@ def middlewares(echo: str) -> dict[str, Any]:
         "both": {"chain": {"middlewares": ["strip", "add"]}},
         "buf": {"buffering": {"maxRequestBodyBytes": 1 << 20, "memRequestBodyBytes": 1024}},
         "ctype": {"contentType": {}},
+        "gweb": {"grpcWeb": {"allowOrigins": ["https://a.test"]}},
     }
 
 
@@ -103,6 +104,16 @@ REQUESTS: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
     ("GET", "/err/x", ()),
     ("GET", "/cert", (("X-Forwarded-Tls-Client-Cert", "forged"),)),
     ("GET", "/both/strip/a", ()),
+    ("GET", "/gweb/plain", (("Origin", "https://a.test"),)),  # not gRPC-Web: untouched
+    (
+        "OPTIONS",
+        "/gweb/Svc/Call",
+        (
+            ("Origin", "https://a.test"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "x-grpc-web,content-type"),
+        ),
+    ),
 ]
 # Response headers compared besides Location (comparable()).
 COMPARED = ("x-resp", "x-frame-options", "access-control-allow-origin", "content-encoding")

@@ -7,7 +7,8 @@ redirectRegex replacement doubled (`$$`, docs/middlewares.md "Labels"), so that 
 tested is that compose hands proxynow single `$`s and proxynow reads them. Covered: headers
 (maps: custom request and response headers, an empty value removing; lists: CORS origins
 and methods), basicAuth (bcrypt), ipAllowList (a sourceRange list), stripPrefix (a
-prefixes list), rateLimit, redirectRegex and compress."""
+prefixes list), rateLimit, redirectRegex, compress, grpcWeb (an allowOrigins list: its
+preflight, answered by the proxy) and buffering (maxResponseBodyBytes)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def labels(suffix: str, hashed: str) -> dict[str, str]:
         "rate": "rate",
         "moved": "moved",
         "squeeze": "squeeze",
+        "gweb": "gweb",
+        "held": "held",
     }
     found = {f"proxynow.http.routers.{name}.rule": f"Host(`{name}.{suffix}`)" for name in routers}
     found |= {f"proxynow.http.routers.{name}.middlewares": m for name, m in routers.items()}
@@ -66,6 +69,9 @@ def labels(suffix: str, hashed: str) -> dict[str, str]:
         m + "moved.redirectregex.permanent": "true",
         m + "squeeze.compress.encodings": "br,gzip",
         m + "squeeze.compress.minresponsebodybytes": "512",
+        m + "gweb.grpcweb.alloworigins": "https://a.test, https://b.test",
+        m + "held.buffering.maxresponsebodybytes": "1000",
+        m + "held.buffering.memresponsebodybytes": "10",
     }
 
 
@@ -125,7 +131,7 @@ def ask(
 
 @pytest.fixture(scope="module")
 def served(proxy: ProxynowProcess, stack: str) -> tuple[ProxynowProcess, str]:
-    for name in ("hdr", "auth", "near", "far", "strip", "moved", "squeeze"):
+    for name in ("hdr", "auth", "near", "far", "strip", "moved", "squeeze", "held"):
         poll(lambda n=name: ask(proxy, f"{n}.{stack}")[0] != 404, TIMEOUT, f"router {name}")
     return proxy, stack
 
@@ -219,3 +225,24 @@ def test_compress_encodings_list(served: tuple[ProxynowProcess, str]) -> None:
         proxy, f"squeeze.{suffix}", path="/index.html", headers={"Accept-Encoding": "br"}
     )
     assert status == 200 and headers["Content-Encoding"] is None  # under 512 bytes
+
+
+def test_grpc_web_allow_origins_list(served: tuple[ProxynowProcess, str]) -> None:
+    proxy, suffix = served
+    asked = {"Access-Control-Request-Method": "POST"}
+    asked["Access-Control-Request-Headers"] = "x-grpc-web"
+    for origin, allowed in (("https://b.test", True), ("https://c.test", False)):
+        status, headers, body = ask(
+            proxy, f"gweb.{suffix}", headers={"Origin": origin, **asked}, method="OPTIONS"
+        )
+        assert (status, body) == (200, b"")
+        assert headers["Access-Control-Allow-Origin"] == (origin if allowed else None)
+
+
+def test_buffering_max_response_body_bytes(served: tuple[ProxynowProcess, str]) -> None:
+    proxy, suffix = served
+    status, headers, body = ask(proxy, f"held.{suffix}", path="/index.html")
+    assert (status, body) == (200, b"hello from busybox\n")
+    assert headers["Content-Length"] == str(len(body))
+    status, _, body = ask(proxy, f"held.{suffix}", path="/big.txt")  # over 1000 bytes
+    assert (status, body) == (500, b"Internal Server Error")

@@ -13,6 +13,7 @@ from proxynow.config.errors import MAX_ISSUES, ConfigError, ConfigIssue
 from proxynow.config.loader import load_dynamic_file, load_static, read_file, validate_dynamic
 from proxynow.config.objects import validate_dynamic_objects
 from proxynow.config.static import StaticConfig
+from proxynow.control import middleware_support
 from proxynow.control.check import INVALID_OBJECT, Omitted, check_dynamic, report
 from tests.support.config_samples import FOUR_OBJECTS
 
@@ -183,15 +184,15 @@ def test_twenty_thousand_invalid_routers_build_only_the_first_issues() -> None:
 
 CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     (
-        "unknown key, bad rule, missing service, unapplied middleware type",
+        "unknown key, bad rule, missing service, load balancer without servers",
         {"routers.yml": FOUR_OBJECTS},
         [
             "dynamic/routers.yml:6:7: http.routers.a.priorty: unknown key 'priorty' "
             "(did you mean 'priority'?)",
             "dynamic/routers.yml:8:7: http.routers.b.rule: unexpected end of rule at column 13",
             "dynamic/routers.yml:10:5: http.routers.c: service nowhere@file does not exist",
-            "dynamic/routers.yml:23:5: warning: http.middlewares.strip: middleware type "
-            "grpcWeb is not implemented yet; routers that use it are served without it",
+            "dynamic/routers.yml:21:5: warning: http.services.empty: loadBalancer has no "
+            "servers (it answers 503)",
             "3 errors, 1 warning",
         ],
     ),
@@ -292,6 +293,10 @@ CHECK_CASES: list[tuple[str, dict[str, str], list[str]]] = [
 def test_check_lists_every_problem_of_every_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: list[str]
 ) -> None:
+    # Every type is applied now: grpcWeb stands for one that would not be.
+    monkeypatch.setattr(
+        middleware_support, "APPLIED", middleware_support.APPLIED - {("http", "grpcWeb")}
+    )
     assert run_check(tmp_path, monkeypatch, files) == expected
 
 

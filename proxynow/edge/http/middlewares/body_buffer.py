@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.upstream.connection import UpstreamConnection
 
-__all__ = ["PIECE", "TOO_LARGE", "WORKER_MEMORY", "RequestBuffer", "held"]
+__all__ = ["PIECE", "TOO_LARGE", "WORKER_MEMORY", "Budget", "RequestBuffer", "held"]
 
 WORKER_MEMORY = 64 << 20  # the bytes the buffers of one worker may hold in memory in all
 PIECE = 256 << 10  # what one file read sends upstream
@@ -34,15 +34,16 @@ TOO_LARGE = Reply(413, (), b"Request Entity Too Large")  # Traefik's: no Content
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class _Budget:
-    """The bytes the request buffers of this worker (this process) hold in memory."""
+class Budget:
+    """The bytes the body buffers of this worker (this process) hold in memory: the
+    request ones, and the response ones (response_buffer.py)."""
 
     held = 0
 
 
 def held() -> int:
     """The bytes the request buffers of this worker hold in memory now (for tests)."""
-    return _Budget.held
+    return Budget.held
 
 
 class RequestBuffer:
@@ -116,7 +117,7 @@ class RequestBuffer:
             self.discard()
             return
         if self.file is None and (
-            self.in_memory + len(data) > self.memory or _Budget.held + len(data) > WORKER_MEMORY
+            self.in_memory + len(data) > self.memory or Budget.held + len(data) > WORKER_MEMORY
         ):
             self._spill()
         if self.file is not None:
@@ -124,7 +125,7 @@ class RequestBuffer:
             return
         self.pieces.append(data)
         self.in_memory += len(data)
-        _Budget.held += len(data)
+        Budget.held += len(data)
 
     def done(self) -> None:
         """The body is whole: the request goes on, with its length."""
@@ -196,7 +197,7 @@ class RequestBuffer:
         self.file = tempfile.TemporaryFile(prefix="proxynow-body-")  # noqa: SIM115 (kept open)
 
     def _release(self) -> None:
-        _Budget.held -= self.in_memory
+        Budget.held -= self.in_memory
         self.in_memory = 0
 
 

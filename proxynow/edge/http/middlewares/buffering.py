@@ -16,9 +16,14 @@ on the backend's response head (its status; the answer is discarded and drained,
 retry's `status` does) and on a dial that failed (502, 504: `IsNetworkError()`), picking
 a server again. The body is then kept until the exchange ends, not only until sent.
 
-Not applied yet (`problem`: a middleware setting it is disabled with that error):
-response buffering (`maxResponseBodyBytes`; responses are streamed, and
-`memResponseBodyBytes` has nothing to bound).
+Responses are buffered too, as oxy's buffer does in Traefik (response_buffer.py): read
+whole at the backend's pace (`memResponseBodyBytes` in memory, 1 MiB, the rest in a
+temporary file), then sent with a Content-Length; over `maxResponseBodyBytes` the backend
+is dropped and the client gets 500.
+
+With no limit set (0), a body is still bounded by `UNSET_LIMIT` (1 GiB) on each side,
+so that an endless upload or download cannot fill the disk (Traefik has no bound):
+a larger one is answered as over a limit (413, 500).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING
 from proxynow.edge.http.middlewares.base import RESEND, BuildContext, Defer, Reply, Resume, Step
 from proxynow.edge.http.middlewares.body_buffer import TOO_LARGE, RequestBuffer
 from proxynow.edge.http.middlewares.breaker_expression import ExpressionError
+from proxynow.edge.http.middlewares.response_buffer import buffered, drop
 from proxynow.edge.http.middlewares.retry_expression import Retried, parse
 
 if TYPE_CHECKING:
@@ -37,15 +43,15 @@ if TYPE_CHECKING:
     from proxynow.edge.http.exchange import Exchange
     from proxynow.edge.message.headers import ResponseHead
 
-__all__ = ["build", "problem"]
+__all__ = ["UNSET_LIMIT", "build", "problem"]
+
+UNSET_LIMIT = 1 << 30  # the bound of a buffered body when its limit is 0 (none)
 
 
 def problem(middleware: Middleware) -> str | None:
     """Why this buffering cannot be applied as written, or None."""
     options = middleware.buffering
     assert options is not None
-    if options.max_response_body_bytes > 0:
-        return "buffering maxResponseBodyBytes not implemented yet"
     if options.retry_expression:
         try:
             parse(options.retry_expression)
@@ -58,8 +64,12 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     """The `buffering` builder (registry.py)."""
     options = middleware.buffering
     assert options is not None
-    limit = max(options.max_request_body_bytes, 0)
+    limit = options.max_request_body_bytes if options.max_request_body_bytes > 0 else UNSET_LIMIT
     memory = max(options.mem_request_body_bytes, 0)
+    responses = (
+        options.max_response_body_bytes if options.max_response_body_bytes > 0 else UNSET_LIMIT,
+        max(options.mem_response_body_bytes, 0),
+    )
     again = parse(options.retry_expression) if options.retry_expression else None
 
     def request(exchange: Exchange) -> Reply | Defer | None:
@@ -88,10 +98,19 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         sink = exchange.sink
         if sink is not None:
             sink.close()
+        drop(exchange)
 
-    if again is None:
-        return Step("buffering", request=request, outcome=outcome)
-    retries = _Retries(again)
+    retries = _Retries(again) if again is not None else None
+
+    def response_head(exchange: Exchange, status: int, head: ResponseHead) -> Defer | None:
+        if retries is not None:
+            resent = retries.response_head(exchange, status, head)
+            if resent is not None:
+                return resent
+        return buffered(exchange, head, status, responses, response_head)
+
+    if retries is None:
+        return Step("buffering", request=request, response_head=response_head, outcome=outcome)
 
     def finished(exchange: Exchange, now: float) -> None:
         retries.made.pop(id(exchange), None)
@@ -100,7 +119,7 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     return Step(
         "buffering",
         request=request,
-        response_head=retries.response_head,
+        response_head=response_head,
         outcome=finished,
         failure=retries.failure,
     )

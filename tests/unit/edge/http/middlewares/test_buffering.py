@@ -13,7 +13,7 @@ from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.http.middlewares import body_buffer
 from proxynow.edge.http.middlewares.base import BuildContext, Defer, Reply
 from proxynow.edge.http.middlewares.body_buffer import TOO_LARGE, RequestBuffer, held
-from proxynow.edge.http.middlewares.buffering import build, problem
+from proxynow.edge.http.middlewares.buffering import UNSET_LIMIT, build, problem
 from proxynow.edge.http.middlewares.registry import BUILDERS
 from tests.unit.edge.http.middlewares.support import exchange
 
@@ -68,13 +68,13 @@ def no_leak() -> Iterator[None]:
     assert held() == before  # every buffer gave its memory back
 
 
-def test_response_buffering_and_bad_expressions_are_refused() -> None:
+def test_bad_expressions_are_refused() -> None:
     def check(**options: object) -> str | None:
         return problem(Middleware.model_validate({"buffering": options}))
 
     assert check(maxRequestBodyBytes=10) is None
     assert check(memResponseBodyBytes=10) is None
-    assert check(maxResponseBodyBytes=10) == "buffering maxResponseBodyBytes not implemented yet"
+    assert check(maxResponseBodyBytes=10) is None
     assert check(retryExpression="Attempts() < 2") is None
     assert check(retryExpression="Attempts() <") == (
         "buffering retryExpression: unexpected end of expression"
@@ -99,6 +99,18 @@ def test_only_requests_with_a_body_wait(gate: ReadGate) -> None:
     h2 = upload(5)
     h2.reader = None
     assert step.request(h2) is None  # HTTP/2: streamed
+
+
+def test_an_unset_limit_is_one_gib(gate: ReadGate) -> None:
+    step = build(
+        Middleware.model_validate({"buffering": {}}), BuildContext("r", False, lambda n: None)
+    )
+    assert step.request is not None
+    for length, answer in ((UNSET_LIMIT, None), (UNSET_LIMIT + 1, TOO_LARGE)):
+        found = upload(length)
+        found.reader, found.expect_continue = gate, True
+        result = step.request(found)
+        assert (result if result == TOO_LARGE else None) == answer
 
 
 def test_a_body_in_memory_leaves_with_the_head(gate: ReadGate) -> None:
