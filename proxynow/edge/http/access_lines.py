@@ -235,7 +235,8 @@ class _JsonPeer:
         if tls is not None:
             cipher = f',"TLSCipher":{go_json(tls[1])}' if tls[1] else ""
             tail = f'{cipher},"TLSVersion":{go_json(tls[0])}'
-        self.tail = f'{tail},"entryPointName":{go_json(entrypoint.name)},"level":"info","msg":""'
+        # From the end of StartUTC's value: per connection, never in a cache shared by all
+        self.tail = f'Z"{tail},"entryPointName":{go_json(entrypoint.name)},"level":"info","msg":""'
 
     def protocol_of(self, version: str) -> str:
         """`,"RequestProtocol":"HTTP/1.1","RequestScheme":"http"` (a connection keeps its
@@ -350,7 +351,7 @@ class JsonLines:
             )
         tail = self._time
         if tail[0] != now.epoch:
-            tail = self._time = (now.epoch, f'Z"{peer.tail},"time":"{now.local}{now.zone}"}}\n')
+            tail = self._time = (now.epoch, f',"time":"{now.local}{now.zone}"}}\n')
         # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
         fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
         # go_json inlined: the one string of a line escaped per request
@@ -361,7 +362,7 @@ class JsonLines:
             f"{peer.client}{size}{self._statuses[status]}{duration}{upstream}{host[0]}"
             f'{self._numbers[exchange.bytes_in]},"RequestCount":{count}{host[1]}'
             f"{self._methods[exchange.method_b]}{path}{host[2]}{protocol}{_RETRIES[retries]}"
-            f"{target}{second[1]}{fraction}{second[2]}{fraction}{tail[1]}"
+            f"{target}{second[1]}{fraction}{second[2]}{fraction}{peer.tail}{tail[1]}"
         )
 
 
