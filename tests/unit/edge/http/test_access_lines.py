@@ -4,7 +4,7 @@ general formatters (edge/http/access.py) write for the same exchange.
 Property-style: a seeded generator makes thousands of exchanges over every field the
 lines carry (set and unset), odd bytes in paths, hosts, methods and names (quotes,
 backslashes, control characters, `<>&`, U+2028, invalid UTF-8, unicode), huge values,
-every status class and 0, retries, aborted requests, TLS with and without a cipher,
+every status class and 0, retries, aborted requests, filters, TLS with and without a cipher,
 IPv4, IPv6 and peer-less clients, keep-alive connections whose version changes, lines
 across wall-clock seconds; each is logged by two `AccessLog`s of one configuration, one
 on the fast path and one forced onto the general formatters (`fast=False`), with the same
@@ -210,6 +210,15 @@ def _config(fmt: str, rng: random.Random) -> dict[str, Any]:
     config: dict[str, Any] = {"format": fmt}
     if rng.random() < 0.3:
         config["addInternals"] = True
+    if rng.random() < 0.4:  # filters: both paths must keep the same lines
+        filters: dict[str, Any] = {}
+        if rng.random() < 0.6:
+            filters["statusCodes"] = rng.choice([["200"], ["400-599"], ["200", "300-302"]])
+        if rng.random() < 0.5:
+            filters["retryAttempts"] = True
+        if rng.random() < 0.5:
+            filters["minDuration"] = rng.choice(["1ms", "1s", "10ms"])
+        config["filters"] = filters
     return config
 
 
