@@ -156,7 +156,9 @@ class HeaderLabels:
 
     `labels` are the Prometheus label names, sorted; `headers` the lowercased header
     names in the same order. Ids 1..LABEL_CAP go to the first combinations seen, then
-    every new one gets OVERFLOW_ID: the table never holds more than LABEL_CAP entries.
+    every new one gets OVERFLOW_ID: the table never holds more than LABEL_CAP entries
+    besides the all-empty one (id 0). It maps a combination (values cut to VALUE_LIMIT
+    bytes) to its key bits, so that a known one costs one dict lookup.
     """
 
     __slots__ = ("headers", "ids", "labels")
@@ -164,27 +166,32 @@ class HeaderLabels:
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = tuple(sorted(labels))
         self.headers = tuple(labels[name].lower().encode("latin-1") for name in self.labels)
-        self.ids: dict[tuple[bytes, ...], int] = {}
+        self.ids: dict[tuple[bytes, ...], int] = {(b"",) * len(self.labels): 0}
 
     def bits(self, values: tuple[bytes, ...]) -> int:
         """The header part of a row key for these values (one per label, b"" if absent)."""
-        if not any(values):
-            return 0
+        found = self.ids.get(values)
+        return self._new(values) if found is None else found
+
+    def _new(self, values: tuple[bytes, ...]) -> int:
+        """A combination not in the table: cut, then known, added, or the overflow."""
         if any(len(value) > VALUE_LIMIT for value in values):
-            values = tuple(value[:VALUE_LIMIT] for value in values)
+            values = tuple([value[:VALUE_LIMIT] for value in values])
+            found = self.ids.get(values)
+            if found is not None:
+                return found
         ids = self.ids
-        found = ids.get(values)
-        if found is None:
-            if len(ids) >= LABEL_CAP:
-                return OVERFLOW_ID << HEADER_SHIFT
-            found = ids[values] = len(ids) + 1
-        return found << HEADER_SHIFT
+        if len(ids) > LABEL_CAP:  # the cap, besides the all-empty combination
+            return OVERFLOW_ID << HEADER_SHIFT
+        found = ids[values] = len(ids) << HEADER_SHIFT
+        return found
 
     def dump(self) -> dict[str, Any]:
         """{"names": label names, "values": {id: [value, ...]}} (UTF-8, bad bytes replaced)."""
         values = {
-            str(found): [value.decode("utf-8", "replace") for value in combination]
+            str(found >> HEADER_SHIFT): [value.decode("utf-8", "replace") for value in combination]
             for combination, found in self.ids.items()
+            if found
         }
         return {"names": list(self.labels), "values": values}
 

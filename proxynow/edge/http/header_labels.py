@@ -27,7 +27,12 @@ __all__ = ["label", "request_hook"]
 def label(table: HeaderLabels, head: RequestHead) -> None:
     """Set the header-label id of `head`'s metrics row key (the first value of each header,
     as it is forwarded: a Forwarded header an untrusted client sent is not there)."""
-    values = tuple(head.get(name) or b"" for name in table.headers)
+    get = head.get
+    headers = table.headers
+    if len(headers) == 1:  # the usual case: no list to build
+        values: tuple[bytes, ...] = (get(headers[0]) or b"",)
+    else:
+        values = tuple([get(name) or b"" for name in headers])
     head.bits = head.bits & BELOW_HEADER | table.bits(values)
 
 
