@@ -31,6 +31,8 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from mypy_extensions import mypyc_attr
+
 from proxynow.config.gotemplate.values import go_quote as template_quote
 from proxynow.edge.tls.contexts import go_cipher_name
 
@@ -76,6 +78,7 @@ class Connection(Protocol):
 # ------------------------------------------------------------------ shared pieces
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no slots dataclass (docs/compiled.md)
 @dataclass(frozen=True, slots=True)
 class Second:
     """One wall-clock second in the forms lines need, made once per second."""
