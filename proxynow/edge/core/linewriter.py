@@ -83,7 +83,8 @@ class LineWriter:
         self._size = 0  # bytes of `_pending`
         self._batch_bytes = min(_BATCH_BYTES, max_bytes)
         self.batches = 0  # batches handed to the thread (each one wake-up of it)
-        self._queue: queue.SimpleQueue[list[bytes] | bytes] = queue.SimpleQueue()
+        # (lines, their bytes) to write, or _WAKE
+        self._queue: queue.SimpleQueue[tuple[list[bytes], int] | bytes] = queue.SimpleQueue()
         self._reopen = threading.Event()
         self._stopping = False
         self._fd = -1
@@ -129,7 +130,7 @@ class LineWriter:
             return
         self._handed += size
         self.batches += 1
-        self._queue.put(batch)  # a SimpleQueue never blocks a put
+        self._queue.put((batch, size))  # a SimpleQueue never blocks a put
 
     @property
     def dropped(self) -> int:
@@ -157,18 +158,25 @@ class LineWriter:
             if self._reopen.is_set():
                 self._reopen.clear()
                 self._close_fd()
-            if isinstance(item, list):
-                self._write(item)
-                self._done += sum(len(line) for line in item)
+            if isinstance(item, tuple):
+                self._write(*item)
+                self._done += item[1]
             if self._stopping and self._queue.empty():
                 self._close_fd()
                 return
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes], total: int) -> None:
+        """Write `batch` (`total` bytes) in whole-line writes. This thread holds the GIL
+        while it runs Python, taking it from the event loop: a batch that fits one write
+        (every batch of a regular file unless bufferingSize is large) is one join and
+        one write, no loop over its lines."""
         if self._fd < 0 and not self._open():
             self._failed += len(batch)
             return
         limit = _REGULAR_CHUNK if _regular(self._fd) else select.PIPE_BUF
+        if total <= limit:
+            self._write_chunk(batch)
+            return
         start = size = 0
         for index, line in enumerate(batch):
             if size and size + len(line) > limit:
