@@ -21,6 +21,9 @@ the router and sends its request (`/p/`, `Accept-Encoding: gzip`); `--middleware
 answers bench/configs.py's 16 KiB text body through compress. `--access-log=FORMAT`
 (common, genericCLF or json) turns the access log on, to /dev/null through the real
 `LineWriter` (its thread writes outside the measured call, as outside the event loop).
+`--metrics` adds the metrics-c50 scenario's static options (Prometheus with every label
+set: the workers count the same, with or without it); `--header-labels` adds
+`headerLabels: {agent: User-Agent}` to them.
 """
 
 from __future__ import annotations
@@ -103,15 +106,21 @@ def exchange(middlewares: str) -> tuple[bytes, bytes]:
     return REQUEST, RESPONSE
 
 
-def static_config(access_log: str) -> StaticConfig:
+def static_config(access_log: str, metrics: str = "") -> StaticConfig:
     options: dict[str, Any] = {"entryPoints": {"web": {"address": ":80"}}}
+    if metrics:
+        labels = {"addEntryPointsLabels": True, "addRoutersLabels": True}
+        prometheus: dict[str, Any] = {**labels, "addServicesLabels": True}
+        if metrics == "headers":
+            prometheus["headerLabels"] = {"agent": "User-Agent"}
+        options["metrics"] = {"prometheus": prometheus}
     if access_log:
         options["accessLog"] = {"filePath": "/dev/null", "format": access_log}
     return StaticConfig.model_validate(options)
 
 
-async def run(count: int, middlewares: str = "", access_log: str = "") -> int:
-    static = static_config(access_log)
+async def run(count: int, middlewares: str = "", access_log: str = "", metrics: str = "") -> int:
+    static = static_config(access_log, metrics)
     resources = GraphResources(metrics=worker_metrics(static))
     state = WorkerState(tick_interval=1.0, resources=resources)
     state.load(Snapshot(version=1, config=config(middlewares)), static)
@@ -139,8 +148,29 @@ async def run(count: int, middlewares: str = "", access_log: str = "") -> int:
     functools.reduce(one, range(count), None)
     assert not client_transport.closing
     if state.access_log is not None:
+        await _batches(state.access_log.writer, one)
         state.access_log.close()
+        return client_transport.written - LOOP_REQUESTS * len(response)
     return client_transport.written
+
+
+# After the measured call: requests in groups of GROUP per event-loop iteration, to count
+# how often the access log hands lines to its writer thread (each time a wake-up of it).
+LOOP_REQUESTS = 2000
+GROUP = 10
+
+
+async def _batches(writer: Any, one: Any) -> None:
+    before = getattr(writer, "batches", None)
+    for _ in range(LOOP_REQUESTS // GROUP):
+        for _ in range(GROUP):
+            one(None, None)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.2)  # the last batch's delay
+    writer.flush()
+    if before is not None:
+        handed = writer.batches - before
+        print(f"access log: {handed} batches for {LOOP_REQUESTS} requests in groups of {GROUP}")
 
 
 def main() -> None:
@@ -159,8 +189,13 @@ def main() -> None:
         if arg.startswith("--access-log="):
             access_log = arg.partition("=")[2]
             sys.argv.remove(arg)
+    metrics = ""
+    for flag, mode in (("--metrics", "on"), ("--header-labels", "headers")):
+        if flag in sys.argv:
+            metrics = mode
+            sys.argv.remove(flag)
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    written = asyncio.run(run(count, middlewares, access_log))
+    written = asyncio.run(run(count, middlewares, access_log, metrics))
     if not middlewares:
         assert written == (count + 200) * len(RESPONSE), (written, count)
     print(f"{count} measured requests (and 200 before them), {written} bytes answered")

@@ -271,6 +271,14 @@ class Ping(Model):
     terminating_status_code: int = 503
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Labels the request families already carry (a header label may not shadow one).
+_OWN_LABELS = frozenset(
+    ("code", "method", "protocol", "entrypoint", "router", "service", "tls_version",
+     "tls_cipher", "le", "url")
+)  # fmt: skip
+
+
 class Prometheus(Model):
     buckets: list[float] = [0.1, 0.3, 1.2, 5.0]
     entry_point: str = "traefik"
@@ -278,7 +286,19 @@ class Prometheus(Model):
     add_routers_labels: bool = False
     add_services_labels: bool = True
     manual_routing: bool = False
+    # Prometheus label name -> request header name (docs/metrics.md for the bounds).
     header_labels: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _label_names(self) -> Self:
+        for label, header in self.header_labels.items():
+            if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"headerLabels: {label!r} is not a Prometheus label name")
+            if label in _OWN_LABELS:
+                raise ValueError(f"headerLabels: {label!r} is a label the metrics already have")
+            if not header or not header.isascii() or any(c in header for c in " \t:"):
+                raise ValueError(f"headerLabels: {header!r} is not a header name")
+        return self
 
 
 class Metrics(Model):

@@ -19,6 +19,11 @@ config_reloads_total, config_last_reload_success, open_connections{entrypoint,pr
 and ours, routing_duration_seconds{entrypoint}: the router lookups the workers time (the
 first request of each connection, and the first after a configuration change).
 
+With `headerLabels`, every request family of every level (and the TLS ones) has one more
+label per configured header, after the level's own, in label-name order: the header's
+value, empty when the request had none, `other` for the combinations past the cap
+(proxynow/observe/totals.py `LabelCap`).
+
 Histogram bounds are written as Go writes them (`5`, not `5.0`), so a query copied from a
 Traefik dashboard (`le="5"`) finds them.
 """
@@ -104,9 +109,10 @@ def families(
         (options.add_routers_labels, _ROUTER),
         (options.add_services_labels, _SERVICE),
     ]
+    headers = tuple(sorted(options.header_labels))
     for enabled, level in levels:
         if enabled:
-            yield from _request_families(totals, level)
+            yield from _request_families(totals, level, headers)
     if options.add_services_labels:
         yield _retries(totals)
         yield _server_up(servers)
@@ -143,9 +149,9 @@ def _server_families(totals: Totals, control: ControlStats) -> Iterator[Metric]:
     yield certs
 
 
-def _request_families(totals: Totals, level: _Level) -> Iterator[Metric]:
+def _request_families(totals: Totals, level: _Level, headers: tuple[str, ...]) -> Iterator[Metric]:
     rows = _project(totals.http, level)
-    labels = [*_LABELS, *level.labels]
+    labels = [*_LABELS, *level.labels, *headers]
     prefix = f"{PREFIX}{level.name}_"
     requests = CounterMetricFamily(
         f"{prefix}requests_total", f"HTTP requests {level.what} handled.", labels=labels
@@ -169,7 +175,7 @@ def _request_families(totals: Totals, level: _Level) -> Iterator[Metric]:
         bytes_in.add_metric(values, received)
         bytes_out.add_metric(values, sent)
     yield requests
-    yield _tls_family(totals.tls, level)
+    yield _tls_family(totals.tls, level, headers)
     yield durations
     yield bytes_in
     yield bytes_out
@@ -178,13 +184,14 @@ def _request_families(totals: Totals, level: _Level) -> Iterator[Metric]:
 def _project(
     http: Mapping[HttpKey, list[float]], level: _Level
 ) -> dict[tuple[str, ...], list[float]]:
-    """The rows summed by the level's label values (code, method, protocol, own...)."""
+    """The rows summed by the level's label values (code, method, protocol, own...,
+    header values...)."""
     rows: dict[tuple[str, ...], list[float]] = {}
-    for (entrypoint, router, service, code, method, protocol), row in http.items():
+    for (entrypoint, router, service, code, method, protocol, headers), row in http.items():
         own = level.own((entrypoint, router, service))
         if own is None:
             continue
-        values = (code, method, protocol, *own)
+        values = (code, method, protocol, *own, *headers)
         mine = rows.get(values)
         if mine is None:
             rows[values] = list(row)
@@ -205,17 +212,17 @@ def _cumulative(bounds: list[str], count: float, slow: list[float]) -> list[tupl
     return buckets
 
 
-def _tls_family(tls: Mapping[TlsKey, float], level: _Level) -> Metric:
+def _tls_family(tls: Mapping[TlsKey, float], level: _Level, headers: tuple[str, ...]) -> Metric:
     family = CounterMetricFamily(
         f"{PREFIX}{level.name}_requests_tls_total",
         f"HTTPS requests {level.what} handled, by TLS version and cipher.",
-        labels=[*_TLS_LABELS, *level.labels],
+        labels=[*_TLS_LABELS, *level.labels, *headers],
     )
     sums: dict[tuple[str, ...], float] = {}
-    for (entrypoint, router, service, version, cipher), count in tls.items():
+    for (entrypoint, router, service, version, cipher, values_of), count in tls.items():
         own = level.own((entrypoint, router, service))
         if own is not None:
-            values = (version, cipher, *own)
+            values = (version, cipher, *own, *values_of)
             sums[values] = sums.get(values, 0) + count
     for values, count in sorted(sums.items()):
         family.add_metric(values, count)

@@ -11,13 +11,12 @@ plane's internal app mounts as `prometheus@internal`: on `metrics.prometheus.ent
 (default `traefik`), or, with `manualRouting: true`, only behind a user's router to
 `prometheus@internal`.
 
-`metrics.prometheus.headerLabels` is not supported yet: a worker would have to keep the
-header values per request. It is accepted, and a warning says it is ignored.
+`metrics.prometheus.headerLabels`: the workers count per header-value combination id, and the
+accumulator turns the ids into label values under the same cap (observe/totals.py).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTENT_TYPE", "PrometheusExporter", "metrics_routes"]
 
-log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -73,9 +71,7 @@ class PrometheusExporter:
         self._collect = collect
         self._alive = alive
         self._servers = servers
-        self._accumulator = Accumulator()
-        if options.header_labels:
-            log.warning("metrics.prometheus.headerLabels is not supported yet; ignored")
+        self._accumulator = Accumulator(options.header_labels)
 
     async def totals(self) -> Totals:
         """One scrape of the workers, accumulated."""

@@ -14,6 +14,14 @@ pid), and when a process is no longer among the living its last counters move in
 worker counted between its last scrape and its death is lost; that undercounts, never
 goes back). A live worker that did not answer a scrape is counted with its last answer.
 Gauges (open connections) come from the living only. Pure: no clocks, no I/O.
+
+With `headerLabels`, a series key ends with the header values (one per label, in label-name
+order; `()` without them). A worker bounds its own combinations, but the union over workers
+and their replacements would not be bounded, so the accumulator's `LabelCap` admits the
+first `LABEL_CAP` distinct combinations it decodes, over every worker that ever ran, and
+folds every later one into the overflow series (`OVERFLOW_VALUE` for each label), as a
+worker folds its own overflow. An admitted combination stays admitted and a folded one
+stays folded, so that a series only ever gains rows: no counter goes back.
 """
 
 from __future__ import annotations
@@ -22,16 +30,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from proxynow.edge.core.metrics import BUCKETS, split_key
+from proxynow.edge.core.metrics import (
+    BUCKETS,
+    LABEL_CAP,
+    OVERFLOW_ID,
+    OVERFLOW_VALUE,
+    header_id,
+    split_key,
+)
 from proxynow.edge.tls.contexts import go_cipher_name
 
-__all__ = ["Accumulator", "HttpKey", "TlsKey", "Totals", "tls_version_label"]
+__all__ = ["Accumulator", "HttpKey", "LabelCap", "TlsKey", "Totals", "tls_version_label"]
 
-# (entrypoint, router, service, code, method, protocol); router and service are "" for a
-# request that matched no router.
-HttpKey = tuple[str, str, str, str, str, str]
-# (entrypoint, router, service, tls_version, tls_cipher)
-TlsKey = tuple[str, str, str, str, str]
+Values = tuple[str, ...]  # headerLabels' values, in label-name order
+# (entrypoint, router, service, code, method, protocol, header values); router and service
+# are "" for a request that matched no router.
+HttpKey = tuple[str, str, str, str, str, str, Values]
+# (entrypoint, router, service, tls_version, tls_cipher, header values)
+TlsKey = tuple[str, str, str, str, str, Values]
 WorkerId = tuple[int, int]  # (worker slot, pid)
 K = TypeVar("K")
 
@@ -41,6 +57,37 @@ _VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3
 
 def tls_version_label(version: str) -> str:
     return _VERSIONS.get(version, version)
+
+
+class LabelCap:
+    """Which header-value combinations get series of their own (see the module's doc)."""
+
+    __slots__ = ("admitted", "names", "overflow")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.names: tuple[str, ...] = tuple(names)
+        self.overflow: Values = (OVERFLOW_VALUE,) * len(self.names)
+        self.admitted: set[Values] = set()
+
+    def values(self, combination: Values) -> Values:
+        """The series values of a combination a worker reported by its values."""
+        if not any(combination) or combination in self.admitted:
+            return combination
+        if len(self.admitted) >= LABEL_CAP:
+            return self.overflow
+        self.admitted.add(combination)
+        return combination
+
+    def table(self, data: Mapping[str, Any]) -> dict[int, Values]:
+        """A worker's header-label ids, as series values (0: every header missing)."""
+        labels = data.get("labels")
+        empty = ("",) * len(self.names)
+        table = {0: empty, OVERFLOW_ID: self.overflow}
+        if labels is None or tuple(labels.get("names", ())) != self.names:
+            return table  # none configured (or not these): every row is the empty one
+        for found, combination in sorted(labels["values"].items(), key=lambda i: int(i[0])):
+            table[int(found)] = self.values(tuple(combination))
+        return table
 
 
 @dataclass(slots=True)
@@ -60,15 +107,19 @@ class Totals:
     routing: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
-    def from_worker(cls, data: Mapping[str, Any]) -> Totals:
-        """The totals of one worker's collection (an empty one for a worker not started)."""
+    def from_worker(cls, data: Mapping[str, Any], cap: LabelCap | None = None) -> Totals:
+        """The totals of one worker's collection (an empty one for a worker not started);
+        `cap` decodes headerLabels' ids (none configured without it)."""
         totals = cls(tuple(data.get("buckets", BUCKETS)))
         tls_pairs = {int(i): pair for i, pair in data.get("tls", {}).items()}
+        headers = (cap if cap is not None else LabelCap()).table(data)
         for entrypoint, router, service, retries, rows in data.get("targets", ()):
             if retries and service:
                 totals.retries[service] = totals.retries.get(service, 0) + retries
             for key, *values in rows:
-                totals._add_row(entrypoint, router, service, int(key), values, tls_pairs)
+                key = int(key)
+                found = headers.get(header_id(key), headers[OVERFLOW_ID])
+                totals._add_row(entrypoint, router, service, key, values, tls_pairs, found)
         for name, counts in data.get("open", {}).items():
             totals.open_connections[name] = float(sum(counts))
         for name, row in data.get("routing", {}).items():
@@ -83,13 +134,21 @@ class Totals:
         key: int,
         values: list[float],
         tls_pairs: Mapping[int, list[str]],
+        headers: Values,
     ) -> None:
         status, method, protocol, tls_id = split_key(key)
-        _add_list(self.http, (entrypoint, router, service, str(status), method, protocol), values)
+        http_key = (entrypoint, router, service, str(status), method, protocol, headers)
+        _add_list(self.http, http_key, values)
         if tls_id:
             version, cipher = tls_pairs.get(tls_id, ("", ""))
-            labels = (tls_version_label(version), go_cipher_name(cipher))
-            tls_key = (entrypoint, router, service, *labels)
+            tls_key = (
+                entrypoint,
+                router,
+                service,
+                tls_version_label(version),
+                go_cipher_name(cipher),
+                headers,
+            )
             self.tls[tls_key] = self.tls.get(tls_key, 0) + values[0]
 
     def add(self, other: Totals) -> None:
@@ -130,11 +189,13 @@ def _add_counts(table: dict[K, float], other: Mapping[K, float]) -> None:
 class Accumulator:
     """Merges the workers' collections, scrape after scrape, without going backwards."""
 
-    __slots__ = ("_last", "_retired")
+    __slots__ = ("_cap", "_last", "_retired")
 
-    def __init__(self) -> None:
+    def __init__(self, header_labels: Iterable[str] = ()) -> None:
+        """`header_labels`: headerLabels' label names (any order), if configured."""
         self._retired = Totals()
         self._last: dict[WorkerId, Totals] = {}
+        self._cap = LabelCap(sorted(header_labels))
 
     def update(self, collections: Iterable[Mapping[str, Any]], alive: Iterable[int]) -> Totals:
         """Take `Supervisor.collect()`'s answers ([{"worker", "pid", "metrics"}]) and the
@@ -142,7 +203,7 @@ class Accumulator:
         ever ran."""
         for answer in collections:
             worker: WorkerId = (answer["worker"], answer["pid"])
-            self._last[worker] = Totals.from_worker(answer["metrics"])
+            self._last[worker] = Totals.from_worker(answer["metrics"], self._cap)
         living = set(alive)
         for worker in [w for w in self._last if w[1] not in living]:
             gone = self._last.pop(worker)

@@ -1,9 +1,13 @@
 """Whole lines to a file or stdout, written by a thread so the event loop never waits on a disk.
 
 `LineWriter.add(line)` is all the loop does per line: an append to an in-memory list. The list
-is handed to the writer thread as one batch when `flush_at` lines have accumulated, or at the
-end of the loop iteration (`flush_at` 0: one `call_soon` per batch, not per line), or by
-`flush()` from the worker's tick. The hand-off never blocks: at most `max_bytes` wait for
+is handed to the writer thread as one batch when `flush_at` lines have accumulated, or (with
+`flush_at` 0, the default) when `_BATCH_BYTES` are buffered or `FLUSH_DELAY` after the
+batch's first line (one timer per batch, not per line), or by `flush()` from the worker's
+tick. Each hand-off wakes the thread, which then takes the GIL from the event loop for a
+moment: handing every loop iteration's few lines (as a `call_soon` per iteration did) cost
+a wake-up and a write per handful of requests; a batch of up to 256 KiB is a few hundred
+lines per wake-up and per write. The hand-off never blocks: at most `max_bytes` wait for
 the thread, and a batch that would go past that is dropped and counted in `dropped` (a
 full or stalled disk, or a FIFO nobody reads, costs log lines, never requests or memory).
 Each counter is written by one thread only (the loop: lines handed and refused; the
@@ -32,6 +36,8 @@ __all__ = ["LineWriter"]
 
 _REGULAR_CHUNK = 1 << 20  # bytes per write to a regular file (one append each)
 _FLUSH_BYTES = 1 << 20  # buffered bytes that are handed to the thread at once
+_BATCH_BYTES = 256 << 10  # with flush_at 0: buffered bytes handed at once
+FLUSH_DELAY = 0.05  # with flush_at 0: seconds a line waits at most for its batch
 _WAKE = b""  # a queue item that only wakes the thread (a reopen, or stop)
 
 
@@ -39,6 +45,7 @@ class LineWriter:
     """Buffered, non-blocking, whole-line writes of `bytes` lines (each ending with b"\\n")."""
 
     __slots__ = (
+        "_batch_bytes",
         "_done",
         "_failed",
         "_fd",
@@ -52,6 +59,7 @@ class LineWriter:
         "_size",
         "_stopping",
         "_thread",
+        "batches",
         "error",
         "flush_at",
         "max_bytes",
@@ -73,7 +81,10 @@ class LineWriter:
         self._scheduled = False
         self.max_bytes = max_bytes
         self._size = 0  # bytes of `_pending`
-        self._queue: queue.SimpleQueue[list[bytes] | bytes] = queue.SimpleQueue()
+        self._batch_bytes = min(_BATCH_BYTES, max_bytes)
+        self.batches = 0  # batches handed to the thread (each one wake-up of it)
+        # (lines, their bytes) to write, or _WAKE
+        self._queue: queue.SimpleQueue[tuple[list[bytes], int] | bytes] = queue.SimpleQueue()
         self._reopen = threading.Event()
         self._stopping = False
         self._fd = -1
@@ -95,24 +106,31 @@ class LineWriter:
             # A large bufferingSize holds at most _FLUSH_BYTES, whatever it says.
             if len(pending) >= self.flush_at or self._size >= _FLUSH_BYTES:
                 self.flush()
+        elif self._size >= self._batch_bytes:
+            self.flush()
         elif not self._scheduled and self._loop is not None:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_later(FLUSH_DELAY, self._flush_later)
         elif self._loop is None:
+            self.flush()
+
+    def _flush_later(self) -> None:
+        if self._scheduled:  # else a full batch went meanwhile, and a new one waits
             self.flush()
 
     def flush(self) -> None:
         """Hand the lines queued so far to the thread (dropped if its queue is full)."""
-        self._scheduled = False
         batch = self._pending
         if not batch:
             return
+        self._scheduled = False
         size, self._pending, self._size = self._size, [], 0
         if self._handed - self._done + size > self.max_bytes:
             self._refused += len(batch)  # the thread is that far behind
             return
         self._handed += size
-        self._queue.put(batch)  # a SimpleQueue never blocks a put
+        self.batches += 1
+        self._queue.put((batch, size))  # a SimpleQueue never blocks a put
 
     @property
     def dropped(self) -> int:
@@ -140,18 +158,25 @@ class LineWriter:
             if self._reopen.is_set():
                 self._reopen.clear()
                 self._close_fd()
-            if isinstance(item, list):
-                self._write(item)
-                self._done += sum(len(line) for line in item)
+            if isinstance(item, tuple):
+                self._write(*item)
+                self._done += item[1]
             if self._stopping and self._queue.empty():
                 self._close_fd()
                 return
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes], total: int) -> None:
+        """Write `batch` (`total` bytes) in whole-line writes. This thread holds the GIL
+        while it runs Python, taking it from the event loop: a batch that fits one write
+        (every batch of a regular file unless bufferingSize is large) is one join and
+        one write, no loop over its lines."""
         if self._fd < 0 and not self._open():
             self._failed += len(batch)
             return
         limit = _REGULAR_CHUNK if _regular(self._fd) else select.PIPE_BUF
+        if total <= limit:
+            self._write_chunk(batch)
+            return
         start = size = 0
         for index, line in enumerate(batch):
             if size and size + len(line) > limit:

@@ -14,6 +14,16 @@ the first request with that key and holds [count, duration sum, bytes in, bytes 
 one count per duration bucket after the first]; a target sees a handful of keys, so its
 memory stays a few rows. The control plane decodes the keys (`split_key`) at scrape time.
 
+`metrics.prometheus.headerLabels` (label name -> request header) adds one more part to the
+key, above the TLS id: the id of the request's combination of those headers' values in
+this worker's `HeaderLabels` table. The values are client-chosen, so the table is bounded:
+a value is cut to `VALUE_LIMIT` bytes, the first `LABEL_CAP` distinct combinations get an
+id of their own and every later one shares `OVERFLOW_ID`, whose label values are
+`OVERFLOW_VALUE`. Id 0, the key's default, is the combination of no such header (every
+label empty, as Traefik gives a missing header). Without headerLabels there is no table
+and a request pays nothing for it (the id is set by a request hook on the routers'
+chains, edge/http/header_labels.py).
+
 `collect()` returns plain lists and dicts (picklable, JSON-safe): the raw rows per target,
 which proxynow/observe/ turns into Prometheus families and observe/views.py into
 per-name views (requests by status class and method) for the control socket and tests.
@@ -27,9 +37,14 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 __all__ = [
+    "BELOW_HEADER",
     "BUCKETS",
+    "HEADER_SHIFT",
+    "LABEL_CAP",
     "METHODS",
     "METHOD_BITS",
+    "OVERFLOW_ID",
+    "OVERFLOW_VALUE",
     "PROTOCOLS",
     "PROTOCOL_MASK",
     "P_GRPC",
@@ -38,11 +53,14 @@ __all__ = [
     "P_WEBSOCKET",
     "ROUTING_BUCKETS",
     "ROW_SLOW",
+    "VALUE_LIMIT",
     "EntryPointStats",
+    "HeaderLabels",
     "TargetStats",
     "TcpStats",
     "TlsTable",
     "WorkerMetrics",
+    "header_id",
     "request_key",
     "split_key",
 ]
@@ -66,10 +84,20 @@ METHODS = (
 # Traefik's protocol label, in the order its middleware tests them (the first match wins).
 PROTOCOLS = ("http", "websocket", "sse", "grpc-web", "grpc")
 
-# Row key layout: status (0..999) | method << 10 | protocol << 14 | TLS id << 17.
+# Row key layout: status (0..999) | method << 10 | protocol << 14 | TLS id << 17
+# | header-label id << 32 (TLS ids stay below 2**15: a worker sees a few dozen pairs).
 _METHOD_SHIFT = 10
 _PROTOCOL_SHIFT = 14
 _TLS_SHIFT = 17
+HEADER_SHIFT = 32
+_TLS_MASK = (1 << (HEADER_SHIFT - _TLS_SHIFT)) - 1
+BELOW_HEADER = (1 << HEADER_SHIFT) - 1  # a key's bits below the header-label id
+# headerLabels bounds (docs/metrics.md): distinct value combinations per worker, and the
+# bytes kept of each value; the control plane applies the same cap to its sums.
+LABEL_CAP = 100
+OVERFLOW_ID = LABEL_CAP + 1
+OVERFLOW_VALUE = "other"
+VALUE_LIMIT = 256
 _STATUS_MASK = (1 << _METHOD_SHIFT) - 1
 _METHOD_MASK = (1 << (_PROTOCOL_SHIFT - _METHOD_SHIFT)) - 1
 
@@ -114,8 +142,58 @@ def split_key(key: int) -> tuple[int, str, str, int]:
         key & _STATUS_MASK,
         METHODS[(key >> _METHOD_SHIFT) & _METHOD_MASK],
         PROTOCOLS[(key >> _PROTOCOL_SHIFT) & 0x7],
-        key >> _TLS_SHIFT,
+        (key >> _TLS_SHIFT) & _TLS_MASK,
     )
+
+
+def header_id(key: int) -> int:
+    """The header-label combination id of a row key (0: none of the headers)."""
+    return key >> HEADER_SHIFT
+
+
+class HeaderLabels:
+    """This worker's combinations of headerLabels values, by the id a row key carries.
+
+    `labels` are the Prometheus label names, sorted; `headers` the lowercased header
+    names in the same order. Ids 1..LABEL_CAP go to the first combinations seen, then
+    every new one gets OVERFLOW_ID: the table never holds more than LABEL_CAP entries
+    besides the all-empty one (id 0). It maps a combination (values cut to VALUE_LIMIT
+    bytes) to its key bits, so that a known one costs one dict lookup.
+    """
+
+    __slots__ = ("headers", "ids", "labels")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = tuple(sorted(labels))
+        self.headers = tuple(labels[name].lower().encode("latin-1") for name in self.labels)
+        self.ids: dict[tuple[bytes, ...], int] = {(b"",) * len(self.labels): 0}
+
+    def bits(self, values: tuple[bytes, ...]) -> int:
+        """The header part of a row key for these values (one per label, b"" if absent)."""
+        found = self.ids.get(values)
+        return self._new(values) if found is None else found
+
+    def _new(self, values: tuple[bytes, ...]) -> int:
+        """A combination not in the table: cut, then known, added, or the overflow."""
+        if any(len(value) > VALUE_LIMIT for value in values):
+            values = tuple([value[:VALUE_LIMIT] for value in values])
+            found = self.ids.get(values)
+            if found is not None:
+                return found
+        ids = self.ids
+        if len(ids) > LABEL_CAP:  # the cap, besides the all-empty combination
+            return OVERFLOW_ID << HEADER_SHIFT
+        found = ids[values] = len(ids) << HEADER_SHIFT
+        return found
+
+    def dump(self) -> dict[str, Any]:
+        """{"names": label names, "values": {id: [value, ...]}} (UTF-8, bad bytes replaced)."""
+        values = {
+            str(found >> HEADER_SHIFT): [value.decode("utf-8", "replace") for value in combination]
+            for combination, found in self.ids.items()
+            if found
+        }
+        return {"names": list(self.labels), "values": values}
 
 
 class TargetStats:
@@ -234,10 +312,14 @@ class TcpStats:
 class WorkerMetrics:
     """All counters of one worker, keyed by names only at build and collect time."""
 
-    __slots__ = ("buckets", "entrypoints", "targets", "tcp", "tls")
+    __slots__ = ("buckets", "entrypoints", "header_labels", "targets", "tcp", "tls")
 
-    def __init__(self, buckets: Sequence[float] = BUCKETS) -> None:
+    def __init__(
+        self, buckets: Sequence[float] = BUCKETS, header_labels: dict[str, str] | None = None
+    ) -> None:
         self.buckets = tuple(sorted(buckets))
+        # None without metrics.prometheus.headerLabels: then nothing reads a header for it
+        self.header_labels = HeaderLabels(header_labels) if header_labels else None
         self.entrypoints: dict[str, EntryPointStats] = {}
         self.targets: dict[tuple[str, str, str], TargetStats] = {}
         self.tcp: dict[tuple[str, str], TcpStats] = {}
@@ -268,7 +350,8 @@ class WorkerMetrics:
 
     def collect(self) -> dict[str, Any]:
         """Plain data, the raw rows: "buckets" (the bounds), "tls" ({id: [version,
-        cipher]}), "targets" ([[entrypoint, router, service, retries, rows]], unrouted
+        cipher]}), "labels" (headerLabels' `HeaderLabels.dump()`, absent without them),
+        "targets" ([[entrypoint, router, service, retries, rows]], unrouted
         requests with router and service ""), "open" ({entrypoint: [HTTP connections,
         TCP-routed connections]}), "routing" ({entrypoint: EntryPointStats.routing as a
         list}), "tcp" ({"routers" | "services": {name: TcpStats.view()}}).
@@ -286,7 +369,7 @@ class WorkerMetrics:
             for name, ep in self.entrypoints.items()
         }
         routing = {name: list(ep.routing) for name, ep in self.entrypoints.items()}
-        return {
+        collected: dict[str, Any] = {
             "buckets": list(self.buckets),
             "tls": self.tls.dump(),
             "targets": targets,
@@ -294,6 +377,9 @@ class WorkerMetrics:
             "routing": routing,
             "tcp": self._tcp_views(),
         }
+        if self.header_labels is not None:
+            collected["labels"] = self.header_labels.dump()
+        return collected
 
     def _tcp_views(self) -> dict[str, dict[str, dict[str, int]]]:
         tcp_routers: dict[str, dict[str, int]] = {}

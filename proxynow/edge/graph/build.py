@@ -37,8 +37,9 @@ from proxynow.edge.balance.sticky import StickyPick
 from proxynow.edge.graph.resources import CachedRouter, Compiled, GraphResources
 from proxynow.edge.graph.services import ServiceBuilding
 from proxynow.edge.graph.target import HttpTarget, RouterGraph
+from proxynow.edge.http.header_labels import request_hook
 from proxynow.edge.http.middlewares import Reply, compile_chain, entrypoint_redirect
-from proxynow.edge.http.middlewares.base import ending_with
+from proxynow.edge.http.middlewares.base import Chain, RequestHook, ending_with, starting_with
 from proxynow.edge.tcp.routing import build_tcp_routing
 from proxynow.edge.tls.contexts import SniTable, build_tls, options_by_host
 from proxynow.edge.upstream.server import Pick, Server, no_server
@@ -187,6 +188,7 @@ class _Builder(ServiceBuilding):
         }
         # (parsed rule, TLS options name) of the routers that name TLS options.
         self.tls_options: dict[str, list[tuple[Node, str]]] = {}
+        self.label_hook: RequestHook | None = None  # headerLabels' (see `labelled`)
         previous = res.compiled
         if previous.static is not static:
             previous = Compiled(static)
@@ -362,11 +364,22 @@ class _Builder(ServiceBuilding):
             )
             if router.service == NOOP:  # answered here, after the router's middlewares
                 chain = ending_with(chain, _noop)
+            chain = self.labelled(chain)
             sticky = self.stickies.get(router.service)
             target = HttpTarget(name, router.service, middlewares, pick, stats, chain, sticky)
             route = Route(name, node, target, router.priority, provider_rank(name), rule)
             routes.append((ep, tls, route))
         return tuple(routes)
+
+    def labelled(self, chain: Chain | None) -> Chain | None:
+        """`chain` with headerLabels' request hook first, when they are configured (only
+        then does a request read those headers)."""
+        table = self.res.metrics.header_labels
+        if table is None:
+            return chain
+        if self.label_hook is None:
+            self.label_hook = request_hook(table)
+        return starting_with(chain, self.label_hook)
 
     def prepended(self, router: str, ep: str) -> tuple[str, ...]:
         """The middlewares entrypoint `ep` puts before every router's own
@@ -411,7 +424,7 @@ class _Builder(ServiceBuilding):
         known = self.compiled.redirects.get(ep)
         if known is not None and known.source == port:
             return known
-        chain = entrypoint_redirect(spec.scheme, port, spec.permanent)
+        chain = self.labelled(entrypoint_redirect(spec.scheme, port, spec.permanent))
         stats = self.res.metrics.target(ep, name, NOOP)
         target = HttpTarget(name, NOOP, (), no_server, stats, chain)
         node = parse_rule(_CATCH_ALL, "http")

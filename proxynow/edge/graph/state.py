@@ -142,6 +142,8 @@ class WorkerState:
         self.resources.health.apply(snapshot.config, self.resources.balancers)
         self.graph = graph
         self.snapshot = snapshot
+        if self.access_log is not None:
+            self.access_log.reconfigured()
 
     def set_health(self, health: HealthSet) -> None:
         """The control plane's active health checks changed: rebalance, no rebuild."""

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from proxynow.config.static import AccessLog as AccessLogConfig
 from proxynow.edge.http.access_lines import (
+    CLIENT_CLOSED,
     GO_JSON,
     ClfLines,
     Connection,
     JsonLines,
+    Lines,
     Second,
     client_fields,
     go_quote,
@@ -74,8 +76,21 @@ FIELD_NAMES = (
     "Overhead", "RetryAttempts", "TLSVersion", "TLSCipher", "entryPointName",
 )  # fmt: skip
 REDACTED = "REDACTED"
-# Traefik logs a request the client gave up on before any response as 499.
-CLIENT_CLOSED = 499
+
+
+class Record(Protocol):
+    """`AccessLog.record`: log `exchange`, over at loop time `now`; `origin` is the
+    backend's response head when the response came from the backend (None: answered by
+    proxynow); `abandoned`: the client left before any response (logged as 499)."""
+
+    def __call__(
+        self,
+        downstream: Connection,
+        exchange: Exchange,
+        now: float,
+        origin: ResponseHead | None,
+        abandoned: bool = False,
+    ) -> None: ...
 
 
 class LineSink(Protocol):
@@ -279,6 +294,7 @@ class AccessLog:
 
     __slots__ = (
         "_addresses",
+        "_clock",
         "_dropped",
         "_fast",
         "_filtered",
@@ -290,6 +306,7 @@ class AccessLog:
         "add_internals",
         "count",
         "filters",
+        "record",
         "rules",
         "writer",
     )
@@ -300,8 +317,13 @@ class AccessLog:
         writer: LineSink,
         metrics: WorkerMetrics,
         routers: Callable[[], Mapping[str, Router]] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        fast: bool = True,
     ) -> None:
+        """`clock`: wall-clock nanoseconds; `fast=False` keeps every line on the general
+        formatters (the tests compare both paths line for line)."""
         self.filters, self.rules = rules_from(config)
+        self._clock = clock
         self.writer = writer
         self.add_internals = config.add_internals
         self.count = 0  # Traefik's RequestCount: here per worker process
@@ -311,16 +333,21 @@ class AccessLog:
         self._seconds = _Seconds()
         self._headers_shown = self.rules.headers_shown
         self._filtered = not self.filters.empty
-        # Every core field and no header (the defaults): the line is built straight from
-        # the exchange (edge/http/access_lines.py), else from a dictionary of the fields.
-        self._fast = None
-        if not self._dropped and not self._headers_shown:
-            self._fast = _FAST[config.format]().line
         self._addresses: dict[str, str] = {}  # server URL -> ServiceAddr
         self._names = _RouterNames(metrics, routers, config.add_internals)
         self._reported = 0  # dropped lines already warned about
+        # Every core field and no header (the defaults): the line is built straight from
+        # the exchange (edge/http/access_lines.py), else from a dictionary of the fields.
+        # `record` is then the fast path's own (its call is the only one a request makes).
+        self._fast: Lines | None = None
+        self.record: Record = self._record
+        if fast and not self._dropped and not self._headers_shown:
+            lines = self._fast = _FAST[config.format]()
+            lines.clock, lines.names, lines.writer = clock, self._names, writer
+            lines.filters = self.filters if self._filtered else None
+            self.record = lines.record
 
-    def record(
+    def _record(
         self,
         downstream: Connection,
         exchange: Exchange,
@@ -328,34 +355,24 @@ class AccessLog:
         origin: ResponseHead | None,
         abandoned: bool = False,
     ) -> None:
-        """Log `exchange`, over at loop time `now`; `origin` is the backend's response
-        head when the response came from the backend (None: answered by proxynow)."""
+        """`record` on the general path: log `exchange`, over at loop time `now`; `origin`
+        is the backend's response head when the response came from the backend (None:
+        answered by proxynow)."""
         self.count += 1
         status = exchange.status or (CLIENT_CLOSED if abandoned else 0)
         duration = now - exchange.start
         if duration < 0.0:
             duration = 0.0
-        retries = 1 if exchange.retried else 0
-        if self._filtered and not self.filters.keep(status, retries, duration):
+        if self._filtered and not self.filters.keep(status, 1 if exchange.retried else 0, duration):
             return
-        names = self._names.get(exchange.stats)
+        names = self._names[exchange.stats]
         if names is False:
             return
-        now_ns = time.time_ns()  # the one wall-clock read of a logged request
+        now_ns = self._clock()  # the one wall-clock read of a logged request
         duration_ns = round(duration * 1e9)
         start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
-        seconds = self._seconds
-        start = seconds.last if seconds.last.epoch == start_s else seconds.get(start_s)
-        fast = self._fast
-        if fast is not None:
-            now_s = now_ns // 1_000_000_000
-            now_second = start if now_s == start_s else seconds.get(now_s)
-            line = fast(
-                downstream, exchange, origin, status, duration_ns, names, retries,
-                self.count, start, nanos, now_second,
-            )  # fmt: skip
-            self.writer.add(line.encode("utf-8", "replace"))
-            return
+        start = self._seconds.get(start_s)
+        retries = 1 if exchange.retried else 0
         fields = self._core(downstream, exchange, origin, status, duration, names)
         fields["StartUTC"] = go_stamp(start.utc, nanos, "Z")
         fields["StartLocal"] = go_stamp(start.local, nanos, start.zone)
@@ -471,6 +488,10 @@ class AccessLog:
             )
             self._reported = writer.dropped
 
+    def reconfigured(self) -> None:
+        """The worker serves another configuration: routers' options are read again."""
+        self._names.reset()
+
     def reopen(self) -> None:
         self.writer.reopen()
 
@@ -478,15 +499,16 @@ class AccessLog:
         self.writer.close()
 
 
-class _RouterNames:
+class _RouterNames(dict[Any, "tuple[str, str] | Literal[False] | None"]):
     """Router and service names by the exchange's stats object (one per graph target,
     kept for the worker's life: edge/core/metrics.py `WorkerMetrics.target`), and whether
     the router's lines are written: not for internal routers (unless `addInternals`) nor
-    for routers with `observability.accessLogs: false`. The answers are kept per stats
-    object and worked out again when the worker serves another configuration (the
-    routers mapping is then another object)."""
+    for routers with `observability.accessLogs: false`. Read by subscript, `names[stats]`
+    (None: no router; False: left out), a miss working the answer out (`__missing__`); the
+    answers are forgotten when the worker serves another configuration
+    (`AccessLog.reconfigured`), the routers' options being read from it."""
 
-    __slots__ = ("_add_internals", "_answers", "_index", "_metrics", "_routers", "_source")
+    __slots__ = ("_add_internals", "_index", "_metrics", "_routers")
 
     def __init__(
         self,
@@ -494,29 +516,22 @@ class _RouterNames:
         routers: Callable[[], Mapping[str, Router]] | None,
         add_internals: bool,
     ) -> None:
+        super().__init__()
         self._metrics = metrics
         self._routers = routers
         self._add_internals = add_internals
-        self._source: object = None
         self._index: dict[int, tuple[str, str]] = {}  # id(stats) -> (router, service)
-        self._answers: dict[int, tuple[str, str] | Literal[False]] = {}
+        self[None] = None  # an exchange no router took
 
-    def get(self, stats: TargetStats | None) -> tuple[str, str] | Literal[False] | None:
-        """(router, service) of a logged router; None: no router; False: left out."""
-        if stats is None:
-            return None
-        routers = self._routers() if self._routers is not None else None
-        if routers is not self._source:
-            self._source = routers
-            self._answers = {}
-        answer = self._answers.get(id(stats))
-        if answer is None:
-            answer = self._answers[id(stats)] = self._answer(stats, routers)
+    def reset(self) -> None:
+        self.clear()
+        self[None] = None
+
+    def __missing__(self, stats: TargetStats) -> tuple[str, str] | Literal[False]:
+        answer = self[stats] = self._answer(stats)
         return answer
 
-    def _answer(
-        self, stats: TargetStats, routers: Mapping[str, Router] | None
-    ) -> tuple[str, str] | Literal[False]:
+    def _answer(self, stats: TargetStats) -> tuple[str, str] | Literal[False]:
         names = self._index.get(id(stats))
         if names is None:
             self._index = {id(s): (key[1], key[2]) for key, s in self._metrics.targets.items()}
@@ -526,12 +541,13 @@ class _RouterNames:
         router = names[0]
         if not self._add_internals and router.endswith("@internal"):
             return False
+        routers = self._routers() if self._routers is not None else None
         config = routers.get(router) if routers is not None else None
         observability = config.observability if config is not None else None
         return False if observability is not None and observability.access_logs is False else names
 
 
-_FAST: dict[str, Callable[[], JsonLines | ClfLines]] = {
+_FAST: dict[str, Callable[[], Lines]] = {
     "common": lambda: ClfLines(common=True),
     "genericCLF": lambda: ClfLines(common=False),
     "json": JsonLines,

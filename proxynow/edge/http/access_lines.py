@@ -5,16 +5,17 @@ core field and no header (the defaults; edge/http/access.py uses its field dicti
 the general formatters otherwise). A line is one f-string over pieces that mostly repeat:
 what a connection contributes (client address, TLS, entrypoint) is escaped once and kept on
 the connection (`access_peer`), what a router and server contribute once per pair, a Host
-once per value, a method once per verb. A request then escapes only its path and
-formats its numbers: no dictionary of fields, no sorting, no JSON encoder walk, no regular
-expression over the line (stdlib json cost three times what the request itself did; see
-docs/logs.md for the figures).
+once per value, a method once per verb, a path (up to 256 bytes) once per value. A
+request then formats its numbers: no dictionary of fields, no sorting, no JSON encoder
+walk, no regular expression over the line (stdlib json cost three times what the request
+itself did; docs/logs.md has the figures).
 
 The json line has the keys in the order Go's encoder writes a map (sorted, uppercase
-first), so that it is the general formatter's line byte for byte (the access-log tests
-run both paths; a test comparing them over odd paths, hosts, TLS and aborted requests is
-still to write). Strings are escaped as Go's encoding/json does: `"`, `\\` and control
-characters as json does, and `&`, `<`, `>`, U+2028, U+2029 as \\u escapes.
+first), so that it is the general formatter's line byte for byte
+(tests/unit/edge/http/test_access_lines.py compares the two over thousands of generated
+exchanges, for the three formats). Strings are escaped as Go's encoding/json does: `"`,
+`\\` and control characters as json does, and `&`, `<`, `>`, U+2028, U+2029 as \\u
+escapes.
 
 Also here, for both paths: `Second` (one wall-clock second in the forms lines need),
 `go_stamp` and `go_quote`. Pure, no clock of its own.
@@ -22,12 +23,15 @@ Also here, for both paths: `Second` (one wall-clock second in the forms lines ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any, Protocol
+from time import time_ns
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
+
+from mypy_extensions import mypyc_attr
 
 from proxynow.config.gotemplate.values import go_quote as template_quote
 from proxynow.edge.tls.contexts import go_cipher_name
@@ -37,11 +41,14 @@ if TYPE_CHECKING:
 
     from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
     from proxynow.edge.message.headers import ResponseHead
+    from proxynow.edge.upstream.server import Server
 
 __all__ = [
+    "CLIENT_CLOSED",
     "ClfLines",
     "Connection",
     "JsonLines",
+    "Lines",
     "Second",
     "client_fields",
     "go_json",
@@ -71,6 +78,7 @@ class Connection(Protocol):
 # ------------------------------------------------------------------ shared pieces
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no slots dataclass (docs/compiled.md)
 @dataclass(frozen=True, slots=True)
 class Second:
     """One wall-clock second in the forms lines need, made once per second."""
@@ -182,31 +190,24 @@ def service_addr(url: str) -> str:
     return urlsplit(url).netloc
 
 
-def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    return cache
-
-
 # ------------------------------------------------------------------ json
 
 # Go writes the float64 0 of a response proxynow answered itself as 0.
 _GZIP = ',"GzipRatio":0'
-_RETRIES = ',"RetryAttempts":0', ',"RetryAttempts":1'
 
 
-class Memo(dict[Any, str]):
+class Memo(dict[Any, Any]):
     """A piece of a line by the value it is made of, made on first sight by `make`. Read by
     subscript (a miss goes to `__missing__`), so that a hit costs no method call; cleared at
     `_CACHE_LIMIT` entries, the values being client-chosen."""
 
     __slots__ = ("make",)
 
-    def __init__(self, make: Callable[[Any], str]) -> None:
+    def __init__(self, make: Callable[[Any], Any]) -> None:
         super().__init__()
         self.make = make
 
-    def __missing__(self, key: Any) -> str:
+    def __missing__(self, key: Any) -> Any:
         if len(self) >= _CACHE_LIMIT:
             self.clear()
         piece = self[key] = self.make(key)
@@ -235,7 +236,8 @@ class _JsonPeer:
         if tls is not None:
             cipher = f',"TLSCipher":{go_json(tls[1])}' if tls[1] else ""
             tail = f'{cipher},"TLSVersion":{go_json(tls[0])}'
-        self.tail = f'{tail},"entryPointName":{go_json(entrypoint.name)},"level":"info","msg":""'
+        # From the end of StartUTC's value: per connection, never in a cache shared by all
+        self.tail = f'Z"{tail},"entryPointName":{go_json(entrypoint.name)},"level":"info","msg":""'
 
     def protocol_of(self, version: str) -> str:
         """`,"RequestProtocol":"HTTP/1.1","RequestScheme":"http"` (a connection keeps its
@@ -282,18 +284,121 @@ def _json_target(key: tuple[str, str, str]) -> str:
     return piece
 
 
-class JsonLines:
-    """Traefik's json line of an exchange, every core field kept, no header."""
+# Traefik logs a request the client gave up on before any response as 499.
+CLIENT_CLOSED = 499
 
-    __slots__ = ("_hosts", "_methods", "_numbers", "_second", "_statuses", "_targets", "_time")
+
+class Sink(Protocol):
+    def add(self, line: bytes) -> None: ...
+
+
+class Keep(Protocol):
+    def keep(self, status: int, retries: int, duration: float) -> bool: ...
+
+
+class Lines:
+    """A fast path's whole record of an exchange (`record`, which `AccessLog.record` is on
+    that path: no call of the general log in between): the request count, the filters,
+    the router's names, one clock read, the line (`line`, of the format) and its hand-off
+    to the writer."""
+
+    __slots__ = ("clock", "count", "filters", "names", "writer")
 
     def __init__(self) -> None:
+        self.count = 0  # Traefik's RequestCount: here per worker process
+        self.clock: Callable[[], int] = time_ns
+        self.filters: Keep | None = None  # None: no filter, every line kept
+        # stats -> (router, service), None (no router) or False (not logged)
+        self.names: Mapping[Any, tuple[str, str] | Literal[False] | None] = {None: None}
+        self.writer: Sink | None = None
+
+    def record(
+        self,
+        downstream: Connection,
+        exchange: Exchange,
+        now: float,
+        origin: ResponseHead | None,
+        abandoned: bool = False,
+    ) -> None:
+        """AccessLog.record's fast path (the same arguments)."""
+        self.count += 1
+        status = exchange.status or (CLIENT_CLOSED if abandoned else 0)
+        duration = now - exchange.start
+        if duration < 0.0:
+            duration = 0.0
+        filters = self.filters
+        if filters is not None and not filters.keep(status, 1 if exchange.retried else 0, duration):
+            return
+        names = self.names[exchange.stats]
+        if names is False:
+            return
+        now_ns = self.clock()  # the one wall-clock read of a logged request
+        line = self.line(
+            downstream, exchange, origin, status, round(duration * 1e9), names, self.count, now_ns
+        )
+        writer = self.writer
+        if writer is not None:
+            writer.add(line.encode("utf-8", "replace"))
+
+    def line(
+        self,
+        downstream: Connection,
+        exchange: Exchange,
+        origin: ResponseHead | None,
+        status: int,
+        duration_ns: int,
+        names: tuple[str, str] | None,
+        count: int,
+        now_ns: int,
+    ) -> str:
+        raise NotImplementedError
+
+
+def _json_path(raw: bytes) -> str:
+    """RequestPath's value: the one string of a line escaped per request (go_json inlined)."""
+    path: str = encode_basestring(raw.decode("utf-8", "replace"))
+    if not path.isascii() or "&" in path or "<" in path or ">" in path:
+        path = path.translate(GO_JSON)
+    return path
+
+
+# Paths longer than this are escaped every time rather than kept in the memo of paths.
+_MEMO_PATH = 256
+
+
+class JsonLines(Lines):
+    """Traefik's json line of an exchange, every core field kept, no header.
+
+    The line is one f-string of about twenty pieces; what repeats is made once and kept:
+    per connection (`_JsonPeer`), per status, method, Host, response size, router and
+    server (the last pair also in `_last`, so keep-alive traffic to one router builds no
+    key), per wall-clock second (the Start* and `time` pieces), and per path up to
+    `_MEMO_PATH` bytes (a path asked again, the usual traffic, is not escaped again).
+    """
+
+    __slots__ = (
+        "_hosts",
+        "_last",
+        "_methods",
+        "_numbers",
+        "_paths",
+        "_second",
+        "_statuses",
+        "_targets",
+        "_time",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
         self._numbers = Memo(_json_number)  # response sizes repeat: their decimal text
         self._statuses = Memo(_json_status)
         self._methods = Memo(_json_method)
-        self._hosts: dict[bytes, tuple[str, str, str]] = {}
+        self._hosts = Memo(_json_host)
+        self._paths = Memo(_json_path)
         # (router, server url, service) -> RouterName and Service* pieces
         self._targets = Memo(_json_target)
+        # The last (names, server) and its piece: one router's keep-alive traffic
+        self._last: tuple[object, object, str] = (None, None, "")
         # The StartLocal / StartUTC pieces of one second, around the fraction
         self._second: tuple[int, str, str] = (-1, "", "")
         self._time: tuple[int, str] = (-1, "")  # the `time` piece of one second, and `}`
@@ -306,11 +411,8 @@ class JsonLines:
         status: int,
         duration_ns: int,
         names: tuple[str, str] | None,
-        retries: int,
         count: int,
-        start: Second,
-        nanos: int,
-        now: Second,
+        now_ns: int,
     ) -> str:
         peer = downstream.access_peer
         if peer is None:
@@ -318,51 +420,66 @@ class JsonLines:
         protocol = peer.protocol if peer.version == exchange.version else None
         if protocol is None:
             protocol = peer.protocol_of(exchange.version)
-        size = self._numbers[exchange.bytes_out]
-        duration = str(duration_ns)
-        if origin is not None:
-            upstream = (
-                f',"OriginContentSize":{size},"OriginDuration":{duration},'
-                f'"OriginStatus":{self._numbers[status]},"Overhead":0'
-            )
-        else:
-            gzip = _GZIP if exchange.bytes_out else ""
-            upstream = (
-                f'{gzip},"OriginContentSize":0,"OriginDuration":0,"OriginStatus":0,'
-                f'"Overhead":{duration}'
-            )
-        raw_host = exchange.head.host
-        host = self._hosts.get(raw_host)
-        if host is None:
-            host = _bounded(self._hosts)[raw_host] = _json_host(raw_host)
+        host = self._hosts[exchange.head.host]
         server = exchange.server
+        last = self._last
+        hit = last[0] is names and last[1] is server
+        target = last[2] if hit else self._target(names, server)
+        start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
+        second = self._second
+        if second[0] != start_s:
+            second = self._start(start_s)
+        tail = self._time
+        if tail[0] != now_ns // 1_000_000_000:
+            tail = self._now(now_ns // 1_000_000_000)
+        # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
+        fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
+        raw_path = exchange.target
+        path = self._paths[raw_path] if len(raw_path) <= _MEMO_PATH else _json_path(raw_path)
+        size = self._numbers[exchange.bytes_out]
+        duration = str(duration_ns)  # once: the origin case writes it twice
+        retries = ',"RetryAttempts":1' if exchange.retried else ',"RetryAttempts":0'
+        if origin is not None:
+            return (
+                f"{peer.client}{size}{self._statuses[status]}{duration}"
+                f',"OriginContentSize":{size},"OriginDuration":{duration},"OriginStatus":'
+                f'{self._numbers[status]},"Overhead":0{host[0]}{self._numbers[exchange.bytes_in]}'
+                f',"RequestCount":{count}{host[1]}{self._methods[exchange.method_b]}{path}'
+                f"{host[2]}{protocol}{retries}{target}{second[1]}{fraction}{second[2]}"
+                f"{fraction}{peer.tail}{tail[1]}"
+            )
+        return (
+            f"{peer.client}{size}{self._statuses[status]}{duration}"
+            f"{_GZIP if exchange.bytes_out else ''}"
+            f',"OriginContentSize":0,"OriginDuration":0,"OriginStatus":0,"Overhead":'
+            f"{duration}{host[0]}{self._numbers[exchange.bytes_in]}"
+            f',"RequestCount":{count}{host[1]}{self._methods[exchange.method_b]}{path}'
+            f"{host[2]}{protocol}{retries}{target}{second[1]}{fraction}{second[2]}"
+            f"{fraction}{peer.tail}{tail[1]}"
+        )
+
+    def _target(self, names: tuple[str, str] | None, server: Server | None) -> str:
         if server is None:
             target = self._targets[(names[0], "", "")] if names is not None else ""
         else:
             router = names[0] if names is not None else ""
             target = self._targets[(router, server.url, server.service)]
-        second = self._second
-        if second[0] != start.epoch:
-            second = self._second = (
-                start.epoch,
-                f',"StartLocal":"{start.local}',
-                f'{start.zone}","StartUTC":"{start.utc}',
-            )
-        tail = self._time
-        if tail[0] != now.epoch:
-            tail = self._time = (now.epoch, f'Z"{peer.tail},"time":"{now.local}{now.zone}"}}\n')
-        # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
-        fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
-        # go_json inlined: the one string of a line escaped per request
-        path = encode_basestring(exchange.target.decode("utf-8", "replace"))
-        if not path.isascii() or "&" in path or "<" in path or ">" in path:
-            path = path.translate(GO_JSON)
-        return (
-            f"{peer.client}{size}{self._statuses[status]}{duration}{upstream}{host[0]}"
-            f'{self._numbers[exchange.bytes_in]},"RequestCount":{count}{host[1]}'
-            f"{self._methods[exchange.method_b]}{path}{host[2]}{protocol}{_RETRIES[retries]}"
-            f"{target}{second[1]}{fraction}{second[2]}{fraction}{tail[1]}"
+        self._last = (names, server, target)
+        return target
+
+    def _start(self, epoch: int) -> tuple[int, str, str]:
+        start = second_of(epoch)
+        second = self._second = (
+            epoch,
+            f',"StartLocal":"{start.local}',
+            f'{start.zone}","StartUTC":"{start.utc}',
         )
+        return second
+
+    def _now(self, epoch: int) -> tuple[int, str]:
+        now = second_of(epoch)
+        tail = self._time = (epoch, f',"time":"{now.local}{now.zone}"}}\n')
+        return tail
 
 
 # ------------------------------------------------------------------ common, genericCLF
@@ -392,17 +509,19 @@ def _clf_target(key: tuple[str, str]) -> str:
     return " ".join([go_quote(name) if name else _DASH for name in key])
 
 
-class ClfLines:
+class ClfLines(Lines):
     """Traefik's common (`common=True`) or genericCLF line of an exchange, every core
     field kept, no header (so referer and user agent are `"-"`, as Traefik writes them)."""
 
-    __slots__ = ("_common", "_methods", "_protocols", "_targets")
+    __slots__ = ("_clf_utc", "_common", "_methods", "_protocols", "_targets")
 
     def __init__(self, common: bool) -> None:
+        super().__init__()
         self._common = common
         self._methods = Memo(_clf_method)
         self._protocols = Memo(_clf_protocol)
         self._targets = Memo(_clf_target)  # (router, server url) -> their quoted pair
+        self._clf_utc: tuple[int, str] = (-1, "")  # the start's second, CLF's form
 
     def line(
         self,
@@ -412,17 +531,18 @@ class ClfLines:
         status: int,
         duration_ns: int,
         names: tuple[str, str] | None,
-        retries: int,
         count: int,
-        start: Second,
-        nanos: int,
-        now: Second,
+        now_ns: int,
     ) -> str:
         peer = downstream.access_peer
         if peer is None:
             peer = downstream.access_peer = _ClfPeer(downstream)
+        start_s = (now_ns - duration_ns) // 1_000_000_000
+        stamp = self._clf_utc
+        if stamp[0] != start_s:
+            stamp = self._clf_utc = (start_s, second_of(start_s).clf_utc)
         head = (
-            f'{peer.host} - - [{start.clf_utc}] "{self._methods[exchange.method_b]} '
+            f'{peer.host} - - [{stamp[1]}] "{self._methods[exchange.method_b]} '
             f"{exchange.target.decode('utf-8', 'replace') or '-'} "
             f'{self._protocols[exchange.version]}" {status} {exchange.bytes_out} "-" "-"'
         )

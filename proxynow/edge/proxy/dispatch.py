@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from proxynow.edge.core.errors import ProxyError
 from proxynow.edge.core.metrics import METHOD_BITS, request_key
 from proxynow.edge.http.exchange import Exchange, retryable
+from proxynow.edge.http.header_labels import label
 from proxynow.edge.http.middlewares import RESEND, Chain, Defer, Reply, run_request
 from proxynow.edge.message.headers import forwarded_headers, upstream_head
 from proxynow.edge.proxy.mirror import keep, send
@@ -92,6 +93,9 @@ def route(downstream: Downstream, exchange: Exchange, target: HttpTarget | None 
         else:
             target = table.match(exchange) if table is not None else None
         if target is None:
+            header_labels = downstream.state.metrics.header_labels
+            if header_labels is not None:  # the entrypoint's series carry them too
+                label(header_labels, exchange.head)
             downstream.error(exchange, 404)
             return
         exchange.stats = target.stats

@@ -26,7 +26,7 @@ from proxynow.edge.upstream.connection import Owner
 
 if TYPE_CHECKING:
     from proxynow.edge.core.flow import ReadGate
-    from proxynow.edge.core.metrics import EntryPointStats, TargetStats
+    from proxynow.edge.core.metrics import EntryPointStats, TargetStats, WorkerMetrics
     from proxynow.edge.graph.build import HttpTarget, RouterGraph
     from proxynow.edge.http.access import AccessLog
     from proxynow.edge.http.exchange import EntryPointRuntime, Exchange
@@ -49,6 +49,8 @@ class Worker(Protocol):
     def http01(self) -> Mapping[str, str]: ...  # falsy unless a challenge is pending
     @property
     def challenges(self) -> ChallengeSet: ...
+    @property
+    def metrics(self) -> WorkerMetrics: ...  # its header_labels, for unrouted requests
 
 
 class Sender(Owner, Protocol):

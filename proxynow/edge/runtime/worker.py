@@ -370,11 +370,11 @@ def tune_allocator() -> None:
 
 def worker_metrics(static: StaticConfig) -> WorkerMetrics:
     """A worker's counters: the duration histogram's bounds from
-    `metrics.prometheus.buckets`, else Traefik's."""
+    `metrics.prometheus.buckets`, else Traefik's; `headerLabels` when set."""
     prometheus = static.metrics.prometheus if static.metrics is not None else None
     if prometheus is None:
         return WorkerMetrics(BUCKETS)
-    return WorkerMetrics(tuple(prometheus.buckets))
+    return WorkerMetrics(tuple(prometheus.buckets), prometheus.header_labels)
 
 
 def main(argv: list[str] | None = None) -> int:

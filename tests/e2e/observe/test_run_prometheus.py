@@ -178,6 +178,7 @@ def test_counts_exactly_across_workers_and_a_worker_restart(
     assert _gauge(found, "proxynow_config_reloads_total") >= 1
 
     # Kill the busier worker by its PID; the supervisor replaces it.
+    before = _counters(proxy)
     victim = max(per_worker, key=lambda pid: per_worker[pid])
     os.kill(victim, signal.SIGKILL)
 
@@ -187,10 +188,35 @@ def test_counts_exactly_across_workers_and_a_worker_restart(
 
     poll(replaced, 30, "the killed worker to be replaced")
     _expect(proxy, routed, unrouted)  # nothing went back
+    after = _counters(proxy)
+    _never_less(before, after)
 
     more = _send(port, _batch(3))
     _expect(proxy, routed + more, unrouted)
+    _never_less(after, _counters(proxy))
     assert proxy.stop() == 0
+
+
+def _counters(proxy: ProxynowProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every counter-like sample (totals, histogram buckets, counts and sums) by labels."""
+    found = {}
+    for family in text_string_to_metric_families(proxy.request("prometheus")["text"]):
+        for sample in family.samples:
+            name = sample.name
+            if name.endswith(("_total", "_bucket", "_count", "_sum")):
+                found[name, tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def _never_less(
+    before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+) -> None:
+    """No sample of `before` is missing or lower in `after` (across the restart)."""
+    lower = {
+        key: (value, after.get(key)) for key, value in before.items() if after.get(key, -1) < value
+    }
+    assert not lower, lower
 
 
 def _served(metrics: dict[str, Any]) -> int:

@@ -230,3 +230,13 @@ def test_v2_rule_syntax_is_rejected() -> None:
     (issue,) = caught.value.issues
     assert issue.path == "http.routers.r.ruleSyntax"
     assert issue.message.startswith("ruleSyntax v2 is not supported")
+
+
+def test_header_labels_keep_their_names_and_refuse_bad_ones() -> None:
+    labels = {"tenant": "X-Tenant", "User_agent": "User-Agent"}
+    config = StaticConfig.model_validate({"metrics": {"prometheus": {"headerLabels": labels}}})
+    assert config.metrics is not None and config.metrics.prometheus is not None
+    assert config.metrics.prometheus.header_labels == labels
+    for bad in ({"1x": "X"}, {"a-b": "X"}, {"__x": "X"}, {"code": "X"}, {"ok": "Bad Name"}):
+        with pytest.raises(ValueError, match="headerLabels"):
+            StaticConfig.model_validate({"metrics": {"prometheus": {"headerLabels": bad}}})

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxynow.edge.core.metrics import WorkerMetrics, request_key
+from proxynow.edge.core.metrics import (
+    LABEL_CAP,
+    OVERFLOW_VALUE,
+    VALUE_LIMIT,
+    WorkerMetrics,
+    request_key,
+)
 from proxynow.observe.totals import Accumulator, Totals
 
 
@@ -27,14 +33,16 @@ def _answer(worker: int, pid: int, metrics: WorkerMetrics) -> dict[str, Any]:
 
 
 def _count(totals: Totals, code: str = "200", method: str = "GET") -> float:
-    return totals.http.get(("web", "r@f", "s@f", code, method, "http"), [0.0])[0]
+    return totals.http.get(("web", "r@f", "s@f", code, method, "http", ()), [0.0])[0]
 
 
 def test_from_worker_decodes_labels() -> None:
     totals = Totals.from_worker(_worker(2, posts=1, retries=1, tls=True).collect())
-    assert totals.http[("web", "r@f", "s@f", "200", "GET", "http")] == [2, 0.02, 0, 20, 0, 0, 0, 0]
-    assert totals.http[("web", "r@f", "s@f", "201", "POST", "http")] == [1, 0.5, 3, 10, 0, 1, 0, 0]
-    assert totals.tls == {("web", "r@f", "s@f", "1.3", "TLS_AES_128_GCM_SHA256"): 2}
+    get = ("web", "r@f", "s@f", "200", "GET", "http", ())
+    post = ("web", "r@f", "s@f", "201", "POST", "http", ())
+    assert totals.http[get] == [2, 0.02, 0, 20, 0, 0, 0, 0]
+    assert totals.http[post] == [1, 0.5, 3, 10, 0, 1, 0, 0]
+    assert totals.tls == {("web", "r@f", "s@f", "1.3", "TLS_AES_128_GCM_SHA256", ()): 2}
     assert totals.retries == {"s@f": 1}
     assert totals.open_connections == {"web": 1}
 
@@ -92,3 +100,73 @@ def test_counters_never_decrease_over_a_sequence_of_restarts() -> None:
         total = _count(accumulator.update(answers, alive.values()))
         assert total >= previous
         previous = total
+
+
+# ------------------------------------------------------------------ headerLabels
+
+
+def _labelled(values: list[bytes], labels: dict[str, str] | None = None) -> WorkerMetrics:
+    """A worker that served one GET per value of the `X-Tenant` header (b"": missing)."""
+    metrics = WorkerMetrics(header_labels=labels or {"tenant": "X-Tenant"})
+    stats = metrics.target("web", "r@f", "s@f")
+    table = metrics.header_labels
+    assert table is not None
+    for value in values:
+        stats.observe(request_key(200, b"GET") | table.bits((value,)), 0.01, 0, 10)
+    return metrics
+
+
+def _by_tenant(totals: Totals) -> dict[str, float]:
+    return {key[6][0]: row[0] for key, row in totals.http.items()}
+
+
+def test_header_values_become_series_and_missing_is_empty() -> None:
+    accumulator = Accumulator(["tenant"])
+    worker = _labelled([b"a", b"a", b"b", b""])
+    totals = accumulator.update([_answer(0, 10, worker)], [10])
+    assert _by_tenant(totals) == {"a": 2, "b": 1, "": 1}
+
+
+def test_a_worker_folds_combinations_past_the_cap_into_other() -> None:
+    values = [b"v%d" % i for i in range(LABEL_CAP + 50)]
+    worker = _labelled(values)
+    table = worker.header_labels
+    assert table is not None and len(table.ids) == LABEL_CAP + 1  # the cap, and all-empty
+    totals = Accumulator(["tenant"]).update([_answer(0, 10, worker)], [10])
+    found = _by_tenant(totals)
+    assert found.pop(OVERFLOW_VALUE) == 50
+    assert found == {f"v{i}": 1 for i in range(LABEL_CAP)}
+
+
+def test_values_are_cut_to_the_limit() -> None:
+    worker = _labelled([b"x" * (VALUE_LIMIT + 1), b"x" * (VALUE_LIMIT + 2)])
+    totals = Accumulator(["tenant"]).update([_answer(0, 10, worker)], [10])
+    assert _by_tenant(totals) == {"x" * VALUE_LIMIT: 2}
+
+
+def test_the_control_plane_caps_the_union_of_workers_and_never_goes_back() -> None:
+    accumulator = Accumulator(["tenant"])
+    # Two workers with disjoint values: 60 + 60 distinct, more than the cap together.
+    a = _labelled([b"a%d" % i for i in range(60)])
+    b = _labelled([b"b%d" % i for i in range(60)])
+    first = accumulator.update([_answer(0, 10, a), _answer(1, 11, b)], [10, 11])
+    assert len(first.http) == LABEL_CAP + 1  # the admitted ones and the overflow
+    assert sum(row[0] for row in first.http.values()) == 120
+    # Worker 0 restarts and sees new values: they fold into "other", nothing goes back.
+    c = _labelled([b"c%d" % i for i in range(30)])
+    second = accumulator.update([_answer(0, 12, c), _answer(1, 11, b)], [11, 12])
+    assert sum(row[0] for row in second.http.values()) == 150
+    for key, row in first.http.items():
+        assert second.http[key][0] >= row[0], key
+    assert len(second.http) == LABEL_CAP + 1
+
+
+def test_two_labels_are_one_combination_in_label_name_order() -> None:
+    metrics = WorkerMetrics(header_labels={"zone": "X-Zone", "app": "User-Agent"})
+    table = metrics.header_labels
+    assert table is not None
+    assert table.labels == ("app", "zone") and table.headers == (b"user-agent", b"x-zone")
+    stats = metrics.target("web", "r@f", "s@f")
+    stats.observe(request_key(200, b"GET") | table.bits((b"curl", b"eu")), 0.01, 0, 10)
+    totals = Accumulator(["zone", "app"]).update([_answer(0, 10, metrics)], [10])
+    assert [key[6] for key in totals.http] == [("curl", "eu")]

@@ -59,6 +59,7 @@ __all__ = [
     "ending_with",
     "gather",
     "run_request",
+    "starting_with",
 ]
 
 
@@ -254,6 +255,22 @@ def ending_with(chain: Chain | None, hook: RequestHook) -> Chain:
         answered = (*before, len(chain.response_head))
     return Chain(
         (*chain.request, hook),
+        chain.response_head,
+        chain.response_body,
+        chain.outcome,
+        chain.failure,
+        answered,
+    )
+
+
+def starting_with(chain: Chain | None, hook: RequestHook) -> Chain:
+    """`chain` with `hook` as its first request hook (one that never answers: headerLabels'
+    labelling, edge/http/header_labels.py)."""
+    if chain is None:
+        return Chain(request=(hook,))
+    answered = (0, *chain.answered) if chain.answered else ()
+    return Chain(
+        (hook, *chain.request),
         chain.response_head,
         chain.response_body,
         chain.outcome,
