@@ -37,6 +37,7 @@ MODULES: tuple[str, ...] = (
     "proxynow.edge.upstream.pool",
     "proxynow.edge.balance.wrr",
     "proxynow.edge.core.metrics",
+    "proxynow.edge.http.access_lines",
 )
 # mypyc's shared library of the group (`group_name` in setup.py, plus mypyc's suffix).
 GROUP = "proxynow._hot__mypyc"
