@@ -29,8 +29,8 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from proxynow.config.gotemplate.values import go_quote as template_quote
 from proxynow.edge.tls.contexts import go_cipher_name
+from proxynow.rules.goquote import go_quote as template_quote
 
 if TYPE_CHECKING:
     import asyncio
