@@ -352,7 +352,8 @@ class TableBuilder(Generic[T]):
             self._tombstones.reset("by_host")
         for start in range(0, len(hosts), _HOSTS_PER_STEP):
             cells = {h: exact[h] for h in hosts[start : start + _HOSTS_PER_STEP] if h in exact}
-            by_host.update(_host_decided(cells, wildcards, any_host))
+            decided = _host_decided(cells, wildcards, any_host)
+            by_host.update(decided)
             yield
         by_host = self._tombstones.compacted(by_host)
         self._by_host = by_host
