@@ -129,7 +129,8 @@ def _churn(
     before = _settled(control, 1, time.monotonic() + 60)
     pids = [w["pid"] for w in before["workers"]]
     cpu_before = [_cpu_seconds(proc.pid)] + [_cpu_seconds(pid) for pid in pids]
-    churner = Churner(dynamic, _BACKEND_PORT, setup, period=period)
+    writes = int(seconds / period) + 20  # the window's writes, and the settling ones
+    churner = Churner(dynamic, _BACKEND_PORT, setup, period=period, prerendered=writes)
     churner.start()
     time.sleep(seconds)  # the measurement window, not a readiness wait
     churner.stop()

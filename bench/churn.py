@@ -35,6 +35,7 @@ class Churner:
         setup: Setup,
         period: float = 0.1,
         live: int = 5,
+        prerendered: int = PRERENDERED,
     ) -> None:
         self._path = dynamic_path
         self._backend_port = backend_port
@@ -44,7 +45,9 @@ class Churner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-churn", daemon=True)
         self.writes = 0
-        self._texts = [self._render(n) for n in range(PRERENDERED)]
+        # Rendering is slow with many routers (1,200 texts of 1,000 routers took minutes):
+        # a caller that knows how many writes it needs renders that many.
+        self._texts = [self._render(n) for n in range(prerendered)]
         self.late_ticks = 0  # ticks that started after their slot: the writer fell behind
 
     @property

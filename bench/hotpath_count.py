@@ -24,12 +24,21 @@ answers bench/configs.py's 16 KiB text body through compress. `--access-log=FORM
 `--metrics` adds the metrics-c50 scenario's static options (Prometheus with every label
 set: the workers count the same, with or without it); `--header-labels` adds
 `headerLabels: {agent: User-Agent}` to them.
+
+`--routers N` serves N host-keyed routers (`Host(\\`h0000.bench\\`)`, ... as bench/configs.py
+writes them for routers-1000) and rotates the request's Host over all of them, as the
+routers-1000 scenario's load does; `--routers 1` is its baseline (one Host router, the same
+Host on every request). `--routers N --mixed` writes them as Traefik users do, several
+routers per host: per host a bare `Host(...)`, `Host(...) && PathPrefix(\\`/api\\`)`,
+`Host(...) && PathPrefix(\\`/static\\`)` and `Host(...) && Path(\\`/health\\`)`, the requests
+rotating over every router (hosts and paths).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import sys
 from typing import Any
 
@@ -82,10 +91,45 @@ class MemoryTransport:
         return False
 
 
-def config(middlewares: str) -> DynamicConfig:
+# Per host of --mixed: the rule's tail and a request path only that router answers.
+_MIXED = (
+    ("", "/index.html"),
+    (" && PathPrefix(`/api`)", "/api/users"),
+    (" && PathPrefix(`/static`)", "/static/app.js"),
+    (" && Path(`/health`)", "/health"),
+)
+
+
+def _host(i: int) -> str:
+    return f"h{i:04d}.bench"
+
+
+def router_rules(routers: int, mixed: bool) -> list[str]:
+    """The rules of --routers N (--mixed): router i's rule is the i-th."""
+    if not mixed:
+        return [f"Host(`{_host(i)}`)" for i in range(routers)]
+    return [f"Host(`{_host(i // 4)}`){_MIXED[i % 4][0]}" for i in range(routers)]
+
+
+def router_requests(routers: int, mixed: bool) -> list[bytes]:
+    """One request per router of --routers N (--mixed), each answered by that router."""
+    requests = []
+    for i in range(routers):
+        host, path = (_host(i // 4), _MIXED[i % 4][1]) if mixed else (_host(i), "/")
+        head = REQUEST.replace(b"Host: 127.0.0.1:8000", b"Host: " + host.encode())
+        requests.append(head.replace(b"GET / ", b"GET " + path.encode() + b" "))
+    return requests
+
+
+def config(middlewares: str, routers: int = 0, mixed: bool = False) -> DynamicConfig:
     service = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}
     router: dict[str, Any] = {"rule": "PathPrefix(`/`)", "service": "s@bench"}
     http: dict[str, Any] = {"routers": {"r@bench": router}, "services": {"s@bench": service}}
+    if routers:
+        rules = router_rules(routers, mixed)
+        http["routers"] = {
+            f"r{i:04d}@bench": {"rule": r, "service": "s@bench"} for i, r in enumerate(rules)
+        }
     if middlewares:
         chain = MIDDLEWARE_SETS[middlewares]
         http["middlewares"] = {f"{name}@bench": spec for name, spec in chain.items()}
@@ -119,14 +163,22 @@ def static_config(access_log: str, metrics: str = "") -> StaticConfig:
     return StaticConfig.model_validate(options)
 
 
-async def run(count: int, middlewares: str = "", access_log: str = "", metrics: str = "") -> int:
+async def run(
+    count: int,
+    middlewares: str = "",
+    access_log: str = "",
+    metrics: str = "",
+    routers: int = 0,
+    mixed: bool = False,
+) -> int:
     static = static_config(access_log, metrics)
     resources = GraphResources(metrics=worker_metrics(static))
     state = WorkerState(tick_interval=1.0, resources=resources)
-    state.load(Snapshot(version=1, config=config(middlewares)), static)
+    state.load(Snapshot(version=1, config=config(middlewares, routers, mixed)), static)
     if static.access_log is not None:
         state.access_log = open_access_log(static.access_log, state, asyncio.get_running_loop())
     request, response = exchange(middlewares)
+    rotation = itertools.cycle(router_requests(routers, mixed) if routers else [request])
     client = http_protocol_factory(state, EntryPointRuntime("web"))()
     client_transport = MemoryTransport(("127.0.0.1", 40000))
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -138,10 +190,10 @@ async def run(count: int, middlewares: str = "", access_log: str = "", metrics: 
     pool.release(upstream, 0.0)
 
     def one(_: object, __: object) -> None:
-        client.data_received(request)
+        client.data_received(next(rotation))
         upstream.data_received(response)
 
-    for _ in range(200):  # warm: memos filled, the graph's first lookups done
+    for _ in range(max(200, 2 * routers)):  # warm: memos filled, the graph's first lookups done
         one(None, None)
     # Measured inside one C call, so that callgrind can count it alone:
     # --collect-atstart=no --toggle-collect=functools_reduce
@@ -194,11 +246,20 @@ def main() -> None:
         if flag in sys.argv:
             metrics = mode
             sys.argv.remove(flag)
+    routers = 0
+    if "--routers" in sys.argv:
+        at = sys.argv.index("--routers")
+        routers = int(sys.argv[at + 1])
+        del sys.argv[at : at + 2]
+    mixed = "--mixed" in sys.argv
+    if mixed:
+        sys.argv.remove("--mixed")
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    written = asyncio.run(run(count, middlewares, access_log, metrics))
+    written = asyncio.run(run(count, middlewares, access_log, metrics, routers, mixed))
+    warm = max(200, 2 * routers)
     if not middlewares:
-        assert written == (count + 200) * len(RESPONSE), (written, count)
-    print(f"{count} measured requests (and 200 before them), {written} bytes answered")
+        assert written == (count + warm) * len(RESPONSE), (written, count)
+    print(f"{count} measured requests (and {warm} before them), {written} bytes answered")
 
 
 if __name__ == "__main__":

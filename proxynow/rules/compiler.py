@@ -233,11 +233,11 @@ def _min_order(cell: _Cell[Any] | None) -> int:
 
 def _host_decided(
     exact: dict[str, _Cell[T]], wildcards: dict[str, _Cell[T]], any_host: _Cell[T]
-) -> dict[str, T]:
+) -> dict[str, T | None]:
     """Exact hosts whose match never depends on the path or anything else: their cell
     is one entry with no residual, and no wildcard or host-less route ranks before it."""
     any_order = _min_order(any_host)
-    decided: dict[str, T] = {}
+    decided: dict[str, T | None] = {}
     for host, cell in exact.items():
         if cell.exact or cell.prefixes or len(cell.rest) != 1:
             continue
@@ -278,7 +278,7 @@ class RouteTable(Generic[T]):
         wildcards: dict[str, _Cell[T]],
         any_host: _Cell[T],
         names: tuple[str, ...],
-        by_host: dict[str, T] | None = None,
+        by_host: dict[str, T | None] | None = None,
     ) -> None:
         self._kind = kind
         self._exact = exact
@@ -288,8 +288,9 @@ class RouteTable(Generic[T]):
         # Host → target where the host alone decides (one bare Host rule that nothing
         # else can outrank): one lookup instead of the cells (with 1,000 host routers in
         # rotation each request would touch another cell, entry and tuple). `by_host` is
-        # passed in by a builder that keeps it up to date itself (rules/incremental.py).
-        self.by_host: dict[str, T] = (
+        # passed in by a builder that keeps it up to date itself (rules/incremental.py),
+        # where a host that is no longer decided may map to None (a tombstone).
+        self.by_host: dict[str, T | None] = (
             by_host if by_host is not None else _host_decided(exact, wildcards, any_host)
         )
 

@@ -151,7 +151,8 @@ class TableBuilder(Generic[T]):
         self._frozen: dict[str, dict[str, _Cell[T]]] = {"exact": {}, "wildcard": {}, "any": {}}
         self._dirty: set[CellId] = set()
         # The last table's `by_host` (None: work it out for every host next time).
-        self._by_host: dict[str, T] | None = None
+        self._by_host: dict[str, T | None] | None = None
+        self._tombstones = _Tombstones()
 
     def build(self, routes: list[Route[T]]) -> RouteTable[T]:
         """The table of `routes` (unique names), patched from the previous one."""
@@ -313,6 +314,12 @@ class TableBuilder(Generic[T]):
         `by_host` (the hosts that alone decide their route) depends on a host's own cell,
         the wildcard cell of its parent domain and the host-less cell: when only exact-host
         cells changed, only their hosts are decided again; otherwise every host is.
+
+        The next table gets copies of the host dicts (the last table is never mutated). A
+        host that leaves stays in them as a tombstone (an empty cell, a `None` in
+        `by_host`), not deleted: a dict without deleted slots is copied as one block
+        (CPython clones its keys), one with holes entry by entry, 3-4x slower; with a
+        thousand hosts the copies were most of a one-router change (see `_Tombstones`).
         """
         dirty, self._dirty = self._dirty, set()
         only_exact = self._by_host is not None and all(where == "exact" for where, _ in dirty)
@@ -322,29 +329,75 @@ class TableBuilder(Generic[T]):
             cell = self._cells.get(cell_id)
             if cell is None or (cell.empty() and cell_id != _ANY):
                 self._cells.pop(cell_id, None)
-                self._frozen[where].pop(host, None)
+                if host in self._frozen[where]:
+                    self._frozen[where][host] = _EMPTY_CELL
+                    self._tombstones.add(where)
             else:
                 self._frozen[where][host] = cell.freeze()
             if where == "exact":
                 hosts.append(host)
             if count % 64 == 0:
                 yield
+        self._tombstones.compact(self._frozen)
         any_host = self._frozen["any"].get("") or _CellBuilder[T]().freeze()
         exact, wildcards = dict(self._frozen["exact"]), dict(self._frozen["wildcard"])
         if only_exact and self._by_host is not None:
             by_host = dict(self._by_host)
             for host in hosts:
-                by_host.pop(host, None)
+                if host in by_host:
+                    by_host[host] = None  # decided again below, if it still is
+                    self._tombstones.add("by_host")
         else:
             by_host, hosts = {}, list(exact)
+            self._tombstones.reset("by_host")
         for start in range(0, len(hosts), _HOSTS_PER_STEP):
             cells = {h: exact[h] for h in hosts[start : start + _HOSTS_PER_STEP] if h in exact}
-            by_host.update(_host_decided(cells, wildcards, any_host))
+            decided = _host_decided(cells, wildcards, any_host)
+            by_host.update(decided)
             yield
+        by_host = self._tombstones.compacted(by_host)
         self._by_host = by_host
         names = tuple(self._names)
         self._table = RouteTable(self._kind, exact, wildcards, any_host, names, by_host)
         return self._table
+
+
+_EMPTY_CELL: _Cell[Any] = _CellBuilder[Any]().freeze()
+
+
+class _Tombstones:
+    """Counts the tombstones of a builder's host dicts and sweeps a dict when they are
+    more than a quarter of it (plus a margin): the copies stay block copies, and churn
+    through ever new hosts cannot grow the dicts without bound."""
+
+    __slots__ = ("counts",)
+
+    _MARGIN = 64
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, where: str) -> None:
+        self.counts[where] = self.counts.get(where, 0) + 1
+
+    def reset(self, where: str) -> None:
+        self.counts.pop(where, None)
+
+    def _due(self, where: str, size: int) -> bool:
+        count = self.counts.get(where, 0)
+        return count > self._MARGIN and count * 4 > size
+
+    def compact(self, frozen: dict[str, dict[str, _Cell[T]]]) -> None:
+        for where, cells in frozen.items():
+            if self._due(where, len(cells)):
+                frozen[where] = {h: c for h, c in cells.items() if c is not _EMPTY_CELL}
+                self.reset(where)
+
+    def compacted(self, by_host: dict[str, T | None]) -> dict[str, T | None]:
+        if not self._due("by_host", len(by_host)):
+            return by_host
+        self.reset("by_host")
+        return {h: t for h, t in by_host.items() if t is not None}
 
 
 def _sort_key(route: Route[Any]) -> tuple[int, int, str]:

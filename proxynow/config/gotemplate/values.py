@@ -16,6 +16,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from proxynow.rules.goquote import go_quote
+
 __all__ = [
     "NO_VALUE",
     "Budget",
@@ -148,38 +150,6 @@ def go_float(value: float, verb: str = "g", precision: int = -1) -> str:
 def _exponent(text: str) -> str:
     """Python's exponent (`e+6`, `e-05`) as Go writes it (at least two digits)."""
     return re.sub(r"e([+-])(\d)$", r"e\g<1>0\2", text)
-
-
-def go_quote(text: str) -> str:
-    """strconv.Quote: printable characters kept, the rest escaped."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[char])
-        elif char.isprintable():
-            out.append(char)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_QUOTE_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def sprint(args: list[Any], budget: Budget) -> str:

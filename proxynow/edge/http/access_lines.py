@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 from mypy_extensions import mypyc_attr
 
-from proxynow.config.gotemplate.values import go_quote as template_quote
 from proxynow.edge.tls.contexts import go_cipher_name
+from proxynow.rules.goquote import go_quote as template_quote
 
 if TYPE_CHECKING:
     import asyncio

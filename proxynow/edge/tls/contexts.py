@@ -24,10 +24,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from proxynow.certs import self_signed
 from proxynow.config.dynamic import DynamicConfig, TLSOptions
 from proxynow.edge.tls.tickets import set_ticket_key, supported
 from proxynow.rules import Node, rule_domains
@@ -340,6 +336,10 @@ def _certificates(config: DynamicConfig, cache: ContextCache) -> list[CertPair]:
 
 def cert_pair(cert: bytes, key: bytes) -> CertPair:
     """A CertPair with the DNS names of the certificate (SANs, else its common name)."""
+    # Imported here: a worker without TLS never needs cryptography (about 15% of its imports).
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     leaf = x509.load_pem_x509_certificate(cert)
     try:
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -374,6 +374,8 @@ _GENERATED: list[CertPair] = []
 def generated_default() -> CertPair:
     """The self-signed PROXYNOW DEFAULT CERT (ECDSA P-256), made once per process."""
     if not _GENERATED:
+        from proxynow.certs import self_signed  # cryptography: see `cert_pair`
+
         san = f"{os.urandom(16).hex()}.proxynow.default"
         cert, key = self_signed(
             DEFAULT_CERT_NAME,

@@ -141,7 +141,8 @@ def test_by_host_kept_incrementally_is_by_host_worked_out_anew() -> None:
                 names.add(name)
         table = builder.patch([r for r in added if r.name in names], removed)
         fresh = _host_decided(table._exact, table._wildcards, table._any)
-        assert table.by_host == fresh
+        # A host no longer decided may stay as a tombstone (None): the same shortcuts.
+        assert {h: t for h, t in table.by_host.items() if t is not None} == fresh
     assert finish(builder.build_steps([])).route_names == ()
 
 
