@@ -49,6 +49,7 @@ from proxynow.edge.http2.codec import (
 from proxynow.edge.http2.stream import Stream
 from proxynow.edge.message.headers import RequestHead, ResponseHead
 from proxynow.edge.proxy.dispatch import abandon, finish, route
+from proxynow.edge.upstream.h2 import H2Stream
 
 if TYPE_CHECKING:
     import ipaddress
@@ -460,22 +461,27 @@ class H2Proxy(asyncio.Protocol):
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None:
         """The backend's response head to the client (held until its body, or its end)."""
-        fields: Headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
-        lines = head.kept_lines()
-        for i in range(0, len(lines), 4):
-            name = lines[i].lower()
-            if name not in _CONNECTION_SPECIFIC:
-                fields.append((name, lines[i + 2]))
+        fields = _fields(status, head)
         if stream.response_head:  # lines the proxy added (a sticky Set-Cookie)
             fields += _header_lines(stream.response_head)
             stream.response_head = b""
         no_body = stream.method_b == b"HEAD" or status == 204 or status == 304
         if head.content_length:
             fields.append((b"content-length", head.content_length))
-            if not no_body:
+            upstream = stream.upstream
+            # The end goes with the last byte counted, except from an HTTP/2 backend: its
+            # trailers may follow the body (gRPC's status, say), so its end is the
+            # stream's (`Stream.upstream_done`), unless its head ended it already.
+            if not no_body and (type(upstream) is not H2Stream or upstream.head_ended):
                 stream.expected = int(head.content_length)
         self.codec.headers(stream.stream_id, fields, no_body or stream.expected == 0)
         stream.ended_sent = no_body or stream.expected == 0
+
+    def send_interim(self, stream: Stream, status: int, head: ResponseHead) -> None:
+        """A backend's 1xx (103 Early Hints, 100 Continue) as it came, before the final head."""
+        if not stream.ended_sent:
+            self.codec.informational(stream.stream_id, _fields(status, head))
+            self._write_done()
 
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None:
         """Response bytes (and the stream's end), within the client's window; the rest waits
@@ -682,6 +688,17 @@ class H2Proxy(asyncio.Protocol):
 
     def upstream_resume(self) -> None:
         self.pause_pending = False
+
+
+def _fields(status: int, head: ResponseHead) -> Headers:
+    """`:status` and a backend head's fields, lowercase, without connection-specific ones."""
+    fields: Headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
+    lines = head.kept_lines()
+    for i in range(0, len(lines), 4):
+        name = lines[i].lower()
+        if name not in _CONNECTION_SPECIFIC:
+            fields.append((name, lines[i + 2]))
+    return fields
 
 
 def _header_lines(block: bytes) -> Headers:

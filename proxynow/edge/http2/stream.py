@@ -36,6 +36,7 @@ class StreamConnection(Downstream, Protocol):
     def client_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None: ...
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
+    def send_interim(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
     def send_trailers(self, stream: Stream, trailers: Trailers) -> None: ...
     def flush(self) -> None: ...
@@ -88,7 +89,12 @@ class Stream(Exchange):
 
     def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
         if status < 200:
-            return  # interim responses are not relayed over HTTP/2 yet
+            # An interim response (103 Early Hints, a backend's 100 Continue) goes on as
+            # an informational HEADERS frame, as the HTTP/1.1 front end relays it; a 101
+            # is never asked for over HTTP/2 (`upstream_upgraded` answers it).
+            if status != 101:
+                self.connection.send_interim(self, status, head)
+            return
         self.status = status
         load = self.load
         if load is not None:

@@ -26,6 +26,11 @@ class TransportOptions:
     dial_timeout: float = 30.0
     response_header_timeout: float = 0.0
     idle_conn_timeout: float = 90.0
+    # HTTP/2 health pings (Go's ReadIdleTimeout, PingTimeout): a connection that has read
+    # nothing for `read_idle_timeout` (0: never checked) is sent a PING, and closed if no
+    # frame comes back within `ping_timeout`.
+    read_idle_timeout: float = 0.0
+    ping_timeout: float = 15.0
     max_idle_conns_per_host: int = 200
     insecure_skip_verify: bool = False
     root_cas: tuple[str, ...] = ()
@@ -52,6 +57,8 @@ def resolve_transport(
             dial_timeout=timeouts.dial_timeout,
             response_header_timeout=timeouts.response_header_timeout,
             idle_conn_timeout=timeouts.idle_conn_timeout,
+            read_idle_timeout=timeouts.read_idle_timeout,
+            ping_timeout=timeouts.ping_timeout,
             max_idle_conns_per_host=max(default.max_idle_conns_per_host, 0),
             insecure_skip_verify=default.insecure_skip_verify,
             root_cas=tuple(default.root_cas),
@@ -65,6 +72,8 @@ def resolve_transport(
         dial_timeout=timeouts.dial_timeout,
         response_header_timeout=timeouts.response_header_timeout,
         idle_conn_timeout=timeouts.idle_conn_timeout,
+        read_idle_timeout=timeouts.read_idle_timeout,
+        ping_timeout=timeouts.ping_timeout,
         max_idle_conns_per_host=max(max_idle, 0),
         insecure_skip_verify=spec.insecure_skip_verify,
         root_cas=tuple(spec.root_cas),
