@@ -7,6 +7,7 @@ What it does is chosen by the request's path:
 
 - `/refuse`: RST_STREAM(REFUSED_STREAM) while `refusals` (a count, shared by all the
   connections) is above 0, which it decrements; then an answer as any other path.
+  `/refuse-late`: the same once the request's body is in, at its end.
 - `/goaway`: while `goaways` is above 0 (decremented), GOAWAY(NO_ERROR) with a last
   stream id below the request, then the connection closes; then an answer.
 - `/trailers`: 200, `content-length: 5`, `hello`, then trailers (`x-checksum: abc`,
@@ -14,7 +15,9 @@ What it does is chosen by the request's path:
 - `/hints`: 103 Early Hints (`link: </style.css>; rel=preload`), then 200 `hinted`.
 - `/flood`: ten 103s, then 200 `flooded`.
 - `/continue`: 100 Continue as soon as the head is in, then at the request's end 200
-  with the body's length.
+  with the body's length (`got <n>`); `/late`: the same answer a second after the
+  request's end, without the 100.
+- `/drip`: 200, then a byte every half second for ten seconds.
 - `/vanish`: the connection goes silent from now on: nothing is answered, not even a
   PING, and nothing is closed (a peer whose packets are dropped); `/quiet`: the same
   after its answer.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -127,7 +131,14 @@ class _Connection:
             conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             stream_id = event.stream_id or 0
-            if self.paths.get(stream_id) == "/continue":
+            path = self.paths.get(stream_id)
+            if path == "/refuse-late" and self.backend._take("refusals"):
+                conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            elif path == "/refuse-late":
+                self.answer(stream_id, b"ok /refuse-late")
+            elif path == "/continue" or path == "/late":
+                if path == "/late":
+                    time.sleep(1)  # the slow backend (this connection's thread only)
                 size = b"%d" % self.bodies.get(stream_id, 0)
                 self.answer(stream_id, b"got " + size)
 
@@ -165,6 +176,15 @@ class _Connection:
             conn.send_headers(stream_id, [(b":status", b"100")])
             if event.stream_ended is not None:
                 self.answer(stream_id, b"got 0")
+        elif path == "/drip":
+            conn.send_headers(stream_id, [(b":status", b"200")])
+            for _ in range(20):  # a byte each 0.5 s, 10 s in all
+                conn.send_data(stream_id, b".")
+                self.sock.sendall(conn.data_to_send())
+                time.sleep(0.5)
+            conn.end_stream(stream_id)
+        elif path == "/late":
+            pass  # answered at the request's end, a second after it
         elif path == "/vanish":
             self.silent = True
         elif path == "/quiet":

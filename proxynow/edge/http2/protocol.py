@@ -19,7 +19,8 @@ Limits on by default: `entryPoints.<n>.http2.maxConcurrentStreams` (250) streams
 counted by the front end (a stream the client reset counts until its upstream work ends,
 and one past the limit gets RST_STREAM(REFUSED_STREAM)); the decoded header list is bounded
 by `http.maxHeaderBytes`; the idle timeout closes a connection without streams, readTimeout
-cuts a request still read after it (408), a server's responseHeaderTimeout gives a 504; a
+cuts a request still read after it (408), a server's responseHeaderTimeout (from the
+request sent whole) gives a 504, writeTimeout resets a response not written whole in time; a
 client that resets streams faster than it lets them finish is cut (Rapid Reset); a client
 that does not read is not read from either (control-frame floods). `shutdown()`
 sends GOAWAY(NO_ERROR), finishes the streams in flight, then closes.
@@ -231,12 +232,31 @@ class H2Proxy(asyncio.Protocol):
             if not stream.complete and read_timeout > 0 and now - stream.start > read_timeout:
                 self.error(stream, 408)
                 continue
+            # responseHeaderTimeout counts from the request sent whole, as over HTTP/1.1
+            # (Go's: "after fully writing the request"), not from its first byte.
             server = stream.server
-            if server is None or not stream.complete or server.response_header_timeout <= 0:
-                continue
-            if now - stream.start > server.response_header_timeout:
+            awaited = stream.awaited
+            if awaited and server is not None and now - awaited > server.response_header_timeout:
                 self.error(stream, 504)
+        write_timeout = self.entrypoint.write_timeout
+        if write_timeout > 0:
+            for stream in [s for s in self.streams.values() if s.live or s.sending]:
+                if now - stream.start > write_timeout:
+                    self._expire(stream, now)
         self.flush()
+
+    def _expire(self, stream: Stream, now: float) -> None:
+        """writeTimeout: a response not written whole within it of its request's head
+        (Go's HTTP/2 server, per stream) is reset with INTERNAL_ERROR and its backend
+        released; the connection's other streams go on."""
+        self.codec.reset(stream.stream_id, INTERNAL_ERROR)
+        stream.ended_sent = True
+        stream.sending = False
+        stream.backlog = []
+        if stream.live:
+            stream.live = False
+            abandon(stream, now, self)
+        self._retire(stream)
 
     def _stalled(self) -> bool:
         """Whether the client has let nothing out for too long (zero window, or not
@@ -390,6 +410,8 @@ class H2Proxy(asyncio.Protocol):
             stream.complete = True
             if stream.chunked:
                 data += _LAST_CHUNK
+            if stream.upstream is not None:
+                self._awaiting(stream)
         stream.unacked += flow
         if data:
             self._forward(stream, data)
@@ -468,14 +490,16 @@ class H2Proxy(asyncio.Protocol):
         no_body = stream.method_b == b"HEAD" or status == 204 or status == 304
         if head.content_length:
             fields.append((b"content-length", head.content_length))
-            upstream = stream.upstream
-            # The end goes with the last byte counted, except from an HTTP/2 backend: its
-            # trailers may follow the body (gRPC's status, say), so its end is the
-            # stream's (`Stream.upstream_done`), unless its head ended it already.
-            if not no_body and (type(upstream) is not H2Stream or upstream.head_ended):
+            if not no_body:
                 stream.expected = int(head.content_length)
-        self.codec.headers(stream.stream_id, fields, no_body or stream.expected == 0)
-        stream.ended_sent = no_body or stream.expected == 0
+        end = no_body or stream.expected == 0
+        if end and not no_body:
+            # An HTTP/2 backend's trailers may follow even an empty body: the end is then
+            # the backend stream's (`Stream.upstream_done`).
+            upstream = stream.upstream
+            end = type(upstream) is not H2Stream or upstream.head_ended
+        self.codec.headers(stream.stream_id, fields, end)
+        stream.ended_sent = end
 
     def send_interim(self, stream: Stream, status: int, head: ResponseHead) -> None:
         """A backend's 1xx (103 Early Hints, 100 Continue) as it came, before the final head."""
@@ -632,6 +656,8 @@ class H2Proxy(asyncio.Protocol):
     def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         stream = cast(Stream, exchange)
         conn.owner = stream  # `attach` sent on behalf of the connection: the stream hears
+        if stream.complete:
+            self._awaiting(stream)
         if self.pause_pending:
             self.pause_pending = False
             stream.upstream_busy = True
@@ -639,6 +665,13 @@ class H2Proxy(asyncio.Protocol):
             conn.pause_reading()
         if stream.unacked and not stream.upstream_busy:
             self.give_back(stream)  # the body held until now went out with the head
+
+    def _awaiting(self, stream: Stream) -> None:
+        """The request went upstream whole: its responseHeaderTimeout starts (the clock
+        is read only for a server that has one)."""
+        server = stream.server
+        if server is not None and server.response_header_timeout > 0:
+            stream.awaited = self.loop.time()
 
     def ended(self, exchange: Exchange, now: float) -> None:
         stream = cast(Stream, exchange)

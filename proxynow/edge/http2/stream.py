@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.proxy.dispatch import complete, finish, lost, response_head, upgraded
 from proxynow.edge.proxy.downstream import Downstream
+from proxynow.edge.upstream.h2 import H2Stream
 
 if TYPE_CHECKING:
     from proxynow.edge.message.headers import RequestHead, ResponseHead
@@ -51,6 +52,7 @@ class Stream(Exchange):
     """A client stream and its exchange."""
 
     __slots__ = (
+        "awaited",
         "backlog",
         "connection",
         "end_pending",
@@ -80,6 +82,9 @@ class Stream(Exchange):
         self.unacked = 0  # request body bytes received, not yet given back to the window
         self.upstream_busy = False  # the upstream's write buffer is full: acks wait
         self.expected = -1  # the response's Content-Length, -1: unknown
+        # When the request went upstream whole, for responseHeaderTimeout (0.0: it has
+        # none, or not sent whole yet).
+        self.awaited = 0.0
         self.trailers: Trailers = ()  # an HTTP/2 backend's, sent once the backlog is out
         # The client's request trailers, sent on by an HTTP/2 backend's stream (read there
         # by name: edge/upstream/h2.py), None: none.
@@ -106,6 +111,11 @@ class Stream(Exchange):
     def upstream_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
         end = self.bytes_out == self.expected  # the last bytes of a known length
+        if end:
+            # Unless an HTTP/2 backend's trailers follow them (its END_STREAM did not come
+            # with them): then the end goes with the trailers, in `upstream_done`.
+            upstream = self.upstream
+            end = type(upstream) is not H2Stream or upstream.ending
         self.connection.send_body(self, data, end)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:

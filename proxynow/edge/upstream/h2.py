@@ -28,8 +28,16 @@ slows its stream of the backend and nothing else.
 
 A backend is not trusted: the decoded response header list is bounded by
 `maxResponseHeaderBytes` and its field count by `maxResponseHeaderCount` (over them the
-stream is reset and its client gets a 502); a protocol error ends the connection and each
-of its streams is lost (a 502 for those not answered yet, a cut for the others).
+stream is reset and its client gets a 502), and so is the number of interim (1xx) heads;
+a protocol error ends the connection and each of its streams is lost (a 502 for those not
+answered yet, a cut for the others).
+
+A stream the backend did not process (RST_STREAM(REFUSED_STREAM), or above the
+last-stream-id of a GOAWAY; RFC 9113 §8.7) is lost as `unprocessed`, which dispatch resends
+once on another connection whatever the method. With `readIdleTimeout` set, a connection
+that reads nothing for that long is sent a PING and aborted if still nothing comes within
+`pingTimeout` (`H2Upstream.check`, run by the worker's tick), so that a backend gone without
+a FIN does not hold requests for ever.
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ class H2Stream(UpstreamConnection):
         "body",
         "connection",
         "ended",
+        "ending",
         "framing",
         "head_ended",
         "held",
@@ -142,6 +151,7 @@ class H2Stream(UpstreamConnection):
         self.held: list[bytes] = []  # response body held while the owner does not read
         self.held_flow = 0  # their flow-controlled size, given back on resume
         self.ended = False  # the backend ended the stream (reported once `held` is out)
+        self.ending = False  # its END_STREAM came with (or before) the DATA being delivered
         self.body = False  # DATA seen (a head without a length is framed by the stream)
         self.interim = 0  # 1xx heads received (bounded: `_INTERIM_ALLOWED`)
         self.head_ended = False  # the final head ended the stream (no body, no trailers)
@@ -532,6 +542,8 @@ class H2Upstream(asyncio.Protocol):
         if kind is h2.events.DataReceived:
             data_event = cast(h2.events.DataReceived, event)
             if stream is not None and stream.owner is not None:
+                if data_event.stream_ended is not None:
+                    stream.ending = True  # no trailers: the last DATA may end the response
                 stream.on_data(data_event.data or b"", data_event.flow_controlled_length or 0)
             else:  # a stream no longer wanted: the window is given back
                 self.ack(stream_id, data_event.flow_controlled_length or 0)

@@ -46,6 +46,16 @@ def config(port: int, transport: dict[str, Any] | None = None) -> tuple[dict[str
     return static, {"http": http}
 
 
+CURL = ["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge"]
+
+
+def with_other(dynamic: dict[str, Any], port: int) -> None:
+    """Route `/o` to the backend on `port` (another client's, served meanwhile)."""
+    http = dynamic["http"]
+    http["routers"]["o"] = {"rule": "Path(`/o`)", "service": "o", "priority": 100}
+    http["services"]["o"] = {"loadBalancer": {"servers": [{"url": f"h2c://127.0.0.1:{port}"}]}}
+
+
 def curl(*args: str, timeout: float = 20) -> str:
     done = subprocess.run(
         ["curl", "-sS", "--max-time", str(timeout), *args],
@@ -132,13 +142,15 @@ def test_a_backend_that_refuses_everything_gets_one_retry_then_a_502(
 def test_a_refused_request_whose_body_went_is_not_sent_again(
     proxynow_factory: Start, backend: H2Backend
 ) -> None:
-    """Nothing kept the body that went out (no retry or buffering middleware): a 502, as
-    Traefik answers it (Go's transport cannot rewind a client's body either)."""
+    """Refused once its body was in: nothing kept the body that went out (no retry or
+    buffering middleware), so a 502, as Traefik answers it (Go's transport cannot rewind a
+    client's body either)."""
     proxy = proxynow_factory(*config(backend.port), workers=1)
-    backend.refusals = 1
-    url = f"http://127.0.0.1:{proxy.ports['web']}/refuse"
-    assert status(url, "--http2-prior-knowledge", "--data-binary", "payload") == "502"
-    assert backend.requests["/refuse"] == 1
+    url = f"http://127.0.0.1:{proxy.ports['web']}/refuse-late"
+    for version in ("--http2-prior-knowledge", "--http1.1"):
+        backend.refusals = 1
+        assert status(url, version, "--data-binary", "payload") == "502"
+    assert backend.requests["/refuse-late"] == 2
 
 
 def test_a_backend_allowing_no_streams_gets_a_502_not_a_dial_loop(
@@ -276,16 +288,11 @@ def test_a_request_on_a_vanished_backend_gets_a_502_while_another_client_is_serv
 ) -> None:
     with H2Backend() as other:
         static, dynamic = config(backend.port, PINGED)
-        http = dynamic["http"]
-        http["routers"]["o"] = {"rule": "Path(`/o`)", "service": "o", "priority": 100}
-        http["services"]["o"] = {
-            "loadBalancer": {"servers": [{"url": f"h2c://127.0.0.1:{other.port}"}]}
-        }
+        with_other(dynamic, other.port)
         proxy = proxynow_factory(static, dynamic, workers=1)
         base = f"http://127.0.0.1:{proxy.ports['web']}"
         done = subprocess.Popen(
-            ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"]
-            + ["--http2-prior-knowledge", base + "/vanish"],
+            [*CURL, "-o", "/dev/null", "-w", "%{http_code}", base + "/vanish"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -299,3 +306,49 @@ def test_a_request_on_a_vanished_backend_gets_a_502_while_another_client_is_serv
                 done.wait()
         assert out == "502"
         assert backend.closed == 1  # the first connection is gone (a new one was not used)
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def test_response_header_timeout_counts_from_the_request_sent_whole(
+    proxynow_factory: Start, backend: H2Backend
+) -> None:
+    """A 3 s upload answered a second after its end, responseHeaderTimeout 2 s: a 200, as
+    over HTTP/1.1 (and from Go: the time counts after the request is written whole)."""
+    transport = {"forwardingTimeouts": {"responseHeaderTimeout": "2s"}}
+    proxy = proxynow_factory(*config(backend.port, transport), workers=1)
+    url = f"http://127.0.0.1:{proxy.ports['web']}/late"
+    body = "x" * 6000
+    for version in ("--http2-prior-knowledge", "--http1.1"):
+        out = curl(version, "--limit-rate", "2k", "--data-binary", body, url, timeout=15)
+        assert out == "got 6000", version
+
+
+def test_write_timeout_resets_a_slow_response_and_the_connection_goes_on(
+    proxynow_factory: Start, backend: H2Backend
+) -> None:
+    """writeTimeout is a deadline on each response (Go's HTTP/2 server, per stream): a
+    response dripping for 10 s is reset at about 2 s; another client is served meanwhile."""
+    static, dynamic = config(backend.port)
+    static["entryPoints"]["web"]["transport"] = {"respondingTimeouts": {"writeTimeout": "2s"}}
+    with H2Backend() as other:
+        with_other(dynamic, other.port)
+        proxy = proxynow_factory(static, dynamic, workers=1)
+        base = f"http://127.0.0.1:{proxy.ports['web']}"
+        started = time.monotonic()
+        drip = subprocess.Popen(
+            [*CURL, base + "/drip"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            poll(lambda: backend.requests["/drip"] == 1, 10, "the request to arrive")
+            assert curl("--http2-prior-knowledge", base + "/o") == "ok /o"
+            out, _ = drip.communicate(timeout=30)
+        finally:
+            if drip.poll() is None:
+                drip.kill()
+                drip.wait()
+    elapsed = time.monotonic() - started
+    assert drip.returncode != 0, "the dripping response must not end normally"
+    assert 0 < len(out) < 20
+    assert elapsed < 6, elapsed
