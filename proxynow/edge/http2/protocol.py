@@ -483,7 +483,13 @@ class H2Proxy(asyncio.Protocol):
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None:
         """The backend's response head to the client (held until its body, or its end)."""
-        fields = _fields(status, head)
+        # `_fields` inlined: this runs for every response.
+        fields: Headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
+        lines = head.kept_lines()
+        for i in range(0, len(lines), 4):
+            name = lines[i].lower()
+            if name not in _CONNECTION_SPECIFIC:
+                fields.append((name, lines[i + 2]))
         if stream.response_head:  # lines the proxy added (a sticky Set-Cookie)
             fields += _header_lines(stream.response_head)
             stream.response_head = b""
@@ -656,8 +662,10 @@ class H2Proxy(asyncio.Protocol):
     def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         stream = cast(Stream, exchange)
         conn.owner = stream  # `attach` sent on behalf of the connection: the stream hears
-        if stream.complete:
-            self._awaiting(stream)
+        if stream.complete:  # `_awaiting` inlined: this runs for every request
+            server = stream.server
+            if server is not None and server.response_header_timeout > 0:
+                stream.awaited = self.loop.time()
         if self.pause_pending:
             self.pause_pending = False
             stream.upstream_busy = True
