@@ -23,8 +23,10 @@ What it does is chosen by the request's path:
   after its answer.
 - anything else: 200 `ok <path>` with `content-length`.
 
-`connections` counts the connections accepted, `closed` those the proxy closed,
-`pings` the PINGs received, `requests` the requests by path.
+`max_streams` is announced in SETTINGS_MAX_CONCURRENT_STREAMS; `goaway_first` sends a
+GOAWAY with the SETTINGS of every connection. `connections` counts the connections
+accepted, `closed` those the proxy closed, `pings` the PINGs received, `requests` the
+requests by path.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ _CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=None)
 class H2Backend:
     """A threaded h2c backend on 127.0.0.1:0 (a thread per connection)."""
 
-    def __init__(self, max_streams: int | None = None) -> None:
+    def __init__(self, max_streams: int | None = None, goaway_first: bool = False) -> None:
         self.lock = threading.Lock()
         self.refusals = 0
         self.goaways = 0
@@ -60,6 +62,7 @@ class H2Backend:
         self.pings = 0
         self.requests: Counter[str] = Counter()
         self.max_streams = max_streams
+        self.goaway_first = goaway_first
         self._server = ThreadedServer(self._serve)
         self.port = self._server.port
 
@@ -86,8 +89,11 @@ class H2Backend:
             limit = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams}
             conn.local_settings = h2.settings.Settings(client=False, initial_values=limit)
         conn.initiate_connection()
+        if self.goaway_first:  # a server shutting down: no stream on any new connection
+            conn.close_connection(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=0)
         sock.sendall(conn.data_to_send())
         state = _Connection(self, conn, sock)
+        state.silent = self.goaway_first  # what comes after the GOAWAY is not read
         try:
             while data := sock.recv(65536):
                 if state.silent:

@@ -76,6 +76,7 @@ INITIAL_STREAMS = 100
 _STREAM_WINDOW = 256 << 10
 _CONNECTION_WINDOW = 32 << 20
 _CANCEL = int(h2.errors.ErrorCodes.CANCEL)
+_CLOSED = h2.connection.ConnectionState.CLOSED
 _REFUSED = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 # Interim (1xx) heads a response may have before its final one; one more and the client
 # gets a 502. Go's HTTP/1 transport allows 5 (max1xxResponses); a backend sending them
@@ -167,7 +168,10 @@ class H2Stream(UpstreamConnection):
         try:
             connection.h2.send_headers(self.stream_id, fields, end_stream=self.framing == _NONE)
         except h2.exceptions.ProtocolError as exc:  # the connection went away meanwhile
-            connection.lose(self, exc)
+            # Reported once `attach` has returned: until then the owner is not the one
+            # that hears of the stream (the HTTP/2 front end hands it over in `attached`).
+            self.closed = True
+            asyncio.get_running_loop().call_soon(connection.lose, self, exc)
             return
         self.request_done = self.framing == _NONE
         rest = data[cut + 4 :]
@@ -529,6 +533,10 @@ class H2Upstream(asyncio.Protocol):
             except h2.exceptions.ProtocolError as exc:
                 self._broken(exc)
                 return
+            if self.h2.state_machine.state is _CLOSED:
+                # A GOAWAY among these frames: h2 takes no new stream from now on, even
+                # while the events before it (its SETTINGS, say) are handled.
+                self.usable = False
             for event in events:
                 self._event(event)
         finally:

@@ -153,10 +153,13 @@ def test_a_refused_request_whose_body_went_is_not_sent_again(
     assert backend.requests["/refuse-late"] == 2
 
 
+@pytest.mark.parametrize("closing", [{"max_streams": 0}, {"goaway_first": True}])
 def test_a_backend_allowing_no_streams_gets_a_502_not_a_dial_loop(
-    proxynow_factory: Start,
+    proxynow_factory: Start, closing: dict[str, Any]
 ) -> None:
-    with H2Backend(max_streams=0) as closed, H2Backend() as fine:
+    """SETTINGS_MAX_CONCURRENT_STREAMS 0, or a GOAWAY with the SETTINGS of each new
+    connection: the pool dialed again and again for ever; now the request gets a 502."""
+    with H2Backend(**closing) as closed, H2Backend() as fine:
         static, dynamic = config(closed.port)
         http = dynamic["http"]
         http["routers"]["fine"] = {"rule": "Path(`/fine`)", "service": "f", "priority": 100}
@@ -167,7 +170,7 @@ def test_a_backend_allowing_no_streams_gets_a_502_not_a_dial_loop(
         base = f"http://127.0.0.1:{proxy.ports['web']}"
         assert status(base + "/", "--http2-prior-knowledge", timeout=10) == "502"
         assert curl(base + "/fine") == "ok /fine"
-        assert closed.connections == 1
+        assert closed.connections <= 2  # the GOAWAY may come after a stream went out
         assert closed.requests.total() == 0
 
 
