@@ -308,7 +308,8 @@ def test_a_request_on_a_vanished_backend_gets_a_502_while_another_client_is_serv
                 done.kill()
                 done.wait()
         assert out == "502"
-        assert backend.closed == 1  # the first connection is gone (a new one was not used)
+        poll(lambda: backend.closed == 1, 10, "the silent connection to be closed")
+        assert backend.connections == 1  # the request was not sent again
 
 
 # ---------------------------------------------------------------- deadlines
