@@ -188,7 +188,7 @@ def front_end_step() -> tuple[Step, Callable[[bytes], None]]:
     asyncio.set_event_loop(loop := asyncio.new_event_loop())
     static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
     state = WorkerState(tick_interval=1.0)
-    state.load(Snapshot(version=1, config=config()), static)
+    state.load(Snapshot(version=1, config=config("")), static)
 
     async def made() -> asyncio.Protocol:
         return http2_protocol_factory(state, EntryPointRuntime("web"))()

@@ -183,13 +183,16 @@ class WorkerState:
 def tick_interval(static: StaticConfig, snapshot: Snapshot) -> float:
     """How often the tick must run for the configured timeouts to fire on time: a
     `responseHeaderTimeout` of 500 ms should not wait for a once-a-second tick."""
-    timeouts = [static.servers_transport.forwarding_timeouts.response_header_timeout]
+    forwarding = [static.servers_transport.forwarding_timeouts]
+    forwarding += [t.forwarding_timeouts for t in snapshot.config.http.servers_transports.values()]
+    timeouts = [t.response_header_timeout for t in forwarding]
+    # HTTP/2 health pings: counted in ticks (edge/upstream/h2.py `H2Upstream.check`).
+    pinged = [f for f in forwarding if f.read_idle_timeout > 0]
+    timeouts += [f.read_idle_timeout for f in pinged] + [f.ping_timeout for f in pinged]
     for entrypoint in static.entry_points.values():
         responding = entrypoint.transport.responding_timeouts
         timeouts += [responding.read_timeout, responding.write_timeout, responding.idle_timeout]
         timeouts.append(entrypoint.transport.keep_alive_max_time)
-    for transport in snapshot.config.http.servers_transports.values():
-        timeouts.append(transport.forwarding_timeouts.response_header_timeout)
     smallest = min((t for t in timeouts if t > 0), default=_TICK_MAX * 10)
     return min(_TICK_MAX, max(_TICK_MIN, smallest / 10))
 

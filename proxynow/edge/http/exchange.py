@@ -302,12 +302,13 @@ class Exchange:
 def retryable(ex: Exchange, conn: UpstreamConnection) -> bool:
     """A reused connection that died before any response byte: try once more on a new one
     when nothing of the body went out, or all of it is kept (`replay`: retry, buffering),
-    and the method is idempotent or had no body."""
+    and the method is idempotent or had no body, or the backend said it did not process
+    the request (`unprocessed`: an HTTP/2 stream refused, as Go's transport retries it)."""
     if ex.retried or not conn.reused or conn.got_bytes:
         return False
     if ex.body_sent and not (ex.complete and ex.replay is not None and ex.replay.body is not None):
         return False
-    return ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
+    return conn.unprocessed or ex.method_b in _IDEMPOTENT or not (ex.head.lengths or ex.chunked)
 
 
 def validate(ex: Exchange) -> None:

@@ -2,7 +2,8 @@
 
 The front end (edge/http2/protocol.py) never touches the library: it feeds bytes to
 `Codec.receive`, hears of requests, body data, resets and window updates through an
-`Events` handler, and queues what it answers with `headers`, `data`, `reset`, `goaway`,
+`Events` handler, and queues what it answers with `headers` (and `informational` for a
+1xx), `data`, `reset`, `goaway`,
 taking the bytes to write with `output` (one write per read batch). So another codec can
 be put here without changing the front end (bench/h2_codec_count.py measures the
 candidates: `h2`, hyper-h2, was the one that installs and is maintained; see
@@ -255,6 +256,11 @@ class Codec:
 
     def headers(self, stream_id: int, headers: Headers, end: bool) -> None:
         self._conn.send_headers(stream_id, headers, end_stream=end)
+
+    def informational(self, stream_id: int, headers: Headers) -> None:
+        """An interim (1xx) response head: a HEADERS frame that does not end the stream,
+        before the final head (RFC 9113 §8.1)."""
+        self._conn.send_headers(stream_id, headers, end_stream=False)
 
     def data(self, stream_id: int, data: bytes, end: bool) -> None:
         """Body bytes within `window(stream_id)` (split into frames by the library)."""

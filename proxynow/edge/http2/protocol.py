@@ -19,7 +19,8 @@ Limits on by default: `entryPoints.<n>.http2.maxConcurrentStreams` (250) streams
 counted by the front end (a stream the client reset counts until its upstream work ends,
 and one past the limit gets RST_STREAM(REFUSED_STREAM)); the decoded header list is bounded
 by `http.maxHeaderBytes`; the idle timeout closes a connection without streams, readTimeout
-cuts a request still read after it (408), a server's responseHeaderTimeout gives a 504; a
+cuts a request still read after it (408), a server's responseHeaderTimeout (from the
+request sent whole) gives a 504, writeTimeout resets a response not written whole in time; a
 client that resets streams faster than it lets them finish is cut (Rapid Reset); a client
 that does not read is not read from either (control-frame floods). `shutdown()`
 sends GOAWAY(NO_ERROR), finishes the streams in flight, then closes.
@@ -49,6 +50,7 @@ from proxynow.edge.http2.codec import (
 from proxynow.edge.http2.stream import Stream
 from proxynow.edge.message.headers import RequestHead, ResponseHead
 from proxynow.edge.proxy.dispatch import abandon, finish, route
+from proxynow.edge.upstream.h2 import H2Stream
 
 if TYPE_CHECKING:
     import ipaddress
@@ -230,12 +232,31 @@ class H2Proxy(asyncio.Protocol):
             if not stream.complete and read_timeout > 0 and now - stream.start > read_timeout:
                 self.error(stream, 408)
                 continue
+            # responseHeaderTimeout counts from the request sent whole, as over HTTP/1.1
+            # (Go's: "after fully writing the request"), not from its first byte.
             server = stream.server
-            if server is None or not stream.complete or server.response_header_timeout <= 0:
-                continue
-            if now - stream.start > server.response_header_timeout:
+            awaited = stream.awaited
+            if awaited and server is not None and now - awaited > server.response_header_timeout:
                 self.error(stream, 504)
+        write_timeout = self.entrypoint.write_timeout
+        if write_timeout > 0:
+            for stream in [s for s in self.streams.values() if s.live or s.sending]:
+                if now - stream.start > write_timeout:
+                    self._expire(stream, now)
         self.flush()
+
+    def _expire(self, stream: Stream, now: float) -> None:
+        """writeTimeout: a response not written whole within it of its request's head
+        (Go's HTTP/2 server, per stream) is reset with INTERNAL_ERROR and its backend
+        released; the connection's other streams go on."""
+        self.codec.reset(stream.stream_id, INTERNAL_ERROR)
+        stream.ended_sent = True
+        stream.sending = False
+        stream.backlog = []
+        if stream.live:
+            stream.live = False
+            abandon(stream, now, self)
+        self._retire(stream)
 
     def _stalled(self) -> bool:
         """Whether the client has let nothing out for too long (zero window, or not
@@ -394,6 +415,8 @@ class H2Proxy(asyncio.Protocol):
                 stream.sink.done()
             elif stream.chunked:
                 data += _LAST_CHUNK
+            if stream.upstream is not None:
+                self._awaiting(stream)
         stream.unacked += flow
         if data:
             self._forward(stream, data)
@@ -467,6 +490,7 @@ class H2Proxy(asyncio.Protocol):
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None:
         """The backend's response head to the client (held until its body, or its end)."""
+        # `_fields` inlined: this runs for every response.
         fields: Headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
         lines = head.kept_lines()
         for i in range(0, len(lines), 4):
@@ -481,8 +505,20 @@ class H2Proxy(asyncio.Protocol):
             fields.append((b"content-length", head.content_length))
             if not no_body:
                 stream.expected = int(head.content_length)
-        self.codec.headers(stream.stream_id, fields, no_body or stream.expected == 0)
-        stream.ended_sent = no_body or stream.expected == 0
+        end = no_body or stream.expected == 0
+        if end and not no_body:
+            # An HTTP/2 backend's trailers may follow even an empty body: the end is then
+            # the backend stream's (`Stream.upstream_done`).
+            upstream = stream.upstream
+            end = type(upstream) is not H2Stream or upstream.head_ended
+        self.codec.headers(stream.stream_id, fields, end)
+        stream.ended_sent = end
+
+    def send_interim(self, stream: Stream, status: int, head: ResponseHead) -> None:
+        """A backend's 1xx (103 Early Hints, 100 Continue) as it came, before the final head."""
+        if not stream.ended_sent:
+            self.codec.informational(stream.stream_id, _fields(status, head))
+            self._write_done()
 
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None:
         """Response bytes (and the stream's end), within the client's window; the rest waits
@@ -633,6 +669,10 @@ class H2Proxy(asyncio.Protocol):
     def attached(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         stream = cast(Stream, exchange)
         conn.owner = stream  # `attach` sent on behalf of the connection: the stream hears
+        if stream.complete:  # `_awaiting` inlined: this runs for every request
+            server = stream.server
+            if server is not None and server.response_header_timeout > 0:
+                stream.awaited = self.loop.time()
         if self.pause_pending:
             self.pause_pending = False
             stream.upstream_busy = True
@@ -640,6 +680,13 @@ class H2Proxy(asyncio.Protocol):
             conn.pause_reading()
         if stream.unacked and not stream.upstream_busy:
             self.give_back(stream)  # the body held until now went out with the head
+
+    def _awaiting(self, stream: Stream) -> None:
+        """The request went upstream whole: its responseHeaderTimeout starts (the clock
+        is read only for a server that has one)."""
+        server = stream.server
+        if server is not None and server.response_header_timeout > 0:
+            stream.awaited = self.loop.time()
 
     def ended(self, exchange: Exchange, now: float) -> None:
         stream = cast(Stream, exchange)
@@ -689,6 +736,17 @@ class H2Proxy(asyncio.Protocol):
 
     def upstream_resume(self) -> None:
         self.pause_pending = False
+
+
+def _fields(status: int, head: ResponseHead) -> Headers:
+    """`:status` and a backend head's fields, lowercase, without connection-specific ones."""
+    fields: Headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
+    lines = head.kept_lines()
+    for i in range(0, len(lines), 4):
+        name = lines[i].lower()
+        if name not in _CONNECTION_SPECIFIC:
+            fields.append((name, lines[i + 2]))
+    return fields
 
 
 def _header_lines(block: bytes) -> Headers:

@@ -27,6 +27,7 @@ from proxynow.edge.proxy.dispatch import (
     upgraded,
 )
 from proxynow.edge.proxy.downstream import Downstream
+from proxynow.edge.upstream.h2 import H2Stream
 
 if TYPE_CHECKING:
     from proxynow.edge.message.headers import RequestHead, ResponseHead
@@ -44,6 +45,7 @@ class StreamConnection(Downstream, Protocol):
     def client_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None: ...
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
+    def send_interim(self, stream: Stream, status: int, head: ResponseHead) -> None: ...
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
     def send_trailers(self, stream: Stream, trailers: Trailers) -> None: ...
     def flush(self) -> None: ...
@@ -58,6 +60,7 @@ class Stream(Exchange):
     """A client stream and its exchange."""
 
     __slots__ = (
+        "awaited",
         "backlog",
         "connection",
         "end_pending",
@@ -87,6 +90,9 @@ class Stream(Exchange):
         self.unacked = 0  # request body bytes received, not yet given back to the window
         self.upstream_busy = False  # the upstream's write buffer is full: acks wait
         self.expected = -1  # the response's Content-Length, -1: unknown
+        # When the request went upstream whole, for responseHeaderTimeout (0.0: it has
+        # none, or not sent whole yet).
+        self.awaited = 0.0
         self.trailers: Trailers = ()  # an HTTP/2 backend's, sent once the backlog is out
         # The client's request trailers, sent on by an HTTP/2 backend's stream (read there
         # by name: edge/upstream/h2.py), None: none.
@@ -96,7 +102,12 @@ class Stream(Exchange):
 
     def upstream_head(self, conn: UpstreamConnection, status: int, head: ResponseHead) -> None:
         if status < 200:
-            return  # interim responses are not relayed over HTTP/2 yet
+            # An interim response (103 Early Hints, a backend's 100 Continue) goes on as
+            # an informational HEADERS frame, as the HTTP/1.1 front end relays it; a 101
+            # is never asked for over HTTP/2 (`upstream_upgraded` answers it).
+            if status != 101:
+                self.connection.send_interim(self, status, head)
+            return
         self.status = status
         load = self.load
         if load is not None:
@@ -119,6 +130,11 @@ class Stream(Exchange):
                 return
         self.bytes_out += len(data)
         end = self.bytes_out == self.expected  # the last bytes of a known length
+        if end:
+            # Unless an HTTP/2 backend's trailers follow them (its END_STREAM did not come
+            # with them): then the end goes with the trailers, in `upstream_done`.
+            upstream = self.upstream
+            end = type(upstream) is not H2Stream or upstream.ending
         self.connection.send_body(self, data, end)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:

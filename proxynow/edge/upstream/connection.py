@@ -92,6 +92,7 @@ class UpstreamConnection(asyncio.Protocol):
         "trailers",
         "transport",
         "tunnel",
+        "unprocessed",
     )
 
     def __init__(self, pool: Home) -> None:
@@ -117,6 +118,9 @@ class UpstreamConnection(asyncio.Protocol):
         # HTTP/2 stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
         # A slot of this class (not the subclass's): compiled code reads this one.
         self.trailers: tuple[tuple[bytes, bytes], ...] = ()
+        # The backend said it did not process the request (only an HTTP/2 stream can:
+        # REFUSED_STREAM, or a GOAWAY below it, RFC 9113 §8.7): any method may be resent.
+        self.unprocessed = False
         # Bytes read while a response head is incomplete: httptools keeps a header's value
         # by concatenation, so an endless head must be cut by what arrives, not by what the
         # parser has handed over.

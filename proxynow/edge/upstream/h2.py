@@ -28,8 +28,16 @@ slows its stream of the backend and nothing else.
 
 A backend is not trusted: the decoded response header list is bounded by
 `maxResponseHeaderBytes` and its field count by `maxResponseHeaderCount` (over them the
-stream is reset and its client gets a 502); a protocol error ends the connection and each
-of its streams is lost (a 502 for those not answered yet, a cut for the others).
+stream is reset and its client gets a 502), and so is the number of interim (1xx) heads;
+a protocol error ends the connection and each of its streams is lost (a 502 for those not
+answered yet, a cut for the others).
+
+A stream the backend did not process (RST_STREAM(REFUSED_STREAM), or above the
+last-stream-id of a GOAWAY; RFC 9113 §8.7) is lost as `unprocessed`, which dispatch resends
+once on another connection whatever the method. With `readIdleTimeout` set, a connection
+that reads nothing for that long is sent a PING and aborted if still nothing comes within
+`pingTimeout` (`H2Upstream.check`, run by the worker's tick), so that a backend gone without
+a FIN does not hold requests for ever.
 """
 
 from __future__ import annotations
@@ -68,7 +76,12 @@ INITIAL_STREAMS = 100
 _STREAM_WINDOW = 256 << 10
 _CONNECTION_WINDOW = 32 << 20
 _CANCEL = int(h2.errors.ErrorCodes.CANCEL)
+_CLOSED = h2.connection.ConnectionState.CLOSED
 _REFUSED = int(h2.errors.ErrorCodes.REFUSED_STREAM)
+# Interim (1xx) heads a response may have before its final one; one more and the client
+# gets a 502. Go's HTTP/1 transport allows 5 (max1xxResponses); a backend sending them
+# without end would otherwise hold a stream and make the proxy relay them forever.
+_INTERIM_ALLOWED = 5
 # Request fields HTTP/2 forbids (RFC 9113 §8.2.2), and Host, which becomes :authority.
 _DROPPED = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
@@ -97,9 +110,12 @@ class H2Stream(UpstreamConnection):
         "body",
         "connection",
         "ended",
+        "ending",
         "framing",
+        "head_ended",
         "held",
         "held_flow",
+        "interim",
         "left",
         "outgoing",
         "paused_owner",
@@ -126,6 +142,7 @@ class H2Stream(UpstreamConnection):
         self.keep_alive = True
         self.idle_since = 0.0
         self.trailers = ()
+        self.unprocessed = False
         self.framing = _NONE
         self.left = 0  # request body bytes still to come (_LENGTH)
         self.request_done = False  # END_STREAM sent
@@ -135,7 +152,10 @@ class H2Stream(UpstreamConnection):
         self.held: list[bytes] = []  # response body held while the owner does not read
         self.held_flow = 0  # their flow-controlled size, given back on resume
         self.ended = False  # the backend ended the stream (reported once `held` is out)
+        self.ending = False  # its END_STREAM came with (or before) the DATA being delivered
         self.body = False  # DATA seen (a head without a length is framed by the stream)
+        self.interim = 0  # 1xx heads received (bounded: `_INTERIM_ALLOWED`)
+        self.head_ended = False  # the final head ended the stream (no body, no trailers)
 
     # -- used by the owner (the calls of UpstreamConnection)
 
@@ -148,7 +168,10 @@ class H2Stream(UpstreamConnection):
         try:
             connection.h2.send_headers(self.stream_id, fields, end_stream=self.framing == _NONE)
         except h2.exceptions.ProtocolError as exc:  # the connection went away meanwhile
-            connection.lose(self, exc)
+            # Reported once `attach` has returned: until then the owner is not the one
+            # that hears of the stream (the HTTP/2 front end hands it over in `attached`).
+            self.closed = True
+            asyncio.get_running_loop().call_soon(connection.lose, self, exc)
             return
         self.request_done = self.framing == _NONE
         rest = data[cut + 4 :]
@@ -285,6 +308,7 @@ class H2Stream(UpstreamConnection):
             return False
         if status >= 200:
             self.status = status
+            self.head_ended = ended
             if ended and not head.content_length:
                 # No body: said with a length, so that each front end ends the response
                 # with its head (a gRPC client reads the status from a HEADERS frame
@@ -342,6 +366,14 @@ class H2Stream(UpstreamConnection):
         self.connection.cancel(self)
         owner.upstream_failed(self, exc)
 
+    def refused(self) -> None:
+        """The backend did not process the request (RST_STREAM(REFUSED_STREAM), or a
+        GOAWAY below it): dispatch sends it once more on another connection whatever its
+        method, when its body can be sent again (edge/http/exchange.py `retryable`)."""
+        self.reused = True
+        self.got_bytes = False
+        self.unprocessed = True
+
     def on_lost(self) -> None:
         """Reset by the backend, refused by its GOAWAY, or its connection ended."""
         self.closed = True
@@ -359,12 +391,16 @@ class H2Upstream(asyncio.Protocol):
     __slots__ = (
         "closed",
         "h2",
+        "heard",
         "idle_since",
         "key",
         "limits",
         "max_streams",
         "mux",
+        "pinged",
         "reading",
+        "reads",
+        "reads_seen",
         "scheme",
         "served",
         "settings_seen",
@@ -392,6 +428,12 @@ class H2Upstream(asyncio.Protocol):
         self.writing_paused = False
         self.reading = False
         self.idle_since = 0.0
+        # Health pings (`check`): reads counted (no clock read per read), the count and
+        # time the last check saw them change, when a PING went out (0: none waits).
+        self.reads = 0
+        self.reads_seen = 0
+        self.heard = 0.0
+        self.pinged = 0.0
         # Called once the server's first SETTINGS are in (with the connection), or with
         # the error if it ends before: streams are handed out only then, so that none is
         # sent past the server's limit and refused (set by the pool's dial).
@@ -483,6 +525,7 @@ class H2Upstream(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        self.reads += 1
         self.reading = True
         try:
             try:
@@ -490,6 +533,10 @@ class H2Upstream(asyncio.Protocol):
             except h2.exceptions.ProtocolError as exc:
                 self._broken(exc)
                 return
+            if self.h2.state_machine.state is _CLOSED:
+                # A GOAWAY among these frames: h2 takes no new stream from now on, even
+                # while the events before it (its SETTINGS, say) are handled.
+                self.usable = False
             for event in events:
                 self._event(event)
         finally:
@@ -503,16 +550,28 @@ class H2Upstream(asyncio.Protocol):
         if kind is h2.events.DataReceived:
             data_event = cast(h2.events.DataReceived, event)
             if stream is not None and stream.owner is not None:
+                if data_event.stream_ended is not None:
+                    stream.ending = True  # no trailers: the last DATA may end the response
                 stream.on_data(data_event.data or b"", data_event.flow_controlled_length or 0)
             else:  # a stream no longer wanted: the window is given back
                 self.ack(stream_id, data_event.flow_controlled_length or 0)
-        elif kind is h2.events.ResponseReceived or kind is h2.events.InformationalResponseReceived:
+        elif kind is h2.events.ResponseReceived:
             if stream is not None:
                 response = cast(h2.events.ResponseReceived, event)
                 ended = response.stream_ended is not None
                 if not stream.on_head(response.headers or [], self.limits, ended):
-                    self.cancel(stream, keep_owner=True)
-                    self.lose(stream, None)
+                    self._refuse(stream)
+        elif kind is h2.events.InformationalResponseReceived:
+            # A 1xx (103 Early Hints, 100 Continue): relayed by the owner; it has no
+            # `stream_ended` (RFC 9113 §8.1: an interim head never ends a stream).
+            if stream is not None:
+                interim = cast(h2.events.InformationalResponseReceived, event)
+                stream.interim += 1
+                limits = self.limits
+                if stream.interim > _INTERIM_ALLOWED or not stream.on_head(
+                    interim.headers or [], limits, False
+                ):
+                    self._refuse(stream)
         elif kind is h2.events.TrailersReceived:
             if stream is not None:
                 trailers = cast(h2.events.TrailersReceived, event).headers or []
@@ -522,6 +581,11 @@ class H2Upstream(asyncio.Protocol):
                 stream.on_end()
         elif kind is h2.events.StreamReset:
             if stream is not None:
+                code = cast(h2.events.StreamReset, event).error_code
+                if code == _REFUSED and not stream.got_bytes:
+                    stream.refused()  # RFC 9113 §8.7: not processed, safe to send again
+                else:
+                    stream.got_bytes = True  # it may have been processed: never resent
                 self.lose(stream, None)
         elif kind is h2.events.WindowUpdated:
             self._window(stream)
@@ -534,6 +598,32 @@ class H2Upstream(asyncio.Protocol):
                 settled(self)
         elif kind is h2.events.ConnectionTerminated:
             self._goaway(cast(h2.events.ConnectionTerminated, event).last_stream_id or 0)
+
+    def check(self, now: float, read_idle: float, ping_timeout: float) -> None:
+        """A health check (the worker's tick, Go's ReadIdleTimeout and PingTimeout): a
+        connection that has read nothing for `read_idle` is sent a PING; one that still
+        reads nothing `ping_timeout` after it is dead (a peer gone without a FIN), so it
+        is aborted and its streams are lost rather than left waiting forever."""
+        if self.closed:
+            return
+        if self.reads != self.reads_seen or not self.heard:
+            self.reads_seen = self.reads
+            self.heard = now
+            self.pinged = 0.0
+        elif self.pinged:
+            if now - self.pinged >= ping_timeout:
+                self._broken(TimeoutError("no frame within pingTimeout of a PING"))
+        elif now - self.heard >= read_idle:
+            self.pinged = now
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.ping(b"proxynow")
+            self.flush()
+
+    def _refuse(self, stream: H2Stream) -> None:
+        """A response not to relay (over the limits): the stream is reset, its owner
+        hears of a lost backend (a 502)."""
+        self.cancel(stream, keep_owner=True)
+        self.lose(stream, None)
 
     def _window(self, stream: H2Stream | None) -> None:
         if stream is not None:
@@ -549,8 +639,7 @@ class H2Upstream(asyncio.Protocol):
         self.usable = False
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
-                stream.reused = True  # never processed: safe to retry as a lost idle one
-                stream.got_bytes = False
+                stream.refused()  # never processed: safe to send again (RFC 9113 §8.7)
                 self.lose(stream, None)
         if not self.streams:
             self.close()
@@ -624,6 +713,14 @@ class Multiplexed:
         waiting, self.waiting = self.waiting, []
         if isinstance(result, H2Upstream):
             self.h2 = True
+            if not result.has_room() and not result.streams:
+                # SETTINGS_MAX_CONCURRENT_STREAMS 0 (or a GOAWAY already): it will never
+                # take a stream, and dialing again would loop against it.
+                result.close()
+                result = BadGateway("the HTTP/2 backend takes no streams")
+                for requester in (ready, *waiting):
+                    requester(result)
+                return []
             self.connections.append(result)
             more: list[Ready] = []
             for requester in (ready, *waiting):
@@ -646,11 +743,15 @@ class Multiplexed:
         if conn in self.connections:
             self.connections.remove(conn)
 
-    def sweep(self, now: float, timeout: float) -> None:
-        for conn in [c for c in self.connections if not c.streams]:
-            if conn.idle_since + timeout <= now:
+    def sweep(self, now: float, timeout: float, read_idle: float, ping_timeout: float) -> None:
+        """Close the connections without streams for `timeout` (idleConnTimeout, 0:
+        never), and check the health of the others when `read_idle` is set."""
+        for conn in list(self.connections):
+            if timeout > 0 and not conn.streams and conn.idle_since + timeout <= now:
                 self.forget(conn)
                 conn.close()
+            elif read_idle > 0:
+                conn.check(now, read_idle, ping_timeout)
 
     def close(self) -> None:
         for conn in self.connections:

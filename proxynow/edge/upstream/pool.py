@@ -107,14 +107,15 @@ class UpstreamPool:
 
     def sweep(self, now: float) -> None:
         """Close connections idle for longer than idleConnTimeout (oldest are first)."""
-        timeout = self.key.transport.idle_conn_timeout
+        transport = self.key.transport
+        timeout = transport.idle_conn_timeout
+        if self.mux is not None:
+            self.mux.sweep(now, timeout, transport.read_idle_timeout, transport.ping_timeout)
         if timeout <= 0:
             return
         idle = self.idle
         while idle and idle[0].idle_since + timeout <= now:
             idle.pop(0).close()
-        if self.mux is not None:
-            self.mux.sweep(now, timeout)
 
     def connect(self, ready: Ready) -> None:
         """Dial a new connection; `ready` gets it or the error."""

@@ -16,6 +16,7 @@ from proxynow.config.static import StaticConfig
 __all__ = ["PoolKey", "TransportOptions", "resolve_transport"]
 
 _GO_DEFAULT_MAX_IDLE = 2  # Go's DefaultMaxIdleConnsPerHost, for a serversTransport's 0
+_GO_PING_TIMEOUT = 15.0  # what Go's HTTP/2 transport takes for a PingTimeout of 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,11 @@ class TransportOptions:
     dial_timeout: float = 30.0
     response_header_timeout: float = 0.0
     idle_conn_timeout: float = 90.0
+    # HTTP/2 health pings (Go's ReadIdleTimeout, PingTimeout): a connection that has read
+    # nothing for `read_idle_timeout` (0: never checked) is sent a PING, and closed if no
+    # frame comes back within `ping_timeout` (0 or less: 15 s, as Go's transport takes it).
+    read_idle_timeout: float = 0.0
+    ping_timeout: float = 15.0
     max_idle_conns_per_host: int = 200
     insecure_skip_verify: bool = False
     root_cas: tuple[str, ...] = ()
@@ -52,6 +58,8 @@ def resolve_transport(
             dial_timeout=timeouts.dial_timeout,
             response_header_timeout=timeouts.response_header_timeout,
             idle_conn_timeout=timeouts.idle_conn_timeout,
+            read_idle_timeout=timeouts.read_idle_timeout,
+            ping_timeout=timeouts.ping_timeout if timeouts.ping_timeout > 0 else _GO_PING_TIMEOUT,
             max_idle_conns_per_host=max(default.max_idle_conns_per_host, 0),
             insecure_skip_verify=default.insecure_skip_verify,
             root_cas=tuple(default.root_cas),
@@ -65,6 +73,8 @@ def resolve_transport(
         dial_timeout=timeouts.dial_timeout,
         response_header_timeout=timeouts.response_header_timeout,
         idle_conn_timeout=timeouts.idle_conn_timeout,
+        read_idle_timeout=timeouts.read_idle_timeout,
+        ping_timeout=timeouts.ping_timeout if timeouts.ping_timeout > 0 else _GO_PING_TIMEOUT,
         max_idle_conns_per_host=max(max_idle, 0),
         insecure_skip_verify=spec.insecure_skip_verify,
         root_cas=tuple(spec.root_cas),

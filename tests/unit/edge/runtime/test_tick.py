@@ -34,6 +34,14 @@ def snapshot(transports: dict[str, Any] | None = None) -> Snapshot:
         ({}, {"t@file": {"forwardingTimeouts": {"responseHeaderTimeout": "800ms"}}}, 0.08),
         ({}, {"t@file": {"forwardingTimeouts": {"responseHeaderTimeout": "100ms"}}}, 0.05),
         ({"respondingTimeouts": {"readTimeout": "0s", "idleTimeout": "0s"}}, None, 1.0),
+        # HTTP/2 health pings: only where readIdleTimeout turns them on.
+        ({}, {"t@file": {"forwardingTimeouts": {"readIdleTimeout": "2s"}}}, 0.2),
+        (
+            {},
+            {"t@file": {"forwardingTimeouts": {"readIdleTimeout": "9s", "pingTimeout": "4s"}}},
+            0.4,
+        ),
+        ({}, {"t@file": {"forwardingTimeouts": {"pingTimeout": "1s"}}}, 1.0),
     ],
 )
 def test_tick_is_a_tenth_of_the_smallest_timeout(
