@@ -6,28 +6,37 @@ selects. libnghttp2 missing FAILS the nghttp2 runs (the choice raises), never sk
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from proxynow.edge.http2.choice import ENV, codec_factory
 from proxynow.edge.http2.codec import ServerCodec
 
-__all__ = ["CODECS", "codec_class", "use_codec"]
+__all__ = ["CODECS", "codec_class", "codec_env", "use_codec"]
 
 CODECS = ("nghttp2", "h2")
 
 
-def codec_class(name: str) -> type[ServerCodec]:
+@contextlib.contextmanager
+def codec_env(name: str) -> Iterator[None]:
+    """PROXYNOW_H2_CODEC=`name` meanwhile (for a fixture wider than a test)."""
     saved = os.environ.get(ENV)
     os.environ[ENV] = name
     try:
-        return codec_factory()
+        yield
     finally:
         if saved is None:
             del os.environ[ENV]
         else:
             os.environ[ENV] = saved
+
+
+def codec_class(name: str) -> type[ServerCodec]:
+    with codec_env(name):
+        return codec_factory()
 
 
 def use_codec(monkeypatch: pytest.MonkeyPatch, name: str) -> None:

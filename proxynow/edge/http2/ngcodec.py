@@ -633,7 +633,8 @@ def _setup(lib: Any) -> None:
         raise MemoryError("nghttp2_option_new")
     option = option_pointer[0]
     lib.nghttp2_option_set_no_auto_window_update(option, 1)  # `ack` gives windows back
-    lib.nghttp2_option_set_no_closed_streams(option, 1)  # no priority tree of closed ones
+    # Closed streams are kept (a bounded few, for RFC 7540 priorities), so that a frame on
+    # a stream the client reset is STREAM_CLOSED rather than ignored (h2spec 5.1/9).
     lib.nghttp2_option_set_max_settings(option, 32)
     for kind in range(0x0A, 0x100):  # every unknown type: counted (see `_unpack_extension`)
         lib.nghttp2_option_set_user_recv_extension_type(option, kind)

@@ -4,6 +4,8 @@ it queues read back by that client. No sockets."""
 
 from __future__ import annotations
 
+import contextlib
+
 import h2.config
 import h2.connection
 import h2.events
@@ -139,9 +141,8 @@ def test_a_refused_header_block_leaves_nothing_to_the_next_request(
         return len(payload).to_bytes(3, "big") + b"\x01\x05" + stream.to_bytes(4, "big") + payload
 
     smuggled = [*GET, (b"x-smuggled", b"1"), (b"X-Upper", b"1"), (b"x-after", b"1")]
-    try:
+    # h2 ends the connection (CodecError): nothing of stream 1 reaches the front end either.
+    with contextlib.suppress(CodecError):
         codec.receive(block(1, smuggled) + block(3, GET), recorder)
-    except CodecError:
-        pass  # h2 ends the connection: nothing of stream 1 reaches the front end either
     requests = [c for c in recorder.calls if c[0] == "request"]
     assert all(c[1] == 3 and c[2] == GET for c in requests)
