@@ -145,7 +145,7 @@ def floor_step() -> tuple[Step, Callable[[bytes], None]]:
 
 def proxynow_step(codec_name: str) -> tuple[Step, Callable[[bytes], None]]:
     """A codec through proxynow's codec interface (proxynow/edge/http2/codec.py): the
-    library's cost plus the interface's, as the front end pays it (`h2`: codec.py's
+    library's cost plus the interface's, as the front end pays it (`h2`: that module's
     `Codec`; `nghttp2`: libnghttp2 through cffi, edge/http2/ngcodec.py)."""
     from proxynow.edge.http2.choice import codec_factory
     from proxynow.edge.http2.codec import Headers, Settings

@@ -20,10 +20,10 @@ curl, Node) are built on. What stays here, in Python:
 - request body windows are given back only when the front end says so (`ack`): the
   library's automatic WINDOW_UPDATE is off.
 
-A CONTINUATION flood is cut by libnghttp2 (at most 8 CONTINUATION frames per header block,
-Debian's backport of the 1.61 fix); a client resetting streams faster than 33/s after a
-burst of 1000 by the library too (1.57's fix), besides the front end's own Rapid Reset
-bound.
+A CONTINUATION flood is cut by libnghttp2 (at most 64 CONTINUATION frames per header block,
+as `h2` bounds it: `nghttp2_option_set_max_continuations`, 1.61's fix, which Debian's 1.52
+carries); a client resetting streams faster than 33/s after a burst of 1000 by the library
+too (1.57's fix, carried as well), besides the front end's own Rapid Reset bound.
 
 Callbacks are module-level `ffi.callback`s shared by every session (libnghttp2 copies the
 callback table into each), kept alive by the module; each session's `user_data` is a cffi
@@ -79,6 +79,7 @@ _STREAM_WINDOW = 65535
 _CONNECTION_WINDOW = 1 << 20
 # RFC 7541 §4.1: a field's size in the header list is its name and value plus 32.
 _FIELD_OVERHEAD = 32
+_MAX_CONTINUATIONS = 64
 
 
 class _Outbound:
@@ -636,6 +637,9 @@ def _setup(lib: Any) -> None:
     # Closed streams are kept (a bounded few, for RFC 7540 priorities), so that a frame on
     # a stream the client reset is STREAM_CLOSED rather than ignored (h2spec 5.1/9).
     lib.nghttp2_option_set_max_settings(option, 32)
+    # As `h2` bounds a header block (its CONTINUATION_BACKLOG): 64 frames of 16 KiB are the
+    # 1 MiB of maxHeaderBytes' default (libnghttp2's own default is 8).
+    lib.nghttp2_option_set_max_continuations(option, _MAX_CONTINUATIONS)
     for kind in range(0x0A, 0x100):  # every unknown type: counted (see `_unpack_extension`)
         lib.nghttp2_option_set_user_recv_extension_type(option, kind)
     _CALLBACKS, _OPTION, _PROVIDER = callbacks, option, provider

@@ -18,7 +18,7 @@ import ctypes.util
 import os
 from typing import Any
 
-import cffi
+import cffi  # type: ignore[import-untyped]  # no stubs shipped; used through `Any`
 
 __all__ = ["CDEF", "ffi", "load"]
 
@@ -159,6 +159,7 @@ void nghttp2_option_del(nghttp2_option *option);
 void nghttp2_option_set_no_auto_window_update(nghttp2_option *option, int val);
 void nghttp2_option_set_no_closed_streams(nghttp2_option *option, int val);
 void nghttp2_option_set_max_settings(nghttp2_option *option, size_t val);
+void nghttp2_option_set_max_continuations(nghttp2_option *option, size_t val);
 void nghttp2_option_set_user_recv_extension_type(nghttp2_option *option, uint8_t type);
 
 int nghttp2_session_server_new2(
@@ -198,7 +199,19 @@ ffi.cdef(CDEF)
 # Where Debian's libnghttp2-14 puts it; find_library for other layouts.
 _NAMES = ("libnghttp2.so.14", "nghttp2")
 _LEAST_VERSION = 0x013400  # 1.52.0: the CONTINUATION and Rapid Reset fixes Debian backports
+# A build without the CONTINUATION-flood fix (CVE-2024-28182: upstream 1.61, backported to
+# Debian's 1.52) is not used: `h2`, which bounds CONTINUATION frames, serves instead.
+_REQUIRED = ("nghttp2_option_set_max_continuations",)
 _loaded: list[Any] = []
+
+
+def _has(lib: Any, names: tuple[str, ...]) -> bool:
+    try:
+        for name in names:
+            getattr(lib, name)
+    except AttributeError:
+        return False
+    return True
 
 
 def load() -> Any | None:
@@ -215,7 +228,7 @@ def load() -> Any | None:
             lib = ffi.dlopen(path)
         except OSError:
             continue
-        if lib.nghttp2_version(_LEAST_VERSION) == ffi.NULL:
+        if lib.nghttp2_version(_LEAST_VERSION) == ffi.NULL or not _has(lib, _REQUIRED):
             lib = None
             continue
         break
