@@ -5,8 +5,9 @@ The front end (edge/http2/protocol.py) never touches the library: it feeds bytes
 `Events` handler, and queues what it answers with `headers`, `data`, `reset`, `goaway`,
 taking the bytes to write with `output` (one write per read batch). So another codec can
 be put here without changing the front end (bench/h2_codec_count.py measures the
-candidates: `h2`, hyper-h2, was the one that installs and is maintained; see
-docs/benchmarks.md, "HTTP/2 codec").
+candidates; see docs/benchmarks.md, "HTTP/2 codec"). This module's `Codec` is on `h2`
+(hyper-h2, pure Python), the fallback; edge/http2/ngcodec.py implements `ServerCodec` on
+libnghttp2, the default where the library opens (edge/http2/choice.py picks).
 
 What the library checks stays its job (RFC 9113 framing, stream states, flow-control
 windows, HPACK with a bound on the decoded header list, CONTINUATION floods, the request

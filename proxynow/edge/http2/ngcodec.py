@@ -15,8 +15,10 @@ curl, Node) are built on. What stays here, in Python:
   they are counted too);
 - the bound on the decoded header list (libnghttp2 leaves SETTINGS_MAX_HEADER_LIST_SIZE to
   the application): past it, GOAWAY(ENHANCE_YOUR_CALM) as for an HPACK bomb;
-- a header field that breaks the rules is a stream error (libnghttp2 would drop the field
-  and pass the request on), and cookie crumbs are joined (§8.2.3);
+- a header field libnghttp2 is built to ignore rather than refuse (its
+  `on_invalid_header` hook) refuses the request (in 1.52 every case tried is a stream error
+  already: CR, LF, NUL or DEL in a value, uppercase or a non-token character in a name), and
+  cookie crumbs are joined (§8.2.3);
 - request body windows are given back only when the front end says so (`ack`): the
   library's automatic WINDOW_UPDATE is off.
 
@@ -27,13 +29,15 @@ too (1.57's fix, carried as well), besides the front end's own Rapid Reset bound
 
 Callbacks are module-level `ffi.callback`s shared by every session (libnghttp2 copies the
 callback table into each), kept alive by the module; each session's `user_data` is a cffi
-handle of its codec. An exception in a callback (a bug in the front end) is kept and raised
+handle of its codec (a cycle, which the cyclic GC collects with the session). An exception
+in a callback (a bug in the front end) is kept and raised
 again from `receive` once libnghttp2 returns.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any
 
 from proxynow.edge.http2.codec import (
@@ -123,7 +127,7 @@ def _fields(headers: Headers) -> tuple[Any, int, Any]:
             at += size_name + size_value
         if at - _scratch_at <= _SCRATCH_SIZE:
             packed = b"".join(entries) + b"".join(strings)
-            ffi.memmove(_scratch, packed, len(packed))
+            _MEMORY[_scratch_at : _scratch_at + len(packed)] = packed  # cheaper than memmove
             return _scratch_nv, count, None
     return _nva(headers)
 
@@ -233,8 +237,8 @@ class NgCodec:
                 self._fail(done)
             if self._chunk:
                 self._flush_chunk(False)
-            # Stream errors libnghttp2 answered are closed as their RST_STREAM goes out:
-            # serialized now, so that the front end hears of them within this call.
+            # Serialized now, so that a GOAWAY libnghttp2 queued for a connection error
+            # is seen below.
             self._pump()
         finally:
             self._handler = None
@@ -354,8 +358,11 @@ class NgCodec:
         size = len(pending)
         if size > length:
             size = length
-        if size:
-            ffi.memmove(buf, pending, size)
+        if size == len(pending):
+            _MEMORY[buf : buf + size] = pending
+            pending.clear()
+        elif size:
+            _MEMORY[buf : buf + size] = memoryview(pending)[:size]
             del pending[:size]
         if not pending:
             if out.end:
@@ -451,12 +458,13 @@ class NgCodec:
         session = self._session
         pointer = _SEND_POINTER
         held = self._held
-        unpack = ffi.unpack
+        memory = _MEMORY
         while True:
             size = _lib.nghttp2_session_mem_send(session, pointer)
             if size <= 0:
                 break
-            chunk = unpack(pointer[0], size)
+            at = pointer[0]
+            chunk = memory[at : at + size]
             if chunk[3] == _GOAWAY:
                 self._goaway_out = chunk
             held.append(chunk)
@@ -479,7 +487,11 @@ class NgCodec:
 
 
 _from_handle = ffi.from_handle
-_unpack = ffi.unpack
+# The process's memory as one buffer, indexed by the addresses libnghttp2 passes as
+# `uintptr_t` (nglib.py): a field's bytes are `_MEMORY[name:name + namelen]`, one slice,
+# where a `char *` would cost a cdata object and an `ffi.unpack` (~1,900 instructions a
+# field). Only addresses libnghttp2 gives for the call in progress are read or written.
+_MEMORY = ffi.buffer(ffi.cast("char *", 0), sys.maxsize)
 
 
 def _on_header(
@@ -499,15 +511,16 @@ def _on_header(
         codec._failure = ENHANCE_YOUR_CALM
         return _ERR_CALLBACK_FAILURE
     codec._block_size = size
-    field = _unpack(name, namelen)
+    memory = _MEMORY
+    field = memory[name : name + namelen]
     if field == b"cookie":
         cookies = codec._cookies
         if cookies is None:
-            codec._cookies = [_unpack(value, valuelen)]
+            codec._cookies = [memory[value : value + valuelen]]
         else:
-            cookies.append(_unpack(value, valuelen))
+            cookies.append(memory[value : value + valuelen])
     else:
-        codec._block.append((field, _unpack(value, valuelen)))
+        codec._block.append((field, memory[value : value + valuelen]))
     return 0
 
 
@@ -533,8 +546,7 @@ def _on_invalid_header(
     flags: int,
     user_data: Any,
 ) -> int:
-    # A field libnghttp2 would drop silently (a CR or LF in a value, a bad character in a
-    # name): the request is refused instead, as the `h2` codec refuses it.
+    # A field libnghttp2 would otherwise drop and pass the request on without: refused.
     return _ERR_TEMPORAL_CALLBACK_FAILURE
 
 
@@ -643,7 +655,7 @@ def _setup(lib: Any) -> None:
     for kind in range(0x0A, 0x100):  # every unknown type: counted (see `_unpack_extension`)
         lib.nghttp2_option_set_user_recv_extension_type(option, kind)
     _CALLBACKS, _OPTION, _PROVIDER = callbacks, option, provider
-    _SEND_POINTER = ffi.new("const char **")
+    _SEND_POINTER = ffi.new("uintptr_t *")
     _lib = lib
 
 

@@ -2,8 +2,11 @@
 
 Only what proxynow/edge/http2/ngcodec.py calls is declared, with the layouts of nghttp2.h
 (1.52, Debian's libnghttp2-14; the API has been stable since 1.0). Byte pointers the codec
-hands over or reads back are declared `char *` instead of `uint8_t *` (the same ABI), so
-that cffi takes and returns `bytes` without a conversion. The frame union declares only
+hands over are declared `char *` instead of `uint8_t *` (the same ABI), so that cffi takes
+`bytes` without a conversion; the few the hot path reads or fills (a header field's name
+and value, the bytes `mem_send` serialized, the buffer a DATA read fills) are declared
+`uintptr_t`, addresses into `MEMORY` (ngcodec.py), which cost a slice instead of a cdata
+object and an `ffi.unpack` each. The frame union declares only
 the members read here: frames are read through pointers the library gives, never
 allocated by cffi, so the union's size does not matter.
 
@@ -96,7 +99,7 @@ typedef union {
 } nghttp2_data_source;
 
 typedef ssize_t (*nghttp2_data_source_read_callback)(
-    nghttp2_session *session, int32_t stream_id, char *buf, size_t length,
+    uintptr_t session, int32_t stream_id, uintptr_t buf, size_t length,
     uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
 
 typedef struct {
@@ -115,8 +118,8 @@ typedef int (*nghttp2_on_data_chunk_recv_callback)(
 typedef int (*nghttp2_on_stream_close_callback)(
     nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data);
 typedef int (*nghttp2_on_header_callback)(
-    uintptr_t session, uintptr_t frame, const char *name,
-    size_t namelen, const char *value, size_t valuelen, uint8_t flags, void *user_data);
+    uintptr_t session, uintptr_t frame, uintptr_t name,
+    size_t namelen, uintptr_t value, size_t valuelen, uint8_t flags, void *user_data);
 typedef int (*nghttp2_on_invalid_header_callback)(
     nghttp2_session *session, const nghttp2_frame *frame, const char *name,
     size_t namelen, const char *value, size_t valuelen, uint8_t flags, void *user_data);
@@ -167,7 +170,7 @@ int nghttp2_session_server_new2(
     void *user_data, const nghttp2_option *option);
 void nghttp2_session_del(nghttp2_session *session);
 ssize_t nghttp2_session_mem_recv(nghttp2_session *session, const char *in, size_t inlen);
-ssize_t nghttp2_session_mem_send(nghttp2_session *session, const char **data_ptr);
+ssize_t nghttp2_session_mem_send(nghttp2_session *session, uintptr_t *data_ptr);
 int nghttp2_session_want_read(nghttp2_session *session);
 int nghttp2_session_resume_data(nghttp2_session *session, int32_t stream_id);
 int nghttp2_session_consume(nghttp2_session *session, int32_t stream_id, size_t size);

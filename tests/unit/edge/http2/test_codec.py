@@ -146,3 +146,18 @@ def test_a_refused_header_block_leaves_nothing_to_the_next_request(
         codec.receive(block(1, smuggled) + block(3, GET), recorder)
     requests = [c for c in recorder.calls if c[0] == "request"]
     assert all(c[1] == 3 and c[2] == GET for c in requests)
+
+
+def test_a_field_name_with_a_bad_character_refuses_the_request(kind: type[ServerCodec]) -> None:
+    # RFC 9113 §8.2.1: a malformed request, not one passed on without the field:
+    # libnghttp2 resets the stream, h2 ends the connection.
+    codec, client, recorder = pair(kind)
+    client.send_headers(1, [*GET, (b"x y", b"1"), (b"x-ok", b"2")], end_stream=True)
+    with contextlib.suppress(CodecError):
+        codec.receive(client.data_to_send(), recorder)
+    assert [c for c in recorder.calls if c[0] == "request"] == []
+    events = client.receive_data(codec.output())
+    refusals = [
+        e for e in events if isinstance(e, h2.events.StreamReset | h2.events.ConnectionTerminated)
+    ]
+    assert [int(e.error_code or 0) for e in refusals] == [1]  # PROTOCOL_ERROR
