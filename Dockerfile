@@ -5,7 +5,8 @@
 #   docker build --build-arg BASE_IMAGE=my/debian-with-python3 ...  # any Debian with python3, python3-venv
 #
 # Nothing is fetched at build time when WHEELS is given: the base needs only `python3`
-# and `python3-venv` (Debian's, or the official image's).
+# and `python3-venv` (Debian's, or the official image's), and `libnghttp2-14` for the
+# faster HTTP/2 codec (without it proxynow uses `h2`, and says so).
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -26,7 +27,16 @@ RUN python3 -m venv --copies /opt/proxynow \
  && /opt/proxynow/bin/pip uninstall -y -q pip setuptools
 
 FROM ${BASE_IMAGE}
+ARG WHEELS=
 COPY --from=build /opt/proxynow /opt/proxynow
+# libnghttp2 (Debian's libnghttp2-14) for the HTTP/2 codec (docs/http2.md, "The codec"):
+# installed from the base's apt sources when it is not there already, unless the build is
+# air-gapped (WHEELS given: nothing is fetched), where a base without it serves HTTP/2 with
+# the `h2` codec and proxynow says so in its log.
+RUN if ! ls /usr/lib/*/libnghttp2.so.14 >/dev/null 2>&1 && [ -z "$WHEELS" ]; then \
+      apt-get update -q && apt-get install -y -q --no-install-recommends libnghttp2-14 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 # A non-root user that can still bind :80 and :443: the file capability
 # cap_net_bind_service=+ep on the venv's interpreter (what `setcap` writes: a
 # VFS_CAP_REVISION_2 record with the effective flag and bit 10, CAP_NET_BIND_SERVICE;

@@ -21,8 +21,11 @@ Candidates (`python bench/h2_codec_count.py --list`):
 - `h2-fast-hpack`: `h2` with its HPACK encoder and decoder replaced by `fast-hpack`'s (a fork
   of `hpack`; `pip install fast-hpack`);
 - `proxynow-codec`: `h2` behind proxynow/edge/http2/codec.py, the interface the front end uses;
-- `front-end`: not a codec but the whole HTTP/2 proxy path over `h2` (front end, routing, a
-  pooled upstream, accounting), to set beside bench/hotpath_count.py's HTTP/1.1 figure;
+- `proxynow-ngcodec`: libnghttp2 (through cffi) behind the same interface
+  (proxynow/edge/http2/ngcodec.py), the default codec where the library opens;
+- `front-end`: not a codec but the whole HTTP/2 proxy path over libnghttp2's codec (front
+  end, routing, a pooled upstream, accounting), to set beside bench/hotpath_count.py's
+  HTTP/1.1 figure; `front-end-h2` the same over `h2`'s;
 - `floor`: `hyperframe` and `hpack` alone, parsing the frame, decoding and encoding the
   headers and serializing the two frames with no connection state machine: what any
   Python-level codec built on those two must pay at least.
@@ -32,6 +35,7 @@ The measured requests run inside one `functools.reduce` call, after 200 warm-up 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 
@@ -139,12 +143,15 @@ def floor_step() -> tuple[Step, Callable[[bytes], None]]:
     return step, start
 
 
-def proxynow_step() -> tuple[Step, Callable[[bytes], None]]:
-    """`h2` through proxynow's codec interface (proxynow/edge/http2/codec.py): the library's
-    cost plus the interface's, as the front end pays it."""
-    from proxynow.edge.http2.codec import Codec, Headers, Settings
+def proxynow_step(codec_name: str) -> tuple[Step, Callable[[bytes], None]]:
+    """A codec through proxynow's codec interface (proxynow/edge/http2/codec.py): the
+    library's cost plus the interface's, as the front end pays it (`h2`: that module's
+    `Codec`; `nghttp2`: libnghttp2 through cffi, edge/http2/ngcodec.py)."""
+    from proxynow.edge.http2.choice import codec_factory
+    from proxynow.edge.http2.codec import Headers, Settings
 
-    codec = Codec(Settings())
+    os.environ["PROXYNOW_H2_CODEC"] = codec_name
+    codec = codec_factory()(Settings())
 
     class Answer:
         def on_request(self, stream_id: int, headers: Headers, ended: bool) -> None:
@@ -171,7 +178,7 @@ def proxynow_step() -> tuple[Step, Callable[[bytes], None]]:
     return step, start
 
 
-def front_end_step() -> tuple[Step, Callable[[bytes], None]]:
+def front_end_step(codec_name: str) -> tuple[Step, Callable[[bytes], None]]:
     """The whole HTTP/2 proxy path, as bench/hotpath_count.py drives HTTP/1.1: the front end
     (proxynow/edge/http2/protocol.py) over an in-memory transport, routed, forwarded on a
     pooled in-memory upstream connection, answered and accounted. Run inside a loop."""
@@ -185,6 +192,7 @@ def front_end_step() -> tuple[Step, Callable[[bytes], None]]:
     from proxynow.edge.upstream.connection import UpstreamConnection
     from proxynow.snapshot import Snapshot
 
+    os.environ["PROXYNOW_H2_CODEC"] = codec_name
     asyncio.set_event_loop(loop := asyncio.new_event_loop())
     static = StaticConfig.model_validate({"entryPoints": {"web": {"address": ":80"}}})
     state = WorkerState(tick_interval=1.0)
@@ -218,8 +226,10 @@ CANDIDATES: dict[str, Callable[[], tuple[Step, Callable[[bytes], None]]]] = {
     "h2-novalidate": lambda: h2_step(validate=False, fast_hpack=False),
     "h2-fast-hpack": lambda: h2_step(validate=True, fast_hpack=True),
     "floor": floor_step,
-    "proxynow-codec": proxynow_step,
-    "front-end": front_end_step,
+    "proxynow-codec": lambda: proxynow_step("h2"),
+    "proxynow-ngcodec": lambda: proxynow_step("nghttp2"),
+    "front-end": lambda: front_end_step("nghttp2"),
+    "front-end-h2": lambda: front_end_step("h2"),
 }
 
 

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(curl wrk nginx pebble docker.io busybox-static chromium debootstrap docker-compose)
+apt_packages=(curl wrk nginx pebble docker.io busybox-static chromium debootstrap docker-compose libnghttp2-14)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,11 +18,24 @@ from proxynow.edge.graph.state import WorkerState
 from proxynow.edge.http.exchange import EntryPointRuntime
 from proxynow.edge.http1.factory import http_protocol_factory
 from proxynow.edge.http2.factory import http2_protocol_factory
+from tests.support.h2codecs import codec_env
 from tests.transport.client_codecs import ClientCodec, Http1Codec, Http2Codec
 
 __all__ = ["FRONT_ENDS", "FrontEnd"]
 
 ProtocolFactory = Callable[[WorkerState, EntryPointRuntime], Callable[[], asyncio.Protocol]]
+
+
+def http2_on(codec: str) -> ProtocolFactory:
+    """The HTTP/2 front end on one codec (PROXYNOW_H2_CODEC while its factory is built)."""
+
+    def factory(
+        state: WorkerState, entrypoint: EntryPointRuntime
+    ) -> Callable[[], asyncio.Protocol]:
+        with codec_env(codec):
+            return http2_protocol_factory(state, entrypoint)
+
+    return factory
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ FRONT_ENDS = [
             }
         },
     ),
-    # HTTP/2 with prior knowledge (h2c): every stream an exchange on the same dispatch.
-    FrontEnd("http2", Http2Codec, http2_protocol_factory),
+    # HTTP/2 with prior knowledge (h2c): every stream an exchange on the same dispatch; on
+    # libnghttp2's codec (the default) and on h2's (the fallback).
+    FrontEnd("http2", Http2Codec, http2_on("nghttp2")),
+    FrontEnd("http2-h2", Http2Codec, http2_on("h2")),
 ]

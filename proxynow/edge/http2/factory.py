@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxynow.edge.http.peers import PeerCache
+from proxynow.edge.http2.choice import codec_factory
 from proxynow.edge.http2.codec import Settings
 from proxynow.edge.http2.protocol import H2Proxy
 
@@ -37,8 +38,9 @@ def http2_protocol_factory(
     stats = state.metrics.entrypoint(entrypoint.name)
     shared = peers if peers is not None else PeerCache(entrypoint)
     settings = settings_for(entrypoint)
+    codec = codec_factory()
 
     def factory() -> asyncio.Protocol:
-        return H2Proxy(state, entrypoint, stats, shared, settings)
+        return H2Proxy(state, entrypoint, stats, shared, settings, codec)
 
     return factory

@@ -1,4 +1,5 @@
-"""The client side of HTTP/2 (RFC 9113): an asyncio.Protocol over the codec of codec.py.
+"""The client side of HTTP/2 (RFC 9113): an asyncio.Protocol over a codec of codec.py's
+interface (libnghttp2's or h2's, as edge/http2/choice.py picks).
 
 One `H2Proxy` per connection (TLS with ALPN `h2`, or prior-knowledge h2c on a plain
 entrypoint). It is the `Downstream` dispatch sees (edge/proxy/downstream.py): every method
@@ -42,9 +43,9 @@ from proxynow.edge.http2.codec import (
     ENHANCE_YOUR_CALM,
     INTERNAL_ERROR,
     REFUSED_STREAM,
-    Codec,
     CodecError,
     Headers,
+    ServerCodec,
     Settings,
 )
 from proxynow.edge.http2.stream import Stream
@@ -133,6 +134,7 @@ class H2Proxy(asyncio.Protocol):
         stats: EntryPointStats,
         peers: PeerCache,
         settings: Settings,
+        codec: type[ServerCodec],
     ) -> None:
         self.state = state
         self.entrypoint = entrypoint
@@ -142,7 +144,7 @@ class H2Proxy(asyncio.Protocol):
         self.access_log = state.access_log if entrypoint.access_logs else None
         self.access_peer: object = None  # the access log's pieces of this connection
         self.loop = asyncio.get_running_loop()
-        self.codec = Codec(settings)
+        self.codec: ServerCodec = codec(settings)
         self.max_streams = settings.max_concurrent_streams
         self.streams: dict[int, Stream] = {}
         # The route cache of edge/proxy/dispatch.py, shared by the connection's streams.

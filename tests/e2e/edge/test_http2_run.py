@@ -1,7 +1,8 @@
 """HTTP/2 through a running `proxynow run`: curl over TLS (ALPN h2) and with prior knowledge
 (h2c), a graceful drain's GOAWAY, and the default defences (maxConcurrentStreams, a huge
 header block) while a second client is served. The raw client is the `h2` library over a
-blocking socket; the backend is a real threaded HTTP/1.1 server."""
+blocking socket; the backend is a real threaded HTTP/1.1 server. Each test runs on both
+HTTP/2 codecs (PROXYNOW_H2_CODEC=nghttp2, then h2)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,21 @@ import hpack
 import pytest
 import trustme
 
+from tests.support.h2codecs import CODECS, use_codec
 from tests.support.proc import HttpBackend, ProxynowProcess, poll, proxynow_factory
 from tests.support.tls import pem_pair
 
 __all__ = ["proxynow_factory"]
 
 Start = Callable[..., ProxynowProcess]
+
+
+@pytest.fixture(autouse=True, params=CODECS)
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on each HTTP/2 codec (libnghttp2's, h2's) of the proxynow it starts."""
+    use_codec(monkeypatch, request.param)
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
@@ -81,7 +91,8 @@ class RawClient:
         self.conn = h2.connection.H2Connection(config)
         self.conn.initiate_connection()
         self.events: list[h2.events.Event] = []
-        self.closed = False
+        self.closed = False  # the server ended the connection (a write failed, or EOF)
+        self.eof = False
         self.bodies: dict[int, bytes] = {}
         self.flush()
 
@@ -103,14 +114,15 @@ class RawClient:
 
     def read_until(self, done: Callable[[], bool], what: str) -> None:
         while not done():
-            if self.closed:
+            # A write that failed leaves what the server sent before closing to be read.
+            if self.eof:
                 raise AssertionError(f"the connection closed before {what}")
             try:
                 data = self.sock.recv(65536)
             except ConnectionResetError:
                 data = b""
             if not data:
-                self.closed = True
+                self.closed = self.eof = True
                 continue
             for event in self.conn.receive_data(data):
                 self.events.append(event)
