@@ -180,7 +180,9 @@ def _checked(name: bytes, value: bytes) -> None:
             raise HeaderError(f"invalid header name {name!r}")
         if len(_GOOD_NAMES) < _GOOD_NAMES_LIMIT:
             _GOOD_NAMES.add(name)
-    if b"\r" in value or b"\n" in value or b"\x00" in value:
+    # `find`, not `in`: CPython 3.11's `bytes in bytes` first tries the needle as an int and
+    # formats the TypeError it clears (about 2,000 instructions each, three per header set).
+    if value.find(b"\r") >= 0 or value.find(b"\n") >= 0 or value.find(b"\x00") >= 0:
         raise HeaderError(f"invalid value for header {name!r}")
 
 
