@@ -44,6 +44,7 @@ MODULES: tuple[str, ...] = (
     "proxynow.edge.http.middlewares.rate_limit",
     "proxynow.edge.http.middlewares.compress",
     "proxynow.edge.http.middlewares.ip_allow_list",
+    "proxynow.rules.request",
 )
 # mypyc's shared library of the group (`group_name` in setup.py, plus mypyc's suffix).
 GROUP = "proxynow._hot__mypyc"
