@@ -197,13 +197,20 @@ def _checked(name: bytes, value: bytes) -> None:
 
 def _line_values(lines: list[bytes], lower: bytes) -> list[bytes]:
     """The values of the header lines named `lower` (the one walk of the wire list)."""
-    return [lines[i + 2] for i in range(0, len(lines), 4) if lines[i].lower() == lower]
+    size = len(lower)  # compared first: a native test, where `lower()` is a call
+    return [
+        lines[i + 2]
+        for i in range(0, len(lines), 4)
+        if len(lines[i]) == size and lines[i].lower() == lower
+    ]
 
 
 def _line_value(lines: list[bytes], lower: bytes) -> bytes | None:
     """The first value of the lines named `lower`: `get`, which stops at the first."""
+    size = len(lower)
     for i in range(0, len(lines), 4):
-        if lines[i].lower() == lower:
+        name = lines[i]
+        if len(name) == size and name.lower() == lower:
             return lines[i + 2]
     return None
 
