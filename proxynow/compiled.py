@@ -38,6 +38,14 @@ MODULES: tuple[str, ...] = (
     "proxynow.edge.balance.wrr",
     "proxynow.edge.core.metrics",
     "proxynow.edge.http.access_lines",
+    "proxynow.edge.http.middlewares.base",
+    "proxynow.edge.http.middlewares.gourl",
+    "proxynow.edge.http.middlewares.strip_prefix",
+    "proxynow.edge.http.middlewares.headers",
+    "proxynow.edge.http.middlewares.rate_limit",
+    "proxynow.edge.http.middlewares.compress",
+    "proxynow.edge.http.middlewares.ip_allow_list",
+    "proxynow.rules.request",
 )
 # mypyc's shared library of the group (`group_name` in setup.py, plus mypyc's suffix).
 GROUP = "proxynow._hot__mypyc"

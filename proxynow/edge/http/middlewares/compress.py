@@ -19,7 +19,7 @@ A response of unknown length is compressed whatever its size (Traefik waits for
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import brotli
 import zstandard
@@ -38,7 +38,7 @@ Encoder = Callable[[bytes, bool], bytes]  # (piece of the body, end) → bytes t
 
 SUPPORTED = ("gzip", "br", "zstd")
 _NEVER = (b"application/grpc",)
-_NO_BODY = frozenset({204, 206, 304})
+_NO_BODY: Final = frozenset({204, 206, 304})
 # gzip through ISA-L (python-isal): its level 3, the highest, costs about a tenth of
 # zlib's level 6 (Traefik's gzip.DefaultCompression) for output about 5% larger on text
 # (16 KiB of words: 29.8 us and 4,675 B against 358 us and 4,431 B on this machine).
@@ -123,7 +123,7 @@ def problem(middleware: Middleware) -> str | None:
 # Header values as sent → what they parse to. Clients and backends repeat a handful of
 # values, so a request pays a lookup; bounded (the values are chosen by the peers): a full
 # memo is emptied and starts again.
-MEMO_LIMIT = 1024
+MEMO_LIMIT: Final = 1024
 _MEDIA: dict[bytes, bytes] = {}
 
 

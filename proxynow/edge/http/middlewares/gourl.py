@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from binascii import a2b_qp
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote_to_bytes
 
 from proxynow.edge.http.middlewares.base import Reply
@@ -47,7 +47,7 @@ __all__ = [
 # a 64 KiB path costs a few milliseconds, not a Python loop over its bytes.
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 # Bytes Go leaves unescaped in a path (shouldEscape, encodePath).
-_PATH_KEEP_BYTES = _UNRESERVED + b"$&+,/:;=@"
+_PATH_KEEP_BYTES: Final = _UNRESERVED + b"$&+,/:;=@"
 # What `escape` replaces (str.translate expands each byte in C).
 _ESCAPES = {byte: f"%{byte:02X}" for byte in range(256) if byte not in _PATH_KEEP_BYTES}
 # Bytes `validEncoded` accepts in a RawPath.
@@ -61,6 +61,8 @@ _ESCAPE = re.compile(
 # Printable ASCII: the bytes of a request target, which quoted-printable decoding (C)
 # turns into the same bytes as percent-decoding once `%` reads `=`.
 _PRINTABLE = bytes(range(0x21, 0x7F))
+# What `normalized` would clean: a double slash or a dot segment's start.
+_UNCLEAN: Final = re.compile(rb"//|/\.")
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Each escape → its normal form (RFC 3986 §6.2.2): unreserved decoded, others uppercased.
 _NORMAL = {
@@ -129,7 +131,9 @@ def from_target(target: bytes) -> GoPath | None:
 def plain(raw: bytes) -> bool:
     """Whether `raw` is its own decoding, escaping and normal form: no escape, only bytes
     Go leaves as they are, no dot segment or double slash (nearly every request)."""
-    return not raw.translate(None, _PATH_KEEP_BYTES) and b"//" not in raw and b"/." not in raw
+    # One search, not `in`: `bytes in bytes` raises and clears a TypeError inside (CPython
+    # 3.11, see message/headers.py `_checked`).
+    return not raw.translate(None, _PATH_KEEP_BYTES) and _UNCLEAN.search(raw) is None
 
 
 def set_target(exchange: Exchange, go: GoPath) -> None:

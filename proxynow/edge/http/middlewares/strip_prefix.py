@@ -9,7 +9,7 @@ ignored, as in Traefik v3, where it has no effect any more.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
 from proxynow.edge.http.middlewares.gourl import (
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORWARDED_PREFIX", "build"]
 
-FORWARDED_PREFIX = b"X-Forwarded-Prefix"
+FORWARDED_PREFIX: Final = b"X-Forwarded-Prefix"
 
 
 def build(middleware: Middleware, context: BuildContext) -> Step:

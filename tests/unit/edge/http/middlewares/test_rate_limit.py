@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from typing import TypeVar
 
 import pytest
 
@@ -10,6 +12,8 @@ from proxynow.edge.http.middlewares.base import Defer, Reply
 from proxynow.edge.http.middlewares.rate_limit import Buckets, go_duration
 
 from .support_access import exchange, step
+
+T = TypeVar("T")
 
 
 def test_a_bucket_gives_burst_then_waits_then_refuses() -> None:
@@ -80,8 +84,17 @@ async def test_long_source_keys_are_kept_as_digests() -> None:
     huge = b"k" * 100_000
     assert built.request(exchange(headers=((b"X-K", huge),))) is None
     assert built.request(exchange(headers=((b"X-K", b"short"),))) is None
-    closure = built.request.__closure__ or ()
-    buckets = next(
-        cell.cell_contents for cell in closure if isinstance(cell.cell_contents, Buckets)
-    )
+    buckets = _held(built.request, Buckets)
     assert sorted(len(key) for key in buckets.table) == [5, 64]
+
+
+def _held(hook: object, kind: type[T]) -> T:
+    """The `kind` object a hook holds: through a Python closure's cells, or a compiled
+    closure's environment (mypyc has no `__closure__`), found as the collector sees them."""
+    seen: list[object] = [hook]
+    for _ in range(4):
+        for held in seen:
+            if isinstance(held, kind):
+                return held
+        seen = gc.get_referents(*seen)
+    raise AssertionError(f"no {kind.__name__} held by {hook!r}")
