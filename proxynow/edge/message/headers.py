@@ -172,7 +172,7 @@ _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh
 # Names and short values that passed `_checked`: middlewares write the same few names, and
 # mostly values of their configuration, on every request; a set test is much cheaper than
 # the scans. Bounded (both can come from a request: a header copied by forwardAuth), and
-# values longer than `_GOOD_VALUE_MAX` are never kept (the memory stays under 4096 × 128).
+# values longer than `_GOOD_VALUE_MAX` are never kept (the memory stays under 4096 * 128 bytes).
 _GOOD_NAMES: set[bytes] = set()
 _GOOD_VALUES: set[bytes] = set()
 _GOOD_NAMES_LIMIT: Final = 4096
