@@ -6,17 +6,18 @@ requests sent to both, and their answers compared.
 configuration and stops both by PID; `fetch(port, request)` sends one raw request on a
 new connection (the target written as is, `Connection: close`) and reads the answer to
 the end; `mismatches(ours, theirs)` names what differs between two mappings, so that a
-failure shows proxynow's value next to Traefik's.
+failure shows proxynow's value next to Traefik's; `unlike(requests, theirs, ours)` sends
+each request to Traefik then to proxynow, in order, and names those answered differently.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.support.proc import ProxynowProcess, start_proxynow
 from tests.support.traefik import TraefikProcess, start_traefik
@@ -30,7 +31,10 @@ __all__ = [
     "mismatches",
     "one_router_each",
     "serving_both",
+    "unlike",
 ]
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,19 @@ def mismatches(ours: Mapping[Any, Any], theirs: Mapping[Any, Any]) -> dict[Any, 
         for key in {*ours, *theirs}
         if ours.get(key) != theirs.get(key)
     }
+
+
+def unlike(requests: Sequence[R], theirs: Callable[[R], Any], ours: Callable[[R], Any]) -> str:
+    """Each request to Traefik, then to proxynow, in order (a backend that counts attempts
+    sees them one after the other); one line per request answered differently:
+    `request: proxynow's answer != Traefik's`, empty when they all agree."""
+    lines = []
+    for request in requests:
+        expected = theirs(request)
+        got = ours(request)
+        if got != expected:
+            lines.append(f"{request!r}: {got!r} != {expected!r}")
+    return "\n".join(lines)
 
 
 def one_router_each(

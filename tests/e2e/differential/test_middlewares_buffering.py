@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import differential
 from tests.support.echo_body import EchoBody
 from tests.support.proc import ProxynowProcess, proxynow_factory
 from tests.support.traefik import TraefikProcess, traefik_factory
@@ -84,10 +85,7 @@ def test_the_same_uploads_as_traefik(
     static, dynamic = files(backend)
     traefik = traefik_factory(static, dynamic).ports["web"]
     ours = proxynow_factory(static, dynamic, workers=1).ports["web"]
-    differences = []
-    for request in REQUESTS:
-        theirs = answer(traefik, *request)
-        mine = answer(ours, *request)
-        if mine != theirs:
-            differences.append((request[:2], mine, theirs))
-    assert differences == [], "\n".join(map(str, differences))
+    differences = differential.unlike(
+        REQUESTS, lambda request: answer(traefik, *request), lambda request: answer(ours, *request)
+    )
+    assert differences == ""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import differential
 from tests.support.flaky import Flaky
 from tests.support.proc import ProxynowProcess, proxynow_factory
 from tests.support.traefik import TraefikProcess, traefik_factory
@@ -100,10 +101,9 @@ def test_the_same_retries_as_traefik(
     static, dynamic = files(backend)
     traefik = traefik_factory(static, dynamic).ports["web"]
     ours = proxynow_factory(static, dynamic, workers=1).ports["web"]
-    differences = []
-    for request in REQUESTS:
-        theirs = answer(traefik, "/t", *request)
-        mine = answer(ours, "/p", *request)
-        if mine != theirs:
-            differences.append((request[:3], mine, theirs))
-    assert differences == [], "\n".join(map(str, differences))
+    differences = differential.unlike(
+        REQUESTS,
+        lambda request: answer(traefik, "/t", *request),
+        lambda request: answer(ours, "/p", *request),
+    )
+    assert differences == ""

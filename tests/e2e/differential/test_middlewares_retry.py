@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import differential
 from tests.support.flaky import Flaky
 from tests.support.proc import ProxynowProcess, proxynow_factory
 from tests.support.traefik import TraefikProcess, traefik_factory
@@ -78,11 +79,10 @@ def test_the_same_attempts_as_traefik(
     static, dynamic = files(backend)
     traefik = traefik_factory(static, dynamic).ports["web"]
     ours = proxynow_factory(static, dynamic, workers=1).ports["web"]
-    differences = []
-    for request in REQUESTS:
-        # Each proxy has paths of its own: the backend counts attempts per path.
-        theirs = answer(traefik, f"/t-{request[0]}", *request)
-        mine = answer(ours, f"/p-{request[0]}", *request)
-        if mine != theirs:
-            differences.append((request[:3], mine, theirs))
-    assert differences == [], "\n".join(map(str, differences))
+    # Each proxy has paths of its own: the backend counts attempts per path.
+    differences = differential.unlike(
+        REQUESTS,
+        lambda request: answer(traefik, f"/t-{request[0]}", *request),
+        lambda request: answer(ours, f"/p-{request[0]}", *request),
+    )
+    assert differences == ""

@@ -16,6 +16,7 @@ import brotli
 import pytest
 import zstandard
 
+from tests.support import differential
 from tests.support.proc import ProxynowProcess, proxynow_factory
 from tests.support.traefik import TraefikProcess, traefik_factory
 
@@ -153,10 +154,7 @@ def test_the_same_answers_as_traefik(
     static, dynamic = files(backend)
     traefik = traefik_factory(static, dynamic).ports["web"]
     ours = proxynow_factory(static, dynamic, workers=1).ports["web"]
-    differences = []
-    for host, path, accept in REQUESTS:
-        theirs = answer(traefik, host, path, accept)
-        mine = answer(ours, host, path, accept)
-        if mine != theirs:
-            differences.append(((host, path, accept), mine[:4], theirs[:4], mine[4][:60]))
-    assert differences == [], "\n".join(map(str, differences))
+    differences = differential.unlike(
+        REQUESTS, lambda request: answer(traefik, *request), lambda request: answer(ours, *request)
+    )
+    assert differences == ""
