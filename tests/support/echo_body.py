@@ -4,10 +4,9 @@ framing headers it came with (for buffering's tests)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
-from typing import Any
+
+from tests.support.http_server import HandlerServer, QuietHandler
 
 __all__ = ["EchoBody", "digest"]
 
@@ -16,7 +15,7 @@ def digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:16]
 
 
-class EchoBody:
+class EchoBody(HandlerServer):
     """Answers 200 {"length", "digest", "cl", "te"}; `seen` lists the paths asked,
     `digests` the digest of the body each got."""
 
@@ -25,9 +24,7 @@ class EchoBody:
         self.digests: dict[str, str] = {}
         echo = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def answer(self) -> None:
                 echo.seen.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -55,16 +52,4 @@ class EchoBody:
 
             do_GET = do_POST = do_PUT = answer
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
-from typing import Any
+
+from tests.support.http_server import HandlerServer, QuietHandler
 
 __all__ = ["Flaky"]
 
 
-class Flaky:
+class Flaky(HandlerServer):
     """A backend that answers 503 to the first `failures` requests of each path, then 200
     with what it received: {"n": requests of that path, "body": the body's length and
     digest}; /always answers 500."""
@@ -20,9 +19,7 @@ class Flaky:
         self.counts: dict[str, int] = {}
         flaky = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = hashlib.sha256()
@@ -42,16 +39,4 @@ class Flaky:
 
             do_GET = do_POST = do_PUT = answer
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

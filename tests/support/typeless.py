@@ -3,9 +3,7 @@ each path is a body of a kind the sniffing tells apart; /typed says what it is."
 
 from __future__ import annotations
 
-import http.server
-import threading
-from typing import Any
+from tests.support.http_server import HandlerServer, QuietHandler
 
 __all__ = ["BODIES", "TypelessBackend"]
 
@@ -25,13 +23,11 @@ BODIES: dict[str, bytes] = {
 }
 
 
-class TypelessBackend:
+class TypelessBackend(HandlerServer):
     """/chunked is sent chunked (no length); /typed with Content-Type: application/json."""
 
     def __init__(self) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self.answer(True)
 
@@ -54,16 +50,4 @@ class TypelessBackend:
                 if body:
                     self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import gzip
 import http.client
 import http.server
-import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import brotli
 import pytest
 import zstandard
 
+from tests.support.http_server import HandlerServer, QuietHandler
 from tests.support.proc import ProxynowProcess, proxynow_factory
 
 __all__ = ["proxynow_factory"]  # the fixture, re-exported for pytest
@@ -24,14 +23,12 @@ Start = Callable[..., ProxynowProcess]
 TEXT = b"".join(b"line %05d of a compressible text body\n" % i for i in range(500))  # ~19 KB
 
 
-class Backend:
+class Backend(HandlerServer):
     """/text: TEXT with a length; /small: 100 bytes; /encoded: already gzip; /image: a
     PNG type; /stream: TEXT in chunks without a length."""
 
     def __init__(self) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self.answer(body=True)
 
@@ -63,15 +60,7 @@ class Backend:
                 if body:
                     self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
 
 @pytest.fixture
