@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ExpressionError", "Metrics", "Predicate", "parse"]
+__all__ = ["COMPARISONS", "ExpressionError", "Metrics", "Predicate", "parse"]
 
 
 class ExpressionError(ValueError):
@@ -35,7 +35,8 @@ _MAX_LENGTH = 4096  # an expression is a line of configuration, not a program
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_]\w*)|(?P<op>&&|\|\||[<>=!]=|[<>(),]))"
 )
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
+# The comparison operators of both expression languages (retry_expression.py uses them too).
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
     ">=": operator.ge,
@@ -137,7 +138,7 @@ class _Parser:
             return inner
         read, result = self.call()
         _, op = self.take()
-        compare = _COMPARE.get(op)
+        compare = COMPARISONS.get(op)
         if compare is None:
             raise ExpressionError(f"expected a comparison, got {op!r}")
         literal = self.literal(result)

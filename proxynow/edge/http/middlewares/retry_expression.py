@@ -8,11 +8,10 @@ raises `ExpressionError` (circuitBreaker's, breaker_expression.py).
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
 
-from proxynow.edge.http.middlewares.breaker_expression import ExpressionError
+from proxynow.edge.http.middlewares.breaker_expression import COMPARISONS, ExpressionError
 
 __all__ = ["Retried", "parse"]
 
@@ -23,14 +22,6 @@ _MAX_LENGTH = 4096
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+)|(?P<name>[A-Za-z_]\w*)|(?P<op>&&|\|\||[<>=!]=|[<>()!]))"
 )
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
-    ">": operator.gt,
-    "<": operator.lt,
-    ">=": operator.ge,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 _INTEGERS: dict[str, Callable[[int, int], int]] = {
     "Attempts": lambda attempts, status: attempts,
     "ResponseCode": lambda attempts, status: status,
@@ -125,7 +116,7 @@ class _Parser:
         read = _INTEGERS.get(name)
         if read is None:
             raise ExpressionError(f"unsupported function: {name}")
-        compare = _COMPARE.get(self.peek())
+        compare = COMPARISONS.get(self.peek())
         if compare is None:
             raise ExpressionError(f"{name}() must be compared with an integer")
         self.take()
