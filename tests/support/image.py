@@ -1,7 +1,8 @@
 """Build proxynow's image from the Dockerfile with no registry: a local base, local wheels.
 
 - The base: Debian bookworm made by `debootstrap --variant=minbase` with the packages the
-  Dockerfile needs (`python3`, `python3-venv`), packed as a tarball in the cache directory
+  Dockerfile needs (`python3`, `python3-venv`, and `libnghttp2-14` for the HTTP/2 codec,
+  which the air-gapped build cannot fetch), packed as a tarball in the cache directory
   (`$PROXYNOW_TEST_CACHE`, else `~/.cache/proxynow-test`) under a name keyed by the suite,
   the mirror and the package list, then `docker import`ed under a tag of the caller's.
 - The wheels: `pip wheel` of the project and its dependencies (from PyPI, the one registry
@@ -36,7 +37,7 @@ import docker
 REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libnghttp2-14")
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "Dockerfile", ".dockerignore")
 
 

@@ -119,6 +119,25 @@ def test_image_is_slim(proxynow_image: BuiltImage, docker_resources: Resources) 
     assert proxynow_image.size < 250e6, proxynow_image.size
 
 
+def test_http2_codec_is_libnghttp2(proxynow_image: BuiltImage, docker_resources: Resources) -> None:
+    """The image serves HTTP/2 with libnghttp2, not the slower `h2` fallback (docs/http2.md)."""
+    client = docker_resources.engine.client
+    output = client.containers.run(
+        proxynow_image.tag,
+        entrypoint=["/opt/proxynow/bin/python", "-c"],
+        command=[
+            "from proxynow.edge.http2.choice import codec_factory;"
+            " from proxynow.edge.http2 import ngcodec;"
+            " print(codec_factory().__name__, ngcodec.version())"
+        ],
+        environment={"PROXYNOW_H2_CODEC": "nghttp2"},
+        remove=True,
+    ).decode()
+    name, version = output.split()
+    assert name == "NgCodec", output
+    assert version.split(".")[0] == "1", output
+
+
 def test_serves_labelled_container_as_non_root_on_80(
     proxynow_image: BuiltImage, docker_resources: Resources
 ) -> None:
