@@ -463,9 +463,12 @@ def connection_factory(
     )
 
     def factory() -> asyncio.Protocol:
+        graph = state.graph
         # A pending TLS-ALPN-01 challenge needs the peek even before any TLS router exists.
-        if name in state.graph.tls_entrypoints or state.challenges.tlsalpn01:
+        if name in graph.tls_entrypoints or state.challenges.tlsalpn01:
             return TlsPeek(entry)
+        if name not in graph.tcp.tables:
+            return http_factory()  # no TCP router here: HTTP at once, two calls less
         return plain()
 
     return factory
