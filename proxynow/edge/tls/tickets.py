@@ -17,6 +17,9 @@ CPython, and the libssl that ctypes loads reporting the very version the ssl mod
 built against; the key is then read back (SSL_CTRL_GET_TLSEXT_TICKET_KEYS) and must
 match. Anywhere else each worker keeps its own key, resumption works within a worker, and
 the log says why once.
+
+The same handle sets the TLS 1.3 suite order (`set_tls13_suites`, SSL_CTX_set_ciphersuites),
+which the ssl module has no call for either.
 """
 
 from __future__ import annotations
