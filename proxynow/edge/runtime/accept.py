@@ -19,7 +19,6 @@ application write, no coroutine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -208,9 +207,11 @@ class TlsLayer(asyncio.Protocol):
         "_app",
         "_app_factory",
         "_closing",
+        "_engine",
         "_guard",
         "_h2_factory",
         "_handshaking",
+        "_holding",
         "_in",
         "_out",
         "_paused",
@@ -230,6 +231,12 @@ class TlsLayer(asyncio.Protocol):
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
+        # The C object under the SSLObject (CPython's `_sslobj`): reads, writes and handshake
+        # steps called on it skip a Python frame each; `_ssl` stays the public one.
+        self._engine: Any = getattr(self._ssl, "_sslobj", self._ssl)
+        # TLS 1.3 output held after the handshake (the session ticket) until the first
+        # application write or the close, so that it leaves in the same send.
+        self._holding = False
         self._app_factory = app_factory
         self._app: asyncio.Protocol | None = None
         self._raw: asyncio.Transport | None = None
@@ -272,7 +279,7 @@ class TlsLayer(asyncio.Protocol):
 
     def _handshake(self) -> bool:
         try:
-            self._ssl.do_handshake()
+            self._engine.do_handshake()
         except ssl.SSLWantReadError:
             self._flush()
             return False
@@ -286,16 +293,20 @@ class TlsLayer(asyncio.Protocol):
         if self._guard is not None:
             self._guard.release()
             self._guard = None
-        # No flush here: the session ticket leaves with the first response (one write).
+        # No flush here: a TLS 1.3 session ticket leaves with the first response (one
+        # send, not two). TLS 1.2's last flight (Finished) is awaited by the client: `_read`
+        # sends it.
+        ssl_object = self._ssl
+        self._holding = self._out.pending > 0 and ssl_object.version() == "TLSv1.3"
         factory = self._app_factory
-        if self._h2_factory is not None and self._ssl.selected_alpn_protocol() == "h2":
+        if self._h2_factory is not None and ssl_object.selected_alpn_protocol() == "h2":
             factory = self._h2_factory
         app = self._app = factory()
         app.connection_made(cast(asyncio.BaseTransport, self))  # duck-typed transport
         return True
 
     def _read(self) -> None:
-        ssl_object = self._ssl
+        ssl_object = self._engine
         incoming = self._in
         while not self._paused and self._app is not None:
             try:
@@ -316,10 +327,11 @@ class TlsLayer(asyncio.Protocol):
             # the next read would raise (the usual case: one request per record).
             if not incoming.pending and not ssl_object.pending():
                 break
-        if self._out.pending:
-            self._flush()  # session tickets, key updates
+        if self._out.pending and not self._holding:
+            self._flush()  # TLS 1.2's Finished, key updates, alerts
 
     def _flush(self) -> None:
+        self._holding = False
         raw = self._raw
         if raw is not None and self._out.pending:
             raw.write(self._out.read())
@@ -331,11 +343,11 @@ class TlsLayer(asyncio.Protocol):
             return
         try:
             # A memory BIO takes everything at once; the loop is for the rare short write.
-            written = self._ssl.write(data)
+            written = self._engine.write(data)
             if written < len(data):
                 view = memoryview(data)[written:]
                 while view:
-                    view = view[self._ssl.write(view) :]
+                    view = view[self._engine.write(view) :]
         except ssl.SSLError:
             # The peer already closed its side (close_notify) or the session broke.
             self.abort()
@@ -377,8 +389,12 @@ class TlsLayer(asyncio.Protocol):
         if self._closing:
             return
         self._closing = True
-        with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+        # close_notify; the peer's is not awaited (SSLWantReadError). try/except, not
+        # contextlib.suppress: no context manager per connection.
+        try:  # noqa: SIM105
             self._ssl.unwrap()
+        except (ssl.SSLError, OSError, ValueError):
+            pass
         self._flush()
         if self._raw is not None:
             self._raw.close()
@@ -447,9 +463,12 @@ def connection_factory(
     )
 
     def factory() -> asyncio.Protocol:
+        graph = state.graph
         # A pending TLS-ALPN-01 challenge needs the peek even before any TLS router exists.
-        if name in state.graph.tls_entrypoints or state.challenges.tlsalpn01:
+        if name in graph.tls_entrypoints or state.challenges.tlsalpn01:
             return TlsPeek(entry)
+        if name not in graph.tcp.tables:
+            return http_factory()  # no TCP router here: HTTP at once, two calls less
         return plain()
 
     return factory

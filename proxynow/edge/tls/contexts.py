@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from proxynow.config.dynamic import DynamicConfig, TLSOptions
-from proxynow.edge.tls.tickets import set_ticket_key, supported
+from proxynow.edge.tls.tickets import set_ticket_key, set_tls13_suites, supported
 from proxynow.rules import Node, rule_domains
 
 __all__ = [
@@ -235,6 +235,8 @@ def _make_context(pair: CertPair, spec: OptionSpec) -> ssl.SSLContext:
         context.num_tickets = 1
     if spec.ciphers:
         context.set_ciphers(spec.ciphers)
+    if spec.max_version >= ssl.TLSVersion.TLSv1_3:
+        set_tls13_suites(context)  # where it cannot, OpenSSL's order (AES-256 first) stays
     if spec.curve:
         context.set_ecdh_curve(spec.curve)
     if spec.alpn:

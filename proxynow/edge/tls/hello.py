@@ -52,6 +52,12 @@ def parse_hello(data: bytes) -> Hello | None:
 
 def _handshake_bytes(data: bytes) -> bytes | None:
     """The ClientHello message, joined across records; None while incomplete."""
+    # The usual case: the whole hello in the first record, its length known from 9 bytes.
+    if len(data) >= 9 and data[5] == _CLIENT_HELLO:
+        record = (data[3] << 8) | data[4]
+        need = 4 + ((data[6] << 16) | (data[7] << 8) | data[8])
+        if need <= record:
+            return data[9 : 5 + need] if len(data) >= 5 + need else None
     chunks: list[bytes] = []
     have = 0
     need = -1
@@ -59,7 +65,7 @@ def _handshake_bytes(data: bytes) -> bytes | None:
     while pos + 5 <= len(data):
         if data[pos] != _HANDSHAKE:
             return b""
-        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        length = (data[pos + 3] << 8) | data[pos + 4]
         fragment = data[pos + 5 : pos + 5 + length]
         if len(fragment) < length:
             return None
@@ -77,24 +83,26 @@ def _handshake_bytes(data: bytes) -> bytes | None:
 
 
 def _parse_body(body: bytes) -> Hello:
+    # Two-byte fields read by indexing (an int each), extensions other than SNI and ALPN
+    # skipped without a copy: this runs once per TLS connection.
     pos = 2 + 32  # client_version, random
     pos += 1 + body[pos]  # session id
-    pos += 2 + int.from_bytes(body[pos : pos + 2], "big")  # cipher suites
+    pos += 2 + ((body[pos] << 8) | body[pos + 1])  # cipher suites
     pos += 1 + body[pos]  # compression methods
     if pos >= len(body):
         return _MALFORMED
-    end = pos + 2 + int.from_bytes(body[pos : pos + 2], "big")
+    end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
     pos += 2
     sni, alpn = "", cast(tuple[str, ...], ())
     while pos + 4 <= end:
-        kind = int.from_bytes(body[pos : pos + 2], "big")
-        size = int.from_bytes(body[pos + 2 : pos + 4], "big")
-        ext = body[pos + 4 : pos + 4 + size]
-        pos += 4 + size
+        kind = (body[pos] << 8) | body[pos + 1]
+        size = (body[pos + 2] << 8) | body[pos + 3]
+        start = pos + 4
+        pos = start + size
         if kind == _EXT_SNI:
-            sni = _server_name(ext)
+            sni = _server_name(body[start:pos])
         elif kind == _EXT_ALPN:
-            alpn = _protocols(ext)
+            alpn = _protocols(body[start:pos])
     return Hello(sni, alpn)
 
 
@@ -102,7 +110,7 @@ def _server_name(ext: bytes) -> str:
     pos = 2
     while pos + 3 <= len(ext):
         kind = ext[pos]
-        size = int.from_bytes(ext[pos + 1 : pos + 3], "big")
+        size = (ext[pos + 1] << 8) | ext[pos + 2]
         if kind == 0:
             return ext[pos + 3 : pos + 3 + size].decode("ascii").lower().rstrip(".")
         pos += 3 + size
