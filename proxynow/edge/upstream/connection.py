@@ -77,6 +77,7 @@ class UpstreamConnection(asyncio.Protocol):
         "got_bytes",
         "head",
         "head_bytes",
+        "head_end",
         "head_only",
         "idle_since",
         "in_head",
@@ -118,10 +119,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.keep_alive = False
         self.tunnel: asyncio.Transport | None = None
-        # The response's trailer fields, read by the owner in `upstream_done`: only an
-        # HTTP/2 stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
+        # The response's trailer fields, read by the owner in `upstream_done`: an HTTP/2
+        # stream's (edge/upstream/h2.py), or a chunked HTTP/1.1 body's trailer section.
         # A slot of this class (not the subclass's): compiled code reads this one.
         self.trailers: tuple[tuple[bytes, bytes], ...] = ()
+        # Where a chunked response's head ends in `head.lines`: httptools hands trailer
+        # fields to the same callback as the head's, so they are the lines past it.
+        self.head_end = 0
         # The backend said it did not process the request (only an HTTP/2 stream can:
         # REFUSED_STREAM, or a GOAWAY below it, RFC 9113 §8.7): any method may be resent.
         self.unprocessed = False
@@ -150,6 +154,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner = owner
         self.head_only = head_only
         self.got_bytes = False
+        self.trailers = ()
         self.head.reset()
         self.in_head = True
         self.head_bytes = 0
@@ -325,6 +330,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner.upstream_head(self, status, self.head)
         if status >= 200:
             self.in_head = False
+            if self.head.te:
+                self.head_end = len(lines)
             if self.head_only:
                 self.skipping = 1
             elif len(self.head.content_length) > 5:  # >= 100,000 bytes: see `_long_body`
@@ -357,3 +364,12 @@ class UpstreamConnection(asyncio.Protocol):
         if self.status >= 200 and not self.skipping:
             self.keep_alive = self.parser.should_keep_alive()
             self.done = True
+            if self.head.te and len(self.head.lines) > self.head_end:
+                self._take_trailers()
+
+    def _take_trailers(self) -> None:
+        """The trailer section's fields, out of the head's lines (four items a field)."""
+        lines = self.head.lines
+        fields = lines[self.head_end :]
+        del lines[self.head_end :]
+        self.trailers = tuple((fields[at], fields[at + 2]) for at in range(0, len(fields), 4))
