@@ -60,6 +60,29 @@ async def test_a_client_that_gives_no_window_back_pauses_the_backend(
     assert (response.status, len(response.body)) == (200, size)
 
 
+async def test_a_stalled_client_holds_no_whole_body_while_another_is_served(
+    proxied: Proxied, backends: tuple[Backend, Backend]
+) -> None:
+    one, _ = backends
+    stalled = proxied.connect()
+    codec, transport = codec_of(stalled), stalled.transport
+    codec.acks = False
+    size = 8 << 20
+    stalled.send(Request(target=f"/big?size={size}"))
+    await until(lambda: one.backlog() > 0, "the backend to stall")
+    quick = await proxied.connect().exchange(Request(target="/quick", host="two.test"))
+    assert (quick.status, echoed(quick.body)["path"]) == (200, "/quick")
+    protocol = transport.protocol
+    assert isinstance(protocol, H2Proxy)
+    (stream,) = protocol.streams.values()
+    # The codec was handed no more than the window; the proxy holds at most one read more.
+    assert codec.pending() is not None and len(codec.pending().body) == WINDOW  # type: ignore[union-attr]
+    assert sum(map(len, stream.backlog)) <= 256 << 10
+    transport.send(codec.give_back())
+    response = await stalled.response(0)
+    assert (response.status, len(response.body)) == (200, size)
+
+
 async def test_a_body_larger_than_the_window_reaches_the_backend_whole(proxied: Proxied) -> None:
     # The client may send only its window; the rest goes once the proxy gives it back
     # (as it forwards to the backend).

@@ -128,6 +128,9 @@ _LF = 0x0A
 # At a chunk-size line the head-size budget grows (for trailers, see `on_chunk_header`) by
 # the rest of the read that held the line: one socket read (uvloop's is 256 KiB).
 _READ_MAX = 256 << 10
+# A response body read longer than this leaves by writelines (a vectored write) instead of
+# being joined to its head or chunk framing: a copy of the read saved. Shorter, one write.
+_JOIN_MAX = 16 << 10
 # `head_room` when no head is being read (else the bytes it may still take, plus one: a
 # small int, tested for truth, is cheaper than a sentinel compared).
 _NO_HEAD = 0
@@ -848,10 +851,18 @@ class HttpProxy(asyncio.Protocol):
             else:
                 self._transformed(ex, data, False)
             return
-        ex.bytes_out += len(data)
+        size = len(data)
+        ex.bytes_out += size
         head = ex.response_head
-        if framing == F_CHUNK:
-            self.transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
+        if size > _JOIN_MAX:  # one vectored write: a long read is not copied to be framed
+            if framing == F_CHUNK:
+                self.transport.writelines((b"%b%x\r\n" % (head, size), data, b"\r\n"))
+            elif head:
+                self.transport.writelines((head, data))
+            else:
+                self.transport.write(data)
+        elif framing == F_CHUNK:
+            self.transport.write(b"%b%x\r\n%b\r\n" % (head, size, data))
         else:
             self.transport.write(head + data if head else data)
         ex.response_head = b""

@@ -87,12 +87,18 @@ _MAX_CONTINUATIONS = 64
 
 
 class _Outbound:
-    """A response body in flight: what the front end queued and libnghttp2 has not sent."""
+    """A response body in flight: what the front end queued and libnghttp2 has not sent.
 
-    __slots__ = ("buf", "deferred", "end", "trailers")
+    The pieces as handed over (not joined into one buffer: that was two copies of every
+    body, the join and the bytearray's shrinking as frames left), `at` bytes of the first
+    already sent; each frame's payload is copied once, into libnghttp2's frame buffer."""
+
+    __slots__ = ("at", "deferred", "end", "pieces", "size", "trailers")
 
     def __init__(self) -> None:
-        self.buf = bytearray()
+        self.pieces: list[bytes] = []
+        self.at = 0
+        self.size = 0  # bytes queued, not sent
         self.end = False
         self.deferred = False
         self.trailers: Headers | None = None
@@ -354,17 +360,12 @@ class NgCodec:
         if out is None:
             flags[0] = _DATA_FLAG_EOF
             return 0
-        pending = out.buf
-        size = len(pending)
+        size = out.size
         if size > length:
             size = length
-        if size == len(pending):
-            _MEMORY[buf : buf + size] = pending
-            pending.clear()
-        elif size:
-            _MEMORY[buf : buf + size] = memoryview(pending)[:size]
-            del pending[:size]
-        if not pending:
+        if size:
+            _fill(out, buf, size)
+        if not out.size:
             if out.end:
                 del self._out[stream_id]  # the last of it: libnghttp2 ends the stream
                 trailers = out.trailers
@@ -417,7 +418,9 @@ class NgCodec:
         out = self._out.get(stream_id)
         if out is None:
             return  # the stream is over (reset meanwhile)
-        out.buf += data
+        if data:
+            out.pieces.append(data)
+            out.size += len(data)
         if end:
             out.end = True
         self._resume(stream_id, out)
@@ -488,6 +491,30 @@ class NgCodec:
             return b""
         self._held = []
         return held[0] if len(held) == 1 else b"".join(held)
+
+
+def _fill(out: _Outbound, buf: int, size: int) -> None:
+    """Copy `size` queued bytes (no more than `out` holds) to `buf`, a frame's payload."""
+    pieces = out.pieces
+    at = out.at
+    out.size -= size
+    while size:
+        piece = pieces[0]
+        take = len(piece) - at
+        if take > size:
+            take = size
+        if take == len(piece):
+            _MEMORY[buf : buf + take] = piece
+            del pieces[0]
+        else:
+            _MEMORY[buf : buf + take] = memoryview(piece)[at : at + take]
+            at += take
+            if at == len(piece):
+                del pieces[0]
+                at = 0
+        buf += take
+        size -= take
+    out.at = at
 
 
 # -- the callbacks (module-level, shared by every session)

@@ -71,11 +71,13 @@ class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one backend address."""
 
     __slots__ = (
+        "body_left",
         "closed",
         "done",
         "got_bytes",
         "head",
         "head_bytes",
+        "head_end",
         "head_only",
         "idle_since",
         "in_head",
@@ -110,14 +112,20 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False
         self.skipping = 0  # 1: a HEAD response's head was seen, 2: and then bytes of "body"
         self.done = False
+        # Bytes of a long Content-Length body still to come, relayed without the parser
+        # (see `_relay`); 0 otherwise.
+        self.body_left = 0
         self.reading_paused = False
         self.idle_since = 0.0
         self.keep_alive = False
         self.tunnel: asyncio.Transport | None = None
-        # The response's trailer fields, read by the owner in `upstream_done`: only an
-        # HTTP/2 stream (edge/upstream/h2.py) has them; HTTP/1.1 trailers are not relayed.
+        # The response's trailer fields, read by the owner in `upstream_done`: an HTTP/2
+        # stream's (edge/upstream/h2.py), or a chunked HTTP/1.1 body's trailer section.
         # A slot of this class (not the subclass's): compiled code reads this one.
         self.trailers: tuple[tuple[bytes, bytes], ...] = ()
+        # Where a chunked response's head ends in `head.lines`: httptools hands trailer
+        # fields to the same callback as the head's, so they are the lines past it.
+        self.head_end = 0
         # The backend said it did not process the request (only an HTTP/2 stream can:
         # REFUSED_STREAM, or a GOAWAY below it, RFC 9113 §8.7): any method may be resent.
         self.unprocessed = False
@@ -146,6 +154,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner = owner
         self.head_only = head_only
         self.got_bytes = False
+        self.trailers = ()
         self.head.reset()
         self.in_head = True
         self.head_bytes = 0
@@ -191,6 +200,9 @@ class UpstreamConnection(asyncio.Protocol):
         if owner is None:
             self.close()  # an idle connection has nothing to say; never reuse it
             return
+        if self.body_left:
+            self._relay(owner, data)
+            return
         self.got_bytes = True
         if self.in_head:
             self.head_bytes += len(data)
@@ -232,6 +244,30 @@ class UpstreamConnection(asyncio.Protocol):
                 current = self.owner
                 self.owner = None
                 current.upstream_done(self, self.keep_alive and not self.closed)  # type: ignore[union-attr]
+        except Exception as exc:
+            self._fail(owner, exc)
+
+    def _relay(self, owner: Owner, data: bytes) -> None:
+        """A read of a long body of known length: handed over as read, not through the
+        parser, which would copy it once more into a bytes of its own (and scan it). The
+        body's end is the parser's message end: a fresh parser takes the next response."""
+        left = self.body_left
+        size = len(data)
+        try:
+            if size < left:
+                self.body_left = left - size
+                owner.upstream_body(data)
+                return
+            self.body_left = 0
+            self.parser = self._new_parser()
+            if size > left:  # bytes past the response, unasked: never reuse the connection
+                self.keep_alive = False
+                data = data[:left]
+            owner.upstream_body(data)
+            current = self.owner  # the owner of now, as in data_received
+            self.owner = None
+            if current is not None:
+                current.upstream_done(self, self.keep_alive and not self.closed)
         except Exception as exc:
             self._fail(owner, exc)
 
@@ -294,21 +330,46 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner.upstream_head(self, status, self.head)
         if status >= 200:
             self.in_head = False
+            if self.head.te:
+                self.head_end = len(lines)
             if self.head_only:
                 self.skipping = 1
+            elif len(self.head.content_length) > 5:  # >= 100,000 bytes: see `_long_body`
+                self._long_body()
         elif status != 101:
             self.head.reset()  # an interim response: the final one starts afresh
             self.head_bytes = 0
         else:
             self.in_head = False
 
+    def _long_body(self) -> None:
+        """A body of one Content-Length of at least 100,000 bytes (six digits) is relayed
+        past the parser once the read that ends the head is parsed (`_relay`). The parser
+        validated the field (llhttp refuses a second one); with a Transfer-Encoding the
+        parser frames the body."""
+        head = self.head
+        if not head.te and self.status != 204 and self.status != 304:
+            self.body_left = int(head.content_length)
+
     def on_body(self, body: bytes) -> None:
         if self.skipping:
             self.skipping = 2
-        elif self.owner is not None:
+            return
+        if self.body_left:
+            self.body_left -= len(body)
+        if self.owner is not None:
             self.owner.upstream_body(body)
 
     def on_message_complete(self) -> None:
         if self.status >= 200 and not self.skipping:
             self.keep_alive = self.parser.should_keep_alive()
             self.done = True
+            if self.head.te and len(self.head.lines) > self.head_end:
+                self._take_trailers()
+
+    def _take_trailers(self) -> None:
+        """The trailer section's fields, out of the head's lines (four items a field)."""
+        lines = self.head.lines
+        fields = lines[self.head_end :]
+        del lines[self.head_end :]
+        self.trailers = tuple((fields[at], fields[at + 2]) for at in range(0, len(fields), 4))

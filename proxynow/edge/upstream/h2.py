@@ -140,6 +140,7 @@ class H2Stream(UpstreamConnection):
         self.head_only = False
         self.reading_paused = False
         self.keep_alive = True
+        self.body_left = 0  # the parser's bypass (UpstreamConnection): never here
         self.idle_since = 0.0
         self.trailers = ()
         self.unprocessed = False

@@ -281,6 +281,7 @@ class BufferedResponse(UpstreamConnection):
         self.reused = False
         self.got_bytes = True
         self.head_only = False
+        self.body_left = 0  # the parser's bypass (UpstreamConnection): never here
         self.reading_paused = False
         self.keep_alive = False
         self.idle_since = 0.0

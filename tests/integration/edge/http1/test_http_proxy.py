@@ -235,6 +235,31 @@ def test_large_download_with_stalled_client_is_bounded(proxy: Proxy) -> None:
     assert (status, len(body)) == (200, SIZE)
 
 
+def test_stalled_long_download_is_bounded_while_another_client_is_served(
+    proxy: Proxy,
+) -> None:
+    """A body of known length goes past the parser (UpstreamConnection._relay): a client
+    that stops reading still stops the backend, and another client is served meanwhile."""
+    with proxy.connect() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalled.sendall(b"GET /?download=%d HTTP/1.1\r\nHost: h\r\n\r\n" % SIZE)
+
+        def upstream_paused() -> bool:
+            return any(
+                c.writing_paused and c.active and c.active.upstream.reading_paused
+                for c in proxy.state.connections
+            )
+
+        wait_for(lambda: proxy.lt.call(upstream_paused), "backpressure on the backend")
+        status, headers, body = get(proxy, f"/?download={3 << 20}")
+        assert (status, len(body), headers["content-length"]) == (200, 3 << 20, str(3 << 20))
+        assert proxy.lt.call(lambda: _buffered(proxy)) < LIMIT
+        reader = stalled.makefile("rb")
+        status, _, body = _read(reader)
+        reader.close()
+    assert (status, len(body)) == (200, SIZE)
+
+
 def test_large_upload_to_stalled_backend_is_bounded(lt: LoopThread) -> None:
     def stall(conn: RawConnection, head: bytes) -> bytes | None:
         assert conn.transport is not None

@@ -85,6 +85,27 @@ def test_the_answer_is_split_into_frames_and_read_back_whole(kind: type[ServerCo
     assert any(isinstance(e, h2.events.StreamEnded) for e in events)
 
 
+def test_pieces_of_any_size_leave_in_order_in_full_frames(kind: type[ServerCodec]) -> None:
+    # Pieces as backend reads hand them (one byte, a frame and one, a read's worth),
+    # queued before and while frames leave: every byte once, in order, frames filled.
+    codec, client, recorder = pair(kind)
+    client.send_headers(1, GET, end_stream=True)
+    codec.receive(client.data_to_send(), recorder)
+    sizes = [1, 16_385, 3, 20_000, 7, 16_384, 5_000]  # 57,780: within the 65,535 window
+    pieces = [bytes([i]) * size for i, size in enumerate(sizes)]
+    codec.headers(1, [(b":status", b"200")], False)
+    events = []
+    for index, piece in enumerate(pieces):
+        codec.data(1, piece, index == len(pieces) - 1)
+        if index % 2:
+            events += client.receive_data(codec.output())
+    events += client.receive_data(codec.output())
+    frames = [e.data for e in events if isinstance(e, h2.events.DataReceived)]
+    assert b"".join(frames) == b"".join(pieces)
+    assert max(map(len, frames)) <= 16_384
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
 def test_the_stream_limit_is_the_front_ends_not_a_connection_error(kind: type[ServerCodec]) -> None:
     codec, _, recorder = pair(kind, Settings(max_concurrent_streams=1))
     # A client that ignores the limit announced (h2 as a client would refuse to send it);
