@@ -29,6 +29,7 @@ from proxynow.edge.http.access_lines import (
     ClfLines,
     Connection,
     JsonLines,
+    LineBuffer,
     Lines,
     Second,
     client_fields,
@@ -94,14 +95,14 @@ class Record(Protocol):
 
 
 class LineSink(Protocol):
-    """Where lines go (edge/core/linewriter.py `LineWriter`: never blocks the loop)."""
+    """Where batches of lines go (edge/core/linewriter.py `LineWriter`: never blocks the
+    loop)."""
 
     @property
     def dropped(self) -> int: ...
     @property
     def error(self) -> str: ...  # why lines were lost, if the writer knows
-    def add(self, line: bytes) -> None: ...
-    def flush(self) -> None: ...
+    def submit(self, lines: list[str], size: int) -> None: ...
     def reopen(self) -> None: ...
     def close(self) -> None: ...
 
@@ -304,6 +305,7 @@ class AccessLog:
         "_reported",
         "_seconds",
         "add_internals",
+        "buffer",
         "count",
         "filters",
         "record",
@@ -319,12 +321,16 @@ class AccessLog:
         routers: Callable[[], Mapping[str, Router]] | None = None,
         clock: Callable[[], int] = time.time_ns,
         fast: bool = True,
+        later: Callable[[float, Callable[[], None]], object] | None = None,
     ) -> None:
         """`clock`: wall-clock nanoseconds; `fast=False` keeps every line on the general
-        formatters (the tests compare both paths line for line)."""
+        formatters (the tests compare both paths line for line); `later`: the loop's
+        `call_later`, for the batches' timer (without it a line goes to `writer` at once)."""
         self.filters, self.rules = rules_from(config)
         self._clock = clock
         self.writer = writer
+        # The lines not handed to the writer yet (one list append per line).
+        self.buffer = LineBuffer(writer, config.buffering_size, later)
         self.add_internals = config.add_internals
         self.count = 0  # Traefik's RequestCount: here per worker process
         self._format = _FORMATS.get(config.format, format_common)
@@ -343,7 +349,7 @@ class AccessLog:
         self.record: Record = self._record
         if fast and not self._dropped and not self._headers_shown:
             lines = self._fast = _FAST[config.format]()
-            lines.clock, lines.names, lines.writer = clock, self._names, writer
+            lines.clock, lines.names, lines.writer = clock, self._names, self.buffer
             lines.filters = self.filters if self._filtered else None
             self.record = lines.record
 
@@ -382,8 +388,7 @@ class AccessLog:
         if self._headers_shown:
             self._headers(fields, exchange, origin)
         now_second = self._seconds.get(now_ns // 1_000_000_000)
-        line = self._format(fields, start, now_second)
-        self.writer.add(line.encode("utf-8", "replace"))
+        self.buffer.add(self._format(fields, start, now_second))
 
     def _core(
         self,
@@ -478,8 +483,8 @@ class AccessLog:
     def flush(self) -> None:
         """Hand the buffered lines to the writer (the worker's tick); say, once per tick at
         most, how many lines were dropped since the last time."""
+        self.buffer.flush()
         writer = self.writer
-        writer.flush()
         if writer.dropped > self._reported:
             log.warning(
                 "access log: %d lines dropped (%s)",
@@ -487,6 +492,17 @@ class AccessLog:
                 writer.error or "the writer is behind: a full or slow disk, or a pipe nobody reads",
             )
             self._reported = writer.dropped
+
+    def counters(self) -> dict[str, int]:
+        """What the worker reports with its metrics (`accessLog`): lines written by the
+        thread, lines dropped (the thread too far behind, or a failed write) and
+        characters of lines waiting for the thread (at most `max_bytes`)."""
+        writer = self.writer
+        return {
+            "written": getattr(writer, "written", 0),
+            "dropped": writer.dropped,
+            "waiting": getattr(writer, "waiting", 0),
+        }
 
     def reconfigured(self) -> None:
         """The worker serves another configuration: routers' options are read again."""
@@ -496,6 +512,8 @@ class AccessLog:
         self.writer.reopen()
 
     def close(self) -> None:
+        """Hand what is buffered to the writer, which writes it before it stops."""
+        self.buffer.flush()
         self.writer.close()
 
 
