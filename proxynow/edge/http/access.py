@@ -35,6 +35,7 @@ from proxynow.edge.http.access_lines import (
     client_fields,
     go_quote,
     go_stamp,
+    nanoseconds,
     second_of,
     service_addr,
     split_host_port,
@@ -375,7 +376,7 @@ class AccessLog:
         if names is False:
             return
         now_ns = self._clock()  # the one wall-clock read of a logged request
-        duration_ns = round(duration * 1e9)
+        duration_ns = nanoseconds(duration)
         start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
         start = self._seconds.get(start_s)
         retries = 1 if exchange.retried else 0
@@ -400,7 +401,7 @@ class AccessLog:
         names: tuple[str, str] | None,
     ) -> dict[str, Any]:
         entrypoint = downstream.entrypoint
-        duration_ns = round(duration * 1e9)
+        duration_ns = nanoseconds(duration)
         core: dict[str, Any] = {
             "Duration": duration_ns,
             "entryPointName": entrypoint.name,

@@ -55,6 +55,7 @@ __all__ = [
     "go_json",
     "go_quote",
     "go_stamp",
+    "nanoseconds",
     "second_of",
     "split_host_port",
     "tls_fields",
@@ -121,6 +122,12 @@ def _clf_time(moment: datetime, zone: str) -> str:
 def _fraction(nanos: int) -> str:
     """Go's RFC3339Nano fraction: without its trailing zeros, none when 0."""
     return f".{nanos:09d}".rstrip("0") if nanos else ""
+
+
+def nanoseconds(seconds: float) -> int:
+    """A duration (>= 0) in whole nanoseconds, the half up (native arithmetic where
+    `round` is a call of the builtin; both paths use this, so their lines agree)."""
+    return int(seconds * 1e9 + 0.5)
 
 
 def go_stamp(base: str, nanos: int, zone: str) -> str:
@@ -455,7 +462,7 @@ class Lines:
             return
         now_ns = self.clock()  # the one wall-clock read of a logged request
         line = self.line(
-            downstream, exchange, origin, status, round(duration * 1e9), names, self.count, now_ns
+            downstream, exchange, origin, status, nanoseconds(duration), names, self.count, now_ns
         )
         writer = self.writer
         if writer is not None:
@@ -535,10 +542,11 @@ class JsonLines(Lines):
         count: int,
         now_ns: int,
     ) -> str:
-        peer = downstream.access_peer
+        # Typed: the pieces are then read as native attributes, not by name.
+        peer: _JsonPeer | None = downstream.access_peer
         if peer is None:
             peer = downstream.access_peer = _JsonPeer(downstream)
-        shape = peer.shape
+        shape: _Shape | None = peer.shape
         from_origin = origin is not None
         if shape is None or not shape.same(exchange, from_origin, status, names):
             shape = peer.shape = _Shape(
@@ -548,13 +556,16 @@ class JsonLines(Lines):
                 names,
                 self._pieces(peer, exchange, from_origin, status, names),
             )
-        start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
+        start_ns = now_ns - duration_ns
+        start_s = start_ns // 1_000_000_000  # native arithmetic, where divmod is a call
+        nanos = start_ns - start_s * 1_000_000_000
         second = self._second
         if second[0] != start_s:
             second = self._start(start_s)
         tail = self._time
-        if tail[0] != now_ns // 1_000_000_000:
-            tail = self._now(now_ns // 1_000_000_000)
+        now_s = now_ns // 1_000_000_000
+        if tail[0] != now_s:
+            tail = self._now(now_s)
         # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
         fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
         duration = str(duration_ns)  # once: it is written twice
