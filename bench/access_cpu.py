@@ -42,11 +42,16 @@ def _free_port() -> int:
         return port
 
 
-def _cpu_ns(pid: int) -> int:
-    total = 0
+def _cpu_ns(pid: int) -> tuple[int, int]:
+    """CPU ns of the worker's main thread (its event loop) and of its other threads."""
+    main = others = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        total += int((task / "schedstat").read_text().split()[0])
-    return total
+        used = int((task / "schedstat").read_text().split()[0])
+        if task.name == str(pid):
+            main += used
+        else:
+            others += used
+    return main, others
 
 
 def _config(mode: str, backend: int, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -63,7 +68,9 @@ def _config(mode: str, backend: int, directory: Path) -> tuple[dict[str, Any], d
     return static, dynamic
 
 
-def _round(mode: str, backend: int, requests: int, connections: int, directory: Path) -> float:
+def _round(
+    mode: str, backend: int, requests: int, connections: int, directory: Path
+) -> tuple[float, float]:
     static, dynamic = _config(mode, backend, directory / mode)
     proxy: ProxynowProcess = start_proxynow(directory / mode, static, dynamic, workers=1)
     try:
@@ -81,7 +88,8 @@ def _round(mode: str, backend: int, requests: int, connections: int, directory: 
         if mode != "off":
             log = directory / mode / "access.log"
             poll(lambda: log.read_bytes().count(b"\n") >= requests + 2000, 10, "the lines")
-        return (after - before) / requests / 1000
+        loop = (after[0] - before[0]) / requests / 1000
+        return loop, (after[1] - before[1]) / requests / 1000
     finally:
         proxy.stop()
 
@@ -106,15 +114,20 @@ def main() -> None:
         try:
             poll(lambda: (directory / "nginx.pid").exists(), 10, "nginx")
             figures: dict[str, list[float]] = {mode: [] for mode in modes}
+            threads: dict[str, list[float]] = {mode: [] for mode in modes}
             for _ in range(args.rounds):
                 for mode in modes:
                     shutil.rmtree(directory / mode, ignore_errors=True)
-                    figures[mode].append(
-                        _round(mode, port, args.requests, args.connections, directory)
-                    )
+                    loop, other = _round(mode, port, args.requests, args.connections, directory)
+                    figures[mode].append(loop + other)
+                    threads[mode].append(other)
             for mode in modes:
                 runs = " ".join(f"{f:.1f}" for f in figures[mode])
-                print(f"{mode}: {statistics.median(figures[mode]):.1f} us CPU per request ({runs})")
+                other = statistics.median(threads[mode])
+                print(
+                    f"{mode}: {statistics.median(figures[mode]):.1f} us CPU per request ({runs}),"
+                    f" {other:.2f} of it in threads besides the event loop's"
+                )
         finally:
             backend.terminate()
             backend.wait(10)

@@ -566,12 +566,18 @@ class JsonLines(Lines):
         now_s = now_ns // 1_000_000_000
         if tail[0] != now_s:
             tail = self._now(now_s)
-        # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
-        fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
         duration = str(duration_ns)  # once: it is written twice
-        return (
+        if nanos:
+            # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec:
+            # cheaper), its dot in the line's template (no concatenation)
+            fraction = str(nanos + 1_000_000_000)[1:].rstrip("0")
+            return (
+                f"{shape.head}{duration}{shape.mid}{duration}{shape.count}{count}{shape.rest}"
+                f"{second[1]}.{fraction}{second[2]}.{fraction}{peer.tail}{tail[1]}"
+            )
+        return (  # a start on the second exactly: Go writes no fraction
             f"{shape.head}{duration}{shape.mid}{duration}{shape.count}{count}{shape.rest}"
-            f"{second[1]}{fraction}{second[2]}{fraction}{peer.tail}{tail[1]}"
+            f"{second[1]}{second[2]}{peer.tail}{tail[1]}"
         )
 
     def _pieces(
