@@ -8,16 +8,17 @@ file as the thread does, run in the main thread inside one `functools.reduce`:
         --toggle-collect=functools_reduce python bench/linewriter_count.py
     # Collected / 50,000 = instructions per line
 
-It also runs against a tree whose `_write` took the batch alone (before the batch's byte
-count was handed with it).
+It also runs against a tree whose thread was handed `bytes` lines (before `submit`: the
+loop encoded each line) to compare; since `submit`, the thread gets `str` lines and joins
+and encodes the batch itself, the encoding of the lines counted here.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import tempfile
+from typing import Any
 
 from proxynow.edge.core.linewriter import LineWriter
 
@@ -26,17 +27,17 @@ def main() -> None:
     path = os.path.join(tempfile.mkdtemp(), "a.log")
     writer = LineWriter(path)
     writer.close()  # stop its thread: the steps below run here
-    batch = [b"x" * 639 + b"\n"] * 250
+    text = "x" * 639 + "\n"
+    submitted = hasattr(writer, "submit")  # str lines, one join and encode per batch
+    batch: list[Any] = [text if submitted else text.encode()] * 250
     size = sum(map(len, batch))
-    sized = len(inspect.signature(writer._write).parameters) == 2
 
     def step(_: object, __: object) -> None:
-        if sized:
-            writer._write(batch, size)  # type: ignore[call-arg]
-            writer._done += size
+        if submitted:
+            writer._write(batch)
         else:
-            writer._write(batch)  # type: ignore[call-arg]
-            writer._done += sum(len(line) for line in batch)
+            writer._write(batch, size)  # type: ignore[call-arg]
+        writer._done += size
 
     step(None, None)
     functools.reduce(step, range(200), None)

@@ -29,11 +29,13 @@ from proxynow.edge.http.access_lines import (
     ClfLines,
     Connection,
     JsonLines,
+    LineBuffer,
     Lines,
     Second,
     client_fields,
     go_quote,
     go_stamp,
+    nanoseconds,
     second_of,
     service_addr,
     split_host_port,
@@ -94,14 +96,14 @@ class Record(Protocol):
 
 
 class LineSink(Protocol):
-    """Where lines go (edge/core/linewriter.py `LineWriter`: never blocks the loop)."""
+    """Where batches of lines go (edge/core/linewriter.py `LineWriter`: never blocks the
+    loop)."""
 
     @property
     def dropped(self) -> int: ...
     @property
     def error(self) -> str: ...  # why lines were lost, if the writer knows
-    def add(self, line: bytes) -> None: ...
-    def flush(self) -> None: ...
+    def submit(self, lines: list[str], size: int) -> None: ...
     def reopen(self) -> None: ...
     def close(self) -> None: ...
 
@@ -304,6 +306,7 @@ class AccessLog:
         "_reported",
         "_seconds",
         "add_internals",
+        "buffer",
         "count",
         "filters",
         "record",
@@ -319,12 +322,16 @@ class AccessLog:
         routers: Callable[[], Mapping[str, Router]] | None = None,
         clock: Callable[[], int] = time.time_ns,
         fast: bool = True,
+        later: Callable[[float, Callable[[], None]], object] | None = None,
     ) -> None:
         """`clock`: wall-clock nanoseconds; `fast=False` keeps every line on the general
-        formatters (the tests compare both paths line for line)."""
+        formatters (the tests compare both paths line for line); `later`: the loop's
+        `call_later`, for the batches' timer (without it a line goes to `writer` at once)."""
         self.filters, self.rules = rules_from(config)
         self._clock = clock
         self.writer = writer
+        # The lines not handed to the writer yet (one list append per line).
+        self.buffer = LineBuffer(writer, config.buffering_size, later)
         self.add_internals = config.add_internals
         self.count = 0  # Traefik's RequestCount: here per worker process
         self._format = _FORMATS.get(config.format, format_common)
@@ -343,7 +350,7 @@ class AccessLog:
         self.record: Record = self._record
         if fast and not self._dropped and not self._headers_shown:
             lines = self._fast = _FAST[config.format]()
-            lines.clock, lines.names, lines.writer = clock, self._names, writer
+            lines.clock, lines.names, lines.writer = clock, self._names, self.buffer
             lines.filters = self.filters if self._filtered else None
             self.record = lines.record
 
@@ -369,7 +376,7 @@ class AccessLog:
         if names is False:
             return
         now_ns = self._clock()  # the one wall-clock read of a logged request
-        duration_ns = round(duration * 1e9)
+        duration_ns = nanoseconds(duration)
         start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
         start = self._seconds.get(start_s)
         retries = 1 if exchange.retried else 0
@@ -382,8 +389,7 @@ class AccessLog:
         if self._headers_shown:
             self._headers(fields, exchange, origin)
         now_second = self._seconds.get(now_ns // 1_000_000_000)
-        line = self._format(fields, start, now_second)
-        self.writer.add(line.encode("utf-8", "replace"))
+        self.buffer.add(self._format(fields, start, now_second))
 
     def _core(
         self,
@@ -395,7 +401,7 @@ class AccessLog:
         names: tuple[str, str] | None,
     ) -> dict[str, Any]:
         entrypoint = downstream.entrypoint
-        duration_ns = round(duration * 1e9)
+        duration_ns = nanoseconds(duration)
         core: dict[str, Any] = {
             "Duration": duration_ns,
             "entryPointName": entrypoint.name,
@@ -478,8 +484,8 @@ class AccessLog:
     def flush(self) -> None:
         """Hand the buffered lines to the writer (the worker's tick); say, once per tick at
         most, how many lines were dropped since the last time."""
+        self.buffer.flush()
         writer = self.writer
-        writer.flush()
         if writer.dropped > self._reported:
             log.warning(
                 "access log: %d lines dropped (%s)",
@@ -487,6 +493,17 @@ class AccessLog:
                 writer.error or "the writer is behind: a full or slow disk, or a pipe nobody reads",
             )
             self._reported = writer.dropped
+
+    def counters(self) -> dict[str, int]:
+        """What the worker reports with its metrics (`accessLog`): lines written by the
+        thread, lines dropped (the thread too far behind, or a failed write) and
+        characters of lines waiting for the thread (at most `max_bytes`)."""
+        writer = self.writer
+        return {
+            "written": getattr(writer, "written", 0),
+            "dropped": writer.dropped,
+            "waiting": getattr(writer, "waiting", 0),
+        }
 
     def reconfigured(self) -> None:
         """The worker serves another configuration: routers' options are read again."""
@@ -496,6 +513,8 @@ class AccessLog:
         self.writer.reopen()
 
     def close(self) -> None:
+        """Hand what is buffered to the writer, which writes it before it stops."""
+        self.buffer.flush()
         self.writer.close()
 
 

@@ -48,12 +48,14 @@ __all__ = [
     "ClfLines",
     "Connection",
     "JsonLines",
+    "LineBuffer",
     "Lines",
     "Second",
     "client_fields",
     "go_json",
     "go_quote",
     "go_stamp",
+    "nanoseconds",
     "second_of",
     "split_host_port",
     "tls_fields",
@@ -120,6 +122,12 @@ def _clf_time(moment: datetime, zone: str) -> str:
 def _fraction(nanos: int) -> str:
     """Go's RFC3339Nano fraction: without its trailing zeros, none when 0."""
     return f".{nanos:09d}".rstrip("0") if nanos else ""
+
+
+def nanoseconds(seconds: float) -> int:
+    """A duration (>= 0) in whole nanoseconds, the half up (native arithmetic where
+    `round` is a call of the builtin; both paths use this, so their lines agree)."""
+    return int(seconds * 1e9 + 0.5)
 
 
 def go_stamp(base: str, nanos: int, zone: str) -> str:
@@ -219,9 +227,10 @@ class _JsonPeer:
     RequestProtocol and RequestScheme of its HTTP version, and what follows StartUTC up
     to `time` (TLS fields, entrypoint, level, msg)."""
 
-    __slots__ = ("client", "protocol", "scheme", "tail", "version")
+    __slots__ = ("client", "protocol", "scheme", "shape", "tail", "version")
 
     def __init__(self, downstream: Connection) -> None:
+        self.shape: _Shape | None = None  # the last request's pieces (keep-alive repeats it)
         entrypoint = downstream.entrypoint
         addr, host, port = client_fields(downstream.transport)
         self.client = (
@@ -284,12 +293,131 @@ def _json_target(key: tuple[str, str, str]) -> str:
     return piece
 
 
+class _Shape:
+    """What a connection's last line had besides its times and counters, as four pieces:
+    a keep-alive client asks the same thing again (same status, sizes, Host, method,
+    path, router, server), so its next line is these and the numbers, no lookups."""
+
+    __slots__ = (
+        "count",
+        "head",
+        "host",
+        "method",
+        "mid",
+        "names",
+        "origin",
+        "rest",
+        "retried",
+        "server",
+        "size",
+        "size_in",
+        "status",
+        "target",
+        "version",
+    )
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        origin: bool,
+        status: int,
+        names: tuple[str, str] | None,
+        pieces: tuple[str, str, str, str],
+    ) -> None:
+        self.host = exchange.head.host
+        self.target = exchange.target
+        self.method = exchange.method_b
+        self.version = exchange.version
+        self.size = exchange.bytes_out
+        self.size_in = exchange.bytes_in
+        self.retried = exchange.retried
+        self.server = exchange.server
+        self.origin = origin
+        self.status = status
+        self.names = names
+        # head: up to `"Duration":`; mid: to the next duration; count: to RequestCount's
+        # value; rest: from there to StartLocal
+        self.head, self.mid, self.count, self.rest = pieces
+
+    def same(
+        self, exchange: Exchange, origin: bool, status: int, names: tuple[str, str] | None
+    ) -> bool:
+        return (
+            self.names is names
+            and self.server is exchange.server
+            and self.status == status
+            and self.origin == origin
+            and self.size == exchange.bytes_out
+            and self.size_in == exchange.bytes_in
+            and self.retried == exchange.retried
+            and self.version == exchange.version
+            and self.method == exchange.method_b
+            and self.target == exchange.target
+            and self.host == exchange.head.host
+        )
+
+
 # Traefik logs a request the client gave up on before any response as 499.
 CLIENT_CLOSED = 499
 
 
 class Sink(Protocol):
-    def add(self, line: bytes) -> None: ...
+    """Where a batch of lines goes (edge/core/linewriter.py `LineWriter.submit`)."""
+
+    def submit(self, lines: list[str], size: int) -> None: ...
+
+
+_BATCH = 256 << 10  # with bufferingSize 0: characters of lines handed to the writer at once
+_MOST = 1 << 20  # with a bufferingSize: characters held at most, whatever it says
+FLUSH_DELAY = 0.05  # with bufferingSize 0: seconds a line waits at most for its batch
+
+
+class LineBuffer:
+    """The lines not yet handed to the writer thread: `add` is all a request pays (a list
+    append and a length; the timer of a batch is set by its first line). The batch goes to
+    `sink.submit` when it holds `_BATCH` characters or `FLUSH_DELAY` after its first line
+    (bufferingSize 0), or `flush_at` lines (at most `_MOST` characters), or at `flush`
+    (the worker's tick, a drain, the end). `later` is the loop's `call_later`; without
+    one (tests) a line is handed over at once."""
+
+    __slots__ = ("flush_at", "later", "limit", "lines", "sink", "size", "timed", "waiting")
+
+    def __init__(
+        self,
+        sink: Sink,
+        flush_at: int = 0,
+        later: Callable[[float, Callable[[], None]], object] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.lines: list[str] = []
+        self.size = 0  # characters in `lines`
+        self.later = later
+        self.waiting = False  # a timer is set for the batch
+        self.timed = not flush_at and later is not None
+        self.flush_at = flush_at if flush_at else (1 << 62 if later is not None else 1)
+        self.limit = _MOST if flush_at else _BATCH
+
+    def add(self, line: str) -> None:
+        lines = self.lines
+        lines.append(line)
+        self.size += len(line)
+        if self.size >= self.limit or len(lines) >= self.flush_at:
+            self.flush()
+        elif self.timed and not self.waiting:
+            self.waiting = True
+            later = self.later
+            if later is not None:
+                later(FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Hand the lines so far to the sink."""
+        self.waiting = False
+        lines = self.lines
+        if lines:
+            size = self.size
+            self.lines = []
+            self.size = 0
+            self.sink.submit(lines, size)
 
 
 class Keep(Protocol):
@@ -310,7 +438,7 @@ class Lines:
         self.filters: Keep | None = None  # None: no filter, every line kept
         # stats -> (router, service), None (no router) or False (not logged)
         self.names: Mapping[Any, tuple[str, str] | Literal[False] | None] = {None: None}
-        self.writer: Sink | None = None
+        self.writer: LineBuffer | None = None
 
     def record(
         self,
@@ -334,11 +462,11 @@ class Lines:
             return
         now_ns = self.clock()  # the one wall-clock read of a logged request
         line = self.line(
-            downstream, exchange, origin, status, round(duration * 1e9), names, self.count, now_ns
+            downstream, exchange, origin, status, nanoseconds(duration), names, self.count, now_ns
         )
         writer = self.writer
         if writer is not None:
-            writer.add(line.encode("utf-8", "replace"))
+            writer.add(line)
 
     def line(
         self,
@@ -414,49 +542,76 @@ class JsonLines(Lines):
         count: int,
         now_ns: int,
     ) -> str:
-        peer = downstream.access_peer
+        # Typed: the pieces are then read as native attributes, not by name.
+        peer: _JsonPeer | None = downstream.access_peer
         if peer is None:
             peer = downstream.access_peer = _JsonPeer(downstream)
+        shape: _Shape | None = peer.shape
+        from_origin = origin is not None
+        if shape is None or not shape.same(exchange, from_origin, status, names):
+            shape = peer.shape = _Shape(
+                exchange,
+                from_origin,
+                status,
+                names,
+                self._pieces(peer, exchange, from_origin, status, names),
+            )
+        start_ns = now_ns - duration_ns
+        start_s = start_ns // 1_000_000_000  # native arithmetic, where divmod is a call
+        nanos = start_ns - start_s * 1_000_000_000
+        second = self._second
+        if second[0] != start_s:
+            second = self._start(start_s)
+        tail = self._time
+        now_s = now_ns // 1_000_000_000
+        if tail[0] != now_s:
+            tail = self._now(now_s)
+        duration = str(duration_ns)  # once: it is written twice
+        if nanos:
+            # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec:
+            # cheaper), its dot in the line's template (no concatenation)
+            fraction = str(nanos + 1_000_000_000)[1:].rstrip("0")
+            return (
+                f"{shape.head}{duration}{shape.mid}{duration}{shape.count}{count}{shape.rest}"
+                f"{second[1]}.{fraction}{second[2]}.{fraction}{peer.tail}{tail[1]}"
+            )
+        return (  # a start on the second exactly: Go writes no fraction
+            f"{shape.head}{duration}{shape.mid}{duration}{shape.count}{count}{shape.rest}"
+            f"{second[1]}{second[2]}{peer.tail}{tail[1]}"
+        )
+
+    def _pieces(
+        self,
+        peer: _JsonPeer,
+        exchange: Exchange,
+        from_origin: bool,
+        status: int,
+        names: tuple[str, str] | None,
+    ) -> tuple[str, str, str, str]:
+        """A `_Shape`'s pieces: everything of the line but the durations, the request
+        count and the times."""
         protocol = peer.protocol if peer.version == exchange.version else None
         if protocol is None:
             protocol = peer.protocol_of(exchange.version)
         host = self._hosts[exchange.head.host]
         server = exchange.server
         last = self._last
-        hit = last[0] is names and last[1] is server
-        target = last[2] if hit else self._target(names, server)
-        start_s, nanos = divmod(now_ns - duration_ns, 1_000_000_000)
-        second = self._second
-        if second[0] != start_s:
-            second = self._start(start_s)
-        tail = self._time
-        if tail[0] != now_ns // 1_000_000_000:
-            tail = self._now(now_ns // 1_000_000_000)
-        # Go's RFC3339Nano fraction, without trailing zeros (str, not a format spec: cheaper)
-        fraction = "." + str(nanos + 1_000_000_000)[1:].rstrip("0") if nanos else ""
+        target = last[2] if last[0] is names and last[1] is server else self._target(names, server)
         raw_path = exchange.target
         path = self._paths[raw_path] if len(raw_path) <= _MEMO_PATH else _json_path(raw_path)
         size = self._numbers[exchange.bytes_out]
-        duration = str(duration_ns)  # once: the origin case writes it twice
         retries = ',"RetryAttempts":1' if exchange.retried else ',"RetryAttempts":0'
-        if origin is not None:
-            return (
-                f"{peer.client}{size}{self._statuses[status]}{duration}"
-                f',"OriginContentSize":{size},"OriginDuration":{duration},"OriginStatus":'
-                f'{self._numbers[status]},"Overhead":0{host[0]}{self._numbers[exchange.bytes_in]}'
-                f',"RequestCount":{count}{host[1]}{self._methods[exchange.method_b]}{path}'
-                f"{host[2]}{protocol}{retries}{target}{second[1]}{fraction}{second[2]}"
-                f"{fraction}{peer.tail}{tail[1]}"
-            )
-        return (
-            f"{peer.client}{size}{self._statuses[status]}{duration}"
-            f"{_GZIP if exchange.bytes_out else ''}"
-            f',"OriginContentSize":0,"OriginDuration":0,"OriginStatus":0,"Overhead":'
-            f"{duration}{host[0]}{self._numbers[exchange.bytes_in]}"
-            f',"RequestCount":{count}{host[1]}{self._methods[exchange.method_b]}{path}'
-            f"{host[2]}{protocol}{retries}{target}{second[1]}{fraction}{second[2]}"
-            f"{fraction}{peer.tail}{tail[1]}"
-        )
+        head = f"{peer.client}{size}{self._statuses[status]}"
+        request = f'{host[0]}{self._numbers[exchange.bytes_in]},"RequestCount":'
+        rest = f"{host[1]}{self._methods[exchange.method_b]}{path}{host[2]}{protocol}{retries}"
+        if from_origin:
+            mid = f',"OriginContentSize":{size},"OriginDuration":'
+            count = f',"OriginStatus":{self._numbers[status]},"Overhead":0{request}'
+        else:
+            gzip = _GZIP if exchange.bytes_out else ""
+            mid = f'{gzip},"OriginContentSize":0,"OriginDuration":0,"OriginStatus":0,"Overhead":'
+            count = request
+        return head, mid, count, rest + target
 
     def _target(self, names: tuple[str, str] | None, server: Server | None) -> str:
         if server is None:

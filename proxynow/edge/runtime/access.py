@@ -18,5 +18,6 @@ def open_access_log(
     """Start this worker's writer thread (it opens `filePath` itself: opening a FIFO may
     block) and return the log dispatch records into; routers with
     `observability.accessLogs: false` are read from the configuration the worker serves."""
-    writer = LineWriter(config.file_path, flush_at=config.buffering_size, loop=loop)
-    return AccessLog(config, writer, state.metrics, lambda: state.snapshot.config.http.routers)
+    writer = LineWriter(config.file_path)
+    routers = lambda: state.snapshot.config.http.routers  # noqa: E731
+    return AccessLog(config, writer, state.metrics, routers, later=loop.call_later)

@@ -273,6 +273,8 @@ class Worker:
     def _collect(self, request_id: int) -> None:
         state = self._state
         data = state.metrics.collect() if state is not None else {}
+        if state is not None and state.access_log is not None:
+            data["accessLog"] = state.access_log.counters()
         assert self._channel is not None
         self._channel.send((ch.METRICS, request_id, data))
 

@@ -34,10 +34,9 @@ class Lines:
         self.dropped = 0
         self.error = ""
 
-    def add(self, line: bytes) -> None:
-        self.lines.append(json.loads(line))
+    def submit(self, lines: list[str], size: int) -> None:
+        self.lines += [json.loads(line) for line in lines]
 
-    def flush(self) -> None: ...
     def reopen(self) -> None: ...
     def close(self) -> None: ...
 

@@ -41,10 +41,9 @@ class Lines:
         self.dropped = 0
         self.error = ""
 
-    def add(self, line: bytes) -> None:
-        self.lines.append(line)
+    def submit(self, lines: list[str], size: int) -> None:
+        self.lines += [line.encode("utf-8", "replace") for line in lines]
 
-    def flush(self) -> None: ...
     def reopen(self) -> None: ...
     def close(self) -> None: ...
 
@@ -273,3 +272,78 @@ def test_the_general_path_is_taken_when_a_field_is_dropped_or_a_header_kept() ->
         log = AccessLog(AccessLogConfig.model_validate(config), Lines(), metrics)
         assert log._fast is None
     assert AccessLog(AccessLogConfig(format="json"), Lines(), metrics)._fast is not None
+
+
+def _base_exchange(metrics: WorkerMetrics, server: Server, start: float) -> Exchange:
+    head = RequestHead(trusted=False)
+    head.add(b"Host", b"app.test")
+    ex = Exchange(head, start, None)
+    ex.method_b, ex.target, ex.version = b"GET", b"/index.html", "1.1"
+    ex.status, ex.bytes_out, ex.bytes_in = 200, 13, 0
+    ex.stats = metrics.target("web", "app@file", "app@file")
+    ex.server = server
+    return ex
+
+
+def _change(ex: Exchange, field: str, metrics: WorkerMetrics, other: Server) -> None:
+    """`ex` with one field another value (a new object, as the next request's would be)."""
+    if field == "host":
+        ex.head = RequestHead(trusted=False)
+        ex.head.add(b"Host", b"other.test:8080")
+    elif field == "router":
+        ex.stats = metrics.target("web", "other@file", "app@file")
+    elif field == "server":
+        ex.server = other
+    elif field == "no router":
+        ex.stats, ex.server = None, None
+    else:
+        values = {"method": b"POST", "target": b"/a&b", "version": "1.0", "status": 404}
+        values |= {"bytes_out": 14, "bytes_in": 5, "retried": True}
+        setattr(ex, field.replace("method", "method_b"), values[field])
+
+
+FIELDS = (
+    "host", "router", "server", "no router", "method", "target", "version", "status",
+    "bytes_out", "bytes_in", "retried",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["json", "common"])
+def test_a_keep_alive_connections_lines_follow_every_change_of_its_requests(fmt: str) -> None:
+    """A connection asking the same again reuses its last line's pieces (the fast path's
+    per-connection shape): each request differing from the one before in one field (an
+    equal value in a new object, or another value), and back, must still be the general
+    path's line, byte for byte."""
+    rng = random.Random(fmt)
+    metrics = WorkerMetrics()
+    times = [1_764_668_350 * 1_000_000_000]
+    config = AccessLogConfig(format=fmt)
+    fast_sink, slow_sink = Lines(), Lines()
+    fast = AccessLog(config, fast_sink, metrics, clock=_clock(times))
+    slow = AccessLog(config, slow_sink, metrics, clock=_clock(times), fast=False)
+    servers = (_server(rng), _server(rng))
+    fast_client, slow_client = _client_pair(rng)
+    now = 1000.0
+    hits = 0
+    for with_origin in (True, False):
+        for field in (None, *FIELDS):
+            # the base request twice, the changed one twice, the base again
+            for changed in (None, None, field, field, None):
+                times[0] += rng.randrange(1, 2_000_000_000)
+                now += 1.0
+                ex = _base_exchange(metrics, servers[0], now - rng.uniform(0, 0.01))
+                if changed is not None:
+                    _change(ex, changed, metrics, servers[1])
+                origin = _origin(rng) if with_origin else None
+                shape = getattr(fast_client.access_peer, "shape", None)
+                fast.record(cast(Any, fast_client), ex, now, origin)
+                slow.record(cast(Any, slow_client), ex, now, origin)
+                assert fast_sink.lines == slow_sink.lines, (
+                    field,
+                    _difference(fast_sink, slow_sink),
+                )
+                assert len(fast_sink.lines) == 1
+                fast_sink.lines.clear()
+                slow_sink.lines.clear()
+                hits += shape is not None and fast_client.access_peer.shape is shape
+    assert fmt != "json" or hits >= 2 * len(FIELDS)  # the pieces were reused

@@ -161,10 +161,9 @@ class Lines:
         self.dropped = 0
         self.error = ""
 
-    def add(self, line: bytes) -> None:
-        self.lines.append(line.decode())
+    def submit(self, lines: list[str], size: int) -> None:
+        self.lines += lines
 
-    def flush(self) -> None: ...
     def reopen(self) -> None: ...
     def close(self) -> None: ...
 
