@@ -61,6 +61,7 @@ from typing import Any
 import yaml
 from watchfiles import DefaultFilter, watch
 
+from proxynow.background import lower_this_thread
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import DynamicFileLoader
@@ -281,6 +282,9 @@ class FileProvider:
                 self._settle_task.cancel()
 
     def _thread(self, sink: ConfigSink) -> None:
+        # SCHED_IDLE: reading a change must not delay the requests of a worker on our core
+        # (proxynow/background.py; watchfiles' thread, started from here, inherits it).
+        lower_this_thread()
         error: Exception | None = None
         try:
             self._read(sink, settled=not self._watch)
