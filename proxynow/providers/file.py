@@ -498,14 +498,14 @@ class FileProvider:
             if problem is not None:
                 errors = [f"{path}: {problem}; its last good configuration keeps serving"]
             else:
-                config = self._loader.load(path)
+                # The bytes just read and hashed, not the file read again: the outcome
+                # remembered is that of exactly this content.
+                config = self._loader.load(path, data)
         except ConfigError as error:
             errors = _bounded(path, error.issues)
         except (RecursionError, MemoryError) as error:  # what a file's content can cause
             errors = [f"{path}: cannot be loaded ({type(error).__name__}: nested too deep?)"]
-        # Remembered only if the file still holds what was checked (the loader reads it
-        # again): a file that changed meanwhile is read again on its change anyway.
-        if data is not None and _same_content(path, len(data), digest, self._max_bytes):
+        if data is not None:
             self._outcomes[path] = _Outcome(len(data), digest, config, errors)
         else:
             self._outcomes.pop(path, None)
@@ -543,14 +543,6 @@ def _read_at_most(path: str, limit: int) -> bytes:
     if len(data) > limit:  # it grew since the fstat
         raise _TooLarge(len(data))
     return data
-
-
-def _same_content(path: str, size: int, digest: bytes, limit: int) -> bool:
-    try:
-        data = _read_at_most(path, limit)
-    except (OSError, _TooLarge):
-        return False
-    return len(data) == size and hashlib.blake2b(data, digest_size=16).digest() == digest
 
 
 def _is_yaml(path: str) -> bool:
