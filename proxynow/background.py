@@ -11,6 +11,14 @@ preempts it at once; under saturation it still gets a small share (Linux gives i
 weight of nice 19's fifth, about 0.3% of a core beside one busy worker), which is enough
 for a change every second or so: changes that come faster are coalesced, the newest wins.
 
+Large work is not starved: a file of 1 MiB or more, a snapshot of 5,000 objects or more
+(the sizes at which proxynow/heap.py also keeps the collector off) is read or built with
+the thread back at SCHED_OTHER (`normal_while`; its nice value, the control plane's 10,
+is kept), as at nice 10 it gets about a tenth of a busy core, not 0.3%: seconds of CPU
+would otherwise take many minutes beside a saturated worker. Going back to SCHED_OTHER
+needs CAP_SYS_NICE or an RLIMIT_NICE that allows the thread's nice value (root in a
+container has it); without either the work stays under SCHED_IDLE.
+
 Linux only (elsewhere, or if the kernel refuses, the thread keeps its priority). Threads
 a SCHED_IDLE thread starts inherit it (watchfiles' own thread does). Off with
 `PROXYNOW_BACKGROUND_SCHED=normal` in the control plane's environment (the threads then
@@ -21,10 +29,12 @@ Standard library only: the providers import it, below every layer of the control
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
-__all__ = ["ENV", "enabled", "lower_this_thread"]
+__all__ = ["ENV", "enabled", "lower_this_thread", "normal_while"]
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +65,23 @@ def lower_this_thread() -> bool:
         log.debug("background thread stays at its priority: %s", error)
         return False
     return True
+
+
+@contextlib.contextmanager
+def normal_while(large: bool) -> Iterator[None]:
+    """With `large`, the calling thread runs at SCHED_OTHER in the block if it was under
+    SCHED_IDLE (and is put back after); otherwise nothing changes."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if not large or idle is None or os.sched_getscheduler(0) != idle:
+        yield
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError as error:  # no CAP_SYS_NICE nor RLIMIT_NICE for it: stays idle
+        log.debug("large background work stays under SCHED_IDLE: %s", error)
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, idle, os.sched_param(0))

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from proxynow.background import lower_this_thread
+from proxynow.background import lower_this_thread, normal_while
 from proxynow.config.dynamic import DynamicConfig, TLSConfig
 from proxynow.control.checks import check_all, check_router
 from proxynow.heap import collecting_later
@@ -419,7 +419,8 @@ def _build_collecting_later(
         for update in updates
         for protocol, _, attribute in SECTIONS
     )
-    with collecting_later(objects >= _LARGE):
+    # A large build is not left to SCHED_IDLE either: a busy worker would starve it.
+    with collecting_later(objects >= _LARGE), normal_while(objects >= _LARGE):
         return build_snapshot(version, updates, entry_points, internal_services, cache)
 
 

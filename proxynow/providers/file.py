@@ -61,7 +61,7 @@ from typing import Any
 import yaml
 from watchfiles import DefaultFilter, watch
 
-from proxynow.background import lower_this_thread
+from proxynow.background import lower_this_thread, normal_while
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import DynamicFileLoader
@@ -423,8 +423,10 @@ class FileProvider:
             return None
         else:
             paths = _config_files(self._directory)
-        # Large files: no cyclic collection while they are parsed (proxynow/heap.py).
-        with collecting_later(_total_size(paths) >= _LARGE):
+        # Large files: no cyclic collection while they are parsed (proxynow/heap.py), and
+        # not under SCHED_IDLE, which a saturated worker would starve (background.py).
+        large = _total_size(paths) >= _LARGE
+        with collecting_later(large), normal_while(large):
             return self._load_paths(paths, settled)
 
     def _load_paths(self, paths: list[str], settled: bool) -> ProviderUpdate:
