@@ -121,14 +121,16 @@ def read_dynamic_file(
     eager_positions: bool = False,
     environ: Mapping[str, str] | None = None,
     log_template: bool = False,
+    data: bytes | None = None,
 ) -> RawFile:
     """`read_file` for a dynamic file of the file provider: rendered as a Go template
     first, as Traefik does (the static configuration is not). A file without `{{` is
     parsed as it is. Positions of later errors refer to the rendered text; with
     `log_template` (`providers.file.debugLogGeneratedTemplate`) it is logged at debug
-    level. `environ` is what the template's `env` reads (default: the process's)."""
+    level. `environ` is what the template's `env` reads (default: the process's). `data`
+    is the file's content when the caller has read it already (it is not read again)."""
     name = os.fspath(path)
-    text = _read_text(name)
+    text = _read_text(name) if data is None else _decode(name, data)
     if "{{" in text:
         text = _render(name, text, environ)
         if log_template:
@@ -141,6 +143,15 @@ def _read_text(name: str) -> str:
         return Path(name).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue("", f"cannot read file: {exc}", name)]) from None
+
+
+def _decode(name: str, data: bytes) -> str:
+    """`data` as `_read_text` would have read it (universal newlines included)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read file: {exc}", name)]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _render(name: str, text: str, environ: Mapping[str, str] | None) -> str:
@@ -327,8 +338,11 @@ class DynamicFileLoader:
         self._log_template = log_template
         self._warned: dict[str, set[str]] = {}
 
-    def load(self, path: str | os.PathLike[str]) -> DynamicConfig:
-        raw = read_dynamic_file(path, environ=self._environ, log_template=self._log_template)
+    def load(self, path: str | os.PathLike[str], data: bytes | None = None) -> DynamicConfig:
+        """The file's configuration; `data`, when given, is its content (read already)."""
+        raw = read_dynamic_file(
+            path, environ=self._environ, log_template=self._log_template, data=data
+        )
         known = self._known.pop(raw.path, {})
         notes = Notes()
         config = _validate_reusing(raw.data, known, notes)

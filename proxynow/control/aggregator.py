@@ -27,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from proxynow.background import lower_this_thread, normal_while
 from proxynow.config.dynamic import DynamicConfig, TLSConfig
 from proxynow.control.checks import check_all, check_router
 from proxynow.heap import collecting_later
@@ -324,6 +326,9 @@ class Aggregator:
         self._dirty = asyncio.Event()
         self._current = Snapshot.empty()
         self._cache = BuildCache()
+        # Builds run in a thread of their own under SCHED_IDLE (proxynow/background.py),
+        # not in the loop's default executor, whose threads others use at their priority.
+        self._builder: ThreadPoolExecutor | None = None
 
     @property
     def current(self) -> Snapshot:
@@ -360,18 +365,26 @@ class Aggregator:
 
     async def run(self) -> None:
         """Publish snapshots until cancelled."""
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            await self._publish_latest()
-            await self._sleep(self._throttle)
+        self._builder = ThreadPoolExecutor(
+            1, thread_name_prefix="snapshot-build", initializer=lower_this_thread
+        )
+        try:
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                await self._publish_latest()
+                await self._sleep(self._throttle)
+        finally:
+            self._builder.shutdown(wait=False, cancel_futures=True)
+            self._builder = None
 
     async def _publish_latest(self) -> None:
         updates = list(self._latest.values())
         version = self._current.version + 1
         try:
             # Rule parsing for thousands of routers must not stall the control loop.
-            snapshot = await asyncio.to_thread(
+            snapshot = await asyncio.get_running_loop().run_in_executor(
+                self._builder,
                 _build_collecting_later,
                 version,
                 updates,
@@ -406,7 +419,8 @@ def _build_collecting_later(
         for update in updates
         for protocol, _, attribute in SECTIONS
     )
-    with collecting_later(objects >= _LARGE):
+    # A large build is not left to SCHED_IDLE either: a busy worker would starve it.
+    with collecting_later(objects >= _LARGE), normal_while(objects >= _LARGE):
         return build_snapshot(version, updates, entry_points, internal_services, cache)
 
 

@@ -61,6 +61,7 @@ from typing import Any
 import yaml
 from watchfiles import DefaultFilter, watch
 
+from proxynow.background import lower_this_thread, normal_while
 from proxynow.config.dynamic import DynamicConfig, HTTPConfig, TCPConfig, TLSConfig, UDPConfig
 from proxynow.config.errors import ConfigError
 from proxynow.config.loader import DynamicFileLoader
@@ -281,6 +282,9 @@ class FileProvider:
                 self._settle_task.cancel()
 
     def _thread(self, sink: ConfigSink) -> None:
+        # SCHED_IDLE: reading a change must not delay the requests of a worker on our core
+        # (proxynow/background.py; watchfiles' thread, started from here, inherits it).
+        lower_this_thread()
         error: Exception | None = None
         try:
             self._read(sink, settled=not self._watch)
@@ -419,8 +423,10 @@ class FileProvider:
             return None
         else:
             paths = _config_files(self._directory)
-        # Large files: no cyclic collection while they are parsed (proxynow/heap.py).
-        with collecting_later(_total_size(paths) >= _LARGE):
+        # Large files: no cyclic collection while they are parsed (proxynow/heap.py), and
+        # not under SCHED_IDLE, which a saturated worker would starve (background.py).
+        large = _total_size(paths) >= _LARGE
+        with collecting_later(large), normal_while(large):
             return self._load_paths(paths, settled)
 
     def _load_paths(self, paths: list[str], settled: bool) -> ProviderUpdate:
@@ -494,14 +500,14 @@ class FileProvider:
             if problem is not None:
                 errors = [f"{path}: {problem}; its last good configuration keeps serving"]
             else:
-                config = self._loader.load(path)
+                # The bytes just read and hashed, not the file read again: the outcome
+                # remembered is that of exactly this content.
+                config = self._loader.load(path, data)
         except ConfigError as error:
             errors = _bounded(path, error.issues)
         except (RecursionError, MemoryError) as error:  # what a file's content can cause
             errors = [f"{path}: cannot be loaded ({type(error).__name__}: nested too deep?)"]
-        # Remembered only if the file still holds what was checked (the loader reads it
-        # again): a file that changed meanwhile is read again on its change anyway.
-        if data is not None and _same_content(path, len(data), digest, self._max_bytes):
+        if data is not None:
             self._outcomes[path] = _Outcome(len(data), digest, config, errors)
         else:
             self._outcomes.pop(path, None)
@@ -539,14 +545,6 @@ def _read_at_most(path: str, limit: int) -> bytes:
     if len(data) > limit:  # it grew since the fstat
         raise _TooLarge(len(data))
     return data
-
-
-def _same_content(path: str, size: int, digest: bytes, limit: int) -> bool:
-    try:
-        data = _read_at_most(path, limit)
-    except (OSError, _TooLarge):
-        return False
-    return len(data) == size and hashlib.blake2b(data, digest_size=16).digest() == digest
 
 
 def _is_yaml(path: str) -> bool:

@@ -339,7 +339,7 @@ class TableBuilder(Generic[T]):
             if count % 64 == 0:
                 yield
         self._tombstones.compact(self._frozen)
-        any_host = self._frozen["any"].get("") or _CellBuilder[T]().freeze()
+        any_host = self._frozen["any"].get("") or _EMPTY_CELL
         exact, wildcards = dict(self._frozen["exact"]), dict(self._frozen["wildcard"])
         if only_exact and self._by_host is not None:
             by_host = dict(self._by_host)

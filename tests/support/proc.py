@@ -144,8 +144,10 @@ def start_proxynow(
     *,
     workers: int = 2,
     wait: bool = True,
+    env: dict[str, str] | None = None,
 ) -> ProxynowProcess:
-    """Start `proxynow run` in `directory`; with `wait`, return once it fully serves."""
+    """Start `proxynow run` in `directory`; with `wait`, return once it fully serves.
+    `env` is added to this process's environment for it."""
     directory.mkdir(parents=True, exist_ok=True)
     static = dict(static)
     static.setdefault("workers", workers)
@@ -161,12 +163,12 @@ def start_proxynow(
     static_path.write_text(yaml.safe_dump(static))
     stderr_path = directory / "stderr.log"
     control_path = directory / "control.sock"
-    env = dict(os.environ, PROXYNOW_CONTROL_SOCKET=str(control_path))
+    environment = dict(os.environ, **(env or {}), PROXYNOW_CONTROL_SOCKET=str(control_path))
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "proxynow", "run", "--config", str(static_path)],
             cwd=directory,
-            env=env,
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
@@ -195,7 +197,8 @@ def _wait_ready(proxy: ProxynowProcess, entrypoints: set[str], has_dynamic: bool
 
 @pytest.fixture
 def proxynow_factory(tmp_path: Path) -> Iterator[Callable[..., ProxynowProcess]]:
-    """`start(static, dynamic=None, workers=2, wait=True)`; every process stopped at the end."""
+    """`start(static, dynamic=None, workers=2, wait=True, env=None)`; every process stopped
+    at the end."""
     started: list[ProxynowProcess] = []
 
     def start(
@@ -204,9 +207,15 @@ def proxynow_factory(tmp_path: Path) -> Iterator[Callable[..., ProxynowProcess]]
         *,
         workers: int = 2,
         wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> ProxynowProcess:
         proxy = start_proxynow(
-            tmp_path / f"proxynow{len(started)}", static, dynamic, workers=workers, wait=wait
+            tmp_path / f"proxynow{len(started)}",
+            static,
+            dynamic,
+            workers=workers,
+            wait=wait,
+            env=env,
         )
         started.append(proxy)
         return proxy

@@ -7,16 +7,18 @@ snapshot; the worker binds its own SO_REUSEPORT sockets, builds its graph and an
 READY. Every later SNAPSHOT (a full `Snapshot`, or usually a `SnapshotDelta` on top of the
 one we serve) is compiled and swapped in with one assignment
 (`state.graph = graph`); requests in flight keep the graph they started with. The apply
-is taken a slice at a time (`WorkerState.apply_steps`, `Slices`): a change that is done
-within its first slice (about 10 ms: the usual one) is applied at once; a larger one goes
-on in a task, and requests are served, on the old graph, between its slices. SERVING
+is taken a slice at a time (`WorkerState.apply_steps`, `Slices`) of `SERVING_SLICE`
+(0.1 ms): every request in flight waits for a slice, so even a one-router change (0.3-0.5
+ms of CPU here, the apply's code and data cold in caches the requests keep) goes on in a
+task after its first slice, and requests are served, on the old graph, between its
+slices. SERVING
 answers with the version now served and how long the apply stalled the loop: its longest
 slice. One apply runs at a time (the control plane sends the next on SERVING; one that
 came anyway waits for the current one to end).
 
 The cyclic garbage collector is kept off while a graph is built and the graph is frozen
 afterwards (`gc.freeze`, after a first graph of 2,000 objects or more and after every
-apply that took more than one slice): a full collection walks every object the worker
+apply whose slices took `SLICE`, 10 ms, or more): a full collection walks every object the worker
 holds, 0.3 to 0.5 s with 20,000 routers, and the growth of a large build triggers one or
 two of them. A graph build
 leaves no cyclic garbage (its old objects go by reference counting), so freezing keeps
@@ -53,7 +55,7 @@ import uvloop
 from proxynow.config.static import EntryPoint, StaticConfig
 from proxynow.edge.core.metrics import BUCKETS, WorkerMetrics
 from proxynow.edge.graph.build import GraphResources, empty_graph
-from proxynow.edge.graph.state import Slices, WorkerState
+from proxynow.edge.graph.state import SERVING_SLICE, SLICE, Slices, WorkerState
 from proxynow.edge.runtime.accept import connection_factory
 from proxynow.edge.runtime.access import open_access_log
 from proxynow.edge.upstream.health import HealthSet
@@ -206,7 +208,7 @@ class Worker:
             self._queued = blob  # the newest wins; applied when the current one is done
             return
         # Every request waits while a slice runs: the longest is reported as the stall.
-        slices = Slices()
+        slices = Slices(SERVING_SLICE)
         collecting = gc.isenabled()
         gc.disable()
         version = -1
@@ -246,14 +248,15 @@ class Worker:
         """An apply is over (done or failed): the collector back on, SERVING sent."""
         state = self._state
         assert state is not None
-        if slices.slices > 1:
-            # Before collecting again: what the build made is all in the youngest
-            # generation, which the next allocation would walk (0.15 s for 20,000).
+        if slices.busy >= SLICE:
+            # Before collecting again: what a large build made is all in the youngest
+            # generation, which the next allocation would walk (0.15 s for 20,000). A
+            # small change is not frozen: that would keep the requests' cyclic garbage.
             gc.freeze()
         if collecting:
             gc.enable()
         stall = slices.done()
-        if slices.slices > 1:
+        if slices.busy >= SLICE:
             log.debug(
                 "worker %d: graph %d built in %d slices, the longest %.1f ms",
                 state.worker_id,

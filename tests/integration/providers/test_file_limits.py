@@ -7,6 +7,7 @@ Real files in tmp_path, the provider's own thread and watcher; every wait has a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ async def test_a_file_over_the_limit_is_refused_and_the_last_good_serves(
     assert sink.routers() == {"a"}
     parsed: list[str] = []
     load = provider._loader.load
-    provider._loader.load = lambda p: parsed.append(str(p)) or load(p)  # type: ignore[method-assign]
+    provider._loader.load = lambda p, data=None: parsed.append(str(p)) or load(p, data)  # type: ignore[method-assign]
     path.write_text(yaml_config(["a"]) + "# padding\n" * 1000)
     await until(lambda: bool(sink.errors))
     assert sink.errors == [
@@ -155,7 +156,7 @@ async def test_content_that_did_not_change_is_not_parsed_again(
     assert sink.routers() == {"one", "two"}
     parsed: list[str] = []
     load = provider._loader.load
-    provider._loader.load = lambda p: parsed.append(str(p)) or load(p)  # type: ignore[method-assign]
+    provider._loader.load = lambda p, data=None: parsed.append(str(p)) or load(p, data)  # type: ignore[method-assign]
     (tmp_path / "two.yml").write_text(yaml_config(["three"], service="s2"))
     await until(lambda: sink.routers() == {"one", "three"})
     assert parsed == [str(tmp_path / "two.yml")]
@@ -187,3 +188,31 @@ async def test_emptying_a_file_warns_once_that_its_routers_are_removed(
         f"provider file: {path} is empty now: its 2 routers are removed; "
         "the provider has no router left"
     ]
+
+
+async def test_a_file_rewritten_while_it_is_parsed_ends_at_its_newest_content(
+    tmp_path: Path, start: Start
+) -> None:
+    """The provider parses the bytes it read and hashed (the file is read once per
+    change): a rewrite that lands meanwhile is its own change, and the newest wins."""
+    path = tmp_path / "dynamic.yml"
+    path.write_text(yaml_config(["a"]))
+    provider, sink = await start(filename=str(path))
+    assert sink.routers() == {"a"}
+    load = provider._loader.load
+    seen: list[bytes | None] = []
+
+    def rewritten_meanwhile(p: str, data: bytes | None = None) -> DynamicConfig:
+        seen.append(data)
+        if len(seen) == 1:
+            replacement = tmp_path / "dynamic.tmp"
+            replacement.write_text(yaml_config(["c"]))
+            replacement.replace(path)  # atomically, as editors and the bench's writer do
+        return load(p, data)
+
+    provider._loader.load = rewritten_meanwhile  # type: ignore[method-assign]
+    path.write_text(yaml_config(["b"]))
+    await until(lambda: sink.routers() == {"c"} and sink.errors == [])
+    assert seen[0] == yaml_config(["b"]).encode()  # what was hashed is what was parsed
+    remembered = provider._outcomes[str(path)]  # for c's bytes, not b's
+    assert remembered.digest == hashlib.blake2b(path.read_bytes(), digest_size=16).digest()

@@ -304,7 +304,7 @@ async def test_an_unexpected_error_in_the_thread_is_raised_by_run(
     task = asyncio.create_task(provider.run(sink), name="file-provider")
     await asyncio.wait_for(provider.watching.wait(), 10)
 
-    def broken(path: str) -> DynamicConfig:
+    def broken(path: str, data: bytes | None = None) -> DynamicConfig:
         raise RuntimeError("a bug in the loader")
 
     monkeypatch.setattr(provider._loader, "load", broken)

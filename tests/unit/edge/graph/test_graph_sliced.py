@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import random
+from collections.abc import Generator
 from typing import Any
 
 from proxynow.config.loader import validate_dynamic
@@ -160,3 +161,30 @@ async def test_the_first_slice_is_taken_at_once_and_the_rest_later() -> None:
     await slices.run(steps)
     assert state.snapshot.version == 3 and host(state, "h2999.test") == "r2999@file"
     assert slices.slices > 1
+
+
+async def test_a_slice_spent_before_the_first_step_leaves_every_step_to_the_loop() -> None:
+    """What comes before the first step (the worker's unpickling) counts in the first
+    slice: once it has used the budget, no step is taken before the loop runs."""
+    state = WorkerState()
+    state.apply(snapshot(1, 10), STATIC)
+    taken: list[int] = []
+
+    def counted(steps: Generator[None, None, Any]) -> Generator[None, None, Any]:
+        while True:
+            taken.append(1)
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            yield
+
+    slices = Slices(budget=0.0)
+    steps = counted(
+        state.apply_steps(SnapshotDelta.between(state.snapshot, snapshot(2, 11)), STATIC)
+    )
+    done, _ = slices.first(steps)
+    assert not done and taken == [] and state.snapshot.version == 1
+    await slices.run(steps)
+    assert state.snapshot.version == 2 and host(state, "h10.test") == "r10@file"
+    assert slices.slices == len(taken) + 1 and slices.busy >= slices.longest > 0
