@@ -58,7 +58,9 @@ class _PeerVerdicts:
 
     __slots__ = ("checker", "last", "last_allowed", "refusal", "seen")
 
-    LIMIT = 4096  # addresses remembered; then start over (they are the clients')
+    # Addresses remembered per step (each router has its own): then start over. Small: the
+    # identity test serves a keep-alive connection, this the connections taking turns.
+    LIMIT = 256
 
     def __init__(self, checker: IPChecker, refusal: Reply) -> None:
         self.checker = checker

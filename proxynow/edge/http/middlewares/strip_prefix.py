@@ -55,24 +55,27 @@ _KEPT: Final = 1  # plain, and no prefix matches: nothing changes
 _CUT: Final = 2  # plain, and stripped
 
 
+# (prefixes, plain target) → its cut, for every stripPrefix of the worker: one bound on the
+# memory whatever the number of routers (targets are the clients'; about 7 MiB at most).
+_SEEN: Final[dict[tuple[tuple[bytes, ...], bytes], _Cut]] = {}
+LIMIT: Final = 4096  # cuts remembered; then start over
+LONGEST: Final = 512  # a longer target is cut anew each time
+
+
 class _Strip:
     """One stripPrefix's prefixes, and the cuts of plain targets remembered (bounded:
     targets are the clients'); its bound `request` is the step's hook."""
 
-    __slots__ = ("fast", "prefixes", "seen")
-
-    LIMIT = 4096  # targets remembered; then start over
-    LONGEST = 512  # a longer target is cut anew each time (the memo's memory stays small)
+    __slots__ = ("fast", "prefixes")
 
     def __init__(self, prefixes: tuple[bytes, ...], fast: bool) -> None:
         self.prefixes = prefixes
         self.fast = fast  # every prefix can be sent as it is: plain targets are cut by bytes
-        self.seen: dict[bytes, _Cut] = {}
 
     def request(self, exchange: Exchange) -> Reply | None:
         target = exchange.target
         if self.fast:
-            cut = self.seen.get(target)
+            cut = _SEEN.get((self.prefixes, target))
             if cut is None:
                 cut = self.learn(target)
             if cut[0] == _CUT:
@@ -101,10 +104,10 @@ class _Strip:
 
     def learn(self, target: bytes) -> _Cut:
         cut = self._cut(target)
-        if len(target) <= self.LONGEST:
-            if len(self.seen) >= self.LIMIT:
-                self.seen.clear()
-            self.seen[target] = cut
+        if len(target) <= LONGEST:
+            if len(_SEEN) >= LIMIT:
+                _SEEN.clear()
+            _SEEN[(self.prefixes, target)] = cut
         return cut
 
     def _cut(self, target: bytes) -> _Cut:
