@@ -317,11 +317,17 @@ def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
     head = ResponseHead()
     for name, value in reply.headers:
         head.add(name, value)
+    head.content_length = b"%d" % len(reply.body)  # as the front end will frame it
+    exchange.transform = None
     heads = chain.response_head  # innermost first: the steps before `index` are the last
     for hook in heads[len(heads) - count :]:
         hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
     headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
-    return Reply(reply.status, headers, reply.body)
+    body, transform = reply.body, exchange.transform
+    if transform is not None:  # compress: the body encoded whole, as its headers now say
+        exchange.transform = None
+        body = transform(body, True)
+    return Reply(reply.status, headers, body)
 
 
 # What `ResponseHead.items` shows of the framing; a reply's is the front end's to write.
