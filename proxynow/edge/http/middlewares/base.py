@@ -323,11 +323,17 @@ def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
     for hook in heads[len(heads) - count :]:
         hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
     headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
-    body, transform = reply.body, exchange.transform
-    if transform is not None:  # compress: the body encoded whole, as its headers now say
-        exchange.transform = None
-        body = transform(body, True)
-    return Reply(reply.status, headers, body)
+    transform = _taken(exchange)
+    if transform is None:
+        return Reply(reply.status, headers, reply.body)
+    return Reply(reply.status, headers, transform(reply.body, True))  # compress: encoded whole
+
+
+def _taken(exchange: Exchange) -> Callable[[bytes, bool], bytes] | None:
+    """What a response-head hook set to transform the body with, taken off the exchange."""
+    transform = exchange.transform
+    exchange.transform = None
+    return transform
 
 
 # What `ResponseHead.items` shows of the framing; a reply's is the front end's to write.
