@@ -48,16 +48,18 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     return Step("stripPrefix", request=_Strip(prefixes, sendable).request, rewrites=_REWRITES)
 
 
-# What a target's cut is: (kind, target sent on, the prefix stripped, its routing path).
-_Cut = tuple[int, bytes, bytes, str]
+# What a target's cut is: (the prefixes it was cut by, kind, target sent on, the prefix
+# stripped, its routing path).
+_Cut = tuple[tuple[bytes, ...], int, bytes, bytes, str]
 _SLOW: Final = 0  # not plain: through GoPath (gourl.from_target)
 _KEPT: Final = 1  # plain, and no prefix matches: nothing changes
 _CUT: Final = 2  # plain, and stripped
 
 
-# (prefixes, plain target) → its cut, for every stripPrefix of the worker: one bound on the
-# memory whatever the number of routers (targets are the clients'; about 7 MiB at most).
-_SEEN: Final[dict[tuple[tuple[bytes, ...], bytes], _Cut]] = {}
+# Plain target → its cut, for every stripPrefix of the worker: one bound on the memory
+# whatever the number of routers (targets are the clients'; about 7 MiB at most). A target
+# cut by other prefixes (another router's) is cut again, and remembered for these.
+_SEEN: Final[dict[bytes, _Cut]] = {}
 LIMIT: Final = 4096  # cuts remembered; then start over
 LONGEST: Final = 512  # a longer target is cut anew each time
 
@@ -75,14 +77,14 @@ class _Strip:
     def request(self, exchange: Exchange) -> Reply | None:
         target = exchange.target
         if self.fast:
-            cut = _SEEN.get((self.prefixes, target))
-            if cut is None:
+            cut = _SEEN.get(target)
+            if cut is None or cut[0] != self.prefixes:
                 cut = self.learn(target)
-            if cut[0] == _CUT:
-                exchange.head.append_line(FORWARDED_PREFIX, cut[2])
-                exchange.target, exchange.path = cut[1], cut[3]
+            if cut[1] == _CUT:
+                exchange.head.append_line(FORWARDED_PREFIX, cut[3])
+                exchange.target, exchange.path = cut[2], cut[4]
                 return None
-            if cut[0] == _KEPT:
+            if cut[1] == _KEPT:
                 return None
         return self.slow(exchange, target)
 
@@ -107,16 +109,16 @@ class _Strip:
         if len(target) <= LONGEST:
             if len(_SEEN) >= LIMIT:
                 _SEEN.clear()
-            _SEEN[(self.prefixes, target)] = cut
+            _SEEN[target] = cut
         return cut
 
     def _cut(self, target: bytes) -> _Cut:
         raw, sep, query = target.partition(b"?")
         if not plain(raw):
-            return (_SLOW, b"", b"", "")
+            return (self.prefixes, _SLOW, b"", b"", "")
         for prefix in self.prefixes:
             if raw.startswith(prefix):
                 path = leading_slash(raw[len(prefix) :]) or b"/"  # Go's RequestURI
                 routed = routing_path(path.decode("utf-8", "surrogateescape"))
-                return (_CUT, path + sep + query, prefix, routed)
-        return (_KEPT, b"", b"", "")
+                return (self.prefixes, _CUT, path + sep + query, prefix, routed)
+        return (self.prefixes, _KEPT, b"", b"", "")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from proxynow.config.middlewares import Middleware
@@ -72,3 +74,19 @@ def test_a_repeated_target_is_cut_the_same_way_each_time() -> None:
             assert found.head.get_all(b"x-forwarded-prefix") == ([prefix] if prefix else [])
             if path is not None:
                 assert found.path == path
+
+
+def test_routers_with_other_prefixes_never_get_each_others_cut() -> None:
+    # The memo is the worker's (one bound for every router): a target another stripPrefix
+    # cut is cut again by this one's prefixes.
+    def hook(prefixes: list[str]) -> Any:
+        middleware = Middleware.model_validate({"stripPrefix": {"prefixes": prefixes}})
+        step = BUILDERS["stripPrefix"](middleware, BuildContext("r", False, lambda name: None))
+        return step.request
+
+    short, long, same = hook(["/a"]), hook(["/a/b"]), hook(["/a"])
+    for _ in range(2):
+        for request, upstream in ((short, b"/b/c"), (long, b"/c"), (same, b"/b/c")):
+            found = exchange(b"/a/b/c")
+            assert request(found) is None
+            assert found.target == upstream
