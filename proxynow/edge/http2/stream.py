@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from proxynow.edge.http.exchange import Exchange
 from proxynow.edge.http.middlewares.content_type import SNIFF
+from proxynow.edge.http.middlewares.sniff import detect
 from proxynow.edge.proxy.dispatch import (
     complete,
     finish,
@@ -66,6 +67,7 @@ class Stream(Exchange):
         "end_pending",
         "ended_sent",
         "expected",
+        "held",
         "live",
         "request_trailers",
         "sending",
@@ -97,6 +99,9 @@ class Stream(Exchange):
         # The client's request trailers, sent on by an HTTP/2 backend's stream (read there
         # by name: edge/upstream/h2.py), None: none.
         self.request_trailers: Trailers | None = None
+        # A response head contentType types from the body (SNIFF): sent with the first
+        # body bytes, as the HTTP/1.1 front end holds its head until them.
+        self.held: ResponseHead | None = None
 
     # ------------------------------------------------------------------ Owner
 
@@ -118,12 +123,16 @@ class Stream(Exchange):
                 replace(self.connection, self, conn, replaced)
                 return
             if self.transform is SNIFF:
-                self.transform = None  # not sniffed over HTTP/2 (yet): the body as it is
-            elif self.transform is not None:
+                self.transform = None  # a marker: the body goes as it is
+                self.held = head
+                return
+            if self.transform is not None:
                 head.content_length = b""  # transformed (compress, grpcWeb): a new length
         self.connection.send_head(self, status, head)
 
     def upstream_body(self, data: bytes) -> None:
+        if self.held is not None:
+            self._send_typed(self.held, data)
         if self.chain is not None and self.transform is not None:
             data = self.transform(data, False)
             if not data:
@@ -139,6 +148,8 @@ class Stream(Exchange):
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
         connection = self.connection
+        if self.held is not None:  # no body came after all: the head as the backend sent it
+            self._send_typed(self.held, b"")
         if self.chain is not None and self.transform is not None and not self.ended_sent:
             # The transform's end (grpcWeb's trailer frame holds the trailers) ends the body.
             tail = self.transform(b"", True)
@@ -151,6 +162,13 @@ class Stream(Exchange):
         else:
             connection.send_body(self, b"", True)
         complete(connection, self, conn, reusable)
+
+    def _send_typed(self, head: ResponseHead, data: bytes) -> None:
+        """The held head, with the Content-Type its first body bytes tell (`detect`)."""
+        self.held = None
+        if data:
+            head.set(b"Content-Type", detect(data))
+        self.connection.send_head(self, self.status, head)
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         if not self.live or self.upstream is not conn:

@@ -46,6 +46,7 @@ __all__ = [
     "ResponseHead",
     "filter_connection_named",
     "forwarded_headers",
+    "line_header",
     "upstream_head",
 ]
 
@@ -166,15 +167,17 @@ class HeaderError(ValueError):
 
 # RFC 9110 §5.6.2 token characters (a field name); a value holds no CR, LF or NUL (§5.5),
 # so that no write through the API can add a line or end the head.
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHAR: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
 
 # Names and short values that passed `_checked`: middlewares write the same few names, and
 # mostly values of their configuration, on every request; a set test is much cheaper than
 # the scans. Bounded (both can come from a request: a header copied by forwardAuth), and
 # values longer than `_GOOD_VALUE_MAX` are never kept (the memory stays under 4096 * 128 bytes).
-_GOOD_NAMES: set[bytes] = set()
-_GOOD_VALUES: set[bytes] = set()
+_GOOD_NAMES: Final[set[bytes]] = set()
+_GOOD_VALUES: Final[set[bytes]] = set()
 _GOOD_NAMES_LIMIT: Final = 4096
 _GOOD_VALUE_MAX: Final = 128
 
@@ -232,12 +235,28 @@ def _set_line(lines: list[bytes], name: bytes, value: bytes) -> None:
     """One line `name: value` in place of every line of that name: at the first one's
     position (so the order others see stays), else at the end."""
     lower = name.lower()
+    size = len(lower)  # compared first: a native test, where `lower()` is a call
     for i in range(0, len(lines), 4):
-        if lines[i].lower() == lower:
+        line = lines[i]
+        if len(line) == size and line.lower() == lower:
             _remove_lines(lines, lower)
             lines[i:i] = (name, b": ", value, b"\r\n")
             return
     lines += (name, b": ", value, b"\r\n")
+
+
+def line_header(name: bytes, value: bytes, response: bool = False) -> bool:
+    """Whether the `*_line` methods of a request head (a response's: `response`) may read
+    and write `name: value`: both valid, and a header kept as a line only (no field of the
+    head to keep in step)."""
+    try:
+        _checked(name, value)
+    except HeaderError:
+        return False
+    if response:
+        return not _response_kind(name)
+    kind = _request_kind(name)
+    return kind in _LINE_KINDS and kind not in _FIELD_KINDS
 
 
 def _owned(name: bytes) -> HeaderError:
@@ -246,9 +265,9 @@ def _owned(name: bytes) -> HeaderError:
 
 # Request header kinds whose values live only in `lines` (through the API as through the
 # parser); K_XF_OTHER from a client also marks the head `forwarded` (the parser does).
-_LINE_KINDS = frozenset((0, K_ACCEPT, K_CONTENT_TYPE, K_XF_FOLDED, K_XF_OTHER))
+_LINE_KINDS: Final = frozenset((0, K_ACCEPT, K_CONTENT_TYPE, K_XF_FOLDED, K_XF_OTHER))
 # Managed forwarded headers kept in `lines` and in a field `forwarded_headers` reads.
-_FIELD_KINDS = {K_XF_PROTO: "xf_proto", K_XF_HOST: "xf_host", K_XF_PORT: "xf_port"}
+_FIELD_KINDS: Final = {K_XF_PROTO: "xf_proto", K_XF_HOST: "xf_host", K_XF_PORT: "xf_port"}
 _FIELD_KINDS[K_REAL_IP] = "real_ip"
 # Names shown by `items()` for what the parser keeps in fields (Content-Length aside).
 _SHOWN_REQUEST = (
@@ -488,6 +507,19 @@ class RequestHead:
         else:
             raise _owned(name)
 
+    def get_line(self, lower: bytes) -> bytes | None:
+        """`get` of a header kept as a line only (`line_header`), named in lower case."""
+        return _line_value(self.lines, lower)
+
+    def set_line(self, name: bytes, value: bytes) -> None:
+        """`set` of a header checked when the graph was built (`line_header`)."""
+        _set_line(self.lines, name, value)
+
+    def append_line(self, name: bytes, value: bytes) -> None:
+        """`append` of a header checked when the graph was built (`line_header`): the
+        checks and the kind lookup are not made again on every request."""
+        self.lines += (name, b": ", value, b"\r\n")
+
     def remove(self, name: bytes) -> None:
         """Drop every value of `name`. A managed forwarded header removed gets the proxy's
         own value when the head is sent, as one the client never sent would."""
@@ -682,6 +714,11 @@ class ResponseHead:
         _checked(name, value)
         if _response_kind(name):
             raise _owned(name)
+        self.lines += (name, b": ", value, b"\r\n")
+
+    def append_line(self, name: bytes, value: bytes) -> None:
+        """`append` of a header checked when the graph was built (`line_header(...,
+        response=True)`): the checks are not made again on every response."""
         self.lines += (name, b": ", value, b"\r\n")
 
     def remove(self, name: bytes) -> None:

@@ -29,7 +29,7 @@ APR1 = "$apr1$saltsalt$yAAkm4libquA.ZWLHbSBq/"  # "password"
 SHA1 = "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="  # "password"
 DIGEST_HA1 = "a556b412e16d6570a4b49f92d6571a5e"  # MD5("user:traefik:password")
 # Headers of the answers compared (Date, Server and Content-Length are each server's own).
-COMPARED = ("content-type", "www-authenticate", "retry-after")
+COMPARED = ("content-type", "www-authenticate", "retry-after", "content-encoding", "vary")
 # What the backend received and the middlewares may change.
 RECEIVED = ("authorization", "x-webauth-user", "x-forwarded-for")
 
@@ -89,6 +89,7 @@ def dynamic(backend: str, users_file: Path) -> dict[str, Any]:
         "rate.test": ["rate"],
         "inflight.test": ["inflight"],
         "both.test": ["local", "basic"],
+        "gzdenied.test": ["gz", "elsewhere"],  # a refusal passes compress on its way out
     }
     routers = {
         host.split(".")[0]: {"rule": f"Host(`{host}`)", "service": "app", "middlewares": names}
@@ -122,6 +123,7 @@ def dynamic(backend: str, users_file: Path) -> dict[str, Any]:
                 "digest": {"digestAuth": {"users": [f"user:traefik:{DIGEST_HA1}"]}},
                 "rate": {"rateLimit": {"average": 1, "period": "1m", "burst": 2}},
                 "inflight": {"inFlightReq": {"amount": 1}},
+                "gz": {"compress": {}},
             },
         }
     }
@@ -191,6 +193,8 @@ CASES: list[tuple[str, dict[str, str]]] = [
     ("realm.test", {}),
     ("realm.test", basic("bob", "password")),
     ("both.test", basic("carol", "password")),
+    ("gzdenied.test", {}),
+    ("gzdenied.test", {"Accept-Encoding": "gzip"}),
 ]
 
 

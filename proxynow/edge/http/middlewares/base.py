@@ -113,6 +113,14 @@ class Step:
     outcome: OutcomeHook | None = None
     failure: FailureHook | None = None
     members: tuple[Step, ...] = ()
+    # The request headers (lower-case names) `request` may change; None: any of them.
+    rewrites: frozenset[bytes] | None = None
+    # One response-head hook doing what `request`, `response_head` and `outcome` do, reading
+    # the request head at the response instead of keeping what it read per request; the
+    # request headers it reads. `gather` runs it in their place when no request hook after
+    # this step may change those headers (compress behind ipAllowList, rateLimit...).
+    late: ResponseHeadHook | None = None
+    reads: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,16 +170,20 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     outcome: list[OutcomeHook] = []
     failure: list[FailureHook] = []
     answered: list[int] = []
-    for step in _flat(steps):
-        if step.request is not None:
-            request.append(step.request)
-            answered.append(len(head))
-        if step.response_head is not None:
-            head.append(step.response_head)
+    flat = list(_flat(steps))
+    for index, step in enumerate(flat):
+        if step.late is not None and _unchanged_after(flat, index, step.reads):
+            head.append(step.late)
+        else:
+            if step.request is not None:
+                request.append(step.request)
+                answered.append(len(head))
+            if step.response_head is not None:
+                head.append(step.response_head)
+            if step.outcome is not None:
+                outcome.append(step.outcome)
         if step.response_body is not None:
             body.append(step.response_body)
-        if step.outcome is not None:
-            outcome.append(step.outcome)
         if step.failure is not None:
             failure.append(step.failure)
     if not (request or head or body or outcome or failure):
@@ -182,6 +194,14 @@ def gather(steps: Iterable[Step]) -> Chain | None:
     # two `headers` setting X-Who, Traefik 3.7 answers the outer one's value).
     inner_first = tuple(reversed(head))
     return Chain(tuple(request), inner_first, tuple(body), tuple(outcome), tuple(failure), outer)
+
+
+def _unchanged_after(flat: list[Step], index: int, names: frozenset[bytes]) -> bool:
+    """Whether no request hook after `flat[index]` may change the request headers `names`."""
+    for step in flat[index + 1 :]:
+        if step.request is not None and (step.rewrites is None or step.rewrites & names):
+            return False
+    return True
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -297,11 +317,23 @@ def _answered(exchange: Exchange, index: int, reply: Reply) -> Reply:
     head = ResponseHead()
     for name, value in reply.headers:
         head.add(name, value)
+    head.content_length = b"%d" % len(reply.body)  # as the front end will frame it
+    exchange.transform = None
     heads = chain.response_head  # innermost first: the steps before `index` are the last
     for hook in heads[len(heads) - count :]:
         hook(exchange, reply.status, head)  # a replacement of a reply is not one: ignored
     headers = tuple(pair for pair in head.items() if pair[0] not in _FRAMING)
-    return Reply(reply.status, headers, reply.body)
+    transform = _taken(exchange)
+    if transform is None:
+        return Reply(reply.status, headers, reply.body)
+    return Reply(reply.status, headers, transform(reply.body, True))  # compress: encoded whole
+
+
+def _taken(exchange: Exchange) -> Callable[[bytes, bool], bytes] | None:
+    """What a response-head hook set to transform the body with, taken off the exchange."""
+    transform = exchange.transform
+    exchange.transform = None
+    return transform
 
 
 # What `ResponseHead.items` shows of the framing; a reply's is the front end's to write.

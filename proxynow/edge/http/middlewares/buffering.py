@@ -74,9 +74,11 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
 
     def request(exchange: Exchange) -> Reply | Defer | None:
         head = exchange.head
-        if exchange.complete or not (head.lengths or exchange.chunked):
+        if not (head.lengths or exchange.chunked):
             return None  # no body to read
         over = bool(limit and head.lengths and int(head.content_length) > limit)
+        if exchange.complete:  # read whole already (a buffering before this one): its size
+            return TOO_LARGE if over else None
         gate = exchange.reader
         if gate is None or (over and exchange.expect_continue):
             return TOO_LARGE if over else None  # HTTP/2: streamed; or no body sent yet

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
-from proxynow.edge.message.headers import HeaderError, RequestHead, ResponseHead
+from proxynow.edge.message.headers import HeaderError, RequestHead, ResponseHead, line_header
 from proxynow.rules.goregexp import RegexpError, Search, compile_regexp
 
 if TYPE_CHECKING:
@@ -210,6 +210,19 @@ def _valid(pairs: list[tuple[bytes, bytes]]) -> _Pairs:
     return tuple(kept)
 
 
+# How a custom request header is written: removed (an empty value), set as a checked line
+# (`RequestHead.set_line`), or through `set` (Host, the forwarded headers kept in fields).
+_REMOVE: Final = 0
+_SET_LINE: Final = 1
+_SET: Final = 2
+
+
+def _write(name: bytes, value: bytes) -> int:
+    if not value:
+        return _REMOVE
+    return _SET_LINE if line_header(name, value) else _SET
+
+
 class _HeadersStep:
     """The compiled options; its bound methods are the step's hooks."""
 
@@ -218,6 +231,9 @@ class _HeadersStep:
         self.secure = context.secure
         self.request_headers = _checked_pairs(
             router, options.custom_request_headers, _request_probe
+        )
+        self.request_writes = tuple(
+            (name, value, _write(name, value)) for name, value in self.request_headers
         )
         self.response_headers = _checked_pairs(
             router, options.custom_response_headers, _response_probe
@@ -260,8 +276,10 @@ class _HeadersStep:
             preflight = self._preflight(head)
             if preflight is not None:
                 return preflight
-        for name, value in self.request_headers:
-            if value:
+        for name, value, write in self.request_writes:
+            if write == _SET_LINE:
+                head.set_line(name, value)  # checked at the build: no check per request
+            elif write == _SET:
                 head.set(name, value)
             else:
                 head.remove(name)
@@ -349,4 +367,5 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
         "headers",
         request=step.request if step.needs_request() else None,
         response_head=step.response_head if step.needs_response() else None,
+        rewrites=frozenset(name.lower() for name, _ in step.request_headers),
     )

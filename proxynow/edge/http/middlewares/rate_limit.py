@@ -61,7 +61,8 @@ def build(middleware: Middleware, context: BuildContext) -> Step:
     if options.average <= 0:
         return Step("rateLimit")  # no limit: nothing to call
     rate = options.average / (options.period or 1.0)
-    return Step("rateLimit", request=_limiter(Buckets(rate, max(options.burst, 1)), extract))
+    limiter = _limiter(Buckets(rate, max(options.burst, 1)), extract)
+    return Step("rateLimit", request=limiter, rewrites=frozenset())
 
 
 def _limiter(buckets: Buckets, extract: Extract) -> RequestHook:
@@ -109,10 +110,21 @@ def _too_many(delay: float) -> Reply:
     )
 
 
+class _Bucket:
+    """One source's tokens and the time they were counted at (floats held unboxed by the
+    compiled build: a request that takes a token allocates nothing)."""
+
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens = tokens
+        self.at = at
+
+
 class Buckets:
     """The token buckets of one rateLimit, by source (LRU-bounded, idle ones forgotten)."""
 
-    __slots__ = ("burst", "limit", "max_delay", "rate", "table", "ttl")
+    __slots__ = ("burst", "last", "last_bucket", "limit", "max_delay", "rate", "table", "ttl")
 
     def __init__(self, rate: float, burst: int, limit: int = MAX_SOURCES) -> None:
         self.rate = rate
@@ -121,32 +133,48 @@ class Buckets:
         # Go truncates the rate to an integer here (time.Duration(rtl)).
         self.max_delay = 0.5 if rate < 1 else 1.0 / (2 * int(rate))
         self.ttl = 2.0 if rate >= 1 else 1.0 + int(1 / rate)
-        # source → [tokens, time of the last update]
-        self.table: OrderedDict[Hashable, list[float]] = OrderedDict()
+        self.table: OrderedDict[Hashable, _Bucket] = OrderedDict()
+        # The source of the last take and its bucket: the same object again (a keep-alive
+        # connection's peer address, shared by the connections of that peer) is found
+        # without hashing (an address hashes in Python) and is already the most recent.
+        self.last: object = None
+        self.last_bucket: _Bucket | None = None
 
     def take(self, source: Hashable, now: float) -> float:
         """Take a token for `source` at `now`: 0.0 to go on now, a positive wait to go on
         after, or minus the wait refused (answer 429)."""
-        table = self.table
-        bucket = table.get(source)
-        if bucket is None or now - bucket[1] > self.ttl:
-            bucket = [self.burst, now]
-            table[source] = bucket
-            if len(table) > self.limit:
-                table.popitem(last=False)
+        bucket = self.last_bucket if source is self.last else self._find(source)
+        assert bucket is not None
+        if now - bucket.at > self.ttl:
+            bucket.tokens, bucket.at = self.burst, now  # idle past its ttl: full again
         else:
-            table.move_to_end(source)
-            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-            bucket[1] = now
-        tokens = bucket[0] - 1.0
+            tokens = bucket.tokens + (now - bucket.at) * self.rate
+            bucket.tokens = tokens if tokens < self.burst else self.burst  # not min(): boxed
+            bucket.at = now
+        tokens = bucket.tokens - 1.0
         if tokens >= 0.0:
-            bucket[0] = tokens
+            bucket.tokens = tokens
             return 0.0
         delay = -tokens / self.rate
         if delay > self.max_delay:
             return -delay  # the reservation is cancelled: the token stays
-        bucket[0] = tokens
+        bucket.tokens = tokens
         return delay
+
+    def _find(self, source: Hashable) -> _Bucket:
+        """`source`'s bucket, made the most recent (a new, full one if it has none)."""
+        table = self.table
+        bucket = table.get(source)
+        if bucket is None:
+            bucket = table[source] = _Bucket(self.burst, -math.inf)
+            if len(table) > self.limit:
+                table.popitem(last=False)
+                if source not in table:  # a limit of 0 keeps nothing: nor does the memo
+                    return bucket
+        else:
+            table.move_to_end(source)
+        self.last, self.last_bucket = source, bucket
+        return bucket
 
 
 def go_duration(seconds: float) -> str:

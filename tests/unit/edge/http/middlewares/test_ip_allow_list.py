@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 
 from proxynow.config.middlewares import SourceCriterion
+from proxynow.edge.core.ipcheck import peer_address
 from proxynow.edge.http.middlewares.base import Reply
 from proxynow.edge.http.middlewares.source import ip_strategy, source_criterion
 
@@ -111,3 +113,21 @@ def test_excluded_ips_read_a_bounded_tail_of_the_header() -> None:
     assert extract(exchange(headers=((XFF, endless),))) == ""  # 9.9.9.9 is past the bound
     near = b"9.9.9.9, " + b", ".join([b"10.0.0.1"] * 10)
     assert extract(exchange(headers=((XFF, near),))) == "9.9.9.9"
+
+
+def test_answers_remembered_per_peer_address_follow_each_peer() -> None:
+    # The connections' peer addresses (edge/http/peers.py): one object per peer, whose
+    # answer the step remembers; clients taking turns each keep theirs.
+    hook = allow(sourceRange=["127.0.0.1/32"])
+    inside, outside = exchange("127.0.0.1"), exchange("10.0.0.1")
+    inside.client_ip = peer_address(ipaddress.ip_address("127.0.0.1"))
+    outside.client_ip = peer_address(ipaddress.ip_address("10.0.0.1"))
+    for _ in range(3):
+        assert hook(inside) is None
+        assert hook(outside) is not None
+        assert hook(exchange("::ffff:127.0.0.1")) is None  # a new object each time
+        assert hook(exchange("::ffff:10.0.0.1")) is not None
+        assert hook(exchange(None)) is not None
+    for index in range(5000):  # more peers than it remembers: each answer still its own
+        assert (hook(exchange(f"10.1.{index // 256}.{index % 256}")) is None) is False
+    assert hook(inside) is None and hook(outside) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 from typing import TypeVar
 
 import pytest
@@ -98,3 +99,27 @@ def _held(hook: object, kind: type[T]) -> T:
                 return held
         seen = gc.get_referents(*seen)
     raise AssertionError(f"no {kind.__name__} held by {hook!r}")
+
+
+def test_the_same_source_object_and_an_equal_one_share_a_bucket() -> None:
+    # The last source is found by identity (a connection's peer address): an equal object,
+    # or another source in between, finds the same bucket through the table.
+    buckets = Buckets(rate=1.0, burst=3)
+    first, equal = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.1")
+    assert first is not equal
+    assert buckets.take(first, 0.0) == 0.0
+    assert buckets.take(equal, 0.0) == 0.0
+    assert buckets.take("other", 0.0) == 0.0
+    assert buckets.take(first, 0.0) == 0.0  # the third token of that source
+    assert buckets.take(first, 0.0) < 0.0  # none left: refused (1 s away, over 0.5 s)
+    assert list(buckets.table) == ["other", first]  # the most recent last
+
+
+def test_a_limit_of_one_or_none_keeps_at_most_that() -> None:
+    for limit in (0, 1):
+        buckets = Buckets(rate=1.0, burst=1, limit=limit)
+        for _ in range(3):
+            assert buckets.take("a", 0.0) == 0.0  # forgotten each time: a new, full one
+            assert buckets.take("b", 0.0) == 0.0
+        assert len(buckets.table) == limit
+        assert (buckets.take("b", 0.0) < 0.0) is (limit == 1)  # kept: its token is taken
