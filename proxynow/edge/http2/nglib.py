@@ -10,6 +10,13 @@ object and an `ffi.unpack` each. The frame union declares only
 the members read here: frames are read through pointers the library gives, never
 allocated by cffi, so the union's size does not matter.
 
+The declarations are parsed once, when they change, not in every worker: parsing them needs
+pycparser (about 3 MB and 40 ms per process). `python -m proxynow.edge.http2.nglib` writes
+nglib_ffi.py, cffi's out-of-line ABI module for `CDEF` (the parsed types as data, loaded by
+cffi's backend alone), stamped with `CDEF`'s SHA-256; `ffi` comes from it when the stamp
+matches and cffi's backend accepts it, else from `CDEF` parsed here (a stale or
+incompatible file costs the memory, never correctness). A test keeps the stamp current.
+
 `load()` opens the library once; None when it cannot be found (the `h2` codec is used
 then: edge/http2/choice.py). `PROXYNOW_NGHTTP2_LIBRARY` names another file to open (what
 the fallback's test uses to make the opening fail for real).
@@ -18,12 +25,14 @@ the fallback's test uses to make the opening fail for real).
 from __future__ import annotations
 
 import ctypes.util
+import hashlib
+import importlib
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
-import cffi  # type: ignore[import-untyped]  # no stubs shipped; used through `Any`
-
-__all__ = ["CDEF", "ffi", "load"]
+__all__ = ["CDEF", "GENERATED", "cdef_digest", "emit", "ffi", "load"]
 
 CDEF = """
 typedef struct nghttp2_session nghttp2_session;
@@ -199,8 +208,44 @@ int nghttp2_submit_goaway(
     const char *opaque_data, size_t opaque_data_len);
 """
 
-ffi = cffi.FFI()
-ffi.cdef(CDEF)
+GENERATED = Path(__file__).with_name("nglib_ffi.py")
+_GENERATED_MODULE = "proxynow.edge.http2.nglib_ffi"
+
+
+def cdef_digest() -> str:
+    """The stamp nglib_ffi.py must carry to be used."""
+    return hashlib.sha256(CDEF.encode()).hexdigest()
+
+
+def emit(path: Path = GENERATED) -> None:
+    """Write cffi's out-of-line ABI module for `CDEF` to `path`, stamped."""
+    import cffi  # type: ignore[import-untyped]  # no stubs shipped
+
+    builder = cffi.FFI()
+    builder.cdef(CDEF)
+    builder.set_source(_GENERATED_MODULE, None)
+    partial = path.with_suffix(".partial")
+    builder.emit_python_code(str(partial))
+    with partial.open("a") as out:
+        out.write(f"\nCDEF_SHA256 = {cdef_digest()!r}\n")
+    os.replace(partial, path)
+
+
+def _ffi() -> Any:
+    try:
+        generated: Any = importlib.import_module(_GENERATED_MODULE)
+    except Exception:  # absent, or written by a cffi this backend does not accept
+        generated = None
+    if generated is not None and getattr(generated, "CDEF_SHA256", None) == cdef_digest():
+        return generated.ffi
+    import cffi
+
+    parsed = cffi.FFI()
+    parsed.cdef(CDEF)
+    return parsed
+
+
+ffi = _ffi()
 
 # Where Debian's libnghttp2-14 puts it; find_library for other layouts.
 _NAMES = ("libnghttp2.so.14", "nghttp2")
@@ -240,3 +285,7 @@ def load() -> Any | None:
         break
     _loaded.append(lib)
     return lib
+
+
+if __name__ == "__main__":
+    emit(Path(sys.argv[1]) if len(sys.argv) > 1 else GENERATED)

@@ -22,7 +22,6 @@ import hmac
 import os
 import time
 from typing import TYPE_CHECKING
-from urllib.request import parse_http_list, parse_keqv_list
 
 from proxynow.edge.http.middlewares.base import BuildContext, Reply, Step
 from proxynow.edge.http.middlewares.basic_auth import challenge, realm_of
@@ -79,6 +78,10 @@ def digest_params(header: bytes | None) -> dict[str, str] | None:
     """The parameters of an `Authorization: Digest` value; None for another scheme."""
     if header is None or len(header) > MAX_HEADER or not header.startswith(b"Digest "):
         return None
+    # Imported here: urllib.request brings http.client, email and ssl (about 4 MB per
+    # process), which a worker without digestAuth does not need; cached after the first.
+    from urllib.request import parse_http_list, parse_keqv_list
+
     text = header[7:].decode("latin-1")
     try:
         return parse_keqv_list(parse_http_list(text))
