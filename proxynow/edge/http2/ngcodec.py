@@ -169,6 +169,8 @@ class NgCodec:
         "_out",
         "_own_goaway",
         "_pending",
+        "_queued",
+        "_room",
         "_session",
         "chaff",
         "sent",
@@ -182,6 +184,11 @@ class NgCodec:
         self._held: list[bytes] = []
         self._pending = False  # something submitted that `_pump` has not serialized yet
         self._out: dict[int, _Outbound] = {}
+        # Body bytes in `_out` that libnghttp2 has not read yet (they take their windows
+        # when serialized), and the connection's send window as last asked (-1: ask again,
+        # after a read of the client or a serialization): `window` needs no `_pump` first.
+        self._queued = 0
+        self._room = -1
         self._block: Headers = []  # the header block being decoded (one at a time)
         self._block_size = 0
         self._cookies: list[bytes] | None = None
@@ -303,9 +310,10 @@ class NgCodec:
         elif kind == _WINDOW_UPDATE:
             if not self._chaff():  # progress only once it lets a response out: `data`
                 return _ERR_CALLBACK_FAILURE
+            self._room = -1  # the connection's window may have grown
             handler.on_window(hd.stream_id)
         elif kind == _RST_STREAM:
-            self._out.pop(hd.stream_id, None)
+            self._forget(hd.stream_id)
             handler.on_reset(hd.stream_id)
         elif kind == _GOAWAY:
             handler.on_goaway()
@@ -343,10 +351,16 @@ class NgCodec:
             self._new_block()
         stream_id = hd.stream_id
         if stream_id:
-            self._out.pop(stream_id, None)
+            self._forget(stream_id)
             handler = self._handler
             if handler is not None:
                 handler.on_reset(stream_id)
+
+    def _forget(self, stream_id: int) -> None:
+        """A response body that will not be sent (its stream reset)."""
+        out = self._out.pop(stream_id, None)
+        if out is not None:
+            self._queued -= len(out.buf)
 
     def _read(self, stream_id: int, buf: Any, length: int, flags: Any) -> int:
         """libnghttp2 asks for up to `length` bytes of a response body."""
@@ -364,6 +378,7 @@ class NgCodec:
         elif size:
             _MEMORY[buf : buf + size] = memoryview(pending)[:size]
             del pending[:size]
+        self._queued -= size
         if not pending:
             if out.end:
                 del self._out[stream_id]  # the last of it: libnghttp2 ends the stream
@@ -418,19 +433,26 @@ class NgCodec:
         if out is None:
             return  # the stream is over (reset meanwhile)
         out.buf += data
+        self._queued += len(data)
         if end:
             out.end = True
         self._resume(stream_id, out)
 
     def window(self, stream_id: int) -> int:
-        """How many body bytes the client lets the stream send now."""
-        if self._pending:
-            self._pump()  # what is queued takes its share of the windows first
+        """How many body bytes the client lets the stream send now: the windows less
+        what is queued and not serialized yet (which takes its share when it is), so that
+        a response's head and body are serialized together, once, by `output`."""
         session = self._session
         stream = _lib.nghttp2_session_get_stream_remote_window_size(session, stream_id)
+        out = self._out.get(stream_id)
+        if out is not None:
+            stream -= len(out.buf)
         if stream <= 0:
             return 0
-        connection = _lib.nghttp2_session_get_remote_window_size(session)
+        room = self._room
+        if room < 0:
+            room = self._room = _lib.nghttp2_session_get_remote_window_size(session)
+        connection = room - self._queued
         return stream if stream < connection else max(connection, 0)
 
     def ack(self, stream_id: int, size: int) -> None:
@@ -440,7 +462,7 @@ class NgCodec:
             self._pending = True
 
     def reset(self, stream_id: int, code: int) -> None:
-        self._out.pop(stream_id, None)
+        self._forget(stream_id)
         _lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, code)
         self._pending = True
 
@@ -462,6 +484,7 @@ class NgCodec:
     def _pump(self) -> None:
         """Serialize what libnghttp2 has queued into `_held`."""
         self._pending = False
+        self._room = -1  # DATA serialized takes the connection's window
         session = self._session
         pointer = _SEND_POINTER
         held = self._held

@@ -102,6 +102,7 @@ class H2Proxy(asyncio.Protocol):
         "entrypoint",
         "entrypoint_stats",
         "finished",
+        "flush_due",
         "forward_context",
         "graph",
         "idle_timeout",
@@ -153,6 +154,7 @@ class H2Proxy(asyncio.Protocol):
         self.raw_path = b""
         self.path = "/"
         self.reading = False  # inside `data_received`: its end writes what was queued
+        self.flush_due = False  # a write at the end of this loop turn is scheduled
         self.writing_paused = False
         self.pause_pending = False  # an upstream paused before `attached` (see there)
         self.draining = False
@@ -324,7 +326,7 @@ class H2Proxy(asyncio.Protocol):
             self._close()  # the GOAWAY is queued
             return
         self.reading = False
-        self.flush()
+        self._write_done()  # with the answers of backends read in the same turn
 
     # -- codec events (codec.Events)
 
@@ -486,9 +488,24 @@ class H2Proxy(asyncio.Protocol):
             self.transport.write(data)
 
     def _write_done(self) -> None:
-        """After a send: outside a read, write now (a read writes once at its end)."""
-        if not self.reading:
-            self.flush()
+        """After a send: written at the end of this turn of the loop, in one write with
+        whatever the connection's other streams send in the same turn (the responses of
+        several backends read in one poll: one system call, one TLS record, where a write
+        per response cost a send each); a read writes once at its end anyway."""
+        if not self.reading and not self.flush_due:
+            self.flush_due = True
+            self.loop.call_soon(self._flush_turn)
+
+    def write_soon(self) -> None:
+        """A stream's end is queued: written as `_write_done` writes (at the end of the turn)."""
+        if not self.reading and not self.flush_due:
+            self.flush_due = True
+            self.loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        """The end of the turn: what the streams queued goes out (see `_write_done`)."""
+        self.flush_due = False
+        self.flush()
 
     def send_head(self, stream: Stream, status: int, head: ResponseHead) -> None:
         """The backend's response head to the client (held until its body, or its end)."""
