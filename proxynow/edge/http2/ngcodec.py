@@ -114,22 +114,38 @@ def _fields(headers: Headers) -> tuple[Any, int, Any]:
     (with what keeps its bytes alive until then)."""
     count = len(headers)
     if _scratch is not None:
-        at = _scratch_at + 40 * count
-        entries = []
-        strings = []
-        pack = _NV.pack
+        base = _scratch_at
+        at = base + 40 * count
+        values: list[int] = []
+        strings: list[bytes] = []
         for name, value in headers:
             size_name = len(name)
             size_value = len(value)
-            entries.append(pack(at, at + size_name, size_name, size_value, 0))
+            values += (at, at + size_name, size_name, size_value, 0)
             strings.append(name)
             strings.append(value)
             at += size_name + size_value
-        if at - _scratch_at <= _SCRATCH_SIZE:
-            packed = b"".join(entries) + b"".join(strings)
-            _MEMORY[_scratch_at : _scratch_at + len(packed)] = packed  # cheaper than memmove
+        if at - base <= _SCRATCH_SIZE:
+            # The array in one `pack_into` and the bytes in one copy (a `pack` per field
+            # and a join of them cost twice as much).
+            _nv_array(count).pack_into(_MEMORY, base, *values)
+            _MEMORY[base + 40 * count : at] = b"".join(strings)
             return _scratch_nv, count, None
     return _nva(headers)
+
+
+_NV_ARRAYS: dict[int, struct.Struct] = {}
+_NV_ARRAYS_CACHED = 64  # field counts whose layout is kept (a response has a few)
+
+
+def _nv_array(count: int) -> struct.Struct:
+    """The layout of `nghttp2_nv[count]` (`_NV` repeated)."""
+    layout = _NV_ARRAYS.get(count)
+    if layout is None:
+        layout = struct.Struct("=" + "QQQQQ" * count)
+        if count <= _NV_ARRAYS_CACHED:
+            _NV_ARRAYS[count] = layout
+    return layout
 
 
 def _nva(headers: Headers) -> tuple[Any, int, list[Any]]:
@@ -516,7 +532,9 @@ class NgCodec:
 # -- the callbacks (module-level, shared by every session)
 
 
-_from_handle = ffi.from_handle
+# The backend's function (`_cffi_backend`'s), not `ffi.from_handle`, a Python method around
+# it: every callback starts with it (8 a request).
+_from_handle = ffi._backend.from_handle
 # The process's memory as one buffer, indexed by the addresses libnghttp2 passes as
 # `uintptr_t` (nglib.py): a field's bytes are `_MEMORY[name:name + namelen]`, one slice,
 # where a `char *` would cost a cdata object and an `ffi.unpack` (~1,900 instructions a
