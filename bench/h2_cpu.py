@@ -34,11 +34,13 @@ from bench.proxies import executable
 WARM = 2000
 
 
-def h2load(port: int, tls: bool, count: int, connections: int, streams: int, cpus: str) -> str:
+def h2load(
+    port: int, tls: bool, count: int, connections: int, streams: int, cpus: str, path: str = "/"
+) -> str:
     scheme = "https" if tls else "http"
     argv = ["taskset", "-c", cpus, "h2load", f"-n{count}", f"-c{connections}", f"-m{streams}"]
     done = subprocess.run(
-        [*argv, f"{scheme}://127.0.0.1:{port}/"],
+        [*argv, f"{scheme}://127.0.0.1:{port}{path}"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -84,8 +86,10 @@ def _profile(root: int, out: str) -> subprocess.Popen[bytes]:
 
 def measure(args: argparse.Namespace) -> float:
     tls = args.mode == "tls"
+    warm = min(WARM, max(args.requests // 5, 10))
     with tempfile.TemporaryDirectory(prefix="h2cpu-") as raw:
         workdir = Path(raw)
+        workdir.chmod(0o755)  # nginx's workers read the bodies' files as another user
         proxy_port, backend_port = procs.free_ports(2)
         conf = write_backend(workdir, backend_port, workers=1)
         backend = procs.start(
@@ -103,12 +107,20 @@ def measure(args: argparse.Namespace) -> float:
                 procs.wait_until(
                     lambda: h2_answers(proxy_port, load, SMALL_BODY)[0], 30.0, "proxying", server
                 )
-                h2load(proxy_port, tls, WARM, args.connections, args.streams, args.load_cpus)
+                h2load(
+                    proxy_port, tls, warm, args.connections, args.streams, args.load_cpus, args.path
+                )
                 spy = _profile(server.pid, args.profile) if args.profile else None
                 before = procs.tree_cpu_seconds(server.pid)
                 calls = _syscalls(server.pid)
                 h2load(
-                    proxy_port, tls, args.requests, args.connections, args.streams, args.load_cpus
+                    proxy_port,
+                    tls,
+                    args.requests,
+                    args.connections,
+                    args.streams,
+                    args.load_cpus,
+                    args.path,
                 )
                 spent = procs.tree_cpu_seconds(server.pid) - before
                 reads, writes = (b - a for a, b in zip(calls, _syscalls(server.pid), strict=True))
@@ -131,6 +143,7 @@ def main() -> None:
     parser.add_argument("--proxy", default="proxynow", choices=("proxynow", "traefik"))
     parser.add_argument("--python", help="the interpreter that runs proxynow")
     parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--path", default="/", help="/1m: the 1 MiB body (bench/configs.py)")
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)

@@ -84,6 +84,10 @@ _CONNECTION_WINDOW = 1 << 20
 # RFC 7541 §4.1: a field's size in the header list is its name and value plus 32.
 _FIELD_OVERHEAD = 32
 _MAX_CONTINUATIONS = 64
+# Queued body bytes past which `window` serializes first (a frame's worth): below it a
+# response's head and body wait for `output` together; above it, libnghttp2 reading a big
+# buffer 16 KiB at a time cost more than the serializing saved.
+_SERIALIZE_AT = 16384
 
 
 class _Outbound:
@@ -458,6 +462,8 @@ class NgCodec:
         """How many body bytes the client lets the stream send now: the windows less
         what is queued and not serialized yet (which takes its share when it is), so that
         a response's head and body are serialized together, once, by `output`."""
+        if self._queued >= _SERIALIZE_AT:
+            self._pump()  # a big body queued: serialized now, its buffer kept small
         session = self._session
         stream = _lib.nghttp2_session_get_stream_remote_window_size(session, stream_id)
         out = self._out.get(stream_id)

@@ -85,6 +85,10 @@ _SCAN = 1.0
 # Rapid Reset (CVE-2023-44487): a client that has reset more than this many streams in
 # flight, and more than it let finish, is sent GOAWAY(ENHANCE_YOUR_CALM) and cut.
 _RESETS_ALLOWED = 100
+# A response body chunk this large is written at once rather than at the end of the turn:
+# coalescing pays for small answers (a system call and a TLS record each), while holding
+# big chunks to the turn's end made a 1 MiB download cost 10% more CPU (bigger buffers).
+_WRITE_NOW = 1024
 
 
 class H2Proxy(asyncio.Protocol):
@@ -550,7 +554,8 @@ class H2Proxy(asyncio.Protocol):
             return
         codec = self.codec
         room = codec.window(stream.stream_id)
-        if len(data) <= room:
+        size = len(data)
+        if size <= room:
             codec.data(stream.stream_id, data, end)
             stream.ended_sent = end
         else:
@@ -562,7 +567,10 @@ class H2Proxy(asyncio.Protocol):
             stream.end_pending = end
             if stream.upstream is not None:
                 stream.upstream.pause_reading()
-        self._write_done()
+        if size >= _WRITE_NOW and not self.reading:
+            self.flush()  # a big body's bytes go now: holding them to the turn's end costs
+        else:
+            self._write_done()
 
     def send_trailers(self, stream: Stream, trailers: Trailers) -> None:
         """The response's end with an HTTP/2 backend's trailers (gRPC's status), after
