@@ -46,6 +46,9 @@ MODULES: tuple[str, ...] = (
     "proxynow.edge.http.middlewares.compress",
     "proxynow.edge.http.middlewares.ip_allow_list",
     "proxynow.rules.request",
+    "proxynow.edge.http2.protocol",
+    "proxynow.edge.http2.stream",
+    "proxynow.edge.http2.ngcodec",
 )
 # mypyc's shared library of the group (`group_name` in setup.py, plus mypyc's suffix).
 GROUP = "proxynow._hot__mypyc"

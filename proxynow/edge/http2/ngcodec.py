@@ -84,6 +84,10 @@ _CONNECTION_WINDOW = 1 << 20
 # RFC 7541 §4.1: a field's size in the header list is its name and value plus 32.
 _FIELD_OVERHEAD = 32
 _MAX_CONTINUATIONS = 64
+# Queued body bytes past which `window` serializes first (a frame's worth): below it a
+# response's head and body wait for `output` together; above it, libnghttp2 reading a big
+# buffer 16 KiB at a time cost more than the serializing saved.
+_SERIALIZE_AT = 16384
 
 
 class _Outbound:
@@ -120,22 +124,38 @@ def _fields(headers: Headers) -> tuple[Any, int, Any]:
     (with what keeps its bytes alive until then)."""
     count = len(headers)
     if _scratch is not None:
-        at = _scratch_at + 40 * count
-        entries = []
-        strings = []
-        pack = _NV.pack
+        base = _scratch_at
+        at = base + 40 * count
+        values: list[int] = []
+        strings: list[bytes] = []
         for name, value in headers:
             size_name = len(name)
             size_value = len(value)
-            entries.append(pack(at, at + size_name, size_name, size_value, 0))
+            values += (at, at + size_name, size_name, size_value, 0)
             strings.append(name)
             strings.append(value)
             at += size_name + size_value
-        if at - _scratch_at <= _SCRATCH_SIZE:
-            packed = b"".join(entries) + b"".join(strings)
-            _MEMORY[_scratch_at : _scratch_at + len(packed)] = packed  # cheaper than memmove
+        if at - base <= _SCRATCH_SIZE:
+            # The array in one `pack_into` and the bytes in one copy (a `pack` per field
+            # and a join of them cost twice as much).
+            _nv_array(count).pack_into(_MEMORY, base, *values)
+            _MEMORY[base + 40 * count : at] = b"".join(strings)
             return _scratch_nv, count, None
     return _nva(headers)
+
+
+_NV_ARRAYS: dict[int, struct.Struct] = {}
+_NV_ARRAYS_CACHED = 64  # field counts whose layout is kept (a response has a few)
+
+
+def _nv_array(count: int) -> struct.Struct:
+    """The layout of `nghttp2_nv[count]` (`_NV` repeated)."""
+    layout = _NV_ARRAYS.get(count)
+    if layout is None:
+        layout = struct.Struct("=" + "QQQQQ" * count)
+        if count <= _NV_ARRAYS_CACHED:
+            _NV_ARRAYS[count] = layout
+    return layout
 
 
 def _nva(headers: Headers) -> tuple[Any, int, list[Any]]:
@@ -175,6 +195,8 @@ class NgCodec:
         "_out",
         "_own_goaway",
         "_pending",
+        "_queued",
+        "_room",
         "_session",
         "chaff",
         "sent",
@@ -188,6 +210,11 @@ class NgCodec:
         self._held: list[bytes] = []
         self._pending = False  # something submitted that `_pump` has not serialized yet
         self._out: dict[int, _Outbound] = {}
+        # Body bytes in `_out` that libnghttp2 has not read yet (they take their windows
+        # when serialized), and the connection's send window as last asked (-1: ask again,
+        # after a read of the client or a serialization): `window` needs no `_pump` first.
+        self._queued = 0
+        self._room = -1
         self._block: Headers = []  # the header block being decoded (one at a time)
         self._block_size = 0
         self._cookies: list[bytes] | None = None
@@ -309,9 +336,10 @@ class NgCodec:
         elif kind == _WINDOW_UPDATE:
             if not self._chaff():  # progress only once it lets a response out: `data`
                 return _ERR_CALLBACK_FAILURE
+            self._room = -1  # the connection's window may have grown
             handler.on_window(hd.stream_id)
         elif kind == _RST_STREAM:
-            self._out.pop(hd.stream_id, None)
+            self._forget(hd.stream_id)
             handler.on_reset(hd.stream_id)
         elif kind == _GOAWAY:
             handler.on_goaway()
@@ -349,10 +377,16 @@ class NgCodec:
             self._new_block()
         stream_id = hd.stream_id
         if stream_id:
-            self._out.pop(stream_id, None)
+            self._forget(stream_id)
             handler = self._handler
             if handler is not None:
                 handler.on_reset(stream_id)
+
+    def _forget(self, stream_id: int) -> None:
+        """A response body that will not be sent (its stream reset)."""
+        out = self._out.pop(stream_id, None)
+        if out is not None:
+            self._queued -= out.size
 
     def _read(self, stream_id: int, buf: Any, length: int, flags: Any) -> int:
         """libnghttp2 asks for up to `length` bytes of a response body."""
@@ -365,6 +399,7 @@ class NgCodec:
             size = length
         if size:
             _fill(out, buf, size)
+        self._queued -= size
         if not out.size:
             if out.end:
                 del self._out[stream_id]  # the last of it: libnghttp2 ends the stream
@@ -421,19 +456,28 @@ class NgCodec:
         if data:
             out.pieces.append(data)
             out.size += len(data)
+            self._queued += len(data)
         if end:
             out.end = True
         self._resume(stream_id, out)
 
     def window(self, stream_id: int) -> int:
-        """How many body bytes the client lets the stream send now."""
-        if self._pending:
-            self._pump()  # what is queued takes its share of the windows first
+        """How many body bytes the client lets the stream send now: the windows less
+        what is queued and not serialized yet (which takes its share when it is), so that
+        a response's head and body are serialized together, once, by `output`."""
+        if self._queued >= _SERIALIZE_AT:
+            self._pump()  # a big body queued: serialized now, its buffer kept small
         session = self._session
         stream = _lib.nghttp2_session_get_stream_remote_window_size(session, stream_id)
+        out = self._out.get(stream_id)
+        if out is not None:
+            stream -= out.size
         if stream <= 0:
             return 0
-        connection = _lib.nghttp2_session_get_remote_window_size(session)
+        room = self._room
+        if room < 0:
+            room = self._room = _lib.nghttp2_session_get_remote_window_size(session)
+        connection = room - self._queued
         return stream if stream < connection else max(connection, 0)
 
     def ack(self, stream_id: int, size: int) -> None:
@@ -443,7 +487,7 @@ class NgCodec:
             self._pending = True
 
     def reset(self, stream_id: int, code: int) -> None:
-        self._out.pop(stream_id, None)
+        self._forget(stream_id)
         _lib.nghttp2_submit_rst_stream(self._session, 0, stream_id, code)
         self._pending = True
 
@@ -465,6 +509,7 @@ class NgCodec:
     def _pump(self) -> None:
         """Serialize what libnghttp2 has queued into `_held`."""
         self._pending = False
+        self._room = -1  # DATA serialized takes the connection's window
         session = self._session
         pointer = _SEND_POINTER
         held = self._held
@@ -520,7 +565,10 @@ def _fill(out: _Outbound, buf: int, size: int) -> None:
 # -- the callbacks (module-level, shared by every session)
 
 
-_from_handle = ffi.from_handle
+# The backend's function (`_cffi_backend`'s), not a Python method around it: every
+# callback starts with it (8 a request). The pre-parsed `ffi` (nglib_ffi.py) is the
+# backend's own object; the one parsed at import (nglib.py's fallback) wraps it.
+_from_handle = getattr(ffi, "_backend", ffi).from_handle
 # The process's memory as one buffer, indexed by the addresses libnghttp2 passes as
 # `uintptr_t` (nglib.py): a field's bytes are `_MEMORY[name:name + namelen]`, one slice,
 # where a `char *` would cost a cdata object and an `ffi.unpack` (~1,900 instructions a

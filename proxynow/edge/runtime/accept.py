@@ -306,29 +306,46 @@ class TlsLayer(asyncio.Protocol):
         return True
 
     def _read(self) -> None:
+        if not self._paused and self._app is not None:
+            self._deliver()
+        if self._out.pending and not self._holding:
+            self._flush()  # TLS 1.2's Finished, key updates, alerts
+
+    def _deliver(self) -> None:
+        """Every record read from the socket so far, decrypted, to the application in one
+        `data_received`, as a plain transport hands over one read: a client that sends
+        several records at once (h2load, a browser multiplexing HTTP/2 streams) costs one
+        pass of the application, and one answer, instead of one per record."""
         ssl_object = self._engine
         incoming = self._in
-        while not self._paused and self._app is not None:
+        chunks = []
+        ended = failed = False
+        while True:
             try:
                 chunk = ssl_object.read(_READ_SIZE)
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
-                self._app.eof_received()
-                self.close()
+                ended = True
                 break
             except ssl.SSLError:
-                self.abort()
+                failed = True
                 break
             if not chunk:
                 break
-            self._app.data_received(chunk)
+            chunks.append(chunk)
             # Nothing left to decrypt: stop here rather than pay for the SSLWantReadError
-            # the next read would raise (the usual case: one request per record).
+            # the next read would raise (the usual case: one record).
             if not incoming.pending and not ssl_object.pending():
                 break
-        if self._out.pending and not self._holding:
-            self._flush()  # TLS 1.2's Finished, key updates, alerts
+        app = self._app
+        if chunks and app is not None:
+            app.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if failed:
+            self.abort()
+        elif ended and self._app is not None:
+            self._app.eof_received()
+            self.close()
 
     def _flush(self) -> None:
         self._holding = False
